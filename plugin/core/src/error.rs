@@ -1,0 +1,54 @@
+//! The one error type of the provider logic; each case maps to one WIT
+//! `provider-error` case (the component layer does that mapping).
+
+use thiserror::Error;
+
+/// Everything that can go wrong, one case per thing the caller should do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The authorization server refused the grant (xAI's account gate): do not retry.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// The device code expired: start again.
+    #[error("device code expired: {0}")]
+    DeviceCodeExpired(String),
+    /// Fair-use ceiling.
+    #[error("rate limited: {message}")]
+    RateLimited {
+        /// Upstream's message.
+        message: String,
+        /// Seconds from `Retry-After`.
+        retry_after_seconds: Option<u32>,
+    },
+    /// Credentials rejected even after one refresh: logout and start again.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The tier does not include this; re-login will not help.
+    #[error("tier does not allow this: {0}")]
+    TierNotAllowed(String),
+    /// Spending limit or quota exhausted.
+    #[error("quota exhausted: {0}")]
+    QuotaExhausted(String),
+    /// Upstream 5xx after bounded retries.
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// Transport failure.
+    #[error("network error: {0}")]
+    Network(String),
+    /// Upstream answered something unparsable or unexpected.
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+    /// No credentials / no pending login.
+    #[error("not connected: {0}")]
+    NotConnected(String),
+    /// Caller input rejected.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The host's sandbox refused an outgoing request.
+    #[error("denied by sandbox: {0}")]
+    DeniedBySandbox(String),
+    /// Secret storage failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+}

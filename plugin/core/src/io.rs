@@ -1,0 +1,126 @@
+//! The effects the provider logic needs, as traits the caller injects: HTTP, secret
+//! storage, time. The component layer implements them over WASI and the host's
+//! capabilities; tests implement them in memory.
+
+use crate::error::ProviderError;
+
+/// HTTP method (only what the protocols use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+}
+
+/// An outgoing request, fully described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: String,
+    /// Header name/value pairs (names lower-case).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes (empty for GET).
+    pub body: Vec<u8>,
+}
+
+/// A response head plus a body that is read chunk by chunk.
+pub struct HttpResponse<B> {
+    /// Status code.
+    pub status: u16,
+    /// Header name/value pairs (names lower-case).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: B,
+}
+
+impl<B> HttpResponse<B> {
+    /// First header value with this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a request did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// The host's sandbox refused the request.
+    Denied(String),
+    /// A timeout (connect, first byte, between bytes).
+    Timeout(String),
+    /// Anything else on the way (DNS, connect, TLS, reset, protocol).
+    Failed(String),
+}
+
+impl From<TransportError> for ProviderError {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Denied(m) => ProviderError::DeniedBySandbox(m),
+            TransportError::Timeout(m) => ProviderError::Network(format!("timed out: {m}")),
+            TransportError::Failed(m) => ProviderError::Network(m),
+        }
+    }
+}
+
+/// A response body read incrementally.
+pub trait ResponseBody {
+    /// The next chunk of bytes; `None` at the end of the body.
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError>;
+}
+
+/// Sends requests. Redirects are never followed (a 3xx is returned as is).
+pub trait Transport {
+    /// The body type of responses.
+    type Body: ResponseBody;
+    /// Send one request and wait for the response head.
+    fn send(&mut self, request: HttpRequest) -> Result<HttpResponse<Self::Body>, TransportError>;
+}
+
+/// Why a storage call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The lock was not obtained in time.
+    LockTimeout(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl From<StoreError> for ProviderError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LockTimeout(m) => ProviderError::Storage(format!("lock timeout: {m}")),
+            StoreError::Failed(m) => ProviderError::Storage(m),
+        }
+    }
+}
+
+/// Tenant-scoped secret storage (the WIT `secrets` interface). Keys match `[a-z0-9._-]+`.
+pub trait SecretStore {
+    /// Held while a critical section runs; dropping it releases the lock.
+    type Guard;
+    /// Read a value.
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Replace a value atomically.
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Remove a value (absent is fine).
+    fn delete(&mut self, key: &str) -> Result<(), StoreError>;
+    /// Keys starting with `prefix`, sorted.
+    fn list_keys(&mut self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Take the named cross-process lock, waiting up to `timeout_ms`.
+    fn lock(&mut self, name: &str, timeout_ms: u32) -> Result<Self::Guard, StoreError>;
+}
+
+/// Time and randomness, injected so that polling and backoff are tested without waiting.
+pub trait Clock {
+    /// Wall-clock time, milliseconds since the unix epoch.
+    fn now_unix_ms(&self) -> u64;
+    /// Block for `ms` milliseconds.
+    fn sleep_ms(&self, ms: u64);
+    /// Fresh random bytes (for pending ids).
+    fn random_bytes(&self, out: &mut [u8]);
+}
