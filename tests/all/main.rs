@@ -1,1 +1,8 @@
+//! The host's integration tests: one binary, modules per area.
+//!
+//! The plugin component is built by `host/build.rs`; these tests load it the way the CLI
+//! does and talk to it only through the WIT contract.
 
+mod cli;
+mod foundation;
+mod support;

@@ -13,8 +13,9 @@ pub enum Method {
     Post,
 }
 
-/// An outgoing request, fully described.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An outgoing request, fully described. Its `Debug` output hides the `authorization`
+/// header and the body (they carry bearer tokens, refresh tokens and device codes).
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     /// Method.
     pub method: Method,
@@ -24,6 +25,25 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// Body bytes (empty for GET).
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let secret = n.eq_ignore_ascii_case("authorization");
+                (n.as_str(), if secret { "[redacted]" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &headers)
+            .field("body", &format_args!("[{} bytes]", self.body.len()))
+            .finish()
+    }
 }
 
 /// A response head plus a body that is read chunk by chunk.

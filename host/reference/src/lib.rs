@@ -1,0 +1,38 @@
+//! Embedded reference servers for conformance runs and tests, all on 127.0.0.1:
+//!
+//! - [`AuthServer`]: an RFC 8628 authorization server laid out like `auth.x.ai` (discovery,
+//!   JWKS, device authorization, token endpoint with pacing, rotating refresh tokens with
+//!   reuse detection, revocation), driven by the test through its [`AuthHandle`].
+//! - [`ApiServer`]: a model API shaped like `api.x.ai/v1` (tier-gated models, chat
+//!   completions and the Responses API, whole and streamed), driven through [`ApiHandle`].
+//!
+//! Both take a [`Fault`] queue and keep a request log. Every server binds `127.0.0.1:0`,
+//! stops when its handle is dropped, and stops by itself after an idle period or a maximum
+//! lifetime ([`Lifetime`]), so none can outlive a test run.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), provider_reference::Error> {
+//! use provider_reference::{ApiConfig, ApiServer, AuthConfig, AuthServer};
+//! let auth = AuthServer::start(AuthConfig { interval: 0, ..AuthConfig::default() }).await?;
+//! let api = ApiServer::start(ApiConfig::for_auth(&auth)).await?;
+//! // Point the component at auth.issuer() and api.base_url(); approve its login with
+//! // auth.approve(&auth.latest_user_code().unwrap(), 4, "user-1")?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod api;
+mod auth;
+mod body;
+mod error;
+mod faults;
+mod http;
+mod verify;
+
+pub use api::models::{CatalogueModel, ModelKind, model_ids_for_tier, xai_catalogue};
+pub use api::{ApiConfig, ApiHandle, ApiServer, ApiStats, Unauthenticated};
+pub use auth::{AuthConfig, AuthHandle, AuthServer, AuthStats, IssuedTokens, XAI_CLIENT_ID};
+pub use error::{Error, Result, VerifyError};
+pub use faults::{CannedResponse, Fault, Route};
+pub use http::{Lifetime, RecordedRequest};
+pub use verify::{Claims, TokenVerifier, tier_claim};

@@ -1,0 +1,114 @@
+//! Flags and subcommands (scripts drive these names: keep them stable).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use provider_host::HostError;
+
+/// Run a model-provider plugin component in a sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "provider-host", version, about)]
+pub struct Cli {
+    /// Where tenant state lives (default: the XDG state dir).
+    #[arg(long, global = true, env = "PROVIDER_HOST_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Tenant whose credentials to use.
+    #[arg(long, global = true, default_value = "default")]
+    pub tenant: String,
+    /// The plugin component (default: the one built with this host).
+    #[arg(long, global = true, default_value = provider_host::BUILT_PLUGIN_COMPONENT)]
+    pub plugin: PathBuf,
+    /// Log filter for stderr (RUST_LOG wins when set).
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_level: String,
+    /// Longest one plugin call may run, in seconds.
+    #[arg(long, global = true)]
+    pub call_timeout_secs: Option<u64>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    pub fn state_dir(&self) -> Result<PathBuf, HostError> {
+        if let Some(d) = &self.state_dir {
+            return Ok(d.clone());
+        }
+        dirs::state_dir()
+            .or_else(|| dirs::home_dir().map(|h| h.join(".local").join("state")))
+            .map(|d| d.join("provider-host"))
+            .ok_or_else(|| HostError::Config("no state directory: pass --state-dir".into()))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Credential state, tier and known models (no token is ever shown).
+    Status,
+    /// Begin a device login: prints the URL to open and the code.
+    Start,
+    /// Ask once whether a pending login was approved.
+    Poll {
+        /// Which pending login (default: the newest).
+        #[arg(long)]
+        pending_id: Option<String>,
+    },
+    /// Start, show the URL and code, and poll until approved, denied or expired.
+    Login(LoginArgs),
+    /// Revoke and delete the credentials, and flush cached models.
+    Logout,
+    /// Redeem the refresh token now (normally automatic).
+    Refresh,
+    /// The chat models this account may use.
+    Models {
+        /// Bypass the cache.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Send a chat turn.
+    Chat(ChatArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Only start; print the prompt and exit.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Do not draw a QR code.
+    #[arg(long)]
+    pub no_qr: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Thinking {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Model id (with or without the provider prefix).
+    #[arg(long, default_value = "xai-grok/grok-4.3")]
+    pub model: String,
+    /// Reasoning effort.
+    #[arg(long, value_enum)]
+    pub thinking: Option<Thinking>,
+    /// Stream the reply as it arrives.
+    #[arg(long)]
+    pub stream: bool,
+    /// A system message before the user's.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Read the conversation (JSON array of {role, content}) from a file, or `-` for stdin.
+    #[arg(long, conflicts_with = "message")]
+    pub messages: Option<String>,
+    /// Upper bound on generated tokens.
+    #[arg(long)]
+    pub max_output_tokens: Option<u32>,
+    /// Script mode: one JSON object (JSON lines when streaming).
+    #[arg(long)]
+    pub json: bool,
+    /// The user's message.
+    #[arg(required_unless_present = "messages")]
+    pub message: Option<String>,
+}

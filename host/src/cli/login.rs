@@ -1,0 +1,73 @@
+//! `provider-host login`: the interactive device flow (start, show, poll at the interval).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use provider_host::Session;
+use provider_host::bindings::types::PollOutcome;
+
+use super::args::LoginArgs;
+use super::{fail, ok, render};
+
+pub async fn run(session: &mut Session, args: &LoginArgs) -> ExitCode {
+    let prompt = match session.start().await {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    if args.no_wait {
+        return ok(render::prompt(&prompt));
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "\nOpen this page, sign in if asked, and approve:\n\n  {}\n",
+        prompt.verification_url_with_code
+    );
+    let _ = writeln!(err, "The page should show the code {}.", prompt.user_code);
+    if !args.no_qr {
+        if let Some(qr) = qr_text(&prompt.verification_url_with_code) {
+            let _ = writeln!(err, "\n{qr}");
+        }
+    }
+    drop(err);
+
+    let mut interval = prompt.interval_seconds.max(1);
+    let mut remaining = prompt.expires_in_seconds;
+    loop {
+        // Count down visibly to the next poll, one second at a time.
+        for left in (1..=interval).rev() {
+            eprint!(
+                "\rWaiting for approval: next check in {left:>3}s, code expires in {:>4}s ",
+                remaining
+            );
+            let _ = std::io::stderr().flush();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            remaining = remaining.saturating_sub(1);
+        }
+        match session.poll(Some(&prompt.pending_id)).await {
+            Ok(PollOutcome::Pending(p)) => {
+                interval = p.interval_seconds.max(1);
+                remaining = p.expires_in_seconds;
+            }
+            Ok(outcome @ PollOutcome::Connected(_)) => {
+                eprintln!("\rApproved.{:60}", "");
+                return ok(render::poll(&outcome));
+            }
+            Err(e) => {
+                eprintln!();
+                return fail(&e);
+            }
+        }
+    }
+}
+
+/// The URL as a QR code drawn with Unicode half blocks (two rows per line).
+fn qr_text(url: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(url.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::unicode::Dense1x2>()
+            .quiet_zone(true)
+            .build(),
+    )
+}

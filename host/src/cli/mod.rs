@@ -1,0 +1,102 @@
+//! Command-line interface: argument parsing, dispatch, and output.
+
+mod args;
+mod chat;
+mod login;
+mod render;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use provider_host::{HostConfig, HostError, ProviderSettings, Runtime, RuntimeOptions, Session};
+use serde_json::Value;
+
+use self::args::{Cli, Command};
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level);
+    // Refuse a bad configuration before anything runs, whatever the subcommand.
+    let config = match HostConfig::new(ProviderSettings::from_env()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return fail(&HostError::Config(format!(
+                "cannot start the async runtime: {e}"
+            )));
+        }
+    };
+    runtime.block_on(run(cli, config))
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn open_session(cli: &Cli, config: &HostConfig) -> Result<(Runtime, Session), HostError> {
+    let state_dir = cli.state_dir()?;
+    let mut options = RuntimeOptions::new(cli.plugin.clone(), state_dir);
+    if let Some(t) = cli.call_timeout_secs {
+        options.limits.call_timeout = std::time::Duration::from_secs(t);
+    }
+    let runtime = Runtime::new(options)?;
+    let session = runtime.session(&cli.tenant, config).await?;
+    Ok((runtime, session))
+}
+
+async fn run(cli: Cli, config: HostConfig) -> ExitCode {
+    let (_runtime, mut session) = match open_session(&cli, &config).await {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let result: Result<Value, HostError> = match &cli.command {
+        Command::Status => session.status().await.map(|s| render::status(&s)),
+        Command::Start => session.start().await.map(|p| render::prompt(&p)),
+        Command::Poll { pending_id } => session
+            .poll(pending_id.as_deref())
+            .await
+            .map(|o| render::poll(&o)),
+        Command::Logout => session.logout().await.map(|r| render::logout(&r)),
+        Command::Refresh => session.refresh().await.map(|s| render::status(&s)),
+        Command::Models { force } => session.models(*force).await.map(|m| render::models(&m)),
+        Command::Login(args) => return login::run(&mut session, args).await,
+        Command::Chat(args) => return chat::run(&mut session, args).await,
+    };
+    match result {
+        Ok(v) => ok(v),
+        Err(e) => fail(&e),
+    }
+}
+
+/// Print a success object and exit 0.
+pub(crate) fn ok(v: Value) -> ExitCode {
+    print_json(&v);
+    ExitCode::SUCCESS
+}
+
+/// Print an error object and exit 1.
+pub(crate) fn fail(e: &HostError) -> ExitCode {
+    tracing::debug!(code = e.code(), "command failed");
+    print_json(&e.to_json());
+    ExitCode::FAILURE
+}
+
+pub(crate) fn print_json(v: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, v);
+    let _ = writeln!(out);
+    let _ = out.flush();
+}

@@ -1,0 +1,196 @@
+//! The host's error type, and the one place where errors become the stable wire codes that
+//! scripts rely on (`{"ok": false, "error": "<code>", "message": ..., "action": ...}`).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::bindings::types::ProviderError;
+use crate::secrets::SecretStoreError;
+
+/// Everything that can fail between a caller and a plugin export.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The configuration is unusable (refused before anything runs).
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// The component could not be loaded, compiled or instantiated.
+    #[error("plugin error: {0}")]
+    Plugin(String),
+    /// The host's secret store failed.
+    #[error(transparent)]
+    Secrets(#[from] SecretStoreError),
+    /// The export ran past its time budget and was interrupted.
+    #[error("the plugin call ran longer than {0:?} and was interrupted")]
+    CallTimeout(Duration),
+    /// The plugin tried to grow its memory past the cap.
+    #[error("the plugin exceeded its memory limit: {0}")]
+    MemoryLimit(String),
+    /// The plugin trapped (a bug or a violated invariant in the guest).
+    #[error("the plugin trapped: {0}")]
+    PluginTrap(String),
+    /// The plugin answered with its typed error.
+    #[error("{}", provider_message(.0))]
+    Provider(ProviderError),
+}
+
+fn provider_message(e: &ProviderError) -> String {
+    match e {
+        ProviderError::RateLimited(r) => r.message.clone(),
+        ProviderError::AccessDenied(m)
+        | ProviderError::DeviceCodeExpired(m)
+        | ProviderError::Unauthorized(m)
+        | ProviderError::TierNotAllowed(m)
+        | ProviderError::QuotaExhausted(m)
+        | ProviderError::UpstreamUnavailable(m)
+        | ProviderError::Network(m)
+        | ProviderError::InvalidResponse(m)
+        | ProviderError::NotConnected(m)
+        | ProviderError::InvalidInput(m)
+        | ProviderError::DeniedBySandbox(m)
+        | ProviderError::Storage(m) => m.clone(),
+    }
+}
+
+impl HostError {
+    /// The stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HostError::Config(_) => "config_error",
+            HostError::Plugin(_) => "plugin_error",
+            HostError::Secrets(_) => "storage",
+            HostError::CallTimeout(_) => "call_timeout",
+            HostError::MemoryLimit(_) => "memory_limit",
+            HostError::PluginTrap(_) => "plugin_trap",
+            HostError::Provider(e) => match e {
+                ProviderError::AccessDenied(_) => "access_denied",
+                ProviderError::DeviceCodeExpired(_) => "expired_token",
+                ProviderError::RateLimited(_) => "rate_limited",
+                ProviderError::Unauthorized(_) => "unauthorized",
+                ProviderError::TierNotAllowed(_) => "tier_denied",
+                ProviderError::QuotaExhausted(_) => "quota_exhausted",
+                ProviderError::UpstreamUnavailable(_) => "upstream_unavailable",
+                ProviderError::Network(_) => "network",
+                ProviderError::InvalidResponse(_) => "invalid_response",
+                ProviderError::NotConnected(_) => "not_connected",
+                ProviderError::InvalidInput(_) => "invalid_input",
+                ProviderError::DeniedBySandbox(_) => "denied_by_sandbox",
+                ProviderError::Storage(_) => "storage",
+            },
+        }
+    }
+
+    /// What the user (or the agent driving the CLI) should do next.
+    pub fn action(&self) -> &'static str {
+        match self.code() {
+            "access_denied" => {
+                "Do not retry: the account was refused at authorization. Check that the subscription is active, \
+                 open the verification URL in the browser where you are already signed in, or use an API key (BYOK) instead."
+            }
+            "expired_token" => "The device code expired: run `start` (or `login`) again.",
+            "rate_limited" => {
+                "Fair-use ceiling reached: wait (retry_after_seconds when given) or use an API key for this request. Do not retry in a loop."
+            }
+            "unauthorized" => {
+                "The login is no longer valid: run `logout`, then `start` (or `login`)."
+            }
+            "tier_denied" => {
+                "Your subscription tier does not include this; logging in again will not help. Pick another model or upgrade."
+            }
+            "quota_exhausted" => {
+                "Spending limit or quota reached: wait for it to reset, or use an API key."
+            }
+            "upstream_unavailable" => {
+                "Upstream is failing: retry shortly. An API key uses the same upstream and will not help."
+            }
+            "network" => "The request did not complete: check connectivity and retry.",
+            "invalid_response" => {
+                "Upstream answered something unexpected: retry later; report it if it persists."
+            }
+            "not_connected" => "Not signed in (or no login pending): run `start` (or `login`).",
+            "invalid_input" => "Fix the request and try again.",
+            "denied_by_sandbox" => {
+                "The host's allowlist refused the destination: check XAI_OAUTH_ISSUER and XAI_API_BASE."
+            }
+            "storage" => "Check the state directory's permissions and PROVIDER_HOST_KEY.",
+            "config_error" => "Fix the configuration (flags or XAI_* environment variables).",
+            "plugin_error" => {
+                "Check --plugin: it must be a component of the model-provider:plugin world."
+            }
+            "call_timeout" | "memory_limit" | "plugin_trap" => {
+                "The plugin misbehaved and was stopped; the host is unaffected. Report it to the plugin's author."
+            }
+            _ => "Retry; report it if it persists.",
+        }
+    }
+
+    /// Seconds to wait before retrying, when upstream said.
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        match self {
+            HostError::Provider(ProviderError::RateLimited(r)) => r.retry_after_seconds,
+            _ => None,
+        }
+    }
+
+    /// The script-mode JSON object for this error.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "ok": false,
+            "error": self.code(),
+            "message": self.to_string(),
+            "action": self.action(),
+        });
+        if let Some(s) = self.retry_after_seconds() {
+            v["retry_after_seconds"] = json!(s);
+        }
+        v
+    }
+}
+
+impl From<ProviderError> for HostError {
+    fn from(e: ProviderError) -> Self {
+        HostError::Provider(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::types::RateLimit;
+
+    #[test]
+    fn wire_codes_are_stable() {
+        let cases = [
+            (ProviderError::AccessDenied("x".into()), "access_denied"),
+            (
+                ProviderError::DeviceCodeExpired("x".into()),
+                "expired_token",
+            ),
+            (ProviderError::TierNotAllowed("x".into()), "tier_denied"),
+            (
+                ProviderError::DeniedBySandbox("x".into()),
+                "denied_by_sandbox",
+            ),
+            (ProviderError::NotConnected("x".into()), "not_connected"),
+        ];
+        for (e, code) in cases {
+            let json = HostError::Provider(e).to_json();
+            assert_eq!(json["error"], code);
+            assert_eq!(json["ok"], false);
+            assert!(json["action"].as_str().unwrap().len() > 10);
+        }
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_after() {
+        let e = HostError::Provider(ProviderError::RateLimited(RateLimit {
+            message: "slow down".into(),
+            retry_after_seconds: Some(30),
+        }));
+        let json = e.to_json();
+        assert_eq!(json["error"], "rate_limited");
+        assert_eq!(json["retry_after_seconds"], 30);
+        assert_eq!(json["message"], "slow down");
+    }
+}

@@ -1,0 +1,235 @@
+//! Outgoing HTTP for plugins: `wasmtime-wasi-http` with a `send_request` hook that allows
+//! only configured origins, caps timeouts, and caps response bodies.
+//!
+//! A refused request fails with `HttpRequestDenied`, which the guest sees as
+//! `error-code::HTTP-request-denied` (the plugin reports `denied_by_sandbox`). Redirects are
+//! never followed here: a 3xx is handed to the plugin as is.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::config::Origin;
+
+/// Host-side caps that a plugin cannot raise.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for the response head.
+    pub first_byte_timeout: Duration,
+    /// Longest silence inside a response body.
+    pub between_bytes_timeout: Duration,
+    /// Largest response body; past it the body fails with `HTTP-response-body-size`.
+    pub max_response_body_bytes: u64,
+    /// How long a refused request's body is drained before it is dropped.
+    pub denied_body_drain: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(15),
+            first_byte_timeout: Duration::from_secs(120),
+            between_bytes_timeout: Duration::from_secs(120),
+            max_response_body_bytes: 16 * 1024 * 1024,
+            denied_body_drain: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The `wasi:http` hooks of one tenant session.
+pub struct SandboxHooks {
+    allowed: Arc<[Origin]>,
+    limits: HttpLimits,
+    denied: Arc<AtomicU64>,
+}
+
+impl SandboxHooks {
+    /// Hooks allowing exactly `allowed`.
+    pub fn new(allowed: Arc<[Origin]>, limits: HttpLimits) -> Self {
+        Self {
+            allowed,
+            limits,
+            denied: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Requests refused so far (shared with clones of the counter).
+    pub fn denied_counter(&self) -> Arc<AtomicU64> {
+        self.denied.clone()
+    }
+
+    fn is_allowed(&self, uri: &http::Uri) -> bool {
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return false;
+        };
+        Origin::parse(&format!("{scheme}://{authority}"))
+            .is_ok_and(|origin| self.allowed.contains(&origin))
+    }
+
+    fn clamp(&self, options: Option<RequestOptions>) -> RequestOptions {
+        let o = options.unwrap_or_default();
+        let cap = |asked: Option<Duration>, max: Duration| Some(asked.map_or(max, |a| a.min(max)));
+        RequestOptions {
+            connect_timeout: cap(o.connect_timeout, self.limits.connect_timeout),
+            first_byte_timeout: cap(o.first_byte_timeout, self.limits.first_byte_timeout),
+            between_bytes_timeout: cap(o.between_bytes_timeout, self.limits.between_bytes_timeout),
+        }
+    }
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for SandboxHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> SendFuture {
+        if !self.is_allowed(request.uri()) {
+            self.denied.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                scheme = request.uri().scheme_str().unwrap_or(""),
+                authority = request.uri().authority().map(|a| a.as_str()).unwrap_or(""),
+                "sandbox denied an outgoing request"
+            );
+            // Keep the body's receiving end alive and drained for a while: a guest still
+            // writing the body must see the denial on the response, not a broken pipe.
+            let mut body = request.into_body();
+            let drain_for = self.limits.denied_body_drain;
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(drain_for, async {
+                    while let Some(Ok(_)) = body.frame().await {}
+                })
+                .await;
+            });
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        let options = self.clamp(options);
+        let max_body = self.limits.max_response_body_bytes;
+        Box::new(async move {
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let response = response.map(|body| CappedBody::new(body, max_body).boxed_unsync());
+            Ok((
+                response,
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+/// A response body that fails once more than `max` bytes came through.
+struct CappedBody<B> {
+    inner: B,
+    seen: u64,
+    max: u64,
+}
+
+impl<B> CappedBody<B> {
+    fn new(inner: B, max: u64) -> Self {
+        Self {
+            inner,
+            seen: 0,
+            max,
+        }
+    }
+}
+
+impl<B> Body for CappedBody<B>
+where
+    B: Body<Data = Bytes, Error = HttpError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        if this.seen > this.max {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.max {
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            this.max,
+                        )))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.seen > self.max || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hooks(allowed: &[&str]) -> SandboxHooks {
+        let allowed: Vec<Origin> = allowed.iter().map(|o| Origin::parse(o).unwrap()).collect();
+        SandboxHooks::new(allowed.into(), HttpLimits::default())
+    }
+
+    #[test]
+    fn only_exact_origins_pass() {
+        let h = hooks(&["https://auth.x.ai", "http://127.0.0.1:8080"]);
+        let ok = |u: &str| h.is_allowed(&u.parse().unwrap());
+        assert!(ok("https://auth.x.ai/oauth2/token"));
+        assert!(ok("https://auth.x.ai:443/x"));
+        assert!(ok("http://127.0.0.1:8080/v1"));
+        assert!(!ok("http://auth.x.ai/oauth2/token"));
+        assert!(!ok("https://auth.x.ai.evil.com/"));
+        assert!(!ok("https://evil.com/"));
+        assert!(!ok("http://127.0.0.1:8081/"));
+        assert!(!ok("/relative"));
+    }
+
+    #[test]
+    fn timeouts_are_capped_not_raised() {
+        let h = hooks(&[]);
+        let asked = RequestOptions {
+            connect_timeout: Some(Duration::from_secs(3600)),
+            first_byte_timeout: Some(Duration::from_secs(1)),
+            between_bytes_timeout: None,
+        };
+        let got = h.clamp(Some(asked));
+        assert_eq!(got.connect_timeout, Some(Duration::from_secs(15)));
+        assert_eq!(got.first_byte_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(got.between_bytes_timeout, Some(Duration::from_secs(120)));
+    }
+}

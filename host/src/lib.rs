@@ -1,0 +1,29 @@
+//! A sandboxed wasmtime host for model-provider plugin components
+//! (`wit/provider.wit`, world `model-provider:plugin/provider-plugin`).
+//!
+//! Data flows one way: the CLI (or an embedder) opens a [`runtime::Session`] for a tenant,
+//! calls a component export, and the component reaches the outside only through the
+//! capabilities granted here:
+//! - [`http_sandbox`]: outgoing `wasi:http` limited to an origin allowlist, with caps on
+//!   timeouts and response size;
+//! - [`secrets`]: tenant-scoped, encrypted, atomically written secret storage with a
+//!   cross-process lock;
+//! - [`limits`]: memory and CPU (epoch) limits per call;
+//! - [`config`]: the endpoints the plugin is told to use.
+#![deny(missing_docs)]
+
+pub mod bindings;
+mod capabilities;
+pub mod config;
+pub mod error;
+pub mod http_sandbox;
+pub mod limits;
+pub mod runtime;
+pub mod secrets;
+
+pub use config::{HostConfig, ProviderSettings};
+pub use error::HostError;
+pub use runtime::{Runtime, RuntimeOptions, Session};
+
+/// Path of the plugin component built together with this crate (by `build.rs`).
+pub const BUILT_PLUGIN_COMPONENT: &str = env!("PROVIDER_PLUGIN_COMPONENT");

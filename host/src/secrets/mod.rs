@@ -1,0 +1,76 @@
+//! Tenant-scoped, encrypted secret storage with a cross-process lock: the host side of the
+//! `secrets` interface of `wit/provider.wit`.
+//!
+//! Everything here is blocking file-system code; async callers run it on
+//! `tokio::task::spawn_blocking`. [`SecretStore`], [`TenantSecrets`] and [`LockGuard`] are
+//! `Send + Sync + 'static`; the first two are cheap to clone (an `Arc` inside).
+//!
+//! # Layout
+//!
+//! ```text
+//! <state_dir>/tenants/<tenant>/secrets/<key>.sec               one value per file, 0600
+//! <state_dir>/tenants/<tenant>/secrets/.<key>.<random>.tmp     a write in flight (ignored)
+//! <state_dir>/tenants/<tenant>/locks/<name>.lock               lock files, 0600, never deleted
+//! <state_dir>/tenants/<tenant>/locks/.store.lock               internal: serialises `set`
+//! ```
+//!
+//! Every directory from `tenants/` down is created 0700 and tightened back to 0700 when found
+//! looser; a symlink in their place is refused. `state_dir` itself is created 0700 when
+//! missing and otherwise left as it is (it may be a directory the operator chose).
+//!
+//! Names are checked before any path is built, so none can escape its directory:
+//! tenant ids are `[A-Za-z0-9._-]{1,64}`, keys and lock names `[a-z0-9._-]{1,128}`, and none
+//! may start with `.` (which also keeps them apart from temp and internal files).
+//!
+//! # File format (version 1)
+//!
+//! | offset | length | content                                                        |
+//! |-------:|-------:|----------------------------------------------------------------|
+//! | 0      | 4      | magic `PHSC`                                                   |
+//! | 4      | 1      | version, `0x01`                                                |
+//! | 5      | 24     | XChaCha20-Poly1305 nonce, fresh OS randomness on every write   |
+//! | 29     | n + 16 | ciphertext of the n-byte value, then the 16-byte Poly1305 tag  |
+//!
+//! The associated data is `PHSC 0x01 || u32be(len(tenant)) || tenant || u32be(len(key)) ||
+//! key`, so a file copied to another tenant or renamed to another key fails authentication
+//! and reads as [`SecretStoreError::Corrupt`], as does any damaged file or a wrong master key.
+//!
+//! # Master key
+//!
+//! 32 bytes, from [`KeySource::Env`] (`PROVIDER_HOST_KEY`: 64 hex characters or base64 of 32
+//! bytes) or [`KeySource::File`] (read when present — exactly 32 bytes, no group/other
+//! permission bits — else generated from OS randomness and published atomically with mode
+//! 0600, without ever replacing a key file another process created first).
+//!
+//! # Atomic replace
+//!
+//! `set` writes a temp file in the same directory (`O_CREAT|O_EXCL`, 0600), fsyncs it,
+//! renames it over `<key>.sec` and fsyncs the directory. A crash leaves the old or the new
+//! value; a stray temp file is ignored by `get`/`list_keys` and removed by `list_keys` once it
+//! is older than ten minutes (younger ones may belong to a writer that is still running).
+//!
+//! # Locks
+//!
+//! [`TenantSecrets::lock`] takes an exclusive `flock` on `locks/<name>.lock`, polling with
+//! short sleeps until the timeout. `flock` belongs to the open file, so two guards in one
+//! process exclude each other too, and the kernel drops it when its process dies: a lock file
+//! left behind never blocks anyone. Lock files are never deleted (deleting one while another
+//! process waits on it would let two holders coexist).
+
+mod error;
+mod file_format;
+mod fs_util;
+mod key;
+mod lock;
+mod names;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::SecretStoreError;
+pub use key::{KEY_ENV_VAR, KeySource, MASTER_KEY_LEN};
+pub use lock::LockGuard;
+pub use store::{
+    DEFAULT_MAX_KEYS, DEFAULT_MAX_VALUE_BYTES, SecretStore, StoreConfig, TenantSecrets,
+};

@@ -1,0 +1,1007 @@
+//! Tests of the secret store. The cross-process tests re-run this test binary as a child
+//! process (`--exact <this test> --nocapture`) with [`CHILD_ROLE`] set; the test function
+//! then plays the child's part instead of the parent's.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use tempfile::TempDir;
+
+use super::file_format::{self, MAGIC, OVERHEAD, VERSION};
+use super::key::{MasterKey, parse_key_text};
+use super::*;
+
+/// Tells a re-run test binary which child part to play.
+const CHILD_ROLE: &str = "PROVIDER_HOST_SECRETS_TEST_CHILD";
+/// The child's state directory.
+const CHILD_STATE: &str = "PROVIDER_HOST_SECRETS_TEST_STATE";
+/// The child's key file.
+const CHILD_KEY_FILE: &str = "PROVIDER_HOST_SECRETS_TEST_KEY_FILE";
+
+const TENANT: &str = "tenant-1";
+
+struct Fixture {
+    _dir: TempDir,
+    root: PathBuf,
+    state: PathBuf,
+    key_file: PathBuf,
+    store: SecretStore,
+}
+
+fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+fn fixture_with(adjust: impl FnOnce(&mut StoreConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let state = root.join("state");
+    let key_file = root.join("keys").join("master.key");
+    let mut config = StoreConfig::new(&state, KeySource::File(key_file.clone()));
+    adjust(&mut config);
+    let store = SecretStore::open(config).unwrap();
+    Fixture {
+        _dir: dir,
+        root,
+        state,
+        key_file,
+        store,
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn tenant_dir(state: &Path, tenant: &str) -> PathBuf {
+    state.join("tenants").join(tenant)
+}
+
+fn secrets_dir(state: &Path, tenant: &str) -> PathBuf {
+    tenant_dir(state, tenant).join("secrets")
+}
+
+fn locks_dir(state: &Path, tenant: &str) -> PathBuf {
+    tenant_dir(state, tenant).join("locks")
+}
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn assert_corrupt(result: Result<Option<Vec<u8>>, SecretStoreError>) {
+    match result {
+        Err(SecretStoreError::Corrupt(_)) => {}
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn round_trip() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    assert_eq!(t.tenant_id(), TENANT);
+    assert_eq!(t.get("missing").unwrap(), None);
+
+    t.set("oauth.refresh_token", b"first").unwrap();
+    assert_eq!(t.get("oauth.refresh_token").unwrap().unwrap(), b"first");
+    t.set("oauth.refresh_token", b"second value").unwrap();
+    assert_eq!(
+        t.get("oauth.refresh_token").unwrap().unwrap(),
+        b"second value"
+    );
+
+    let binary: Vec<u8> = (0..=255u8).collect();
+    t.set("binary", &binary).unwrap();
+    assert_eq!(t.get("binary").unwrap().unwrap(), binary);
+    t.set("empty", b"").unwrap();
+    assert_eq!(t.get("empty").unwrap().unwrap(), b"");
+
+    // A clone and a second view of the same tenant see the same data.
+    assert_eq!(t.clone().get("binary").unwrap().unwrap(), binary);
+    let again = fx.store.tenant(TENANT).unwrap();
+    assert_eq!(
+        again.get("oauth.refresh_token").unwrap().unwrap(),
+        b"second value"
+    );
+
+    t.delete("binary").unwrap();
+    assert_eq!(t.get("binary").unwrap(), None);
+    t.delete("binary").unwrap(); // absent: still Ok
+    t.delete("never-existed").unwrap();
+}
+
+#[test]
+fn list_keys_is_sorted_and_filtered() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    assert!(t.list_keys("").unwrap().is_empty());
+    for k in [
+        "models.cache",
+        "oauth.refresh",
+        "oauth.access",
+        "a",
+        "oauth-x",
+    ] {
+        t.set(k, k.as_bytes()).unwrap();
+    }
+    assert_eq!(
+        t.list_keys("").unwrap(),
+        [
+            "a",
+            "models.cache",
+            "oauth-x",
+            "oauth.access",
+            "oauth.refresh"
+        ]
+    );
+    assert_eq!(
+        t.list_keys("oauth.").unwrap(),
+        ["oauth.access", "oauth.refresh"]
+    );
+    assert!(t.list_keys("zzz").unwrap().is_empty());
+    assert!(t.list_keys("../").unwrap().is_empty());
+    t.delete("oauth.access").unwrap();
+    assert_eq!(t.list_keys("oauth.").unwrap(), ["oauth.refresh"]);
+}
+
+#[test]
+fn tenants_cannot_read_each_other() {
+    let fx = fixture();
+    let a = fx.store.tenant("alice").unwrap();
+    let b = fx.store.tenant("bob").unwrap();
+    a.set("token", b"alice-secret").unwrap();
+    assert_eq!(b.get("token").unwrap(), None);
+    assert!(b.list_keys("").unwrap().is_empty());
+    b.set("token", b"bob-secret").unwrap();
+    assert_eq!(a.get("token").unwrap().unwrap(), b"alice-secret");
+    assert_eq!(b.get("token").unwrap().unwrap(), b"bob-secret");
+
+    // Alice's file planted in Bob's directory does not decrypt there.
+    fs::copy(
+        secrets_dir(&fx.state, "alice").join("token.sec"),
+        secrets_dir(&fx.state, "bob").join("token.sec"),
+    )
+    .unwrap();
+    assert_corrupt(b.get("token"));
+    // Nor does it under another key name of the same tenant.
+    fs::copy(
+        secrets_dir(&fx.state, "alice").join("token.sec"),
+        secrets_dir(&fx.state, "alice").join("other.sec"),
+    )
+    .unwrap();
+    assert_corrupt(a.get("other"));
+    assert_eq!(a.get("token").unwrap().unwrap(), b"alice-secret");
+}
+
+#[test]
+fn no_plaintext_on_disk() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    let value = b"PLAINTEXT-MARKER-refresh-token-0123456789";
+    t.set("oauth.refresh_token", value).unwrap();
+    t.set("oauth.refresh_token", value).unwrap();
+
+    let path = secrets_dir(&fx.state, TENANT).join("oauth.refresh_token.sec");
+    let raw = fs::read(&path).unwrap();
+    assert_eq!(&raw[..4], &MAGIC);
+    assert_eq!(raw[4], VERSION);
+    assert_eq!(raw.len(), value.len() + OVERHEAD);
+    for file in files_under(&fx.root) {
+        let bytes = fs::read(&file).unwrap();
+        assert!(
+            !contains(&bytes, value),
+            "plaintext found in {}",
+            file.display()
+        );
+        assert!(
+            !contains(&bytes, &value[..16]),
+            "plaintext prefix in {}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn each_write_uses_a_fresh_nonce() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    let path = secrets_dir(&fx.state, TENANT).join("k.sec");
+    t.set("k", b"same value").unwrap();
+    let first = fs::read(&path).unwrap();
+    t.set("k", b"same value").unwrap();
+    let second = fs::read(&path).unwrap();
+    assert_ne!(first[5..29], second[5..29], "nonce reused");
+    assert_ne!(first, second);
+}
+
+#[test]
+fn wrong_master_key_is_corrupt() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    t.set("token", b"value-under-key-one").unwrap();
+
+    let other = SecretStore::open(StoreConfig::new(
+        &fx.state,
+        KeySource::File(fx.root.join("keys").join("other.key")),
+    ))
+    .unwrap();
+    let err = other.tenant(TENANT).unwrap().get("token").unwrap_err();
+    assert!(matches!(err, SecretStoreError::Corrupt(_)), "{err:?}");
+    assert!(!err.to_string().contains("value-under-key-one"));
+    // The list still works: it needs no decryption.
+    assert_eq!(
+        other.tenant(TENANT).unwrap().list_keys("").unwrap(),
+        ["token"]
+    );
+}
+
+#[test]
+fn damaged_files_are_corrupt_not_panics() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    t.set("k", b"a value of some length").unwrap();
+    let path = secrets_dir(&fx.state, TENANT).join("k.sec");
+    let good = fs::read(&path).unwrap();
+
+    let mut flipped = good.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    let mut flipped_nonce = good.clone();
+    flipped_nonce[10] ^= 0x80;
+    let mut bad_version = good.clone();
+    bad_version[4] = 2;
+    let mut bad_magic = good.clone();
+    bad_magic[0] = b'X';
+    let cases: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"garbage".to_vec(),
+        good[..OVERHEAD - 1].to_vec(),
+        good[..good.len() - 1].to_vec(),
+        flipped,
+        flipped_nonce,
+        bad_version,
+        bad_magic,
+        vec![0; 4096],
+    ];
+    for bytes in cases {
+        fs::write(&path, &bytes).unwrap();
+        let err = t.get("k").unwrap_err();
+        assert!(matches!(err, SecretStoreError::Corrupt(_)), "{err:?}");
+        assert!(!err.to_string().contains("a value of some length"));
+    }
+    // Overwriting a corrupt value works.
+    t.set("k", b"fresh").unwrap();
+    assert_eq!(t.get("k").unwrap().unwrap(), b"fresh");
+}
+
+// ---------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn invalid_tenant_ids_are_rejected() {
+    let fx = fixture();
+    let long = "a".repeat(65);
+    for bad in [
+        "", "../x", "a/b", ".hidden", ".", "..", "/abs", "a\\b", "a b", "a\0b", "é", &long,
+    ] {
+        match fx.store.tenant(bad) {
+            Err(SecretStoreError::InvalidTenant(_)) => {}
+            other => panic!("tenant {bad:?}: expected InvalidTenant, got {other:?}"),
+        }
+    }
+    // Nothing was created anywhere.
+    assert_eq!(names_in(&fx.state), ["tenants"]);
+    assert!(names_in(&fx.state.join("tenants")).is_empty());
+
+    for good in ["A", "Tenant_1.prod-2", &"x".repeat(64)] {
+        fx.store.tenant(good).unwrap();
+    }
+}
+
+#[test]
+fn invalid_keys_and_lock_names_are_rejected() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    let long = "a".repeat(129);
+    for bad in [
+        "", "../x", "a/b", ".hidden", ".", "..", "/abs", "Upper", "a b", "a\0b", "é", "x:y", &long,
+    ] {
+        let is_invalid = |r: Result<(), SecretStoreError>| {
+            assert!(
+                matches!(r, Err(SecretStoreError::InvalidKey(_))),
+                "{bad:?}: {r:?}"
+            )
+        };
+        is_invalid(t.get(bad).map(drop));
+        is_invalid(t.set(bad, b"v"));
+        is_invalid(t.delete(bad));
+        is_invalid(t.lock(bad, Duration::ZERO).map(drop));
+    }
+    // No file was written anywhere.
+    assert!(
+        files_under(&fx.state).is_empty(),
+        "{:?}",
+        files_under(&fx.state)
+    );
+
+    for good in ["a", "0", "a.b-c_d", &"z".repeat(128)] {
+        t.set(good, b"v").unwrap();
+        assert_eq!(t.get(good).unwrap().unwrap(), b"v");
+        drop(t.lock(good, Duration::ZERO).unwrap());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Permissions and files
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn files_are_0600_and_directories_0700() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    t.set("k", b"v").unwrap();
+    let guard = t.lock("refresh", Duration::ZERO).unwrap();
+
+    for dir in [
+        fx.state.clone(),
+        fx.state.join("tenants"),
+        tenant_dir(&fx.state, TENANT),
+        secrets_dir(&fx.state, TENANT),
+        locks_dir(&fx.state, TENANT),
+        fx.key_file.parent().unwrap().to_path_buf(),
+    ] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    for file in [
+        secrets_dir(&fx.state, TENANT).join("k.sec"),
+        locks_dir(&fx.state, TENANT).join("refresh.lock"),
+        locks_dir(&fx.state, TENANT).join(".store.lock"),
+        fx.key_file.clone(),
+    ] {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    drop(guard);
+}
+
+#[test]
+fn loose_directories_are_tightened() {
+    let fx = fixture();
+    fx.store.tenant(TENANT).unwrap();
+    let dirs = [
+        fx.state.join("tenants"),
+        tenant_dir(&fx.state, TENANT),
+        secrets_dir(&fx.state, TENANT),
+        locks_dir(&fx.state, TENANT),
+    ];
+    for dir in &dirs {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fx.store.tenant(TENANT).unwrap();
+    for dir in &dirs {
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    }
+}
+
+#[test]
+fn a_symlinked_secrets_dir_is_refused() {
+    let fx = fixture();
+    let elsewhere = fx.root.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::create_dir_all(tenant_dir(&fx.state, "evil")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, secrets_dir(&fx.state, "evil")).unwrap();
+    let err = fx.store.tenant("evil").unwrap_err();
+    assert!(matches!(err, SecretStoreError::Io { .. }), "{err:?}");
+}
+
+#[test]
+fn atomic_replace_leaves_no_temp_files() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    for i in 0..20u8 {
+        t.set("k", &[i; 100]).unwrap();
+        t.set(&format!("k{}", i % 3), &[i]).unwrap();
+    }
+    assert_eq!(
+        names_in(&secrets_dir(&fx.state, TENANT)),
+        ["k.sec", "k0.sec", "k1.sec", "k2.sec"]
+    );
+    assert_eq!(t.get("k").unwrap().unwrap(), [19u8; 100]);
+    let key_dir = fx.key_file.parent().unwrap();
+    assert_eq!(names_in(key_dir), ["master.key"]);
+}
+
+#[test]
+fn stray_temp_files_are_ignored_and_stale_ones_cleaned() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    t.set("k", b"old").unwrap();
+    // What a writer that crashed before its rename leaves behind.
+    let dir = secrets_dir(&fx.state, TENANT);
+    let stale = dir.join(".k.sec.0123456789abcdef.tmp");
+    let fresh = dir.join(".k.sec.fedcba9876543210.tmp");
+    fs::write(&stale, b"half-written").unwrap();
+    fs::write(&fresh, b"being written").unwrap();
+    File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+
+    assert_eq!(t.get("k").unwrap().unwrap(), b"old");
+    assert_eq!(t.list_keys("").unwrap(), ["k"]);
+    assert!(!stale.exists(), "a stale temp file was kept");
+    assert!(
+        fresh.exists(),
+        "a young temp file (maybe in use) was removed"
+    );
+    // Temp files do not count against the key cap either.
+    t.set("k", b"new").unwrap();
+    assert_eq!(t.get("k").unwrap().unwrap(), b"new");
+}
+
+#[test]
+fn concurrent_writers_never_expose_a_partial_value() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    let values: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| vec![b'a' + i; 2000 + 100 * i as usize])
+        .collect();
+    t.set("shared", &values[0]).unwrap();
+    thread::scope(|s| {
+        for v in &values {
+            let t = t.clone();
+            s.spawn(move || {
+                for _ in 0..10 {
+                    t.set("shared", v).unwrap();
+                }
+            });
+        }
+        let t = t.clone();
+        let values = &values;
+        s.spawn(move || {
+            for _ in 0..40 {
+                let got = t.get("shared").unwrap().unwrap();
+                assert!(values.contains(&got), "read a value nobody wrote");
+            }
+        });
+    });
+    assert_eq!(names_in(&secrets_dir(&fx.state, TENANT)), ["shared.sec"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn value_size_cap() {
+    let fx = fixture_with(|c| c.max_value_bytes = 16);
+    let t = fx.store.tenant(TENANT).unwrap();
+    t.set("k", &[7; 16]).unwrap();
+    let err = t.set("k", &[8; 17]).unwrap_err();
+    assert!(matches!(err, SecretStoreError::TooLarge(_)), "{err:?}");
+    assert_eq!(t.get("k").unwrap().unwrap(), [7; 16]);
+}
+
+#[test]
+fn default_value_size_cap_is_one_mib() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    t.set("big", &vec![1; DEFAULT_MAX_VALUE_BYTES]).unwrap();
+    assert_eq!(
+        t.get("big").unwrap().unwrap().len(),
+        DEFAULT_MAX_VALUE_BYTES
+    );
+    let err = t
+        .set("big", &vec![1; DEFAULT_MAX_VALUE_BYTES + 1])
+        .unwrap_err();
+    assert!(matches!(err, SecretStoreError::TooLarge(_)), "{err:?}");
+}
+
+#[test]
+fn default_config() {
+    let config = StoreConfig::default();
+    assert_eq!(config.max_value_bytes, DEFAULT_MAX_VALUE_BYTES);
+    assert_eq!(config.max_keys, DEFAULT_MAX_KEYS);
+    assert_eq!(DEFAULT_MAX_VALUE_BYTES, 1 << 20);
+    assert_eq!(DEFAULT_MAX_KEYS, 1024);
+    // An unset state_dir is refused rather than meaning the working directory.
+    let dir = tempfile::tempdir().unwrap();
+    let err = SecretStore::open(StoreConfig {
+        key: KeySource::File(dir.path().join("master.key")),
+        ..StoreConfig::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, SecretStoreError::Io { .. }), "{err:?}");
+}
+
+#[test]
+fn key_count_cap() {
+    let fx = fixture_with(|c| c.max_keys = 3);
+    let t = fx.store.tenant(TENANT).unwrap();
+    for k in ["a", "b", "c"] {
+        t.set(k, b"v").unwrap();
+    }
+    let err = t.set("d", b"v").unwrap_err();
+    assert!(matches!(err, SecretStoreError::TooLarge(_)), "{err:?}");
+    assert_eq!(t.get("d").unwrap(), None);
+    t.set("a", b"replacing is fine").unwrap();
+    t.delete("a").unwrap();
+    t.set("d", b"v").unwrap();
+    assert_eq!(t.list_keys("").unwrap(), ["b", "c", "d"]);
+    // The cap is per tenant.
+    let other = fx.store.tenant("other").unwrap();
+    for k in ["a", "b", "c"] {
+        other.set(k, b"v").unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Master key
+// ---------------------------------------------------------------------------------------
+
+/// Whether two keys are the same key: what one seals, the other opens.
+fn same_key(a: &MasterKey, b: &MasterKey) -> bool {
+    let sealed = file_format::seal(&a.cipher(), "t", "k", b"probe").unwrap();
+    file_format::open(&b.cipher(), "t", "k", &sealed).is_ok()
+}
+
+#[test]
+fn key_file_is_created_once_then_reused() {
+    let fx = fixture();
+    let original = fs::read(&fx.key_file).unwrap();
+    assert_eq!(original.len(), MASTER_KEY_LEN);
+    fx.store.tenant(TENANT).unwrap().set("k", b"v").unwrap();
+
+    let reopened = SecretStore::open(StoreConfig::new(
+        &fx.state,
+        KeySource::File(fx.key_file.clone()),
+    ))
+    .unwrap();
+    assert_eq!(
+        reopened.tenant(TENANT).unwrap().get("k").unwrap().unwrap(),
+        b"v"
+    );
+    assert_eq!(fs::read(&fx.key_file).unwrap(), original);
+    // Debug output names no key material.
+    let shown = format!("{reopened:?}");
+    assert!(!shown.contains(&hex(&original)), "{shown}");
+}
+
+#[test]
+fn racing_key_file_creation_agrees_on_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("new").join("master.key");
+    let stores: Vec<SecretStore> = thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let config = StoreConfig::new(
+                    dir.path().join(format!("state{i}")),
+                    KeySource::File(key_file.clone()),
+                );
+                s.spawn(move || SecretStore::open(config).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Each store wrote with its own in-memory key; all must read each other's files.
+    assert_eq!(fs::read(&key_file).unwrap().len(), MASTER_KEY_LEN);
+    stores[0].tenant(TENANT).unwrap().set("k", b"v").unwrap();
+    let file = dir
+        .path()
+        .join("state0/tenants")
+        .join(TENANT)
+        .join("secrets/k.sec");
+    for (i, store) in stores.iter().enumerate().skip(1) {
+        let target = dir.path().join(format!("state{i}/tenants")).join(TENANT);
+        store.tenant(TENANT).unwrap();
+        fs::copy(&file, target.join("secrets/k.sec")).unwrap();
+        assert_eq!(
+            store.tenant(TENANT).unwrap().get("k").unwrap().unwrap(),
+            b"v"
+        );
+    }
+    assert_eq!(names_in(&dir.path().join("new")), ["master.key"]);
+}
+
+#[test]
+fn group_readable_key_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("master.key");
+    fs::write(&key_file, [9u8; 32]).unwrap();
+    for loose in [0o640, 0o604, 0o644, 0o660] {
+        fs::set_permissions(&key_file, fs::Permissions::from_mode(loose)).unwrap();
+        let err = SecretStore::open(StoreConfig::new(
+            dir.path().join("state"),
+            KeySource::File(key_file.clone()),
+        ))
+        .unwrap_err();
+        assert!(matches!(err, SecretStoreError::MasterKey(_)), "{err:?}");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+    // The file was refused, not replaced.
+    assert_eq!(fs::read(&key_file).unwrap(), [9u8; 32]);
+    fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).unwrap();
+    SecretStore::open(StoreConfig::new(
+        dir.path().join("state"),
+        KeySource::File(key_file.clone()),
+    ))
+    .unwrap();
+}
+
+#[test]
+fn key_file_of_wrong_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("master.key");
+    for len in [0usize, 31, 33, 64] {
+        fs::write(&key_file, vec![5u8; len]).unwrap();
+        fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).unwrap();
+        let err = SecretStore::open(StoreConfig::new(
+            dir.path().join("state"),
+            KeySource::File(key_file.clone()),
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(err, SecretStoreError::MasterKey(_)),
+            "{len}: {err:?}"
+        );
+    }
+    let as_dir = dir.path().join("dir.key");
+    fs::create_dir(&as_dir).unwrap();
+    let err = SecretStore::open(StoreConfig::new(
+        dir.path().join("state"),
+        KeySource::File(as_dir),
+    ))
+    .unwrap_err();
+    assert!(matches!(err, SecretStoreError::MasterKey(_)), "{err:?}");
+}
+
+#[test]
+fn key_text_parsing() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+    let bytes: Vec<u8> = (0..32u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(0xf9))
+        .collect();
+    let reference = parse_key_text(&hex(&bytes)).unwrap();
+    for text in [
+        hex(&bytes).to_uppercase(),
+        format!("  {}\n", hex(&bytes)),
+        STANDARD.encode(&bytes),
+        URL_SAFE_NO_PAD.encode(&bytes),
+        format!("{}\n", STANDARD.encode(&bytes)),
+    ] {
+        assert!(
+            same_key(&reference, &parse_key_text(&text).unwrap()),
+            "{text}"
+        );
+    }
+    let other = parse_key_text(&hex(&[0u8; 32])).unwrap();
+    assert!(!same_key(&reference, &other));
+
+    let secretish = "SECRETISH-not-a-key-QQQQ";
+    for bad in [
+        String::new(),
+        secretish.to_owned(),
+        hex(&bytes)[..63].to_owned(),
+        format!("{}0", hex(&bytes)),
+        format!("{}zz", &hex(&bytes)[..62]),
+        STANDARD.encode(&bytes[..31]),
+        STANDARD.encode([1u8; 33]),
+    ] {
+        let Err(err) = parse_key_text(&bad) else {
+            panic!("{bad:?} was accepted");
+        };
+        assert!(matches!(err, SecretStoreError::MasterKey(_)), "{err:?}");
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains(KEY_ENV_VAR), "{shown}");
+        if bad.len() >= 8 {
+            assert!(!shown.contains(&bad), "error repeats the key text: {shown}");
+        }
+    }
+}
+
+#[test]
+fn key_source_from_environment_in_a_child() {
+    const TEST: &str = "key_source_from_environment_in_a_child";
+    if let Ok(role) = std::env::var(CHILD_ROLE) {
+        assert_eq!(role, "env-key");
+        child_env_key();
+        return;
+    }
+    let fx = fixture();
+    fx.store
+        .tenant(TENANT)
+        .unwrap()
+        .set("from-parent", b"parent value")
+        .unwrap();
+    let key_hex = hex(&fs::read(&fx.key_file).unwrap());
+
+    let mut child = spawn_child(TEST, "env-key", &fx, &[(KEY_ENV_VAR, &key_hex)]);
+    drop(child.stdin.take());
+    let (status, output) = finish(&mut child);
+    assert!(status.success(), "child failed:\n{output}");
+    assert!(output.contains("CHILD-OK"), "{output}");
+    assert_eq!(
+        fx.store
+            .tenant(TENANT)
+            .unwrap()
+            .get("from-child")
+            .unwrap()
+            .unwrap(),
+        b"child value"
+    );
+}
+
+/// Child part of [`key_source_from_environment_in_a_child`]: the same key, given as hex in
+/// `PROVIDER_HOST_KEY`, reads and writes the parent's store.
+fn child_env_key() {
+    let state = PathBuf::from(std::env::var_os(CHILD_STATE).unwrap());
+    let source = KeySource::from_env_or_file("/nonexistent/master.key");
+    assert_eq!(source, KeySource::Env);
+    let store = SecretStore::open(StoreConfig::new(state, source)).unwrap();
+    let t = store.tenant(TENANT).unwrap();
+    assert_eq!(t.get("from-parent").unwrap().unwrap(), b"parent value");
+    t.set("from-child", b"child value").unwrap();
+    println!("CHILD-OK");
+}
+
+// ---------------------------------------------------------------------------------------
+// Locks
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn lock_excludes_a_second_handle_in_the_same_process() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    let guard = t.lock("refresh", Duration::from_secs(1)).unwrap();
+    assert_eq!(guard.name(), "refresh");
+
+    let err = t.lock("refresh", Duration::from_millis(100)).unwrap_err();
+    assert!(matches!(err, SecretStoreError::LockTimeout(_)), "{err:?}");
+    let err = t.lock("refresh", Duration::ZERO).unwrap_err();
+    assert!(matches!(err, SecretStoreError::LockTimeout(_)), "{err:?}");
+
+    // A separately opened store on the same directory is excluded too.
+    let second = SecretStore::open(StoreConfig::new(
+        &fx.state,
+        KeySource::File(fx.key_file.clone()),
+    ))
+    .unwrap();
+    let err = second
+        .tenant(TENANT)
+        .unwrap()
+        .lock("refresh", Duration::ZERO)
+        .unwrap_err();
+    assert!(matches!(err, SecretStoreError::LockTimeout(_)), "{err:?}");
+
+    // Other names and other tenants are independent; values stay writable.
+    let other_name = t.lock("models", Duration::ZERO).unwrap();
+    let other_tenant = fx
+        .store
+        .tenant("other")
+        .unwrap()
+        .lock("refresh", Duration::ZERO)
+        .unwrap();
+    t.set("k", b"v").unwrap();
+
+    drop(guard);
+    let again = t.lock("refresh", Duration::ZERO).unwrap();
+    drop((again, other_name, other_tenant));
+}
+
+#[test]
+fn a_waiting_thread_gets_the_lock_once_released() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    let guard = t.lock("refresh", Duration::ZERO).unwrap();
+    let waiter = {
+        let t = t.clone();
+        thread::spawn(move || t.lock("refresh", Duration::from_secs(60)).map(drop))
+    };
+    thread::sleep(Duration::from_millis(50));
+    drop(guard);
+    waiter.join().unwrap().unwrap();
+}
+
+#[test]
+fn lock_excludes_another_process() {
+    const TEST: &str = "lock_excludes_another_process";
+    if let Ok(role) = std::env::var(CHILD_ROLE) {
+        assert_eq!(role, "hold");
+        child_hold_lock();
+        return;
+    }
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    let mut child = spawn_child(TEST, "hold", &fx, &[]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_marker(&mut out, "CHILD-LOCKED", &mut child);
+
+    // The child holds it (until told otherwise): no timing involved.
+    let err = t.lock("refresh", Duration::from_millis(200)).unwrap_err();
+    assert!(matches!(err, SecretStoreError::LockTimeout(_)), "{err:?}");
+
+    // Tell the child to let go (it holds on ~1.5 s more); this wait spans that time.
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "release").unwrap();
+    drop(stdin);
+    let guard = t.lock("refresh", Duration::from_secs(60)).unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let (status, stderr) = finish(&mut child);
+    assert!(status.success(), "child failed:\n{rest}\n{stderr}");
+    assert!(rest.contains("CHILD-RELEASED"), "{rest}");
+    drop(guard);
+}
+
+#[test]
+fn a_dead_holder_and_stale_lock_files_do_not_block() {
+    const TEST: &str = "a_dead_holder_and_stale_lock_files_do_not_block";
+    if let Ok(role) = std::env::var(CHILD_ROLE) {
+        assert_eq!(role, "hold");
+        child_hold_lock();
+        return;
+    }
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+
+    // A lock file nobody holds (left by an earlier run).
+    fs::write(locks_dir(&fx.state, TENANT).join("stale.lock"), b"").unwrap();
+    drop(t.lock("stale", Duration::ZERO).unwrap());
+
+    // A holder killed while holding: the OS drops its flock.
+    let mut child = spawn_child(TEST, "hold", &fx, &[]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_marker(&mut out, "CHILD-LOCKED", &mut child);
+    assert!(matches!(
+        t.lock("refresh", Duration::ZERO),
+        Err(SecretStoreError::LockTimeout(_))
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(locks_dir(&fx.state, TENANT).join("refresh.lock").exists());
+    drop(t.lock("refresh", Duration::from_secs(10)).unwrap());
+}
+
+/// Child part of the lock tests: take `refresh`, say so, wait for a line on stdin (or its
+/// end), hold on ~1.5 s more, release and say so.
+fn child_hold_lock() {
+    let state = PathBuf::from(std::env::var_os(CHILD_STATE).unwrap());
+    let key_file = PathBuf::from(std::env::var_os(CHILD_KEY_FILE).unwrap());
+    let store = SecretStore::open(StoreConfig::new(state, KeySource::File(key_file))).unwrap();
+    let guard = store
+        .tenant(TENANT)
+        .unwrap()
+        .lock("refresh", Duration::from_secs(30))
+        .unwrap();
+    println!("CHILD-LOCKED");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    thread::sleep(Duration::from_millis(1500));
+    drop(guard);
+    println!("CHILD-RELEASED");
+    std::io::stdout().flush().unwrap();
+}
+
+/// Re-runs this test binary to play `role` in test `test_fn` of this module.
+fn spawn_child(test_fn: &str, role: &str, fx: &Fixture, env: &[(&str, &str)]) -> Child {
+    // module_path!() is `<crate>::…::tests`; libtest names tests without the crate.
+    let module = module_path!();
+    let module = module.split_once("::").map_or(module, |(_, rest)| rest);
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &format!("{module}::{test_fn}"), "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env(CHILD_ROLE, role)
+        .env(CHILD_STATE, &fx.state)
+        .env(CHILD_KEY_FILE, &fx.key_file)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads the child's stdout up to a line containing `marker`; fails with the child's output
+/// when it ends first.
+fn wait_for_marker(out: &mut BufReader<ChildStdout>, marker: &str, child: &mut Child) {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let (status, stderr) = finish(child);
+            panic!("child ended ({status}) before {marker}:\n{seen}\n{stderr}");
+        }
+        if line.contains(marker) {
+            return;
+        }
+        seen.push_str(&line);
+    }
+}
+
+/// Waits for the child; returns its status and everything it wrote (stdout not yet taken,
+/// then stderr).
+fn finish(child: &mut Child) -> (std::process::ExitStatus, String) {
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut text).unwrap();
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut text).unwrap();
+    }
+    (child.wait().unwrap(), text)
+}
+
+// ---------------------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn types_can_cross_threads() {
+    fn send_sync_static<T: Send + Sync + 'static>() {}
+    send_sync_static::<SecretStore>();
+    send_sync_static::<TenantSecrets>();
+    send_sync_static::<LockGuard>();
+    send_sync_static::<SecretStoreError>();
+    send_sync_static::<StoreConfig>();
+    send_sync_static::<KeySource>();
+}
+
+#[test]
+fn io_errors_keep_their_source() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    fs::remove_dir_all(secrets_dir(&fx.state, TENANT)).unwrap();
+    let err = t.set("k", b"v").unwrap_err();
+    let SecretStoreError::Io { context, source } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(context.contains("secrets"), "{context}");
+    assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+    assert!(std::error::Error::source(&err).is_some());
+    // Re-opening the tenant recreates its directories.
+    fx.store.tenant(TENANT).unwrap().set("k", b"v").unwrap();
+}

@@ -1,0 +1,188 @@
+//! The one place where a failed model-API answer (status + body) becomes a
+//! [`ProviderError`], or a signal to refresh or retry.
+
+use serde_json::Value;
+
+use crate::error::ProviderError;
+use crate::redact::sanitize;
+use crate::retry_after::parse_retry_after;
+
+/// What a failed API answer means for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiFailure {
+    /// The bearer was not accepted: refresh once and retry once.
+    Unauthenticated(String),
+    /// A server error (5xx): retry with backoff, then give up.
+    Server(String),
+    /// Nothing to retry: report this.
+    Final(ProviderError),
+}
+
+/// Classify a non-2xx answer. `retry_after` is the header value, `secrets` are scrubbed
+/// from any upstream text that ends up in a message.
+pub fn classify_api_error(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    now_ms: u64,
+    secrets: &[&str],
+) -> ApiFailure {
+    let raw = String::from_utf8_lossy(body).to_ascii_lowercase();
+    let msg = upstream_message(status, body, secrets);
+    let quota = || {
+        raw.contains("personal-team-blocked:spending-limit")
+            || raw.contains("spending limit")
+            || raw.contains("run out of credits")
+    };
+    match status {
+        300..=399 => ApiFailure::Final(ProviderError::InvalidResponse(format!(
+            "unexpected redirect (HTTP {status})"
+        ))),
+        401 => ApiFailure::Unauthenticated(msg),
+        403 if raw.contains("unauthenticated:bad-credentials") => ApiFailure::Unauthenticated(msg),
+        402 => ApiFailure::Final(ProviderError::QuotaExhausted(msg)),
+        403 if quota() => ApiFailure::Final(ProviderError::QuotaExhausted(msg)),
+        403 if raw.contains("does not have permission") => {
+            ApiFailure::Final(ProviderError::TierNotAllowed(format!(
+                "the subscription tier does not include this model or feature; logging in again will not help (upstream: {msg})"
+            )))
+        }
+        403 => ApiFailure::Final(ProviderError::TierNotAllowed(format!(
+            "access refused; logging in again will not help (upstream: {msg})"
+        ))),
+        429 => ApiFailure::Final(ProviderError::RateLimited {
+            message: msg,
+            retry_after_seconds: retry_after.and_then(|v| parse_retry_after(v, now_ms)),
+        }),
+        500..=599 => ApiFailure::Server(msg),
+        408 => ApiFailure::Final(ProviderError::Network(format!("upstream timed out: {msg}"))),
+        400 | 404 | 413 | 422 => ApiFailure::Final(ProviderError::InvalidInput(msg)),
+        _ => ApiFailure::Final(ProviderError::InvalidResponse(format!(
+            "unexpected HTTP {status}: {msg}"
+        ))),
+    }
+}
+
+/// The human part of an upstream error body, sanitized: `error.message`, `error`,
+/// `message`, `detail`, `error_description` or `code` of a JSON body, else the text
+/// itself (HTML pages, e.g. proxy challenges, are not quoted).
+pub fn upstream_message(status: u16, body: &[u8], secrets: &[&str]) -> String {
+    let fallback = format!("HTTP {status}");
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => json_message(&v).unwrap_or_default(),
+        Err(_) => {
+            let t = String::from_utf8_lossy(body);
+            let t = t.trim();
+            if t.starts_with('<') {
+                format!("{fallback} (non-JSON body)")
+            } else {
+                t.to_owned()
+            }
+        }
+    };
+    let clean = sanitize(&text, secrets);
+    if clean.is_empty() { fallback } else { clean }
+}
+
+fn json_message(v: &Value) -> Option<String> {
+    fn s(v: Option<&Value>) -> Option<&str> {
+        v.and_then(Value::as_str).filter(|s| !s.trim().is_empty())
+    }
+    let err = v.get("error");
+    s(err.and_then(|e| e.get("message")))
+        .or_else(|| s(err))
+        .or_else(|| s(v.get("message")))
+        .or_else(|| s(v.get("detail")))
+        .or_else(|| s(v.get("error_description")))
+        .or_else(|| s(v.get("code")))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn final_err(status: u16, body: &str) -> ProviderError {
+        match classify_api_error(status, None, body.as_bytes(), 0, &[]) {
+            ApiFailure::Final(e) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_three_meanings_of_403() {
+        assert!(matches!(
+            classify_api_error(
+                403,
+                None,
+                br#"{"code":"unauthenticated:bad-credentials"}"#,
+                0,
+                &[]
+            ),
+            ApiFailure::Unauthenticated(_)
+        ));
+        let e = final_err(
+            403,
+            r#"{"code":"x","error":"The caller does not have permission to execute the specified operation"}"#,
+        );
+        assert!(
+            matches!(&e, ProviderError::TierNotAllowed(m) if m.contains("logging in again will not help") && m.contains("does not have permission")),
+            "{e:?}"
+        );
+        assert!(matches!(
+            final_err(403, r#"{"code":"personal-team-blocked:spending-limit"}"#),
+            ProviderError::QuotaExhausted(_)
+        ));
+        assert!(matches!(
+            final_err(403, "You have run out of credits"),
+            ProviderError::QuotaExhausted(_)
+        ));
+        assert!(
+            matches!(final_err(402, "{}"), ProviderError::QuotaExhausted(m) if m == "HTTP 402")
+        );
+        assert!(
+            matches!(final_err(403, "<html>challenge</html>"), ProviderError::TierNotAllowed(m) if m.contains("non-JSON body") && !m.contains("challenge"))
+        );
+    }
+
+    #[test]
+    fn other_statuses() {
+        assert!(
+            matches!(classify_api_error(401, None, b"", 0, &[]), ApiFailure::Unauthenticated(m) if m == "HTTP 401")
+        );
+        assert!(
+            matches!(classify_api_error(503, None, b"down", 0, &[]), ApiFailure::Server(m) if m == "down")
+        );
+        assert_eq!(
+            classify_api_error(429, Some("7"), br#"{"error":"slow"}"#, 0, &[]),
+            ApiFailure::Final(ProviderError::RateLimited {
+                message: "slow".into(),
+                retry_after_seconds: Some(7)
+            })
+        );
+        assert_eq!(
+            final_err(404, r#"{"error":{"message":"no such model"}}"#),
+            ProviderError::InvalidInput("no such model".into())
+        );
+        assert!(
+            matches!(final_err(422, r#"{"detail":"bad"}"#), ProviderError::InvalidInput(m) if m == "bad")
+        );
+        assert!(
+            matches!(final_err(400, r#"{"message":"x"}"#), ProviderError::InvalidInput(m) if m == "x")
+        );
+        assert!(
+            matches!(final_err(302, ""), ProviderError::InvalidResponse(m) if m.contains("redirect"))
+        );
+        assert!(matches!(
+            final_err(418, ""),
+            ProviderError::InvalidResponse(_)
+        ));
+    }
+
+    #[test]
+    fn messages_are_scrubbed_and_bounded() {
+        let body = format!(r#"{{"error":"token tok-123 is bad {}"}}"#, "z".repeat(500));
+        let m = upstream_message(400, body.as_bytes(), &["tok-123"]);
+        assert!(!m.contains("tok-123") && m.chars().count() <= 301, "{m}");
+    }
+}

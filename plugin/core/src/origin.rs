@@ -1,0 +1,178 @@
+//! A tiny, strict URL origin parser: enough to decide which hosts the provider trusts
+//! (the `url` crate's IDNA tables would triple the component's size).
+
+/// Scheme, host and port of an absolute `http`/`https` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `http` or `https` (lower-case).
+    pub scheme: String,
+    /// Host, lower-case; IPv6 literals keep their brackets (`[::1]`).
+    pub host: String,
+    /// Explicit port, or the scheme's default.
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parse the origin of `url`. `None` for anything but a plain absolute `http(s)` URL:
+    /// user info (`user@host`), empty or odd host characters and bad ports are refused, so
+    /// that nothing parses differently here than in a browser.
+    pub fn parse(url: &str) -> Option<Origin> {
+        let (scheme, rest) = url.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            _ => return None,
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if authority.is_empty() || authority.contains('@') {
+            return None;
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (inner, after) = v6.split_once(']')?;
+            if inner.is_empty()
+                || !inner
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            {
+                return None;
+            }
+            (
+                format!("[{}]", inner.to_ascii_lowercase()),
+                parse_port(after, default_port)?,
+            )
+        } else {
+            let (host, after) = match authority.find(':') {
+                Some(i) => (&authority[..i], &authority[i..]),
+                None => (authority, ""),
+            };
+            let ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+            if !ok {
+                return None;
+            }
+            (host.to_ascii_lowercase(), parse_port(after, default_port)?)
+        };
+        Some(Origin { scheme, host, port })
+    }
+
+    /// Whether the host is the local machine (`127.0.0.1`, `localhost`, `[::1]`).
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.host.as_str(), "127.0.0.1" | "localhost" | "[::1]")
+    }
+
+    /// Whether this is an `https` origin on `x.ai` or one of its subdomains.
+    pub fn is_xai_https(&self) -> bool {
+        self.scheme == "https" && (self.host == "x.ai" || self.host.ends_with(".x.ai"))
+    }
+
+    /// Whether a user may be sent here: `https`, or `http` on the loopback interface.
+    pub fn is_browser_safe(&self) -> bool {
+        self.scheme == "https" || (self.scheme == "http" && self.is_loopback())
+    }
+}
+
+/// `""` -> default, `":443"` -> 443; anything else -> `None`.
+fn parse_port(after_host: &str, default_port: u16) -> Option<u16> {
+    if after_host.is_empty() {
+        return Some(default_port);
+    }
+    let digits = after_host.strip_prefix(':')?;
+    if digits.is_empty() {
+        return Some(default_port);
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(url: &str) -> Option<(String, String, u16)> {
+        Origin::parse(url).map(|o| (o.scheme, o.host, o.port))
+    }
+
+    #[test]
+    fn parses_plain_urls() {
+        assert_eq!(
+            o("https://auth.x.ai"),
+            Some(("https".into(), "auth.x.ai".into(), 443))
+        );
+        assert_eq!(
+            o("HTTPS://Auth.X.AI/oauth2/token?x=1"),
+            Some(("https".into(), "auth.x.ai".into(), 443))
+        );
+        assert_eq!(
+            o("http://127.0.0.1:8080/x"),
+            Some(("http".into(), "127.0.0.1".into(), 8080))
+        );
+        assert_eq!(
+            o("http://[::1]:9/x"),
+            Some(("http".into(), "[::1]".into(), 9))
+        );
+        assert_eq!(
+            o("http://localhost:/x"),
+            Some(("http".into(), "localhost".into(), 80))
+        );
+        assert_eq!(
+            o("https://a.b#frag"),
+            Some(("https".into(), "a.b".into(), 443))
+        );
+    }
+
+    #[test]
+    fn refuses_odd_urls() {
+        for bad in [
+            "ftp://x.ai/",
+            "https://",
+            "https:///path",
+            "https://user@x.ai/",
+            "https://x.ai@evil.com/",
+            "https://x.ai\\evil.com/",
+            "https://x.ai:99999/",
+            "https://x.ai:12a/",
+            "https://[zz]/",
+            "//x.ai/",
+            "x.ai",
+            "https://ex ample.com/",
+        ] {
+            assert_eq!(Origin::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn classifies_hosts() {
+        let x = Origin::parse("https://accounts.x.ai/device").unwrap();
+        assert!(x.is_xai_https() && x.is_browser_safe() && !x.is_loopback());
+        assert!(Origin::parse("https://x.ai").unwrap().is_xai_https());
+        assert!(!Origin::parse("https://evilx.ai").unwrap().is_xai_https());
+        assert!(
+            !Origin::parse("https://x.ai.evil.com")
+                .unwrap()
+                .is_xai_https()
+        );
+        assert!(!Origin::parse("http://auth.x.ai").unwrap().is_xai_https());
+        assert!(
+            Origin::parse("http://localhost:1/")
+                .unwrap()
+                .is_browser_safe()
+        );
+        assert!(Origin::parse("http://[::1]/").unwrap().is_browser_safe());
+        assert!(
+            !Origin::parse("http://example.com/")
+                .unwrap()
+                .is_browser_safe()
+        );
+        assert!(
+            !Origin::parse("http://127.0.0.2/")
+                .unwrap()
+                .is_browser_safe()
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! Refresh: rotation, single flight, failures, the automatic threshold.
+
+use grok_provider_core::{Credentials, ProviderError, TransportError};
+use serde_json::json;
+
+use crate::fakes::{FakeBody, response};
+use crate::*;
+
+#[test]
+fn forced_refresh_rotates_and_saves() {
+    let mut h = H::connected(2);
+    let access = jwt(2, NOW + 6 * HOUR, "a2");
+    h.t.json(200, token_body(&access, Some("rt-SECRET-2"), Some(21_600)));
+    let status = ok(h.p.refresh());
+    assert!(status.connected);
+    assert_eq!(
+        (status.tier, status.expires_at),
+        (Some(2), Some(NOW / 1000 + 21_600))
+    );
+
+    let req = &h.t.requests()[0];
+    assert_eq!(req.url, TOKEN_URL);
+    let f = form(req);
+    assert_eq!(f["grant_type"], "refresh_token");
+    assert_eq!(f["refresh_token"], "rt-SECRET-1");
+    assert_eq!(f["client_id"], "b1a00492-073a-47ea-816f-4c329264a828");
+    assert_eq!(header(req, "user-agent").as_deref(), Some(UA));
+
+    let c = h.creds();
+    assert_eq!(c.access_token, access);
+    assert_eq!(c.refresh_token.as_deref(), Some("rt-SECRET-2"));
+    assert_eq!(
+        (c.generation, c.obtained_at_ms, c.expires_at_ms),
+        (2, NOW, NOW + 21_600_000)
+    );
+    assert_eq!(h.s.locks_taken(), vec!["credentials"]);
+    assert!(!h.s.any_lock_held());
+}
+
+#[test]
+fn missing_refresh_token_and_expiry_fall_back() {
+    let mut h = H::connected(1);
+    let access = jwt(1, NOW + 900_000, "a2");
+    h.t.json(200, token_body(&access, None, None));
+    ok(h.p.refresh());
+    let c = h.creds();
+    assert_eq!(
+        c.refresh_token.as_deref(),
+        Some("rt-SECRET-1"),
+        "old refresh token kept"
+    );
+    assert_eq!(
+        c.expires_at_ms,
+        (NOW + 900_000) / 1000 * 1000,
+        "expiry from the JWT exp"
+    );
+}
+
+#[test]
+fn new_refresh_token_is_saved_before_the_access_token_is_used() {
+    let mut h = H::connected(1);
+    h.travel(NOW + 5 * HOUR - 60_000); // one minute left: auto refresh
+    let access = jwt(1, NOW + 11 * HOUR, "a2");
+    h.t.json(200, token_body(&access, Some("rt-SECRET-2"), Some(21_600)));
+    let store = h.s.clone();
+    let expected = access.clone();
+    h.t.push(move |req| {
+        let saved = Credentials::from_bytes(&store.raw("credentials").unwrap()).unwrap();
+        assert_eq!(saved.refresh_token.as_deref(), Some("rt-SECRET-2"));
+        assert_eq!(
+            header(req, "authorization"),
+            Some(format!("Bearer {expected}"))
+        );
+        Ok(response(
+            200,
+            &[],
+            FakeBody::bytes(models_body().to_string().as_bytes()),
+        ))
+    });
+    ok(h.p.models(false));
+    assert_eq!(h.t.count(), 2);
+    assert_eq!(h.t.unused(), 0);
+}
+
+#[test]
+fn auto_refresh_threshold() {
+    // 6 h lifetime: refresh when less than 5 min are left.
+    let mut h = H::connected(1);
+    h.travel(NOW + 5 * HOUR - 300_000);
+    h.t.json(200, models_body());
+    ok(h.p.models(true));
+    assert_eq!(
+        h.t.requests()[0].url,
+        MODELS_URL,
+        "5 min left: no refresh yet"
+    );
+
+    h.c.advance(1);
+    h.t.json(
+        200,
+        token_body(
+            &jwt(1, NOW + 11 * HOUR, "a2"),
+            Some("rt-SECRET-2"),
+            Some(21_600),
+        ),
+    );
+    h.t.json(200, models_body());
+    ok(h.p.models(true));
+    let urls: Vec<String> = h.t.requests().into_iter().map(|r| r.url).collect();
+    assert_eq!(urls, vec![MODELS_URL, TOKEN_URL, MODELS_URL]);
+
+    // 15 min lifetime: margin is 10 % (90 s).
+    let mut h = H::connected(1);
+    h.set_creds(Credentials {
+        expires_at_ms: NOW + 900_000,
+        obtained_at_ms: NOW,
+        ..h.creds()
+    });
+    h.travel(NOW + 810_000);
+    h.t.json(200, models_body());
+    ok(h.p.models(true));
+    assert_eq!(h.t.count(), 1);
+    h.c.advance(1);
+    h.t.json(
+        200,
+        token_body(&jwt(1, NOW + 2 * HOUR, "a2"), None, Some(900)),
+    );
+    h.t.json(200, models_body());
+    ok(h.p.models(true));
+    assert_eq!(h.t.requests()[1].url, TOKEN_URL);
+}
+
+#[test]
+fn invalid_grant_means_logged_out() {
+    let mut h = H::connected(1);
+    let before = h.creds();
+    h.t.json(
+        400,
+        json!({"error": "invalid_grant", "error_description": "Refresh token has been revoked"}),
+    );
+    assert_eq!(
+        err(h.p.refresh()),
+        ProviderError::Unauthorized(
+            "the login was revoked or expired: logout, then start again".into()
+        )
+    );
+    assert!(h.creds() == before, "credentials untouched");
+}
+
+#[test]
+fn invalid_grant_after_a_concurrent_refresh_uses_the_new_record() {
+    let mut h = H::connected(1);
+    h.travel(NOW + 5 * HOUR - 1_000); // auto refresh before the chat call
+    let winner = Credentials {
+        access_token: jwt(1, NOW + 11 * HOUR, "other"),
+        refresh_token: Some("rt-SECRET-9".into()),
+        expires_at_ms: NOW + 11 * HOUR,
+        obtained_at_ms: NOW + 5 * HOUR - 2_000,
+        tier: Some(1),
+        scope: None,
+        generation: 2,
+    };
+    // Another tool (outside our lock) redeemed the token just before us and wrote its result.
+    let store = h.s.clone();
+    let bytes = winner.to_bytes();
+    h.t.push(move |_| {
+        store.put("credentials", &bytes);
+        Ok(response(
+            400,
+            &[],
+            FakeBody::bytes(br#"{"error":"invalid_grant"}"#),
+        ))
+    });
+    h.t.json(
+        200,
+        json!({"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}),
+    );
+    let reply = ok(h.p.chat(&crate::chat::simple_request("grok-4.3")));
+    assert_eq!(reply.content, "hi");
+    assert_eq!(
+        header(&h.t.requests()[1], "authorization"),
+        Some(format!("Bearer {}", winner.access_token))
+    );
+    assert!(h.creds() == winner);
+}
+
+#[test]
+fn waiting_on_the_lock_finds_the_refreshed_record() {
+    let mut h = H::connected(1);
+    h.travel(NOW + 5 * HOUR - 1_000);
+    let mut winner = h.creds();
+    winner.access_token = jwt(1, NOW + 11 * HOUR, "other");
+    winner.refresh_token = Some("rt-SECRET-9".into());
+    winner.expires_at_ms = NOW + 11 * HOUR;
+    winner.generation = 2;
+    let bytes = winner.to_bytes();
+    h.s.on_next_lock(move |map| {
+        map.insert("credentials".into(), bytes.clone());
+    });
+    h.t.json(200, models_body());
+    ok(h.p.models(false));
+    assert_eq!(h.t.count(), 1, "no redemption: the other process refreshed");
+    assert_eq!(
+        header(&h.t.requests()[0], "authorization"),
+        Some(format!("Bearer {}", winner.access_token))
+    );
+}
+
+#[test]
+fn forced_refresh_finds_a_record_rotated_while_waiting_for_the_lock() {
+    // The 401 path and `refresh()` redeem unconditionally, except when the record
+    // changed since it was read: another process rotated it meanwhile.
+    let mut h = H::connected(1);
+    let mut winner = h.creds();
+    winner.access_token = jwt(1, NOW + 6 * HOUR, "other");
+    winner.refresh_token = Some("rt-SECRET-9".into());
+    winner.obtained_at_ms = NOW - 10_000;
+    winner.generation = 2;
+    let bytes = winner.to_bytes();
+    h.s.on_next_lock(move |map| {
+        map.insert("credentials".into(), bytes.clone());
+    });
+    ok(h.p.refresh());
+    assert_eq!(h.t.count(), 0, "no second redemption");
+    assert!(h.creds() == winner);
+}
+
+#[test]
+fn forced_refresh_right_after_a_refresh_is_skipped() {
+    let mut h = H::connected(1);
+    h.set_creds(Credentials {
+        obtained_at_ms: NOW - 1_999,
+        ..h.creds()
+    });
+    let status = ok(h.p.refresh());
+    assert!(status.connected);
+    assert_eq!(h.t.count(), 0);
+    h.c.advance(1);
+    h.t.json(200, token_body(&jwt(1, NOW + HOUR, "a2"), None, Some(3600)));
+    ok(h.p.refresh());
+    assert_eq!(h.t.count(), 1);
+}
+
+#[test]
+fn refresh_failures() {
+    // Network: the old record is kept (the token may or may not have been consumed).
+    let mut h = H::connected(1);
+    let before = h.creds();
+    h.t.fail(TransportError::Failed("reset".into()));
+    assert_eq!(err(h.p.refresh()), ProviderError::Network("reset".into()));
+    assert!(h.creds() == before);
+    assert!(!h.s.any_lock_held());
+
+    let mut h = H::connected(1);
+    h.t.reply(502, "bad gateway");
+    assert!(matches!(
+        err(h.p.refresh()),
+        ProviderError::UpstreamUnavailable(_)
+    ));
+    let mut h = H::connected(1);
+    h.t.reply_h(429, &[("retry-after", "9")], "{}");
+    assert!(matches!(
+        err(h.p.refresh()),
+        ProviderError::RateLimited {
+            retry_after_seconds: Some(9),
+            ..
+        }
+    ));
+    let mut h = H::connected(1);
+    h.t.json(401, json!({"error": "invalid_client"}));
+    assert!(
+        matches!(err(h.p.refresh()), ProviderError::Unauthorized(m) if m.contains("invalid_client"))
+    );
+    // A success without an access token is unusable.
+    let mut h = H::connected(1);
+    h.t.json(200, json!({"refresh_token": "rt-SECRET-2"}));
+    assert!(matches!(
+        err(h.p.refresh()),
+        ProviderError::InvalidResponse(_)
+    ));
+
+    // No refresh token.
+    let mut h = H::connected(1);
+    h.set_creds(Credentials {
+        refresh_token: None,
+        ..h.creds()
+    });
+    assert!(matches!(err(h.p.refresh()), ProviderError::Unauthorized(_)));
+    assert_eq!(h.t.count(), 0);
+    // Not connected.
+    let mut h = H::new();
+    assert!(matches!(err(h.p.refresh()), ProviderError::NotConnected(_)));
+}
+
+#[test]
+fn status_survives_transient_refresh_failures_while_the_token_is_valid() {
+    let mut h = H::connected(4);
+    h.s.put("models", &serde_json::to_vec(&json!({"fetched_at_ms": NOW + 5 * HOUR - 100_000, "tier": 4, "models": [], "media_models": []})).unwrap());
+    h.travel(NOW + 5 * HOUR - 60_000);
+    h.t.reply(503, "down");
+    let s = ok(h.p.status());
+    assert!(s.connected);
+    assert_eq!(
+        (s.tier, s.tier_name.as_deref()),
+        (Some(4), Some("SuperGrok Heavy"))
+    );
+    assert_eq!(h.t.count(), 1);
+
+    // Expired: the error is reported.
+    h.travel(NOW + 5 * HOUR);
+    h.t.fail(TransportError::Timeout("slow".into()));
+    assert!(matches!(err(h.p.status()), ProviderError::Network(_)));
+
+    // A revoked login is reported even while the token is valid.
+    let mut h = H::connected(1);
+    h.travel(NOW + 5 * HOUR - 60_000);
+    h.t.json(400, json!({"error": "invalid_grant"}));
+    assert!(matches!(err(h.p.status()), ProviderError::Unauthorized(_)));
+}

@@ -1,0 +1,60 @@
+//! The component loads and instantiates, answers `status` on a fresh store, and the host's
+//! capabilities hold: sandbox denial, tenant isolation, encryption at rest.
+
+use provider_host::HostError;
+use provider_host::bindings::types::ProviderError;
+
+use crate::support;
+
+#[tokio::test]
+async fn fresh_state_is_not_connected() {
+    let state = support::state_dir();
+    let runtime = support::runtime(state.path());
+    let mut session = runtime
+        .session(
+            "alice",
+            &support::config("https://auth.x.ai", "https://api.x.ai/v1"),
+        )
+        .await
+        .unwrap();
+    let status = session.status().await.unwrap();
+    assert!(!status.connected);
+    assert_eq!(status.tier, None);
+    assert!(status.models.is_empty());
+    assert_eq!(session.denied_requests(), 0);
+}
+
+#[tokio::test]
+async fn request_outside_the_allowlist_is_denied_by_the_sandbox() {
+    let state = support::state_dir();
+    let runtime = support::runtime(state.path());
+    // The plugin is told to use a loopback issuer, but the host allows only api.x.ai.
+    let config = support::config("http://127.0.0.1:9", "https://api.x.ai/v1")
+        .with_allowed_origins(&["https://api.x.ai"])
+        .unwrap();
+    let mut session = runtime.session("alice", &config).await.unwrap();
+    for _ in 0..3 {
+        let err = session.start().await.unwrap_err();
+        assert!(
+            matches!(err, HostError::Provider(ProviderError::DeniedBySandbox(_))),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), "denied_by_sandbox");
+    }
+    assert_eq!(session.denied_requests(), 3);
+    // The session survives and still answers.
+    assert!(!session.status().await.unwrap().connected);
+}
+
+#[tokio::test]
+async fn a_component_of_another_world_is_refused_with_a_clear_error() {
+    let state = support::state_dir();
+    let bogus = state.path().join("not-a-component.wasm");
+    std::fs::write(&bogus, b"\0asm\x01\0\0\0").unwrap();
+    let mut options = provider_host::RuntimeOptions::new(&bogus, state.path());
+    options.key = provider_host::secrets::KeySource::File(state.path().join("k"));
+    let err = provider_host::Runtime::new(options)
+        .err()
+        .expect("must fail");
+    assert_eq!(err.code(), "plugin_error", "{err}");
+}

@@ -1,0 +1,86 @@
+//! Shared helpers: temporary state directories, runtimes and the CLI binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use provider_host::secrets::KeySource;
+use provider_host::{HostConfig, ProviderSettings, Runtime, RuntimeOptions};
+
+/// A fixed test master key (hex), so tests never touch a real key.
+pub const TEST_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// A fresh state directory, removed at drop.
+pub fn state_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("provider-host-test")
+        .tempdir()
+        .unwrap()
+}
+
+/// Runtime over the built component with a key file inside `state`.
+pub fn runtime(state: &Path) -> Runtime {
+    let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state);
+    options.key = KeySource::File(state.join("keyring").join("master.key"));
+    Runtime::new(options).expect("runtime")
+}
+
+/// Settings pointing both endpoints at `issuer` / `api`.
+pub fn config(issuer: &str, api: &str) -> HostConfig {
+    HostConfig::new(ProviderSettings {
+        issuer: issuer.into(),
+        api_base: api.into(),
+        ..ProviderSettings::default()
+    })
+    .unwrap()
+}
+
+/// The CLI binary built with these tests.
+pub fn cli(state: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_provider-host"));
+    cmd.arg("--state-dir").arg(state);
+    cmd.env("PROVIDER_HOST_KEY", TEST_KEY_HEX);
+    for var in [
+        "XAI_OAUTH_ISSUER",
+        "XAI_API_BASE",
+        "XAI_CLIENT_ID",
+        "XAI_OAUTH_SCOPE",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Parse the single JSON object a script-mode command prints.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = stdout.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or_else(|| {
+        panic!(
+            "no output; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        lines.next().is_none(),
+        "more than one line on stdout: {stdout}"
+    );
+    serde_json::from_str(first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"))
+}
+
+/// Every regular file below `dir`.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
