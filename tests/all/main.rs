@@ -5,4 +5,6 @@
 
 mod cli;
 mod foundation;
+mod interop;
+mod peers;
 mod support;

@@ -1,0 +1,398 @@
+//! Sign in with Grok end to end against a real, independent authorization server (the npm
+//! `oidc-provider`, driven over its own pages) and the reference model API checking
+//! bearers against that server's JWKS.
+
+use std::process::Output;
+use std::time::Duration;
+
+use provider_host::bindings::types::{
+    ChatRequest, ConnectionStatus, Lane, Message, PollOutcome, Role,
+};
+use provider_host::secrets::{KeySource, SecretStore, StoreConfig};
+use provider_host::{HostConfig, Session};
+use serde_json::Value;
+
+use crate::peers::{OidcServer, api_for};
+use crate::support;
+
+fn config(oidc: &OidcServer, api_base: &str) -> HostConfig {
+    support::config(&oidc.issuer, api_base)
+}
+
+async fn connect(
+    oidc: &OidcServer,
+    session: &mut Session,
+    account: &str,
+    tier: u32,
+) -> ConnectionStatus {
+    let prompt = session.start().await.unwrap();
+    oidc.approve(&prompt.user_code, account, tier);
+    match session.poll(Some(&prompt.pending_id)).await.unwrap() {
+        PollOutcome::Connected(status) => status,
+        other => panic!("expected connected, got {other:?}"),
+    }
+}
+
+fn user(model: &str, text: &str) -> ChatRequest {
+    ChatRequest {
+        model: model.into(),
+        messages: vec![Message {
+            role: Role::User,
+            content: text.into(),
+        }],
+        thinking: None,
+        max_output_tokens: None,
+        temperature: None,
+    }
+}
+
+/// The coalescing window of forced refreshes (a refresh within 2 s of the last is shared).
+async fn past_refresh_window() {
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+}
+
+#[tokio::test]
+async fn pending_then_approved_connects_with_the_approved_tier() {
+    let oidc = OidcServer::start(&[]);
+    let state = support::state_dir();
+    let runtime = support::runtime(state.path());
+    let mut session = runtime
+        .session("alice", &config(&oidc, "http://127.0.0.1:9/v1"))
+        .await
+        .unwrap();
+
+    let prompt = session.start().await.unwrap();
+    assert!(
+        prompt
+            .verification_url_with_code
+            .contains(&prompt.user_code),
+        "{prompt:?}"
+    );
+    assert!(prompt.verification_url.starts_with(&oidc.issuer));
+    assert_eq!(prompt.interval_seconds, 1);
+    let pending = session.poll(None).await.unwrap();
+    assert!(
+        matches!(pending, PollOutcome::Pending(ref p) if p.pending_id == prompt.pending_id),
+        "{pending:?}"
+    );
+
+    oidc.approve(&prompt.user_code, "alice", 4);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let PollOutcome::Connected(status) = session.poll(None).await.unwrap() else {
+        panic!("not connected after approval");
+    };
+    assert!(status.connected);
+    assert_eq!(status.tier, Some(4));
+    assert_eq!(status.tier_name.as_deref(), Some("SuperGrok Heavy"));
+    assert_eq!(
+        status.default_model_id.as_deref(),
+        Some("xai-grok/grok-4.3")
+    );
+    assert!(status.expires_at.unwrap() > 1_700_000_000);
+
+    let status = session.status().await.unwrap();
+    assert!(status.connected && status.tier == Some(4));
+    // The used device code is forgotten, never polled again.
+    let again = session.poll(Some(&prompt.pending_id)).await.unwrap_err();
+    assert_eq!(again.code(), "not_connected", "{again}");
+    assert_eq!(
+        oidc.stats()["token_requests"]["device_code"],
+        2,
+        "{}",
+        oidc.stats()
+    );
+}
+
+#[tokio::test]
+async fn denial_is_access_denied_with_guidance_and_no_retry() {
+    let oidc = OidcServer::start(&[]);
+    let state = support::state_dir();
+    let runtime = support::runtime(state.path());
+    let mut session = runtime
+        .session("bob", &config(&oidc, "http://127.0.0.1:9/v1"))
+        .await
+        .unwrap();
+    let prompt = session.start().await.unwrap();
+    oidc.deny(&prompt.user_code);
+    let err = session.poll(None).await.unwrap_err();
+    assert_eq!(err.code(), "access_denied", "{err}");
+    let json = err.to_json();
+    assert!(
+        json["action"].as_str().unwrap().contains("API key"),
+        "{json}"
+    );
+    // The flow is over: nothing left to poll.
+    assert_eq!(
+        session.poll(None).await.unwrap_err().code(),
+        "not_connected"
+    );
+    assert!(!session.status().await.unwrap().connected);
+}
+
+#[tokio::test]
+async fn an_expired_device_code_asks_to_start_again() {
+    let oidc = OidcServer::start(&["--device-ttl", "2"]);
+    let state = support::state_dir();
+    let runtime = support::runtime(state.path());
+    let mut session = runtime
+        .session("carol", &config(&oidc, "http://127.0.0.1:9/v1"))
+        .await
+        .unwrap();
+    let prompt = session.start().await.unwrap();
+    assert!(prompt.expires_in_seconds <= 2);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = session.poll(None).await.unwrap_err();
+    assert_eq!(err.code(), "expired_token", "{err}");
+    assert!(err.action().contains("start"));
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_the_api_accepts_the_new_token() {
+    let oidc = OidcServer::start(&[]);
+    let api = api_for(&oidc);
+    let state = support::state_dir();
+    let runtime = support::runtime(state.path());
+    let mut session = runtime
+        .session("dave", &config(&oidc, &api.base_url()))
+        .await
+        .unwrap();
+    connect(&oidc, &mut session, "dave", 3).await;
+
+    for round in 1..=2 {
+        past_refresh_window().await;
+        let status = session.refresh().await.unwrap();
+        assert!(status.connected && status.tier == Some(3));
+        let stats = oidc.stats();
+        assert_eq!(stats["refresh_redemptions"], round, "{stats}");
+        assert_eq!(stats["refresh_reuse_detected"], 0, "{stats}");
+    }
+    let reply = session
+        .chat(&user("xai-grok/grok-4.3", "hello"))
+        .await
+        .unwrap();
+    assert!(reply.content.contains("hello"), "{reply:?}");
+    let models = session.models(false).await.unwrap();
+    let ids: Vec<&str> = models.models.iter().map(|m| m.id.as_str()).collect();
+    assert!(ids.contains(&"xai-grok/grok-4.3"), "{ids:?}");
+    assert!(
+        !ids.contains(&"xai-grok/grok-build-0.1"),
+        "tier 3 must not see tier-4 models: {ids:?}"
+    );
+    assert!(models.media_models.iter().all(|m| m.id.contains("imagine")));
+}
+
+#[tokio::test]
+async fn tier_gate_is_tier_denied_and_both_lanes_stream() {
+    let oidc = OidcServer::start(&[]);
+    let api = api_for(&oidc);
+    let state = support::state_dir();
+    let runtime = support::runtime(state.path());
+
+    let mut low = runtime
+        .session("premium", &config(&oidc, &api.base_url()))
+        .await
+        .unwrap();
+    connect(&oidc, &mut low, "premium", 1).await;
+    let err = low
+        .chat(&user("xai-grok/grok-build-0.1", "hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "tier_denied", "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("will not help")
+            || err.action().contains("will not help")
+    );
+
+    let mut heavy = runtime
+        .session("heavy", &config(&oidc, &api.base_url()))
+        .await
+        .unwrap();
+    connect(&oidc, &mut heavy, "heavy", 4).await;
+    for (model, lane) in [
+        ("xai-grok/grok-4.3", Lane::ChatCompletions),
+        ("xai-grok/grok-4.20-multi-agent-0309", Lane::Responses),
+    ] {
+        let whole = heavy.chat(&user(model, "stream me")).await.unwrap();
+        assert_eq!(whole.lane, lane);
+        assert!(whole.usage.is_some());
+        let stream = heavy
+            .open_chat_stream(&user(model, "stream me"))
+            .await
+            .unwrap();
+        let mut text = String::new();
+        let mut chunks = 0;
+        while let Some(chunk) = heavy.next_chunk(&stream).await.unwrap() {
+            text.push_str(&chunk.delta);
+            chunks += 1;
+        }
+        heavy.close_chat_stream(stream).await.unwrap();
+        assert!(chunks > 1, "{model}: expected several chunks");
+        assert_eq!(text, whole.content, "{model}");
+    }
+}
+
+fn run_cli(state: &std::path::Path, oidc: &OidcServer, api: &str, args: &[&str]) -> Output {
+    support::cli(state)
+        .env("XAI_OAUTH_ISSUER", &oidc.issuer)
+        .env("XAI_API_BASE", api)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn cli_login(state: &std::path::Path, oidc: &OidcServer, api: &str) {
+    let start = support::json_of(&run_cli(state, oidc, api, &["start"]));
+    oidc.approve(start["user_code"].as_str().unwrap(), "erin", 2);
+    let poll = support::json_of(&run_cli(state, oidc, api, &["poll"]));
+    assert_eq!(poll["status"], "connected", "{poll}");
+    assert_eq!(poll["tier"], 2);
+    assert_eq!(poll["tier_name"], "X Premium+");
+}
+
+#[test]
+fn eight_processes_forcing_a_refresh_redeem_the_token_once() {
+    let oidc = OidcServer::start(&[]);
+    let state = support::state_dir();
+    let api = "http://127.0.0.1:9/v1";
+    cli_login(state.path(), &oidc, api);
+    std::thread::sleep(Duration::from_millis(2100));
+
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            support::cli(state.path())
+                .env("XAI_OAUTH_ISSUER", &oidc.issuer)
+                .env("XAI_API_BASE", api)
+                .arg("refresh")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let json = support::json_of(&out);
+        assert!(out.status.success(), "{json}");
+        assert_eq!(json["connected"], true);
+        assert_eq!(json["tier"], 2);
+    }
+    let stats = oidc.stats();
+    assert_eq!(stats["refresh_redemptions"], 1, "{stats}");
+    assert_eq!(stats["refresh_reuse_detected"], 0, "{stats}");
+    let status = support::json_of(&run_cli(state.path(), &oidc, api, &["status"]));
+    assert_eq!(status["connected"], true, "{status}");
+}
+
+/// Reads the stored tokens the way only the host can (for the leak scan below).
+fn stored_tokens(state: &std::path::Path) -> Vec<String> {
+    let store = SecretStore::open(StoreConfig::new(
+        state.to_path_buf(),
+        KeySource::File(state.join("keyring").join("master.key")),
+    ))
+    .unwrap();
+    let Some(bytes) = store.tenant("default").unwrap().get("credentials").unwrap() else {
+        return Vec::new();
+    };
+    let creds: Value = serde_json::from_slice(&bytes).unwrap();
+    ["access_token", "refresh_token"]
+        .iter()
+        .filter_map(|k| creds[*k].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn no_token_appears_in_any_output_log_or_state_file() {
+    let oidc = OidcServer::start(&[]);
+    let api = api_for(&oidc);
+    let state = support::state_dir();
+    let base = api.base_url();
+    // The master key lives in a key file here (no PROVIDER_HOST_KEY), so the test can read
+    // the tokens back through the store.
+    let cli = |args: &[&str]| {
+        support::cli(state.path())
+            .env_remove("PROVIDER_HOST_KEY")
+            .env("XAI_OAUTH_ISSUER", &oidc.issuer)
+            .env("XAI_API_BASE", &base)
+            .env("RUST_LOG", "trace")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut outputs: Vec<Output> = Vec::new();
+    let mut tokens: Vec<String> = Vec::new();
+
+    outputs.push(cli(&["start"]));
+    let start = support::json_of(outputs.last().unwrap());
+    oidc.approve(start["user_code"].as_str().unwrap(), "frank", 4);
+    outputs.push(cli(&["poll"]));
+    assert_eq!(
+        support::json_of(outputs.last().unwrap())["status"],
+        "connected"
+    );
+    tokens.extend(stored_tokens(state.path()));
+    for args in [
+        &["status"][..],
+        &["models", "--force"],
+        &["chat", "--json", "hello"],
+        &[
+            "chat",
+            "--stream",
+            "--model",
+            "xai-grok/grok-4.20-multi-agent-0309",
+            "hi",
+        ],
+    ] {
+        outputs.push(cli(args));
+        assert!(
+            outputs.last().unwrap().status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&outputs.last().unwrap().stdout)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(2100));
+    outputs.push(cli(&["refresh"]));
+    tokens.extend(stored_tokens(state.path()));
+    outputs.push(cli(&["logout"]));
+    assert_eq!(
+        support::json_of(outputs.last().unwrap())["was_connected"],
+        true
+    );
+    tokens.extend(
+        api.requests()
+            .iter()
+            .filter_map(|r| r.bearer().map(str::to_string)),
+    );
+    tokens.sort();
+    tokens.dedup();
+    assert!(
+        tokens.len() >= 4,
+        "expected two access and two refresh tokens, got {}",
+        tokens.len()
+    );
+
+    for out in &outputs {
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            for token in &tokens {
+                assert!(
+                    !text.contains(token.as_str()),
+                    "a token leaked into CLI output"
+                );
+            }
+        }
+    }
+    assert!(
+        outputs.iter().any(|o| !o.stderr.is_empty()),
+        "trace logging produced nothing to scan"
+    );
+    for file in support::files_below(state.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        for token in &tokens {
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "a token is stored in plaintext in {}",
+                file.display()
+            );
+        }
+    }
+}
