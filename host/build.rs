@@ -11,6 +11,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PROVIDER_PLUGIN_WASM");
     if let Ok(prebuilt) = env::var("PROVIDER_PLUGIN_WASM") {
         println!("cargo:rustc-env=PROVIDER_PLUGIN_COMPONENT={prebuilt}");
+        println!("cargo:rustc-env=HOSTILE_GUEST_COMPONENT=");
         return;
     }
 
@@ -22,6 +23,7 @@ fn main() {
         "plugin/core/src",
         "plugin/Cargo.toml",
         "plugin/core/Cargo.toml",
+        "tests/guests",
         "Cargo.lock",
     ] {
         rerun_if_changed_recursive(&workspace.join(watched));
@@ -45,6 +47,8 @@ fn main() {
             "build",
             "--package",
             "grok-provider-plugin",
+            "--package",
+            "hostile-guest",
             "--target",
             "wasm32-wasip2",
         ])
@@ -80,6 +84,12 @@ fn main() {
     println!(
         "cargo:rustc-env=PROVIDER_PLUGIN_COMPONENT={}",
         wasm.display()
+    );
+    // A misbehaving guest for the hardening tests (tests/guests/hostile).
+    let hostile = plugin_target.join("wasm32-wasip2/component/hostile_guest.wasm");
+    println!(
+        "cargo:rustc-env=HOSTILE_GUEST_COMPONENT={}",
+        hostile.display()
     );
 }
 

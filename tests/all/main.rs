@@ -5,6 +5,7 @@
 
 mod cli;
 mod foundation;
+mod hostile;
 mod interop;
 mod peers;
 mod support;

