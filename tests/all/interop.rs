@@ -396,3 +396,120 @@ fn no_token_appears_in_any_output_log_or_state_file() {
         }
     }
 }
+
+#[tokio::test]
+async fn api_errors_cut_streams_and_the_model_cache_against_the_jwks_checking_api() {
+    use provider_reference::{Fault, Route};
+
+    let oidc = OidcServer::start(&[]);
+    let api = api_for(&oidc);
+    let state = support::state_dir();
+    let runtime = support::runtime(state.path());
+    let mut s = runtime
+        .session("gina", &config(&oidc, &api.base_url()))
+        .await
+        .unwrap();
+    connect(&oidc, &mut s, "gina", 4).await;
+    let chat = user("xai-grok/grok-4.3", "hello");
+
+    // The cache, and `force`.
+    assert!(!s.models(false).await.unwrap().cached);
+    let before = api.stats().models_requests;
+    assert!(s.models(false).await.unwrap().cached);
+    assert_eq!(
+        api.stats().models_requests,
+        before,
+        "a cached answer must not call the API"
+    );
+    assert!(!s.models(true).await.unwrap().cached);
+    assert_eq!(api.stats().models_requests, before + 1);
+
+    // Each upstream answer becomes its typed error, without silent retries.
+    let expect = |route: Route, fault: Fault, code: &'static str| (route, fault, code);
+    let cases = [
+        expect(
+            Route::ChatCompletions,
+            Fault::rate_limited(Some(30)),
+            "rate_limited",
+        ),
+        expect(
+            Route::ChatCompletions,
+            Fault::spending_limit(402),
+            "quota_exhausted",
+        ),
+        expect(
+            Route::ChatCompletions,
+            Fault::spending_limit(403),
+            "quota_exhausted",
+        ),
+        expect(Route::ChatCompletions, Fault::tier_denied(), "tier_denied"),
+        expect(
+            Route::ChatCompletions,
+            Fault::malformed_json(),
+            "invalid_response",
+        ),
+        expect(
+            Route::ChatCompletions,
+            Fault::html_page(200),
+            "invalid_response",
+        ),
+        expect(
+            Route::ChatCompletions,
+            Fault::redirect("https://evil.example.com/v1"),
+            "invalid_response",
+        ),
+    ];
+    for (route, fault, code) in cases {
+        let served = api.stats().faults_served;
+        api.push_fault(route, fault);
+        let err = s.chat(&chat).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err}");
+        assert_eq!(api.stats().faults_served, served + 1);
+        assert_eq!(api.pending_faults(), 0);
+        if code == "rate_limited" {
+            assert_eq!(err.retry_after_seconds(), Some(30));
+        }
+    }
+
+    // 5xx: bounded retries, then success or upstream_unavailable.
+    api.push_fault(Route::ChatCompletions, Fault::server_error(500));
+    assert!(s.chat(&chat).await.is_ok());
+    for _ in 0..3 {
+        api.push_fault(Route::ChatCompletions, Fault::server_error(503));
+    }
+    assert_eq!(
+        s.chat(&chat).await.unwrap_err().code(),
+        "upstream_unavailable"
+    );
+    assert_eq!(api.pending_faults(), 0, "expected exactly three attempts");
+
+    // A cut stream is an error on both lanes, never a silent end.
+    for (route, model) in [
+        (Route::ChatCompletions, "xai-grok/grok-4.3"),
+        (Route::Responses, "xai-grok/grok-4.20-multi-agent-0309"),
+    ] {
+        api.push_fault(route, Fault::CutStream { after_events: 2 });
+        let stream = s
+            .open_chat_stream(&user(model, "a long answer please"))
+            .await
+            .unwrap();
+        let err = loop {
+            match s.next_chunk(&stream).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("{model}: a cut stream ended silently"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.code(), "network", "{model}: {err}");
+    }
+
+    // 403 bad-credentials: one refresh, one retry, success.
+    past_refresh_window().await;
+    let redeemed = oidc.stats()["refresh_redemptions"].as_u64().unwrap();
+    api.push_fault(Route::ChatCompletions, Fault::bad_credentials());
+    assert!(s.chat(&chat).await.is_ok());
+    assert_eq!(
+        oidc.stats()["refresh_redemptions"].as_u64().unwrap(),
+        redeemed + 1
+    );
+}
