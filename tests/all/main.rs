@@ -6,6 +6,7 @@
 mod cli;
 mod foundation;
 mod hostile;
+mod hostile_servers;
 mod interop;
 mod peers;
 mod support;

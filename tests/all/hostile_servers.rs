@@ -1,0 +1,175 @@
+//! Hostile servers: each misbehaviour ends in a clear typed error, nothing stored is lost,
+//! and nothing is followed or allocated without bound.
+
+use std::time::Duration;
+
+use provider_host::bindings::types::{ChatRequest, Message, PollOutcome, Role};
+use provider_host::secrets::KeySource;
+use provider_host::{Runtime, RuntimeOptions, Session};
+use provider_reference::{
+    ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Fault, Route,
+};
+
+use crate::support;
+
+struct World {
+    auth: AuthHandle,
+    api: ApiHandle,
+    _state: tempfile::TempDir,
+    _runtime: Runtime,
+    session: Session,
+}
+
+/// Reference servers, a runtime whose HTTP timeouts are short, and a connected session.
+async fn connected_world(auth_config: AuthConfig) -> World {
+    let auth = AuthServer::start_background(AuthConfig {
+        interval: 1,
+        ..auth_config
+    })
+    .unwrap();
+    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let state = support::state_dir();
+    let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state.path());
+    options.key = KeySource::File(state.path().join("keyring").join("master.key"));
+    options.limits.http.first_byte_timeout = Duration::from_secs(2);
+    options.limits.http.between_bytes_timeout = Duration::from_secs(2);
+    let runtime = Runtime::new(options).unwrap();
+    let mut session = runtime
+        .session("t", &support::config(&auth.issuer(), &api.base_url()))
+        .await
+        .unwrap();
+    let prompt = session.start().await.unwrap();
+    auth.approve(&prompt.user_code, 3, "hostile-test").unwrap();
+    let outcome = session.poll(Some(&prompt.pending_id)).await.unwrap();
+    assert!(matches!(outcome, PollOutcome::Connected(_)), "{outcome:?}");
+    World {
+        auth,
+        api,
+        _state: state,
+        _runtime: runtime,
+        session,
+    }
+}
+
+fn hello() -> ChatRequest {
+    ChatRequest {
+        model: "grok-4.3".into(),
+        messages: vec![Message {
+            role: Role::User,
+            content: "hello".into(),
+        }],
+        thinking: None,
+        max_output_tokens: None,
+        temperature: None,
+    }
+}
+
+async fn still_connected(w: &mut World) {
+    let status = w.session.status().await.unwrap();
+    assert!(status.connected, "credentials were lost");
+    assert_eq!(status.tier, Some(3));
+}
+
+#[tokio::test]
+async fn bodies_far_over_the_cap_are_refused_without_unbounded_allocation() {
+    let mut w = connected_world(AuthConfig::default()).await;
+    // Over the plugin's JSON cap (4 MiB) and over the host's body cap (16 MiB).
+    for bytes in [6 << 20, 40 << 20] {
+        w.api
+            .push_fault(Route::ChatCompletions, Fault::Oversized { bytes });
+        let err = w.session.chat(&hello()).await.unwrap_err();
+        assert!(
+            ["invalid_response", "network"].contains(&err.code()),
+            "{bytes} bytes: {err}"
+        );
+    }
+    w.api
+        .push_fault(Route::Models, Fault::Oversized { bytes: 40 << 20 });
+    assert!(w.session.models(true).await.is_err());
+    still_connected(&mut w).await;
+}
+
+#[tokio::test]
+async fn stalls_before_headers_and_mid_body_time_out() {
+    let mut w = connected_world(AuthConfig::default()).await;
+    w.api.push_fault(
+        Route::ChatCompletions,
+        Fault::StallBeforeHeaders(Duration::from_secs(10)),
+    );
+    let err = w.session.chat(&hello()).await.unwrap_err();
+    assert_eq!(err.code(), "network", "{err}");
+
+    let mut stream_req = hello();
+    stream_req.messages[0].content = "a long enough answer to span several events".into();
+    w.api.push_fault(
+        Route::ChatCompletions,
+        Fault::StallMidBody {
+            after_events: 2,
+            duration: Duration::from_secs(10),
+        },
+    );
+    let stream = w.session.open_chat_stream(&stream_req).await.unwrap();
+    let err = loop {
+        match w.session.next_chunk(&stream).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a stalled stream ended silently"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code(), "network", "{err}");
+    still_connected(&mut w).await;
+}
+
+#[tokio::test]
+async fn wrong_content_types_non_json_and_redirects_are_typed_errors() {
+    let mut w = connected_world(AuthConfig::default()).await;
+    let cases = [
+        Fault::raw(200, "text/html", "<html>Just a moment...</html>"),
+        Fault::raw(200, "application/json", "{not json"),
+        Fault::raw(200, "application/json", "[]"),
+        Fault::redirect("https://evil.example.com/v1/chat/completions"),
+    ];
+    for fault in cases {
+        w.api.push_fault(Route::ChatCompletions, fault);
+        let err = w.session.chat(&hello()).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_response", "{err}");
+    }
+    // A stream answered as plain JSON is not a stream.
+    w.api.push_fault(
+        Route::ChatCompletions,
+        Fault::raw(200, "application/json", "{}"),
+    );
+    let outcome = match w.session.open_chat_stream(&hello()).await {
+        Err(e) => e,
+        Ok(stream) => w.session.next_chunk(&stream).await.unwrap_err(),
+    };
+    assert_eq!(outcome.code(), "invalid_response", "{outcome}");
+    // Nothing followed the redirect: every request went to the API itself.
+    assert!(w.api.requests().iter().all(|r| !r.path.contains("evil")));
+    assert_eq!(w.session.denied_requests(), 0);
+    still_connected(&mut w).await;
+}
+
+#[tokio::test]
+async fn oauth_errors_in_http_200_bodies_and_malformed_token_answers_lose_nothing() {
+    let mut w = connected_world(AuthConfig {
+        errors_with_http_200: true,
+        ..AuthConfig::default()
+    })
+    .await;
+    // A pending device flow answered with 200 {"error":"authorization_pending"} stays pending.
+    let prompt = w.session.start().await.unwrap();
+    let outcome = w.session.poll(Some(&prompt.pending_id)).await.unwrap();
+    assert!(matches!(outcome, PollOutcome::Pending(_)), "{outcome:?}");
+    // A refresh answered with garbage: an error, and the stored login survives.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    w.auth.push_fault(Route::Token, Fault::malformed_json());
+    let err = w.session.refresh().await.unwrap_err();
+    assert_eq!(err.code(), "invalid_response", "{err}");
+    w.auth.push_fault(Route::Token, Fault::html_page(403));
+    assert!(w.session.refresh().await.is_err());
+    still_connected(&mut w).await;
+    // And the real refresh still works afterwards (the token was not consumed).
+    w.session.refresh().await.unwrap();
+    assert_eq!(w.auth.stats().reuse_detections, 0);
+}
