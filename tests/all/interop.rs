@@ -320,6 +320,14 @@ fn no_token_appears_in_any_output_log_or_state_file() {
     };
     let mut outputs: Vec<Output> = Vec::new();
     let mut tokens: Vec<String> = Vec::new();
+    // Compile the component into the cache first: tracing cranelift's compilation would
+    // only slow the test down (it logs no HTTP traffic).
+    let warm = support::cli(state.path())
+        .env_remove("PROVIDER_HOST_KEY")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(warm.status.success());
 
     outputs.push(cli(&["start"]));
     let start = support::json_of(outputs.last().unwrap());
