@@ -18,7 +18,11 @@ fn wire(e: SecretStoreError) -> secrets::SecretError {
         SecretStoreError::TooLarge(_) => W::TooLarge(e.to_string()),
         SecretStoreError::LockTimeout(_) => W::LockTimeout(e.to_string()),
         SecretStoreError::Corrupt(_) => W::Corrupt(e.to_string()),
-        other => W::Io(other.to_string()),
+        // `Io` displays only its context; the OS reason is its source.
+        other => W::Io(match std::error::Error::source(&other) {
+            Some(cause) => format!("{other}: {cause}"),
+            None => other.to_string(),
+        }),
     }
 }
 
