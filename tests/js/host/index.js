@@ -1,0 +1,82 @@
+// A JavaScript host for the model-provider plugin component: transpiles it with jco and
+// instantiates it once per tenant with that tenant's capabilities — `secrets` (files
+// under the state directory), `config`, and `wasi:http/outgoing-handler` behind an origin
+// allowlist — and WASI from preview2-shim with no environment and no arguments.
+//
+// jco's "instantiation" output is used (not `--map`): its imports are an object passed
+// per instance, so one process can hold many tenants, each with its own store, config
+// and allowlist, over one compiled module.
+
+import { rmSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { transpile } from '@bytecodealliance/jco';
+import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
+
+import { defaultAllowlist, providerConfig } from './config.js';
+import { allowlistedOutgoingHandler } from './sandbox.js';
+
+export { XAI_DEFAULTS, ConfigError, defaultAllowlist, originOf, providerConfig } from './config.js';
+export { allowlistedOutgoingHandler } from './sandbox.js';
+export { ExclusiveLock, SecretError, SecretStore, TenantSecrets } from './secrets.js';
+
+/**
+ * Transpiles the component at `wasmPath` into `outDir` (default: a temp directory removed
+ * when the process exits) and returns a loader of instances.
+ */
+export async function loadPlugin(wasmPath, { outDir } = {}) {
+  const bytes = await fs.readFile(wasmPath);
+  let dir = outDir;
+  if (dir === undefined) {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'provider-plugin-'));
+    // A temp dir we made is ours to remove (the compiled modules stay in memory).
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  await fs.mkdir(dir, { recursive: true });
+  const { files } = await transpile(bytes, { name: 'plugin', instantiation: 'async' });
+  for (const [name, data] of Object.entries(files)) {
+    if (name.endsWith('.d.ts')) continue;
+    await fs.writeFile(path.join(dir, name), data);
+  }
+  const { instantiate } = await import(pathToFileURL(path.join(dir, 'plugin.js')).href);
+
+  // Core modules are compiled once and shared by every instance.
+  const compiled = new Map();
+  const getCoreModule = (name) => {
+    if (!compiled.has(name)) {
+      compiled.set(name, fs.readFile(path.join(dir, name)).then((b) => WebAssembly.compile(b)));
+    }
+    return compiled.get(name);
+  };
+
+  return {
+    /** Where the transpiled files are. */
+    dir,
+    /**
+     * A fresh instance for one tenant. Returns the `model-provider` exports
+     * (`status`, `start`, `poll`, `logout`, `refresh`, `models`, `chat`, `ChatStream`)
+     * plus `sandbox` (the allowlisted handler, with its `denied` counter).
+     *
+     * @param {object} o
+     * @param {import('./secrets.js').TenantSecrets} o.secrets the tenant's storage
+     * @param {object} [o.config] overrides of XAI_DEFAULTS ({issuer, apiBase, ...})
+     * @param {string[]} [o.allowedOrigins] default: the issuer's and the API's origins
+     */
+    async instantiate({ secrets, config = {}, allowedOrigins }) {
+      const cfg = providerConfig(config);
+      const sandbox = allowlistedOutgoingHandler(allowedOrigins ?? defaultAllowlist(cfg));
+      const wasi = new WASIShim({ sandbox: { env: {}, args: [] } }).getImportObject();
+      const exports = await instantiate(getCoreModule, {
+        ...wasi,
+        'wasi:http/outgoing-handler': sandbox,
+        'model-provider:plugin/secrets': secrets.imports(),
+        'model-provider:plugin/config': { get: () => ({ ...cfg }) },
+        'model-provider:plugin/types': {},
+      });
+      return Object.assign(Object.create(exports.modelProvider), { sandbox });
+    },
+  };
+}
