@@ -15,6 +15,8 @@
 pub mod bindings;
 mod capabilities;
 pub mod config;
+pub mod conformance;
+mod engine;
 pub mod error;
 pub mod http_sandbox;
 pub mod limits;

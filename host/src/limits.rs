@@ -1,10 +1,11 @@
 //! Per-call resource limits: a memory cap per instance and a CPU/wall-time budget per
-//! export call, enforced with wasmtime's epoch interruption.
+//! export call, enforced with wasmtime's epoch interruption; and how the instances of live
+//! sessions are allocated ([`InstanceAllocation`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, ResourceLimiter};
 
@@ -41,6 +42,39 @@ impl Limits {
     /// The call budget in epoch ticks.
     pub(crate) fn call_ticks(&self) -> u64 {
         (self.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+}
+
+/// Default of [`InstanceAllocation::Pooling::max_live_instances`]: ten thousand tenants,
+/// plus headroom for sessions being replaced.
+pub const DEFAULT_MAX_LIVE_INSTANCES: u32 = 10_500;
+
+/// How the instances of live sessions get their linear memory, tables and fiber stacks.
+///
+/// Either way a session's instance lives until the session is dropped (or traps), and
+/// [`Limits::memory_bytes`] caps its memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceAllocation {
+    /// wasmtime's pooling allocator: address space for `max_live_instances` instances is
+    /// reserved once per process and shared by every runtime (pages become resident only
+    /// as instances touch them). Instantiating takes a free slot, with the component's data
+    /// mapped copy-on-write, so it costs microseconds and no `mmap`. Past the limit,
+    /// opening a session fails until another is dropped. If the reservation cannot be made
+    /// (e.g. under `ulimit -v`), the runtime falls back to [`InstanceAllocation::OnDemand`].
+    Pooling {
+        /// Most sessions holding an instance at once, over all runtimes of the process.
+        max_live_instances: u32,
+    },
+    /// A fresh mapping per instance (wasmtime's default strategy): no up-front
+    /// reservation and no limit on live sessions, slower to instantiate and drop.
+    OnDemand,
+}
+
+impl Default for InstanceAllocation {
+    fn default() -> Self {
+        Self::Pooling {
+            max_live_instances: DEFAULT_MAX_LIVE_INSTANCES,
+        }
     }
 }
 
@@ -98,6 +132,12 @@ pub(crate) struct EpochTicker {
     thread: Option<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for EpochTicker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochTicker").finish_non_exhaustive()
+    }
+}
+
 impl EpochTicker {
     pub(crate) fn start(engine: &Engine) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
@@ -116,7 +156,17 @@ impl EpochTicker {
                     };
                     engine.increment_epoch();
                     drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
+                    // Parked rather than slept, so that dropping the ticker wakes it at
+                    // once instead of waiting out the tick (a CLI call exits sooner).
+                    let next = Instant::now() + EPOCH_TICK;
+                    while let Some(left) = next.checked_duration_since(Instant::now()) {
+                        if left.is_zero()
+                            || weak.upgrade().is_none_or(|s| s.load(Ordering::Relaxed))
+                        {
+                            break;
+                        }
+                        std::thread::park_timeout(left);
+                    }
                 }
             })
             .expect("spawn epoch ticker");
@@ -131,6 +181,8 @@ impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            let thread: &Thread = t.thread();
+            thread.unpark();
             let _ = t.join();
         }
     }

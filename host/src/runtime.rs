@@ -1,15 +1,14 @@
-//! The runtime: one engine and one pre-linked component per process, and a [`Session`]
-//! per tenant (its own store, secret namespace, settings and limits).
+//! The runtime: one engine and one pre-linked component per process (shared through
+//! `engine`), and a [`Session`] per tenant (its own store, secret namespace, settings and
+//! limits).
 
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::component::{ResourceAny, ResourceTable};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -19,9 +18,10 @@ use crate::bindings::types::{
 };
 use crate::bindings::{ProviderPlugin, ProviderPluginPre};
 use crate::config::{HostConfig, Origin, ProviderSettings};
+use crate::engine::{self, SharedEngine};
 use crate::error::HostError;
 use crate::http_sandbox::SandboxHooks;
-use crate::limits::{EpochTicker, Limits, MemoryCap, MemoryLimitExceeded};
+use crate::limits::{InstanceAllocation, Limits, MemoryCap, MemoryLimitExceeded};
 use crate::secrets::{KeySource, SecretStore, StoreConfig, TenantSecrets};
 
 /// How a [`Runtime`] is set up.
@@ -37,11 +37,13 @@ pub struct RuntimeOptions {
     pub limits: Limits,
     /// Directory for compiled components; `None` disables the cache.
     pub compile_cache: Option<PathBuf>,
+    /// How session instances are allocated (default: the process-wide pool).
+    pub allocation: InstanceAllocation,
 }
 
 impl RuntimeOptions {
     /// Options with the defaults: master key from `PROVIDER_HOST_KEY` or
-    /// `<state-dir>/keyring/master.key`, cache in `<state-dir>/cache`.
+    /// `<state-dir>/keyring/master.key`, cache in `<state-dir>/cache`, pooled instances.
     pub fn new(plugin: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
         let state_dir = state_dir.into();
         Self {
@@ -50,60 +52,72 @@ impl RuntimeOptions {
             compile_cache: Some(state_dir.join("cache")),
             state_dir,
             limits: Limits::default(),
+            allocation: InstanceAllocation::default(),
         }
     }
 }
 
-/// Compiled plugin + engine + secret store, shared by every session of a process.
+/// Compiled plugin + engine + secret store, shared by every session it opens.
+///
+/// `Send + Sync` and cheap to clone (clones share everything): put it in an `Arc` or
+/// clone it into each task; sessions of different tenants run in parallel. The engine
+/// and the compiled component are shared by every `Runtime` of the process (see
+/// [`InstanceAllocation`]).
+#[derive(Clone)]
 pub struct Runtime {
-    engine: Engine,
+    shared: Arc<SharedEngine>,
     pre: ProviderPluginPre<TenantState>,
     secrets: SecretStore,
     limits: Limits,
-    _ticker: EpochTicker,
 }
 
+// Checked here so that a change that breaks multi-task use fails to compile.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Runtime>();
+    send::<Session>();
+};
+
 impl Runtime {
-    /// Load (from the compile cache when possible) and pre-link the plugin.
+    /// Load (from this process's registry, else the compile cache, else by compiling) and
+    /// pre-link the plugin.
     pub fn new(options: RuntimeOptions) -> Result<Self, HostError> {
-        let mut config = Config::new();
-        config.epoch_interruption(true).wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(|e| HostError::Plugin(format!("engine: {e}")))?;
-        let component = load_component(&engine, &options.plugin, options.compile_cache.as_deref())?;
-
-        let mut linker: Linker<TenantState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
-            .and_then(|()| ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
-            .map_err(|e| HostError::Plugin(format!("linking: {e}")))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(ProviderPluginPre::new)
-            .map_err(|e| {
-                HostError::Plugin(format!(
-                    "{} does not fit the model-provider:plugin world: {e:#}",
-                    options.plugin.display()
-                ))
-            })?;
-
+        let mut shared = engine::shared(options.allocation, &options.limits)?;
+        let cache = options.compile_cache.as_deref();
+        let pre = match shared.plugin(&options.plugin, cache) {
+            Ok(pre) => pre,
+            // A component that does not fit the pool's per-instance limits (more memories or
+            // tables than a wasm32-wasip2 component has) still runs, allocated on demand.
+            Err(HostError::Plugin(m)) if shared.is_pooling() && m.contains("pooling") => {
+                tracing::debug!("component does not fit the instance pool: {m}");
+                shared = engine::shared(InstanceAllocation::OnDemand, &options.limits)?;
+                shared.plugin(&options.plugin, cache)?
+            }
+            Err(e) => return Err(e),
+        };
         let secrets = SecretStore::open(StoreConfig {
             state_dir: options.state_dir.clone(),
             key: options.key.clone(),
             ..StoreConfig::default()
         })?;
-        let ticker = EpochTicker::start(&engine);
         Ok(Self {
-            engine,
+            shared,
             pre,
             secrets,
             limits: options.limits,
-            _ticker: ticker,
         })
     }
 
     /// The engine (for embedders that share it).
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.shared.engine()
+    }
+
+    /// Whether this runtime's instances come from the pooling allocator (see
+    /// [`InstanceAllocation`]; `false` after a fallback to on-demand allocation).
+    pub fn is_pooling(&self) -> bool {
+        self.shared.is_pooling()
     }
 
     /// A live session for `tenant`, talking to what `config` allows.
@@ -121,58 +135,6 @@ impl Runtime {
         session.instantiate().await?;
         Ok(session)
     }
-}
-
-/// Compile the component, or load it from the on-disk cache keyed by the component's
-/// hash and the engine's compatibility hash (so a CLI call never recompiles).
-fn load_component(
-    engine: &Engine,
-    path: &Path,
-    cache: Option<&Path>,
-) -> Result<Component, HostError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| HostError::Plugin(format!("cannot read {}: {e}", path.display())))?;
-    let compile = || {
-        Component::new(engine, &bytes).map_err(|e| {
-            HostError::Plugin(format!(
-                "{} is not a valid component: {e:#}",
-                path.display()
-            ))
-        })
-    };
-    let Some(cache) = cache else { return compile() };
-
-    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine
-        .precompile_compatibility_hash()
-        .hash(&mut engine_hash);
-    let digest = hex::encode(&Sha256::digest(&bytes)[..16]);
-    let cached = cache.join(format!("{digest}-{:016x}.cwasm", engine_hash.finish()));
-    if cached.exists() {
-        // SAFETY: the file was written by `precompile_component` of a compatible engine
-        // into the state directory, which only this user can write.
-        if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
-            return Ok(c);
-        }
-    }
-    let component = compile()?;
-    if let Ok(serialized) = component.serialize() {
-        let _ = write_atomically(cache, &cached, &serialized);
-    }
-    Ok(component)
-}
-
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 /// The data of one tenant's store.
@@ -363,6 +325,12 @@ impl Session {
 }
 
 fn classify_trap(e: wasmtime::Error, call_timeout: Duration) -> HostError {
+    if let Some(p) = e.downcast_ref::<PoolConcurrencyLimitError>() {
+        return HostError::Plugin(format!(
+            "too many live sessions in this process ({p}); drop idle sessions or raise \
+             InstanceAllocation::Pooling::max_live_instances"
+        ));
+    }
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
         return HostError::MemoryLimit(m.to_string());
     }

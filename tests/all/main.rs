@@ -4,6 +4,7 @@
 //! does and talk to it only through the WIT contract.
 
 mod cli;
+mod conformance;
 mod foundation;
 mod hostile;
 mod hostile_servers;

@@ -66,6 +66,19 @@ pub enum Command {
     },
     /// Send a chat turn.
     Chat(ChatArgs),
+    /// Check a plugin component (--plugin) against embedded reference servers on
+    /// 127.0.0.1: no internet, no account; stored credentials are never touched.
+    Conformance(ConformanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// Print one JSON object {ok, passed, failed, scenarios} instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Run only this scenario (repeatable); an unknown name lists the known ones.
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Args)]

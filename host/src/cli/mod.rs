@@ -2,6 +2,7 @@
 
 mod args;
 mod chat;
+mod conformance;
 mod login;
 mod render;
 
@@ -16,25 +17,37 @@ use self::args::{Cli, Command};
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_level);
+    if matches!(cli.command, Command::Conformance(_)) && cli.log_level == "warn" {
+        // The suite provokes sandbox refusals on purpose: do not warn about those.
+        init_tracing("warn,provider_host::http_sandbox=error");
+    } else {
+        init_tracing(&cli.log_level);
+    }
+    // The conformance suite brings its own servers and endpoints: XAI_* play no part,
+    // and no session of the operator's state is opened.
+    if let Command::Conformance(args) = &cli.command {
+        return match async_runtime() {
+            Ok(rt) => rt.block_on(conformance::run(&cli, args)),
+            Err(e) => fail(&e),
+        };
+    }
     // Refuse a bad configuration before anything runs, whatever the subcommand.
     let config = match HostConfig::new(ProviderSettings::from_env()) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    match async_runtime() {
+        Ok(rt) => rt.block_on(run(cli, config)),
+        Err(e) => fail(&e),
+    }
+}
+
+fn async_runtime() -> Result<tokio::runtime::Runtime, HostError> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            return fail(&HostError::Config(format!(
-                "cannot start the async runtime: {e}"
-            )));
-        }
-    };
-    runtime.block_on(run(cli, config))
+        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))
 }
 
 fn init_tracing(level: &str) {
@@ -74,6 +87,8 @@ async fn run(cli: Cli, config: HostConfig) -> ExitCode {
         Command::Models { force } => session.models(*force).await.map(|m| render::models(&m)),
         Command::Login(args) => return login::run(&mut session, args).await,
         Command::Chat(args) => return chat::run(&mut session, args).await,
+        // Dispatched by `main` before any session opens; kept here for completeness.
+        Command::Conformance(args) => return conformance::run(&cli, args).await,
     };
     match result {
         Ok(v) => ok(v),

@@ -44,14 +44,18 @@ pub fn parse_models(v: &Value) -> Result<(Vec<Model>, Vec<Model>), ProviderError
         .ok_or_else(|| ProviderError::InvalidResponse("model list without data array".into()))?;
     let (mut chat, mut media) = (Vec::new(), Vec::new());
     for entry in data {
-        let id = entry
+        // The lane is decided on the id without our prefix, exactly as `chat::route` will
+        // decide it (found by fuzzing: `xai-grok/grok-imagine-image` from upstream was
+        // listed as a chat model that chat then refused, and `xai-grok/` became an empty id).
+        let upstream = entry
             .get("id")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+            .map(unprefixed)
+            .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| ProviderError::InvalidResponse("model entry without id".into()))?;
-        let lane = lane_for(id);
+        let lane = lane_for(upstream);
         let model = Model {
-            id: prefixed(unprefixed(id)),
+            id: prefixed(upstream),
             lane,
             owned_by: entry
                 .get("owned_by")
@@ -149,6 +153,18 @@ mod tests {
         );
         assert_eq!(media[1].created, Some(5));
         assert!(parse_models(&json!({"data": [{"created": 1}]})).is_err());
+        assert!(parse_models(&json!({"data": [{"id": "xai-grok/"}]})).is_err());
+        assert!(parse_models(&json!({"data": [{"id": " "}]})).is_err());
+        // Already prefixed upstream ids land in the same lane as unprefixed ones.
+        let (chat, media) = parse_models(&json!({"data": [
+            {"id": "xai-grok/grok-imagine-image"}, {"id": "xai-grok/grok-4.20-multi-agent"}
+        ]}))
+        .unwrap();
+        assert_eq!(media[0].id, "xai-grok/grok-imagine-image");
+        assert_eq!(
+            (chat[0].id.as_str(), chat[0].lane),
+            ("xai-grok/grok-4.20-multi-agent", Lane::Responses)
+        );
         assert!(parse_models(&json!({"models": []})).is_err());
     }
 

@@ -60,6 +60,10 @@ enum RefreshMode {
     Auto,
     /// Now (unless someone refreshed in the last two seconds).
     Forced,
+    /// The access token of the generation seen was refused upstream: redeem unless the
+    /// record moved on since. No coalescing window here: the stored token is known bad,
+    /// however young, and `unauthorized` promises that a refresh was tried.
+    Rejected,
 }
 
 fn not_connected() -> ProviderError {
@@ -466,7 +470,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         match mode {
             RefreshMode::Auto if !current.needs_refresh(now) => return Ok(current),
             RefreshMode::Forced if just_obtained => return Ok(current),
-            _ => {}
+            RefreshMode::Auto | RefreshMode::Forced | RefreshMode::Rejected => {}
         }
         let refresh_token = current.refresh_token.clone().ok_or_else(|| {
             ProviderError::Unauthorized(
@@ -592,7 +596,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             match failure {
                 ApiFailure::Unauthenticated(_) if !refreshed => {
                     refreshed = true;
-                    creds = self.refresh_locked(creds.generation, RefreshMode::Forced)?;
+                    creds = self.refresh_locked(creds.generation, RefreshMode::Rejected)?;
                 }
                 ApiFailure::Unauthenticated(msg) => {
                     return Err(ProviderError::Unauthorized(format!(

@@ -37,6 +37,11 @@ pub struct ChatStream<B> {
     finish_reason: Option<String>,
     usage: Option<Usage>,
     body_done: bool,
+    /// A framing error (line or event over its cap), reported only after the events
+    /// decoded before it: the outcome must not depend on where the transport cut the
+    /// body (found by fuzzing: a whole-body chunk lost the events before a bad line, so
+    /// a stream could fail or end cleanly depending on the chunking).
+    framing_error: Option<ProviderError>,
 }
 
 impl<B> std::fmt::Debug for ChatStream<B> {
@@ -68,6 +73,24 @@ impl<B: ResponseBody> ChatStream<B> {
             finish_reason: None,
             usage: None,
             body_done: false,
+            framing_error: None,
+        }
+    }
+
+    /// [`ChatStream::new`] with explicit SSE caps (bytes per line, bytes of data per
+    /// event; see [`SseDecoder::with_caps`]). Hidden: only for the fuzz targets, which need
+    /// small caps to reach the limits with small inputs.
+    #[doc(hidden)]
+    pub fn with_sse_caps(
+        body: B,
+        lane: Lane,
+        model: String,
+        line_cap: usize,
+        event_cap: usize,
+    ) -> Self {
+        Self {
+            decoder: SseDecoder::with_caps(line_cap, event_cap),
+            ..Self::new(body, lane, model)
         }
     }
 
@@ -107,18 +130,23 @@ impl<B: ResponseBody> ChatStream<B> {
         if let Some(ev) = self.decoder.next_event() {
             return self.handle(ev);
         }
+        if let Some(e) = self.framing_error.take() {
+            return Err(e);
+        }
         if self.body_done {
             return Err(ProviderError::Network(
                 "stream ended before completion".into(),
             ));
         }
-        match self.body.next_chunk()? {
+        let framed = match self.body.next_chunk()? {
             Some(bytes) => self.decoder.feed(&bytes),
             None => {
                 self.body_done = true;
                 self.decoder.finish()
             }
-        }
+        };
+        self.framing_error = framed.err();
+        Ok(())
     }
 
     fn handle(&mut self, ev: SseEvent) -> Result<(), ProviderError> {
@@ -233,4 +261,55 @@ impl<B: ResponseBody> ChatStream<B> {
 fn parse_event(data: &str) -> Result<Value, ProviderError> {
     serde_json::from_str(data)
         .map_err(|_| ProviderError::InvalidResponse("unparsable event in the reply stream".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::TransportError;
+
+    struct Chunks(VecDeque<Vec<u8>>);
+    impl ResponseBody for Chunks {
+        fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+            Ok(self.0.pop_front())
+        }
+    }
+
+    fn run(pieces: &[&[u8]]) -> (String, Result<(), ProviderError>) {
+        let body = Chunks(pieces.iter().map(|p| p.to_vec()).collect());
+        let mut s = ChatStream::with_sse_caps(body, Lane::ChatCompletions, "m".into(), 64, 160);
+        let mut text = String::new();
+        loop {
+            match s.next_chunk() {
+                Ok(Some(c)) => text.push_str(&c.delta),
+                Ok(None) => return (text, Ok(())),
+                Err(e) => return (text, Err(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn framing_errors_come_after_the_events_before_them() {
+        let good = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n";
+        let long = [b'x'; 100];
+        let mut body = good.to_vec();
+        body.extend_from_slice(&long);
+        // Whole or cut, the event before the over-long line is delivered, then the error.
+        for pieces in [vec![&body[..]], vec![&good[..], &long[..]]] {
+            let (text, end) = run(&pieces);
+            assert_eq!(text, "a");
+            assert!(
+                matches!(end, Err(ProviderError::InvalidResponse(_))),
+                "{end:?}"
+            );
+        }
+        // A terminal event before the bad line ends the stream cleanly, however it is cut.
+        let mut done = good.to_vec();
+        done.extend_from_slice(b"data: [DONE]\n\n");
+        let mut body = done.clone();
+        body.extend_from_slice(&long);
+        for pieces in [vec![&body[..]], vec![&done[..], &long[..]]] {
+            assert_eq!(run(&pieces), ("a".into(), Ok(())));
+        }
+    }
 }

@@ -46,9 +46,19 @@ impl TokenResponse {
         if let Some(tt) = v.get("token_type").and_then(Value::as_str)
             && !tt.eq_ignore_ascii_case("bearer")
         {
+            // Only a short plain word is quoted: anything else could be a credential
+            // (found by fuzzing: a token type equal to the caller's refresh token was
+            // echoed, and `parse` does not know the caller's secrets to scrub them).
+            let shown = if !tt.is_empty()
+                && tt.len() <= 16
+                && tt.bytes().all(|b| b.is_ascii_alphabetic())
+            {
+                format!("{tt:?}")
+            } else {
+                "(not shown)".to_owned()
+            };
             return Err(ProviderError::InvalidResponse(format!(
-                "unsupported token type {:?}",
-                crate::redact::sanitize(tt, &[&access_token])
+                "unsupported token type {shown}; expected Bearer"
             )));
         }
         Ok(Self {
@@ -206,7 +216,14 @@ mod tests {
         );
         assert!(TokenResponse::parse(&json!({"refresh_token": "R"})).is_err());
         assert!(TokenResponse::parse(&json!({"access_token": ""})).is_err());
-        assert!(TokenResponse::parse(&json!({"access_token": "A", "token_type": "DPoP"})).is_err());
+        assert!(
+            matches!(TokenResponse::parse(&json!({"access_token": "A", "token_type": "DPoP"})), Err(ProviderError::InvalidResponse(m)) if m.contains("\"DPoP\""))
+        );
+        // A token type that could be a credential is never quoted.
+        let e =
+            TokenResponse::parse(&json!({"access_token": "A", "token_type": "rt-Zq7UO2x1Lk9c"}))
+                .unwrap_err();
+        assert!(!e.to_string().contains("Zq7"), "{e}");
         assert!(TokenResponse::parse(&json!([1])).is_err());
     }
 

@@ -66,19 +66,22 @@ fn unauthorized_twice_is_final_and_never_loops() {
     assert_eq!(h.t.count(), 3);
     assert_eq!(h.t.unused(), 0);
 
-    // A refresh that just happened is not repeated: the retry goes with the same token.
+    // Even a token obtained a moment ago is refreshed once when refused: the coalescing
+    // window of explicit refreshes does not apply to a token known to be bad, and
+    // `unauthorized` means "rejected even after one refresh".
     let mut h = H::connected(1);
     let mut c = h.creds();
     c.obtained_at_ms = NOW - 500;
     h.set_creds(c);
     h.t.json(401, json!({}));
+    rotated(&h);
     h.t.json(401, json!({}));
     assert!(matches!(
         err(h.p.models(true)),
         ProviderError::Unauthorized(_)
     ));
     let urls: Vec<String> = h.t.requests().into_iter().map(|r| r.url).collect();
-    assert_eq!(urls, vec![MODELS_URL, MODELS_URL]);
+    assert_eq!(urls, vec![MODELS_URL, TOKEN_URL, MODELS_URL]);
 
     // A revoked login during the retry refresh is reported as such.
     let mut h = H::connected(1);

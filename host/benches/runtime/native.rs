@@ -1,0 +1,100 @@
+//! The baseline of benchmark b: the same provider logic (`grok-provider-core`) run natively
+//! in the host process over the same secret store, without WebAssembly.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use grok_provider_core::io::{
+    Clock, HttpRequest, HttpResponse, ResponseBody, SecretStore, StoreError, Transport,
+    TransportError,
+};
+use grok_provider_core::{ConnectionStatus, Provider, ProviderConfig, ProviderError};
+use provider_host::ProviderSettings;
+use provider_host::secrets::{LockGuard, TenantSecrets};
+
+/// `status()` of `tenant`, natively. A call that would need the network fails.
+pub fn status(
+    store: &provider_host::secrets::SecretStore,
+    settings: &ProviderSettings,
+    tenant: &str,
+) -> Result<ConnectionStatus, ProviderError> {
+    let secrets = store.tenant(tenant).expect("tenant");
+    let config = ProviderConfig {
+        issuer: settings.issuer.clone(),
+        api_base: settings.api_base.clone(),
+        client_id: settings.client_id.clone(),
+        scope: settings.scope.clone(),
+        user_agent: settings.user_agent.clone(),
+    };
+    Provider::new(config, NoNetwork, Store(secrets), SystemClock).status()
+}
+
+struct Store(TenantSecrets);
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Failed(e.to_string())
+}
+
+impl SecretStore for Store {
+    type Guard = LockGuard;
+
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key).map_err(failed)
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0.set(key, value).map_err(failed)
+    }
+
+    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).map_err(failed)
+    }
+
+    fn list_keys(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.0.list_keys(prefix).map_err(failed)
+    }
+
+    fn lock(&mut self, name: &str, timeout_ms: u32) -> Result<LockGuard, StoreError> {
+        self.0
+            .lock(name, std::time::Duration::from_millis(timeout_ms.into()))
+            .map_err(failed)
+    }
+}
+
+struct NoNetwork;
+
+struct NoBody;
+
+impl ResponseBody for NoBody {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+        Ok(None)
+    }
+}
+
+impl Transport for NoNetwork {
+    type Body = NoBody;
+
+    fn send(&mut self, _: HttpRequest) -> Result<HttpResponse<NoBody>, TransportError> {
+        Err(TransportError::Failed(
+            "no network in the native baseline".into(),
+        ))
+    }
+}
+
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn sleep_ms(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+
+    fn random_bytes(&self, out: &mut [u8]) {
+        rand::fill(out);
+    }
+}

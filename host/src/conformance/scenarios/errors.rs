@@ -1,0 +1,353 @@
+//! Upstream refusals and failures, each mapped to the one typed error that says what to
+//! do: the 403 variants, 429 with `Retry-After`, 5xx with bounded retries, and hostile
+//! bodies that must never crash the plugin.
+
+use provider_reference::{Fault, ModelKind, Route};
+
+use crate::bindings::types::Lane;
+use crate::conformance::check::{Outcome, Step, check, describe, expect_code, expect_typed, fail};
+use crate::conformance::context::{Ctx, ask, echo};
+use crate::conformance::scenarios::chat::{drain, model_in_lane};
+use crate::runtime::Session;
+
+const CHAT: &str = "chat/completions";
+
+/// Queue `fault` for the next chat request, send one chat to `model`, and expect the
+/// error `code` after exactly one request (nothing retried).
+async fn one_refusal(
+    ctx: &Ctx,
+    session: &mut Session,
+    model: &str,
+    fault: Fault,
+    code: &str,
+    what: &str,
+) -> Outcome {
+    ctx.api.push_fault(Route::ChatCompletions, fault);
+    let (calls, redemptions) = (ctx.calls(CHAT), ctx.auth.stats().refresh_redemptions);
+    let result = session.chat(&ask(model, what)).await;
+    ctx.api.clear_faults();
+    expect_code(result, code, what)?;
+    let sent = ctx.calls(CHAT) - calls;
+    check!(
+        sent == 1,
+        "{what}: expected exactly 1 request (no retry), the API saw {sent}"
+    );
+    check!(
+        ctx.auth.stats().refresh_redemptions == redemptions,
+        "{what}: expected no refresh (logging in again does not help), the server saw one"
+    );
+    Ok(())
+}
+
+/// 403 has three meanings: the tier gate (`tier_denied`), a spending limit
+/// (`quota_exhausted`, also as 402), and bad credentials (refresh, then retry).
+pub async fn forbidden_variants(ctx: &mut Ctx) -> Outcome {
+    let mut session = ctx.connected_session(1).await?;
+    let model = model_in_lane(&mut session, Lane::ChatCompletions).await?;
+
+    // The real tier gate: a chat model only higher tiers may use, named without prefix.
+    let Some(locked) = ctx
+        .catalogue
+        .iter()
+        .find(|m| m.min_tier > 1 && matches!(m.kind, ModelKind::Chat | ModelKind::Reasoning))
+        .map(|m| m.id.clone())
+    else {
+        fail!("setup: expected a catalogue model above tier 1");
+    };
+    let calls = ctx.calls(CHAT);
+    expect_code(
+        session.chat(&ask(&locked, "locked")).await,
+        "tier_denied",
+        &format!("chat with {locked}, above the account's tier"),
+    )?;
+    check!(
+        ctx.calls(CHAT) - calls == 1 && ctx.api.stats().tier_denied == 1,
+        "chat above the tier: expected 1 request refused by the tier gate, the API saw {} ({} refused)",
+        ctx.calls(CHAT) - calls,
+        ctx.api.stats().tier_denied
+    );
+
+    one_refusal(
+        ctx,
+        &mut session,
+        &model.id,
+        Fault::tier_denied(),
+        "tier_denied",
+        "chat refused with 403 permission denied",
+    )
+    .await?;
+    one_refusal(
+        ctx,
+        &mut session,
+        &model.id,
+        Fault::spending_limit(403),
+        "quota_exhausted",
+        "chat refused with 403 spending limit",
+    )
+    .await?;
+    one_refusal(
+        ctx,
+        &mut session,
+        &model.id,
+        Fault::spending_limit(402),
+        "quota_exhausted",
+        "chat refused with 402 spending limit",
+    )
+    .await?;
+
+    // Bad credentials: refresh once, retry once, succeed.
+    ctx.api
+        .push_fault(Route::ChatCompletions, Fault::bad_credentials());
+    let (calls, redemptions) = (ctx.calls(CHAT), ctx.auth.stats().refresh_redemptions);
+    let reply = session
+        .chat(&ask(&model.id, "bad credentials"))
+        .await
+        .step("chat refused with 403 bad-credentials")?;
+    check!(
+        reply.content == echo("bad credentials"),
+        "chat after 403 bad-credentials: expected {:?}, seen {:?}",
+        echo("bad credentials"),
+        reply.content
+    );
+    check!(
+        ctx.calls(CHAT) - calls == 2 && ctx.auth.stats().refresh_redemptions == redemptions + 1,
+        "chat after 403 bad-credentials: expected 1 refresh and 2 requests, seen {} refreshes and {} requests",
+        ctx.auth.stats().refresh_redemptions - redemptions,
+        ctx.calls(CHAT) - calls
+    );
+    Ok(())
+}
+
+/// 429 is `rate_limited` with the server's `Retry-After`, and is not retried silently.
+pub async fn rate_limited_retry_after(ctx: &mut Ctx) -> Outcome {
+    let mut session = ctx.connected_session(1).await?;
+    let model = model_in_lane(&mut session, Lane::ChatCompletions).await?;
+    for (retry_after, what) in [
+        (Some(30), "chat answered 429 with Retry-After: 30"),
+        (None, "chat answered 429 without Retry-After"),
+    ] {
+        ctx.api
+            .push_fault(Route::ChatCompletions, Fault::rate_limited(retry_after));
+        let calls = ctx.calls(CHAT);
+        let result = session.chat(&ask(&model.id, what)).await;
+        ctx.api.clear_faults();
+        let e = expect_code(result, "rate_limited", what)?;
+        check!(
+            e.retry_after_seconds() == retry_after,
+            "{what}: expected retry_after_seconds {retry_after:?}, seen {:?}",
+            e.retry_after_seconds()
+        );
+        check!(
+            ctx.calls(CHAT) - calls == 1,
+            "{what}: expected 1 request (no silent retry), the API saw {}",
+            ctx.calls(CHAT) - calls
+        );
+    }
+
+    ctx.api
+        .push_fault(Route::ChatCompletions, Fault::rate_limited(Some(7)));
+    let result = session
+        .open_chat_stream(&ask(&model.id, "stream while limited"))
+        .await;
+    ctx.api.clear_faults();
+    let e = expect_code(
+        result,
+        "rate_limited",
+        "stream answered 429 with Retry-After: 7",
+    )?;
+    check!(
+        e.retry_after_seconds() == Some(7),
+        "stream answered 429: expected retry_after_seconds 7, seen {:?}",
+        e.retry_after_seconds()
+    );
+
+    session
+        .chat(&ask(&model.id, "after the limit"))
+        .await
+        .step("chat once the limit is lifted")?;
+    Ok(())
+}
+
+/// 5xx answers are retried a bounded number of times: transient ones end in success,
+/// persistent ones in `upstream_unavailable`.
+pub async fn upstream_5xx_backoff(ctx: &mut Ctx) -> Outcome {
+    let mut session = ctx.connected_session(1).await?;
+    let model = model_in_lane(&mut session, Lane::ChatCompletions).await?;
+
+    ctx.api
+        .push_fault(Route::ChatCompletions, Fault::server_error(500));
+    ctx.api
+        .push_fault(Route::ChatCompletions, Fault::server_error(500));
+    let calls = ctx.calls(CHAT);
+    let reply = session
+        .chat(&ask(&model.id, "after two 500s"))
+        .await
+        .step("chat answered 500 twice, then normally")?;
+    check!(
+        reply.content == echo("after two 500s"),
+        "chat after two 500s: expected {:?}, seen {:?}",
+        echo("after two 500s"),
+        reply.content
+    );
+    check!(
+        ctx.calls(CHAT) - calls == 3,
+        "chat after two 500s: expected 3 requests (two retries), the API saw {}",
+        ctx.calls(CHAT) - calls
+    );
+
+    for _ in 0..10 {
+        ctx.api
+            .push_fault(Route::ChatCompletions, Fault::server_error(503));
+    }
+    let calls = ctx.calls(CHAT);
+    let result = session.chat(&ask(&model.id, "persistent 503")).await;
+    ctx.api.clear_faults();
+    expect_code(
+        result,
+        "upstream_unavailable",
+        "chat answered 503 every time",
+    )?;
+    let sent = ctx.calls(CHAT) - calls;
+    check!(
+        (2..=5).contains(&sent),
+        "chat answered 503 every time: expected a few bounded retries (2 to 5 requests), the API saw {sent}"
+    );
+
+    session
+        .chat(&ask(&model.id, "recovered"))
+        .await
+        .step("chat once upstream recovered")?;
+    Ok(())
+}
+
+/// Oversized, malformed and HTML bodies, in every place a body is read, end in a typed
+/// error (`invalid_response` where the body is simply not JSON), never a trap; the
+/// session answers afterwards.
+pub async fn hostile_bodies(ctx: &mut Ctx) -> Outcome {
+    let mut session = ctx.session().await?;
+    ctx.auth
+        .push_fault(provider_reference::Route::Discovery, Fault::html_page(200));
+    expect_typed(
+        session.start().await,
+        "start with an HTML page as discovery document",
+    )?;
+    ctx.auth.clear_faults();
+    let status = ctx.connect(&mut session, 4).await?;
+    check!(
+        status.connected,
+        "login after a hostile discovery answer: expected connected"
+    );
+    let model = model_in_lane(&mut session, Lane::ChatCompletions).await?;
+
+    let whole: [(&str, Route, Fault, Option<&str>); 6] = [
+        (
+            "models answered with malformed JSON",
+            Route::Models,
+            Fault::malformed_json(),
+            Some("invalid_response"),
+        ),
+        (
+            "chat answered with malformed JSON",
+            Route::ChatCompletions,
+            Fault::malformed_json(),
+            Some("invalid_response"),
+        ),
+        (
+            "chat answered with an HTML page (200)",
+            Route::ChatCompletions,
+            Fault::html_page(200),
+            Some("invalid_response"),
+        ),
+        (
+            "chat answered with an HTML page (403)",
+            Route::ChatCompletions,
+            Fault::html_page(403),
+            None,
+        ),
+        (
+            "chat answered with a 20 MiB body",
+            Route::ChatCompletions,
+            Fault::Oversized {
+                bytes: 20 * 1024 * 1024,
+            },
+            None,
+        ),
+        (
+            "chat answered with a 200 and JSON of the wrong shape",
+            Route::ChatCompletions,
+            Fault::json(200, &serde_json::json!({"choices": "none", "id": 7})),
+            Some("invalid_response"),
+        ),
+    ];
+    for (what, route, fault, code) in whole {
+        ctx.api.push_fault(route, fault);
+        let result = match route {
+            Route::Models => session.models(true).await.map(|_| ()),
+            _ => session.chat(&ask(&model.id, what)).await.map(|_| ()),
+        };
+        ctx.api.clear_faults();
+        match code {
+            Some(code) => {
+                expect_code(result, code, what)?;
+            }
+            None => {
+                expect_typed(result, what)?;
+            }
+        }
+        answers_after(&mut session, what).await?;
+    }
+
+    let streams: [(&str, Fault); 3] = [
+        (
+            "a stream of one 5 MiB event",
+            Fault::Oversized {
+                bytes: 5 * 1024 * 1024,
+            },
+        ),
+        (
+            "a stream of malformed events",
+            Fault::raw(
+                200,
+                "text/event-stream",
+                "data: {\"choices\": [{\n\ndata: [\n\n",
+            ),
+        ),
+        ("a stream answered with an HTML page", Fault::html_page(200)),
+    ];
+    for (what, fault) in streams {
+        ctx.api.push_fault(Route::ChatCompletions, fault);
+        match session.open_chat_stream(&ask(&model.id, what)).await {
+            Err(e) => {
+                expect_typed::<()>(Err(e), what)?;
+            }
+            Ok(stream) => {
+                let (streamed, error) = drain(&mut session, &stream).await;
+                let _ = session.close_chat_stream(stream).await;
+                match error {
+                    Some(e) => {
+                        expect_typed::<()>(Err(e), what)?;
+                    }
+                    None => fail!(
+                        "{what}: expected a typed error, seen a normal end after {} chunks",
+                        streamed.chunks
+                    ),
+                }
+            }
+        }
+        ctx.api.clear_faults();
+        answers_after(&mut session, what).await?;
+    }
+    Ok(())
+}
+
+/// The session still answers `status`, connected, after `what`.
+async fn answers_after(session: &mut Session, what: &str) -> Outcome {
+    match session.status().await {
+        Ok(s) if s.connected => Ok(()),
+        Ok(_) => fail!("status after {what}: expected still connected, seen not connected"),
+        Err(e) => fail!(
+            "status after {what}: expected an answer, seen {}",
+            describe(&e)
+        ),
+    }
+}

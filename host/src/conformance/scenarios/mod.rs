@@ -1,0 +1,149 @@
+//! The scenarios, by name. Each one gets a fresh [`Ctx`] and speaks only the WIT
+//! contract (through [`crate::runtime::Session`]), judging the plugin by its answers and
+//! by what the reference servers saw.
+
+pub(crate) mod chat;
+mod device;
+mod errors;
+mod sandbox;
+mod tokens;
+
+use super::check::{Failure, Outcome};
+use super::context::{Ctx, Setup};
+
+/// A named check of the contract.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// The name `--only` takes.
+    pub name: &'static str,
+    /// What it checks, in one line.
+    pub about: &'static str,
+    /// How the reference servers are set up for it.
+    pub setup: Setup,
+}
+
+const fn scenario(name: &'static str, about: &'static str) -> Scenario {
+    Scenario {
+        name,
+        about,
+        setup: Setup { interval: 1 },
+    }
+}
+
+/// Every scenario, in the order a run takes them.
+pub const SCENARIOS: &[Scenario] = &[
+    scenario(
+        "device_flow_tier_1",
+        "device login at tier 1: pending, approved, connected, tier's models",
+    ),
+    scenario(
+        "device_flow_tier_2",
+        "device login at tier 2: pending, approved, connected, tier's models",
+    ),
+    scenario(
+        "device_flow_tier_3",
+        "device login at tier 3: pending, approved, connected, tier's models",
+    ),
+    scenario(
+        "device_flow_tier_4",
+        "device login at tier 4: pending, approved, connected, tier's models",
+    ),
+    scenario("denial", "a denied login answers access_denied"),
+    scenario("expiry", "an expired device code answers expired_token"),
+    scenario(
+        "slow_down_pacing",
+        "slow_down raises the interval by 5 s; an early poll sends nothing",
+    ),
+    Scenario {
+        setup: Setup { interval: 5 },
+        ..scenario(
+            "pending_without_server_call",
+            "polls within the interval answer pending without a request",
+        )
+    },
+    scenario(
+        "refresh_rotation",
+        "refresh redeems once, rotates, never presents a refresh token twice",
+    ),
+    scenario(
+        "concurrent_refresh_single_flight",
+        "4 sessions refreshing at once: exactly one redemption",
+    ),
+    scenario(
+        "logout_revokes",
+        "logout revokes upstream, forgets credentials, flushes models",
+    ),
+    scenario(
+        "models_cache_and_force",
+        "models come from the cache; force fetches once",
+    ),
+    scenario(
+        "chat_completions_lane",
+        "chat models answer through /chat/completions",
+    ),
+    scenario(
+        "responses_lane",
+        "the multi-agent model answers through /responses",
+    ),
+    scenario(
+        "streaming_both_lanes",
+        "streamed chunks add up to the complete reply in both lanes",
+    ),
+    scenario(
+        "cut_stream",
+        "a stream cut before its terminal event is an error, never a truncation",
+    ),
+    scenario(
+        "unauthorized_refresh_retry",
+        "a refused token: one refresh, one retry; refused again: unauthorized",
+    ),
+    scenario(
+        "forbidden_variants",
+        "403 tier gate, 403/402 spending limit, 403 bad credentials",
+    ),
+    scenario(
+        "rate_limited_retry_after",
+        "429 is rate_limited with Retry-After, not retried",
+    ),
+    scenario(
+        "upstream_5xx_backoff",
+        "5xx retried a bounded number of times, then upstream_unavailable",
+    ),
+    scenario(
+        "hostile_bodies",
+        "oversized, malformed and HTML bodies give typed errors, never a trap",
+    ),
+    scenario(
+        "sandbox_denial",
+        "origins outside the host's allowlist are refused: denied_by_sandbox",
+    ),
+];
+
+/// Run the scenario `name` in `ctx`.
+pub(crate) async fn run(name: &str, ctx: &mut Ctx) -> Outcome {
+    match name {
+        "device_flow_tier_1" => device::happy_path(ctx, 1).await,
+        "device_flow_tier_2" => device::happy_path(ctx, 2).await,
+        "device_flow_tier_3" => device::happy_path(ctx, 3).await,
+        "device_flow_tier_4" => device::happy_path(ctx, 4).await,
+        "denial" => device::denial(ctx).await,
+        "expiry" => device::expiry(ctx).await,
+        "slow_down_pacing" => device::slow_down_pacing(ctx).await,
+        "pending_without_server_call" => device::pending_without_server_call(ctx).await,
+        "refresh_rotation" => tokens::refresh_rotation(ctx).await,
+        "concurrent_refresh_single_flight" => tokens::concurrent_refresh_single_flight(ctx).await,
+        "logout_revokes" => tokens::logout_revokes(ctx).await,
+        "models_cache_and_force" => chat::models_cache_and_force(ctx).await,
+        "chat_completions_lane" => chat::chat_completions_lane(ctx).await,
+        "responses_lane" => chat::responses_lane(ctx).await,
+        "streaming_both_lanes" => chat::streaming_both_lanes(ctx).await,
+        "cut_stream" => chat::cut_stream(ctx).await,
+        "unauthorized_refresh_retry" => tokens::unauthorized_refresh_retry(ctx).await,
+        "forbidden_variants" => errors::forbidden_variants(ctx).await,
+        "rate_limited_retry_after" => errors::rate_limited_retry_after(ctx).await,
+        "upstream_5xx_backoff" => errors::upstream_5xx_backoff(ctx).await,
+        "hostile_bodies" => errors::hostile_bodies(ctx).await,
+        "sandbox_denial" => sandbox::sandbox_denial(ctx).await,
+        other => Err(Failure(format!("no scenario is named {other:?}"))),
+    }
+}

@@ -1,0 +1,283 @@
+//! The credential's life after login: refresh with rotation, single-flight refresh across
+//! sessions, logout with revocation, and the refresh-and-retry of a rejected token.
+
+use std::time::{Duration, Instant};
+
+use provider_reference::{Fault, Route};
+
+use crate::bindings::types::{ConnectionStatus, Lane};
+use crate::conformance::check::{Outcome, Step, check, expect_code, fail};
+use crate::conformance::context::{Ctx, ask, echo, models_of};
+use crate::runtime::Session;
+
+/// How long a refresh may be coalesced with a login or refresh that happened just before
+/// (single-flight across processes): the suite keeps asking for that long.
+const COALESCE_DEADLINE: Duration = Duration::from_secs(10);
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+const CHAT: &str = "chat/completions";
+
+/// Call `refresh` until the server redeemed one more refresh token than `base`.
+async fn refresh_until_redeemed(
+    ctx: &Ctx,
+    session: &mut Session,
+    base: u64,
+) -> Outcome<ConnectionStatus> {
+    let started = Instant::now();
+    loop {
+        let status = session.refresh().await.step("refresh")?;
+        check!(
+            status.connected,
+            "refresh: expected connected, seen not connected"
+        );
+        let redeemed = ctx.auth.stats().refresh_redemptions - base;
+        match redeemed {
+            0 if started.elapsed() < COALESCE_DEADLINE => tokio::time::sleep(RETRY_PAUSE).await,
+            0 => fail!(
+                "refresh: expected a refresh-token redemption within {COALESCE_DEADLINE:?}, the server saw none"
+            ),
+            1 => return Ok(status),
+            n => fail!("one refresh call: expected 1 redemption, the server saw {n}"),
+        }
+    }
+}
+
+/// The bearer of the newest request to the model API (kept in memory, never shown).
+fn last_bearer(ctx: &Ctx) -> Option<String> {
+    ctx.api
+        .requests()
+        .last()
+        .and_then(|r| r.bearer().map(str::to_owned))
+}
+
+/// Refresh redeems the refresh token once, the rotated one is used next, and no refresh
+/// token is ever presented twice (no reuse detection, no revoked grant).
+pub async fn refresh_rotation(ctx: &mut Ctx) -> Outcome {
+    let mut session = ctx.connected_session(2).await?;
+    session.models(true).await.step("models before refresh")?;
+    let before = last_bearer(ctx);
+
+    for round in 1..=2 {
+        let base = ctx.auth.stats();
+        let status = refresh_until_redeemed(ctx, &mut session, base.refresh_redemptions).await?;
+        check!(
+            status.tier == Some(2),
+            "refresh {round}: expected tier 2 kept, seen {:?}",
+            status.tier
+        );
+        let stats = ctx.auth.stats();
+        check!(
+            stats.reuse_detections == 0 && stats.grants_revoked == 0,
+            "refresh {round}: expected no refresh-token reuse, the server detected {} reuses and revoked {} grants",
+            stats.reuse_detections,
+            stats.grants_revoked
+        );
+    }
+
+    session.models(true).await.step("models after refresh")?;
+    let after = last_bearer(ctx);
+    check!(
+        before.is_some() && after.is_some() && before != after,
+        "models after refresh: expected the new access token to be used, seen the old one"
+    );
+    check!(
+        ctx.api.stats().unauthenticated == 0,
+        "expected every API request to carry a valid token, the API refused {}",
+        ctx.api.stats().unauthenticated
+    );
+    let presented: Vec<String> = ctx
+        .auth
+        .requests()
+        .iter()
+        .filter(|r| r.form_value("grant_type").as_deref() == Some("refresh_token"))
+        .filter_map(|r| r.form_value("refresh_token"))
+        .collect();
+    let mut distinct = presented.clone();
+    distinct.sort();
+    distinct.dedup();
+    check!(
+        distinct.len() == presented.len(),
+        "refresh: expected every refresh token presented once, {} of {} presentations reused a token",
+        presented.len() - distinct.len(),
+        presented.len()
+    );
+    Ok(())
+}
+
+/// Several sessions of one tenant refresh at once: exactly one redemption, all succeed.
+pub async fn concurrent_refresh_single_flight(ctx: &mut Ctx) -> Outcome {
+    let mut a = ctx.connected_session(3).await?;
+    let mut b = ctx.session().await?;
+    let mut c = ctx.session().await?;
+    let mut d = ctx.session().await?;
+    let started = Instant::now();
+    loop {
+        let base = ctx.auth.stats().refresh_redemptions;
+        let (ra, rb, rc, rd) = tokio::join!(a.refresh(), b.refresh(), c.refresh(), d.refresh());
+        for (i, r) in [ra, rb, rc, rd].into_iter().enumerate() {
+            let status = r.step(&format!("concurrent refresh of session {}", i + 1))?;
+            check!(
+                status.connected && status.tier == Some(3),
+                "concurrent refresh of session {}: expected connected at tier 3, seen connected={} tier={:?}",
+                i + 1,
+                status.connected,
+                status.tier
+            );
+        }
+        match ctx.auth.stats().refresh_redemptions - base {
+            // Coalesced with the login just before: ask again.
+            0 if started.elapsed() < COALESCE_DEADLINE => tokio::time::sleep(RETRY_PAUSE).await,
+            0 => fail!(
+                "4 concurrent refreshes: expected 1 redemption within {COALESCE_DEADLINE:?}, the server saw none"
+            ),
+            1 => break,
+            n => fail!("4 concurrent refreshes: expected exactly 1 redemption, the server saw {n}"),
+        }
+    }
+    let stats = ctx.auth.stats();
+    check!(
+        stats.reuse_detections == 0 && stats.grants_revoked == 0,
+        "concurrent refresh: expected no refresh-token reuse, the server detected {} and revoked {} grants",
+        stats.reuse_detections,
+        stats.grants_revoked
+    );
+    for (i, s) in [&mut a, &mut b, &mut c, &mut d].into_iter().enumerate() {
+        s.models(true)
+            .await
+            .step(&format!("models from session {} after the refresh", i + 1))?;
+    }
+    check!(
+        ctx.api.stats().unauthenticated == 0,
+        "after the concurrent refresh: expected every session's token accepted, the API refused {}",
+        ctx.api.stats().unauthenticated
+    );
+    Ok(())
+}
+
+/// Logout revokes upstream, forgets the credentials and flushes the cached models.
+pub async fn logout_revokes(ctx: &mut Ctx) -> Outcome {
+    let mut session = ctx.connected_session(1).await?;
+    session.models(false).await.step("models")?;
+    let cached = session.status().await.step("status before logout")?;
+    check!(
+        !cached.models.is_empty(),
+        "status before logout: expected the cached models, seen none"
+    );
+    let base = ctx.auth.stats();
+    let report = session.logout().await.step("logout")?;
+    check!(
+        report.was_connected && report.revoked,
+        "logout: expected was_connected and revoked, seen was_connected={} revoked={}",
+        report.was_connected,
+        report.revoked
+    );
+    let stats = ctx.auth.stats();
+    check!(
+        stats.revocation_requests == base.revocation_requests + 1,
+        "logout: expected 1 revocation request, the server saw {}",
+        stats.revocation_requests - base.revocation_requests
+    );
+    check!(
+        stats.grants_revoked == base.grants_revoked + 1,
+        "logout: expected the login's grant revoked (the refresh token revoked), the server revoked {}",
+        stats.grants_revoked - base.grants_revoked
+    );
+    let status = session.status().await.step("status after logout")?;
+    check!(
+        !status.connected && status.tier.is_none() && status.models.is_empty(),
+        "status after logout: expected not connected, no tier, no models; seen connected={} tier={:?} {} models",
+        status.connected,
+        status.tier,
+        status.models.len()
+    );
+    let requests = ctx.api.stats().models_requests;
+    expect_code(
+        session.models(false).await,
+        "not_connected",
+        "models after logout",
+    )?;
+    check!(
+        ctx.api.stats().models_requests == requests,
+        "models after logout: expected no API request, the API saw one"
+    );
+    let again = session.logout().await.step("second logout")?;
+    check!(
+        !again.was_connected,
+        "second logout: expected was_connected=false, seen true"
+    );
+    Ok(())
+}
+
+/// A rejected token is refreshed once and the request retried once; rejected again, the
+/// answer is `unauthorized` with no further attempts.
+pub async fn unauthorized_refresh_retry(ctx: &mut Ctx) -> Outcome {
+    let mut session = ctx.connected_session(1).await?;
+    let list = session.models(false).await.step("models")?;
+    let Some(model) = models_of(&list, Lane::ChatCompletions).into_iter().next() else {
+        fail!("models: expected a chat-completions model at tier 1, seen none");
+    };
+    session
+        .chat(&ask(&model.id, "before"))
+        .await
+        .step("chat before the token is refused")?;
+
+    // Upstream invalidates the token: the next chat must refresh once and retry once.
+    check!(
+        ctx.api.deny_seen_tokens() > 0,
+        "setup: expected the API to have seen a token"
+    );
+    let (auth0, api0, calls0) = (ctx.auth.stats(), ctx.api.stats(), ctx.calls(CHAT));
+    let reply = session
+        .chat(&ask(&model.id, "after refusal"))
+        .await
+        .step("chat with a refused token")?;
+    check!(
+        reply.content == echo("after refusal"),
+        "chat with a refused token: expected {:?}, seen {:?}",
+        echo("after refusal"),
+        reply.content
+    );
+    let (auth1, api1, calls1) = (ctx.auth.stats(), ctx.api.stats(), ctx.calls(CHAT));
+    check!(
+        auth1.refresh_redemptions == auth0.refresh_redemptions + 1,
+        "chat with a refused token: expected 1 refresh, the server saw {}",
+        auth1.refresh_redemptions - auth0.refresh_redemptions
+    );
+    check!(
+        calls1 == calls0 + 2 && api1.unauthenticated == api0.unauthenticated + 1,
+        "chat with a refused token: expected 2 requests (refused, then retried), the API saw {} ({} refused)",
+        calls1 - calls0,
+        api1.unauthenticated - api0.unauthenticated
+    );
+
+    // Still refused after the refresh: `unauthorized`, no loop.
+    ctx.api
+        .push_fault(Route::ChatCompletions, Fault::unauthorized());
+    ctx.api
+        .push_fault(Route::ChatCompletions, Fault::unauthorized());
+    ctx.api
+        .push_fault(Route::ChatCompletions, Fault::unauthorized());
+    let (auth1, calls1) = (ctx.auth.stats(), ctx.calls(CHAT));
+    expect_code(
+        session.chat(&ask(&model.id, "refused twice")).await,
+        "unauthorized",
+        "chat refused before and after a refresh",
+    )?;
+    ctx.api.clear_faults();
+    let (auth2, calls2) = (ctx.auth.stats(), ctx.calls(CHAT));
+    check!(
+        calls2 == calls1 + 2,
+        "chat refused before and after a refresh: expected exactly 2 requests, the API saw {}",
+        calls2 - calls1
+    );
+    check!(
+        auth2.refresh_redemptions == auth1.refresh_redemptions + 1,
+        "chat refused before and after a refresh: expected exactly 1 refresh, the server saw {}",
+        auth2.refresh_redemptions - auth1.refresh_redemptions
+    );
+    check!(
+        auth2.reuse_detections == 0,
+        "expected no refresh-token reuse, the server detected {}",
+        auth2.reuse_detections
+    );
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! Process-wide engines: at most one wasmtime [`Engine`] per allocation strategy, each with
+//! its epoch ticker and, per component digest, one pre-linked component. Every
+//! [`Runtime`](crate::Runtime) of a process shares them, so a component is compiled (or
+//! loaded from the on-disk cache) once per process, one instance pool serves every tenant,
+//! and one ticker drives every deadline (two tickers on one engine would halve timeouts).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::{ProviderPlugin, ProviderPluginPre};
+use crate::error::HostError;
+use crate::limits::{EpochTicker, InstanceAllocation, Limits};
+use crate::runtime::TenantState;
+
+/// Linear memory a pool slot holds at least (the plugin's cap, [`Limits::memory_bytes`],
+/// is usually this; a larger cap gets larger slots).
+const MIN_POOL_MEMORY: usize = 64 << 20;
+/// Unmapped space after each pooled memory: lets compiled code fold small constant
+/// offsets into the bounds check. The reservation itself stays small (the memory cap), so
+/// thousands of slots fit the address space; the price is an explicit bounds check on
+/// memory accesses, negligible next to this plugin's I/O.
+const POOL_GUARD: u64 = 2 << 20;
+/// Per component: the plugin (like any `wasm32-wasip2` component) instantiates three core
+/// modules, one memory and two tables; the limits leave room for other toolchains.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 4;
+const MEMORIES_PER_COMPONENT: u32 = 1;
+const TABLES_PER_COMPONENT: u32 = 2;
+/// Largest table a pooled instance may have (the plugin's has 152 elements).
+const POOL_TABLE_ELEMENTS: usize = 10_000;
+
+/// An engine shared by the runtimes of this process.
+pub(crate) struct SharedEngine {
+    engine: Engine,
+    /// `Some` for the pooling engine: its capacity.
+    pool: Option<PoolSize>,
+    /// Pre-linked components by SHA-256 of their bytes.
+    plugins: Mutex<HashMap<[u8; 32], ProviderPluginPre<TenantState>>>,
+    _ticker: EpochTicker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PoolSize {
+    live_instances: u32,
+    memory_bytes: usize,
+}
+
+static ENGINES: Mutex<Vec<Arc<SharedEngine>>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SharedEngine {
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub(crate) fn is_pooling(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// The component at `path`, compiled for this engine and pre-linked against the host's
+    /// imports: from this process's registry, else from the disk cache, else compiled.
+    pub(crate) fn plugin(
+        &self,
+        path: &Path,
+        cache: Option<&Path>,
+    ) -> Result<ProviderPluginPre<TenantState>, HostError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| HostError::Plugin(format!("cannot read {}: {e}", path.display())))?;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Some(pre) = lock(&self.plugins).get(&digest) {
+            return Ok(pre.clone());
+        }
+        // Loaded outside the lock: a slow compile must not stall other runtimes. Two
+        // threads racing here both compile; the registry keeps one.
+        let component = load_component(&self.engine, path, &bytes, &digest, cache)?;
+        let mut linker: Linker<TenantState> = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .and_then(|()| ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+            .map_err(|e| HostError::Plugin(format!("linking: {e}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(ProviderPluginPre::new)
+            .map_err(|e| {
+                HostError::Plugin(format!(
+                    "{} does not fit the model-provider:plugin world: {e:#}",
+                    path.display()
+                ))
+            })?;
+        Ok(lock(&self.plugins).entry(digest).or_insert(pre).clone())
+    }
+}
+
+/// The engine for `allocation` and `limits`, created on first use. There is at most one
+/// pooling engine per process (its reservation is sized for the whole process); a runtime
+/// whose needs exceed it, or whose pool cannot be reserved, gets the on-demand engine.
+pub(crate) fn shared(
+    allocation: InstanceAllocation,
+    limits: &Limits,
+) -> Result<Arc<SharedEngine>, HostError> {
+    let mut engines = lock(&ENGINES);
+    if let InstanceAllocation::Pooling { max_live_instances } = allocation {
+        let want = PoolSize {
+            live_instances: max_live_instances.max(1),
+            memory_bytes: limits
+                .memory_bytes
+                .max(MIN_POOL_MEMORY)
+                .next_multiple_of(64 << 10),
+        };
+        let existing = engines.iter().find(|e| e.pool.is_some());
+        match existing {
+            Some(e) => {
+                let have = e.pool.expect("pooling engine");
+                if have.live_instances >= want.live_instances
+                    && have.memory_bytes >= limits.memory_bytes
+                {
+                    return Ok(e.clone());
+                }
+                tracing::debug!(
+                    ?have,
+                    ?want,
+                    "the process's instance pool is too small for this runtime; allocating on demand"
+                );
+            }
+            None => match build(Some(want)) {
+                Ok(e) => {
+                    let e = Arc::new(e);
+                    engines.push(e.clone());
+                    return Ok(e);
+                }
+                Err(err) => tracing::warn!(
+                    error = %err,
+                    "cannot reserve the instance pool; allocating instances on demand"
+                ),
+            },
+        }
+    }
+    if let Some(e) = engines.iter().find(|e| e.pool.is_none()) {
+        return Ok(e.clone());
+    }
+    let e = Arc::new(build(None).map_err(|e| HostError::Plugin(format!("engine: {e:#}")))?);
+    engines.push(e.clone());
+    Ok(e)
+}
+
+fn build(pool: Option<PoolSize>) -> wasmtime::Result<SharedEngine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true).wasm_component_model(true);
+    if let Some(p) = pool {
+        let n = p.live_instances;
+        let mut pooling = PoolingAllocationConfig::new();
+        pooling
+            .total_component_instances(n)
+            .total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(n.saturating_mul(MEMORIES_PER_COMPONENT))
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .total_tables(n.saturating_mul(TABLES_PER_COMPONENT))
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .table_elements(POOL_TABLE_ELEMENTS)
+            .max_memory_size(p.memory_bytes)
+            // Every idle store keeps the fiber stack of its last call.
+            .total_stacks(n);
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
+            .memory_reservation(p.memory_bytes as u64)
+            .memory_guard_size(POOL_GUARD)
+            .memory_init_cow(true);
+    }
+    let engine = Engine::new(&config)?;
+    let ticker = EpochTicker::start(&engine);
+    Ok(SharedEngine {
+        engine,
+        pool,
+        plugins: Mutex::new(HashMap::new()),
+        _ticker: ticker,
+    })
+}
+
+/// Compile the component, or load it from the on-disk cache keyed by the component's
+/// hash and the engine's compatibility hash (so a CLI call never recompiles).
+fn load_component(
+    engine: &Engine,
+    path: &Path,
+    bytes: &[u8],
+    digest: &[u8; 32],
+    cache: Option<&Path>,
+) -> Result<Component, HostError> {
+    let compile = || {
+        Component::new(engine, bytes).map_err(|e| {
+            HostError::Plugin(format!(
+                "{} is not a valid component: {e:#}",
+                path.display()
+            ))
+        })
+    };
+    let Some(cache) = cache else { return compile() };
+
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let cached = cache.join(format!(
+        "{}-{:016x}.cwasm",
+        hex::encode(&digest[..16]),
+        engine_hash.finish()
+    ));
+    if cached.exists() {
+        // SAFETY: the file was written by `serialize` of a compatible engine into the
+        // state directory, which only this user can write.
+        if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
+            return Ok(c);
+        }
+    }
+    let component = compile()?;
+    if let Ok(serialized) = component.serialize() {
+        let _ = write_atomically(cache, &cached, &serialized);
+    }
+    Ok(component)
+}
+
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
