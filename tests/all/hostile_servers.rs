@@ -35,7 +35,7 @@ async fn connected_world(auth_config: AuthConfig) -> World {
     options.limits.http.between_bytes_timeout = Duration::from_secs(2);
     let runtime = Runtime::new(options).unwrap();
     let mut session = runtime
-        .session("t", &support::config(&auth.issuer(), &api.base_url()))
+        .session("t", &support::config(auth.issuer(), &api.base_url()))
         .await
         .unwrap();
     let prompt = session.start().await.unwrap();

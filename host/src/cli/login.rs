@@ -25,10 +25,10 @@ pub async fn run(session: &mut Session, args: &LoginArgs) -> ExitCode {
         prompt.verification_url_with_code
     );
     let _ = writeln!(err, "The page should show the code {}.", prompt.user_code);
-    if !args.no_qr {
-        if let Some(qr) = qr_text(&prompt.verification_url_with_code) {
-            let _ = writeln!(err, "\n{qr}");
-        }
+    if !args.no_qr
+        && let Some(qr) = qr_text(&prompt.verification_url_with_code)
+    {
+        let _ = writeln!(err, "\n{qr}");
     }
     drop(err);
 
