@@ -33,10 +33,13 @@ pub async fn run(session: &mut Session, args: &LoginArgs) -> ExitCode {
     drop(err);
 
     let mut interval = prompt.interval_seconds.max(1);
+    let mut slow_downs = 0u32;
     let mut remaining = prompt.expires_in_seconds;
     loop {
         // Count down visibly to the next poll, one second at a time.
-        for left in (1..=interval).rev() {
+        // One second of margin: a VM whose clock runs fast would otherwise poll early and
+        // be told to slow down forever.
+        for left in (1..=interval + 1).rev() {
             eprint!(
                 "\rWaiting for approval: next check in {left:>3}s, code expires in {:>4}s ",
                 remaining
@@ -47,6 +50,16 @@ pub async fn run(session: &mut Session, args: &LoginArgs) -> ExitCode {
         }
         match session.poll(Some(&prompt.pending_id)).await {
             Ok(PollOutcome::Pending(p)) => {
+                if p.interval_seconds > interval {
+                    slow_downs += 1;
+                    if slow_downs == 3 {
+                        eprintln!(
+                            "\nThe server asked to slow down {slow_downs} times. If this machine's clock runs fast \
+                             (common on VMs), fix its time sync; polling continues every {}s.",
+                            p.interval_seconds
+                        );
+                    }
+                }
                 interval = p.interval_seconds.max(1);
                 remaining = p.expires_in_seconds;
             }
