@@ -36,7 +36,9 @@ const OLD_ACCESS_TOKEN: &str = "at-Yx81Q0mNbc7T";
 const FUZZ_MASTER_KEY: [u8; 32] = *b"fuzzing-only-master-key-32-bytes";
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join(name), bytes).unwrap();
 }
@@ -85,24 +87,40 @@ fn discovery() {
         "id_token_signing_alg_values_supported": ["ES256"]
     });
     write("discovery", "xai.json", &pretty(&xai));
-    write("discovery", "local.json", &pretty(&json!({
-        "issuer": "http://127.0.0.1:9",
-        "device_authorization_endpoint": "http://127.0.0.1:9/oauth2/device/code",
-        "token_endpoint": "http://127.0.0.1:9/oauth2/token",
-        "revocation_endpoint": null
-    })));
+    write(
+        "discovery",
+        "local.json",
+        &pretty(&json!({
+            "issuer": "http://127.0.0.1:9",
+            "device_authorization_endpoint": "http://127.0.0.1:9/oauth2/device/code",
+            "token_endpoint": "http://127.0.0.1:9/oauth2/token",
+            "revocation_endpoint": null
+        })),
+    );
     write("discovery", "ipv6.json", br#"{"token_endpoint":"http://[::1]:9/t","revocation_endpoint":"HTTPS://Other.X.AI:443/r?x=1#f"}"#);
     write("discovery", "foreign.json", br#"{"issuer":"https://auth.x.ai","token_endpoint":"https://auth.x.ai.evil.example/oauth2/token"}"#);
     write("discovery", "userinfo.json", br#"{"token_endpoint":"https://x.ai@evil.example/token","device_authorization_endpoint":"https://x.ai\\evil.example/"}"#);
-    write("discovery", "wrong-types.json", br#"{"token_endpoint":5,"device_authorization_endpoint":["https://auth.x.ai/d"]}"#);
-    write("discovery", "array.json", b"[\"https://auth.x.ai/oauth2/token\"]");
+    write(
+        "discovery",
+        "wrong-types.json",
+        br#"{"token_endpoint":5,"device_authorization_endpoint":["https://auth.x.ai/d"]}"#,
+    );
+    write(
+        "discovery",
+        "array.json",
+        b"[\"https://auth.x.ai/oauth2/token\"]",
+    );
     write("discovery", "challenge.html", b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>");
     write("discovery", "cache.json", &serde_json::to_vec(&json!({
         "issuer": "https://auth.x.ai", "fetched_at_ms": 1_699_999_000_000u64,
         "endpoints": {"device_authorization_endpoint": "https://auth.x.ai/oauth2/device/code",
                       "token_endpoint": "https://auth.x.ai/oauth2/token", "revocation_endpoint": null}
     })).unwrap());
-    write("discovery", "url.txt", b"https://auth.x.ai:8443/oauth2/token?grant=1");
+    write(
+        "discovery",
+        "url.txt",
+        b"https://auth.x.ai:8443/oauth2/token?grant=1",
+    );
 }
 
 fn device_authorization() {
@@ -121,10 +139,32 @@ fn device_authorization() {
     write(t, "hostile-uri", &with_prefix(&[S200], br#"{"device_code":"D","user_code":"AB&x=1","verification_uri":"javascript:alert(1)","verification_uri_complete":"http://evil.example/d"}"#));
     write(t, "error-200", &with_prefix(&[S200], br#"{"error":"invalid_client","error_description":"Client authentication failed\r\n\u001b[31m"}"#));
     write(t, "error-400", &with_prefix(&[S400], br#"{"error":"invalid_scope","error_description":"The requested scope is invalid, unknown, or malformed."}"#));
-    write(t, "disabled-404", &with_prefix(&[S404], b"404 page not found"));
-    write(t, "challenge-403", &with_prefix(&[S403], b"<html><body>Attention Required! | Cloudflare</body></html>"));
-    write(t, "rate-limited", &with_prefix(&[S429], br#"{"error":"rate limited"}"#));
-    write(t, "server-error", &with_prefix(&[S503], b"upstream connect error or disconnect/reset before headers"));
+    write(
+        t,
+        "disabled-404",
+        &with_prefix(&[S404], b"404 page not found"),
+    );
+    write(
+        t,
+        "challenge-403",
+        &with_prefix(
+            &[S403],
+            b"<html><body>Attention Required! | Cloudflare</body></html>",
+        ),
+    );
+    write(
+        t,
+        "rate-limited",
+        &with_prefix(&[S429], br#"{"error":"rate limited"}"#),
+    );
+    write(
+        t,
+        "server-error",
+        &with_prefix(
+            &[S503],
+            b"upstream connect error or disconnect/reset before headers",
+        ),
+    );
     write(t, "redirect", &with_prefix(&[S301], b""));
     write(t, "pending-record", &with_prefix(&[S200], &serde_json::to_vec(&json!({
         "device_code": "GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS", "user_code": "WDJB-MJHT",
@@ -146,39 +186,106 @@ fn token_response() {
         "token_type": "Bearer"
     });
     write(t, "xai", &with_prefix(&[S200], &pretty(&ok)));
-    write(t, "no-rotation", &with_prefix(&[S200], &serde_json::to_vec(&json!({
-        "access_token": access_token(json!("4")), "token_type": "bearer"
-    })).unwrap()));
-    write(t, "opaque", &with_prefix(&[S200], br#"{"access_token":"opaque-access-token","refresh_token":"r2","expires_in":"900"}"#));
-    write(t, "mac", &with_prefix(&[S200], br#"{"access_token":"at-Qw3rTy7Ui0pA5s","token_type":"rt-Zq7UO2x1Lk9c"}"#));
+    write(
+        t,
+        "no-rotation",
+        &with_prefix(
+            &[S200],
+            &serde_json::to_vec(&json!({
+                "access_token": access_token(json!("4")), "token_type": "bearer"
+            }))
+            .unwrap(),
+        ),
+    );
+    write(
+        t,
+        "opaque",
+        &with_prefix(
+            &[S200],
+            br#"{"access_token":"opaque-access-token","refresh_token":"r2","expires_in":"900"}"#,
+        ),
+    );
+    write(
+        t,
+        "mac",
+        &with_prefix(
+            &[S200],
+            br#"{"access_token":"at-Qw3rTy7Ui0pA5s","token_type":"rt-Zq7UO2x1Lk9c"}"#,
+        ),
+    );
     for (name, code, desc) in [
-        ("pending", "authorization_pending", "The authorization request is still pending"),
+        (
+            "pending",
+            "authorization_pending",
+            "The authorization request is still pending",
+        ),
         ("slow-down", "slow_down", "Polling too fast"),
         ("denied", "access_denied", "The end-user denied the request"),
         ("expired", "expired_token", "The device code has expired"),
     ] {
-        write(t, name, &with_prefix(&[S400], &serde_json::to_vec(&json!({"error": code, "error_description": desc})).unwrap()));
+        write(
+            t,
+            name,
+            &with_prefix(
+                &[S400],
+                &serde_json::to_vec(&json!({"error": code, "error_description": desc})).unwrap(),
+            ),
+        );
     }
-    write(t, "pending-200", &with_prefix(&[S200], br#"{"error":"authorization_pending"}"#));
+    write(
+        t,
+        "pending-200",
+        &with_prefix(&[S200], br#"{"error":"authorization_pending"}"#),
+    );
     write(t, "invalid-grant-echo", &with_prefix(&[S400], format!(
         r#"{{"error":"invalid_grant","error_description":"Refresh token {OLD_REFRESH_TOKEN} has been revoked (bearer {OLD_ACCESS_TOKEN})"}}"#
     ).as_bytes()));
-    write(t, "unauthorized", &with_prefix(&[S401], br#"{"error":"invalid_client"}"#));
-    write(t, "rate-limited", &with_prefix(&[S429], b"Too Many Requests"));
-    write(t, "server-html", &with_prefix(&[S500], b"<html><body><h1>502 Bad Gateway</h1></body></html>"));
-    write(t, "credentials-record", &with_prefix(&[S200], &serde_json::to_vec(&json!({
-        "access_token": access_token(json!(1)), "refresh_token": OLD_REFRESH_TOKEN,
-        "expires_at_ms": 1_700_021_600_000u64, "obtained_at_ms": 1_700_000_000_000u64,
-        "tier": 1, "scope": "openid offline_access", "generation": 7
-    })).unwrap()));
+    write(
+        t,
+        "unauthorized",
+        &with_prefix(&[S401], br#"{"error":"invalid_client"}"#),
+    );
+    write(
+        t,
+        "rate-limited",
+        &with_prefix(&[S429], b"Too Many Requests"),
+    );
+    write(
+        t,
+        "server-html",
+        &with_prefix(
+            &[S500],
+            b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+        ),
+    );
+    write(
+        t,
+        "credentials-record",
+        &with_prefix(
+            &[S200],
+            &serde_json::to_vec(&json!({
+                "access_token": access_token(json!(1)), "refresh_token": OLD_REFRESH_TOKEN,
+                "expires_at_ms": 1_700_021_600_000u64, "obtained_at_ms": 1_700_000_000_000u64,
+                "tier": 1, "scope": "openid offline_access", "generation": 7
+            }))
+            .unwrap(),
+        ),
+    );
 }
 
 fn jwt_claims() {
     let t = "jwt_claims";
     write(t, "xai", access_token(json!(3)).as_bytes());
     write(t, "tier-string", access_token(json!("4")).as_bytes());
-    write(t, "no-tier", encode_unsigned(&json!({"sub": "u", "exp": "1700000000", "iat": 1.7e9})).as_bytes());
-    let padded = format!("eyJhbGciOiJub25lIn0.{}.sig", base64_padded(br#"{"tier":2,"exp":1}"#));
+    write(
+        t,
+        "no-tier",
+        encode_unsigned(&json!({"sub": "u", "exp": "1700000000", "iat": 1.7e9})).as_bytes(),
+    );
+    let padded = format!(
+        "eyJhbGciOiJub25lIn0.{}.sig",
+        base64_padded(br#"{"tier":2,"exp":1}"#)
+    );
     write(t, "padded", padded.as_bytes());
     write(t, "opaque", b"xai-opaque-access-token-0123456789");
     write(t, "four-parts", b"a.eyJ0aWVyIjoxfQ.c.d");
@@ -216,15 +323,19 @@ fn models() {
 
 fn chat_completions_reply() {
     let t = "chat_completions_reply";
-    write(t, "xai.json", &pretty(&json!({
-        "id": "chatcmpl-7c1f", "object": "chat.completion", "created": 1_700_000_000u64,
-        "model": "grok-4.3",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help?", "refusal": null}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20,
-                  "prompt_tokens_details": {"cached_tokens": 0},
-                  "completion_tokens_details": {"reasoning_tokens": 120}},
-        "system_fingerprint": "fp_1a2b3c"
-    })));
+    write(
+        t,
+        "xai.json",
+        &pretty(&json!({
+            "id": "chatcmpl-7c1f", "object": "chat.completion", "created": 1_700_000_000u64,
+            "model": "grok-4.3",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help?", "refusal": null}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20,
+                      "prompt_tokens_details": {"cached_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 120}},
+            "system_fingerprint": "fp_1a2b3c"
+        })),
+    );
     write(t, "null-content.json", br#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[]},"finish_reason":"length"}],"usage":{"prompt_tokens":"5","completion_tokens":7.0}}"#);
     write(t, "no-choices.json", br#"{"choices":[]}"#);
     write(t, "error.json", br#"{"error":{"message":"The model grok-9 does not exist","type":"invalid_request_error","code":"model_not_found"}}"#);
@@ -232,18 +343,22 @@ fn chat_completions_reply() {
 
 fn responses_reply() {
     let t = "responses_reply";
-    write(t, "xai.json", &pretty(&json!({
-        "id": "resp_01", "object": "response", "created_at": 1_700_000_000u64, "status": "completed",
-        "model": "grok-4.20-multi-agent-0309",
-        "output": [
-            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "thinking"}]},
-            {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
-             "content": [{"type": "output_text", "text": "Four agents agree: ", "annotations": []},
-                         {"type": "output_text", "text": "42."}]}
-        ],
-        "usage": {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42,
-                  "output_tokens_details": {"reasoning_tokens": 500}}
-    })));
+    write(
+        t,
+        "xai.json",
+        &pretty(&json!({
+            "id": "resp_01", "object": "response", "created_at": 1_700_000_000u64, "status": "completed",
+            "model": "grok-4.20-multi-agent-0309",
+            "output": [
+                {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "thinking"}]},
+                {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                 "content": [{"type": "output_text", "text": "Four agents agree: ", "annotations": []},
+                             {"type": "output_text", "text": "42."}]}
+            ],
+            "usage": {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42,
+                      "output_tokens_details": {"reasoning_tokens": 500}}
+        })),
+    );
     write(t, "incomplete.json", br#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[{"type":"message","content":[{"type":"output_text","text":"cut"}]}]}"#);
     write(t, "failed.json", br#"{"status":"failed","error":{"code":"rate_limit_exceeded","message":"Too many agents"},"output":[]}"#);
     write(t, "no-output.json", br#"{"status":"completed"}"#);
@@ -288,16 +403,28 @@ fn streams() {
     for (name, body) in chat_variants.iter().chain(&responses_variants) {
         let b = body.as_bytes();
         write("sse_framing", name, &with_prefix(&[0], b));
-        write("sse_framing", &format!("{name}-cut"), &with_prefix(&[4, 7, 1, 30, 0], b));
+        write(
+            "sse_framing",
+            &format!("{name}-cut"),
+            &with_prefix(&[4, 7, 1, 30, 0], b),
+        );
     }
     // chat_stream: bit 5 of the first byte picks the lane, its low 5 bits count cut points.
     for (name, body) in &chat_variants {
         write("chat_stream", name, &with_prefix(&[0x00], body.as_bytes()));
-        write("chat_stream", &format!("{name}-cut"), &with_prefix(&[0x03, 13, 1, 40], body.as_bytes()));
+        write(
+            "chat_stream",
+            &format!("{name}-cut"),
+            &with_prefix(&[0x03, 13, 1, 40], body.as_bytes()),
+        );
     }
     for (name, body) in &responses_variants {
         write("chat_stream", name, &with_prefix(&[0x20], body.as_bytes()));
-        write("chat_stream", &format!("{name}-cut"), &with_prefix(&[0x23, 13, 1, 40], body.as_bytes()));
+        write(
+            "chat_stream",
+            &format!("{name}-cut"),
+            &with_prefix(&[0x23, 13, 1, 40], body.as_bytes()),
+        );
     }
 }
 
@@ -318,7 +445,11 @@ fn api_error() {
         ("bad-request", S400, "soon", "", r#"{"detail":"messages: field required"}"#.into()),
     ];
     for (name, sel, retry, secret, body) in cases {
-        write(t, name, format!("{}{retry}\n{secret}\n{body}", sel as char).as_bytes());
+        write(
+            t,
+            name,
+            format!("{}{retry}\n{secret}\n{body}", sel as char).as_bytes(),
+        );
     }
     write(t, "redirect", &with_prefix(&[S301], b"\n\n"));
     write(t, "oauth-200-error", &with_prefix(&[S200], b"\n\n{\"error\":\"invalid_grant\",\"error_description\":\"Refresh token rt-Zq7UO2x1Lk9c was revoked\"}"));
@@ -340,7 +471,11 @@ fn secret_file() {
     let mut header_only = b"PHSC\x01".to_vec();
     header_only.extend_from_slice(&[0; 24 + 16]);
     write(t, "zero-nonce-and-tag", &header_only);
-    write(t, "version-2", b"PHSC\x02not a real file at all, but long enough for the overhead");
+    write(
+        t,
+        "version-2",
+        b"PHSC\x02not a real file at all, but long enough for the overhead",
+    );
     write(t, "truncated", b"PHS");
 }
 

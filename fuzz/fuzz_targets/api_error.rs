@@ -28,13 +28,18 @@ fn check_retry_after(v: &str) {
     let ours = parse_retry_after(v, NOW_MS);
     let t = v.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let expected = t.parse::<u64>().map_or(u32::MAX, |n| n.min(u64::from(u32::MAX)) as u32);
+        let expected = t
+            .parse::<u64>()
+            .map_or(u32::MAX, |n| n.min(u64::from(u32::MAX)) as u32);
         assert_eq!(ours, Some(expected), "{v:?}");
     } else if let Ok(at) = httpdate::parse_http_date(t)
         && httpdate::fmt_http_date(at) == t
     {
         // A canonical IMF-fixdate: we must read the same instant.
-        let secs = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let secs = at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
         let now = NOW_MS.div_ceil(1000);
         let expected = u32::try_from(secs.saturating_sub(now)).unwrap_or(u32::MAX);
         assert_eq!(ours, Some(expected), "{v:?}");

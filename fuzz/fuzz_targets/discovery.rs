@@ -61,8 +61,10 @@ fuzz_target!(|data: &[u8]| {
                         // Nothing off the issuer's origin or https x.ai is ever accepted.
                         for url in [Some(&e.token_endpoint)]
                             .into_iter()
-                            .chain([&e.device_authorization_endpoint, &e.revocation_endpoint]
-                                .map(Option::as_ref))
+                            .chain(
+                                [&e.device_authorization_endpoint, &e.revocation_endpoint]
+                                    .map(Option::as_ref),
+                            )
                             .flatten()
                         {
                             assert!(endpoint_allowed(&origin, url), "{url:?} for {issuer}");

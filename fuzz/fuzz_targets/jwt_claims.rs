@@ -33,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // What was read is what a token carrying exactly those claims gives back.
-    assert_eq!(decode_claims(&encode_unsigned(&to_json(&claims))), Some(claims.clone()));
+    assert_eq!(
+        decode_claims(&encode_unsigned(&to_json(&claims))),
+        Some(claims.clone())
+    );
 
     // The record takes its tier and (without expires_in) its expiry from the claims.
     let resp = TokenResponse::parse(&json!({"access_token": token, "token_type": "Bearer"}))

@@ -42,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(m.lane, lane_for(unprefixed(&m.id)), "{m:?}");
             }
             let default = choose_default(&chat);
-            assert!(chat.is_empty() || chat.iter().any(|m| m.id == default) || default == grok_provider_core::DEFAULT_MODEL_ID);
+            assert!(
+                chat.is_empty()
+                    || chat.iter().any(|m| m.id == default)
+                    || default == grok_provider_core::DEFAULT_MODEL_ID
+            );
             let cache = ModelsCache {
                 fetched_at_ms: NOW_MS,
                 tier: Some(1),
@@ -50,7 +54,10 @@ fuzz_target!(|data: &[u8]| {
                 media_models: media,
             };
             let bytes = serde_json::to_vec(&cache).unwrap();
-            assert_eq!(serde_json::from_slice::<ModelsCache>(&bytes).unwrap(), cache);
+            assert_eq!(
+                serde_json::from_slice::<ModelsCache>(&bytes).unwrap(),
+                cache
+            );
         }
         Err(e) => check_error(&e, &[]),
     }

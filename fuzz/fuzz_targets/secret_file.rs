@@ -51,10 +51,18 @@ fuzz_target!(|data: &[u8]| {
     // The input as a value: it round-trips, and any single changed byte is detected.
     let sealed = file_format::seal(&cipher, TENANT, KEY, data).unwrap();
     assert_eq!(sealed.len(), data.len() + file_format::OVERHEAD);
-    assert_eq!(file_format::open(&cipher, TENANT, KEY, &sealed).unwrap(), data);
+    assert_eq!(
+        file_format::open(&cipher, TENANT, KEY, &sealed).unwrap(),
+        data
+    );
     let at = data.first().map_or(0, |&b| usize::from(b)) * 131 % sealed.len();
     let mut damaged = sealed.clone();
     damaged[at] ^= 1 << (data.len() % 8);
     corrupt(file_format::open(&cipher, TENANT, KEY, &damaged));
-    corrupt(file_format::open(&cipher, TENANT, KEY, &sealed[..sealed.len() - 1]));
+    corrupt(file_format::open(
+        &cipher,
+        TENANT,
+        KEY,
+        &sealed[..sealed.len() - 1],
+    ));
 });

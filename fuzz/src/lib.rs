@@ -123,7 +123,11 @@ pub fn reference_sse(stream: &[u8]) -> Vec<grok_provider_core::sse::SseEvent> {
         match stream[i] {
             b'\r' => {
                 lines.push(&stream[start..i]);
-                i += if stream.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                i += if stream.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 start = i;
             }
             b'\n' => {
@@ -138,8 +142,11 @@ pub fn reference_sse(stream: &[u8]) -> Vec<grok_provider_core::sse::SseEvent> {
         lines.push(&stream[start..]);
     }
     lines.push(b""); // end of stream: dispatch what is pending
-    let (mut out, mut event, mut data): (Vec<grok_provider_core::sse::SseEvent>, Option<String>, Option<String>) =
-        (Vec::new(), None, None);
+    let (mut out, mut event, mut data): (
+        Vec<grok_provider_core::sse::SseEvent>,
+        Option<String>,
+        Option<String>,
+    ) = (Vec::new(), None, None);
     for line in lines {
         if line.is_empty() {
             if let Some(d) = data.take() {
@@ -181,7 +188,10 @@ mod tests {
     #[test]
     fn splitting() {
         assert_eq!(split_body(b""), (vec![], &b""[..]));
-        assert_eq!(split_body(b"\x02\x01\x03abcdef"), (vec![1, 3], &b"abcdef"[..]));
+        assert_eq!(
+            split_body(b"\x02\x01\x03abcdef"),
+            (vec![1, 3], &b"abcdef"[..])
+        );
         assert_eq!(chunks(b"abcdef", &[1, 3]), vec![&b"a"[..], b"bcd", b"ef"]);
         assert_eq!(chunks(b"ab", &[5, 1]), vec![&b"ab"[..], b"", b""]);
         assert_eq!(status(b'0'), 200);

@@ -985,10 +985,10 @@ const CRASH_KEY: &str = "credentials";
 const CRASH_ROUNDS: usize = 200;
 
 /// The two values the killed writer alternates between: large (so a kill often lands in the
-/// middle of writing one) and of different lengths and contents (so a mix of the two cannot
-/// pass for either).
+/// middle of writing one), of about the same size (so one write's time predicts the next),
+/// but of different lengths and contents (so a mix of the two cannot pass for either).
 fn crash_values() -> [Vec<u8>; 2] {
-    [vec![0xa5; 96 * 1024], vec![0x3c; 160 * 1024 + 17]]
+    [vec![0xa5; 80 * 1024], vec![0x3c; 80 * 1024 + 17]]
 }
 
 #[test]
@@ -1013,16 +1013,17 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_value() {
         let mut child = spawn_child(TEST, "write-loop", &fx, &[]);
         let mut out = BufReader::new(child.stdout.take().unwrap());
         // Let it finish one or two writes, then kill it at a random moment of the next one
-        // (or just after it), using the child's own last write time to spread the kills
-        // over whole writes: encryption, temp file, fsync, rename, directory fsync. Nothing
-        // is asserted about time.
+        // (or just after it), scaled by the child's own last write time so that the kills
+        // spread over whole writes whatever the machine's speed. Every other round aims at
+        // the tail of a write, where the file work is (temp file, fsync, rename, directory
+        // fsync; encryption comes first). Nothing is asserted about time.
         let mut write_micros = 0;
         for _ in 0..rand::random_range(1..=2) {
             write_micros = read_write_report(&mut out, &mut child);
         }
-        thread::sleep(Duration::from_micros(rand::random_range(
-            0..=write_micros * 5 / 4,
-        )));
+        let (from, to) = if round % 2 == 0 { (0, 125) } else { (70, 110) };
+        let delay = write_micros * rand::random_range(from..=to) / 100;
+        thread::sleep(Duration::from_micros(delay));
         child.kill().unwrap(); // SIGKILL: no destructor, no cleanup runs
         child.wait().unwrap();
 
@@ -1037,7 +1038,7 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_value() {
             .unwrap_or_else(|| panic!("round {round}: read {} bytes nobody wrote", got.len()));
         seen[which] += 1;
         // Whatever the writer left behind is one of our temp files, and they change nothing
-        // for readers: the listing is exactly the one key, and a second store agrees.
+        // for readers: the listing is exactly the one key.
         let names = names_in(&dir);
         for name in &names {
             assert!(
@@ -1046,13 +1047,6 @@ fn a_writer_killed_at_any_moment_leaves_the_old_or_the_new_value() {
             );
         }
         assert_eq!(t.list_keys("").unwrap(), [CRASH_KEY], "round {round}");
-        let second = SecretStore::open(StoreConfig::new(
-            &fx.state,
-            KeySource::File(fx.key_file.clone()),
-        ))
-        .unwrap();
-        let again = second.tenant(TENANT).unwrap().get(CRASH_KEY).unwrap();
-        assert!(again.as_deref() == Some(&got[..]), "round {round}");
 
         // Leftovers of a dead writer go once they are old (aged by hand here), which also
         // keeps the test's disk use bounded.
@@ -1092,7 +1086,8 @@ fn read_write_report(out: &mut BufReader<ChildStdout>, child: &mut Child) -> u64
             let (status, stderr) = finish(child);
             panic!("the writer ended ({status}) before writing:\n{stderr}");
         }
-        if let Some(micros) = line.trim().strip_prefix("WROTE ") {
+        // (libtest may print its own text on the same line first.)
+        if let Some((_, micros)) = line.trim().split_once("WROTE ") {
             return micros.parse().unwrap();
         }
     }
