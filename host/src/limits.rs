@@ -46,7 +46,9 @@ impl Limits {
 }
 
 /// Default of [`InstanceAllocation::Pooling::max_live_instances`]: ten thousand tenants,
-/// plus headroom for sessions being replaced.
+/// plus headroom for sessions being replaced. It is also about what Linux's default
+/// `vm.max_map_count` (65,530 mappings per process) allows: the pool maps two areas per
+/// slot up front and a live session adds about four.
 pub const DEFAULT_MAX_LIVE_INSTANCES: u32 = 10_500;
 
 /// How the instances of live sessions get their linear memory, tables and fiber stacks.
@@ -55,18 +57,25 @@ pub const DEFAULT_MAX_LIVE_INSTANCES: u32 = 10_500;
 /// [`Limits::memory_bytes`] caps its memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceAllocation {
-    /// wasmtime's pooling allocator: address space for `max_live_instances` instances is
-    /// reserved once per process and shared by every runtime (pages become resident only
-    /// as instances touch them). Instantiating takes a free slot, with the component's data
-    /// mapped copy-on-write, so it costs microseconds and no `mmap`. Past the limit,
-    /// opening a session fails until another is dropped. If the reservation cannot be made
-    /// (e.g. under `ulimit -v`), the runtime falls back to [`InstanceAllocation::OnDemand`].
+    /// wasmtime's pooling allocator, for services with many tenants: address space for
+    /// `max_live_instances` instances is reserved once per process and shared by every
+    /// runtime (pages become resident only as instances touch them). Instantiating takes a
+    /// free slot, with the component's data mapped copy-on-write, so opening and dropping
+    /// a session cost microseconds and no `mmap`. Past the limit, opening a session fails
+    /// until another is dropped.
+    ///
+    /// The reservation is made when the process's first pooling runtime is created and
+    /// costs one `mprotect` per slot (about 40 ms for the default size on a small VM), so a
+    /// process that opens one session, like the CLI, should use
+    /// [`InstanceAllocation::OnDemand`]. A later runtime that asks for more slots (or a
+    /// larger memory cap) than the process's pool has, or a pool that cannot be reserved
+    /// (e.g. under `ulimit -v`), gets on-demand allocation instead.
     Pooling {
         /// Most sessions holding an instance at once, over all runtimes of the process.
         max_live_instances: u32,
     },
-    /// A fresh mapping per instance (wasmtime's default strategy): no up-front
-    /// reservation and no limit on live sessions, slower to instantiate and drop.
+    /// A fresh mapping per instance (wasmtime's default strategy): nothing reserved up
+    /// front and no limit on live sessions; slower to instantiate and drop.
     OnDemand,
 }
 

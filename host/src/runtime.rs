@@ -2,9 +2,10 @@
 //! `engine`), and a [`Session`] per tenant (its own store, secret namespace, settings and
 //! limits).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use wasmtime::component::{ResourceAny, ResourceTable};
@@ -68,8 +69,13 @@ pub struct Runtime {
     shared: Arc<SharedEngine>,
     pre: ProviderPluginPre<TenantState>,
     secrets: SecretStore,
+    tenants: Arc<Mutex<HashMap<String, TenantSecrets>>>,
     limits: Limits,
 }
+
+/// Tenants whose directories this runtime has checked; past this many the record starts
+/// over (it only saves the checks, see [`Runtime::session`]).
+const CHECKED_TENANTS_MAX: usize = 100_000;
 
 // Checked here so that a change that breaks multi-task use fails to compile.
 const _: fn() = || {
@@ -105,6 +111,7 @@ impl Runtime {
             shared,
             pre,
             secrets,
+            tenants: Arc::default(),
             limits: options.limits,
         })
     }
@@ -121,8 +128,11 @@ impl Runtime {
     }
 
     /// A live session for `tenant`, talking to what `config` allows.
+    ///
+    /// The tenant's directories are created and checked (see [`crate::secrets`]) when this
+    /// runtime opens its first session; later sessions skip those eight system calls.
     pub async fn session(&self, tenant: &str, config: &HostConfig) -> Result<Session, HostError> {
-        let secrets = self.secrets.tenant(tenant)?;
+        let secrets = self.tenant_secrets(tenant)?;
         let mut session = Session {
             pre: self.pre.clone(),
             secrets,
@@ -135,6 +145,24 @@ impl Runtime {
         session.instantiate().await?;
         Ok(session)
     }
+
+    fn tenant_secrets(&self, tenant: &str) -> Result<TenantSecrets, HostError> {
+        if let Some(s) = lock(&self.tenants).get(tenant) {
+            return Ok(s.clone());
+        }
+        // Checked outside the lock: file-system calls must not serialise other tenants.
+        let secrets = self.secrets.tenant(tenant)?;
+        let mut tenants = lock(&self.tenants);
+        if tenants.len() >= CHECKED_TENANTS_MAX {
+            tenants.clear();
+        }
+        tenants.insert(tenant.to_owned(), secrets.clone());
+        Ok(secrets)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The data of one tenant's store.

@@ -1,6 +1,7 @@
 //! The baseline of benchmark b: the same provider logic (`grok-provider-core`) run natively
 //! in the host process over the same secret store, without WebAssembly.
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use grok_provider_core::io::{
@@ -11,21 +12,44 @@ use grok_provider_core::{ConnectionStatus, Provider, ProviderConfig, ProviderErr
 use provider_host::ProviderSettings;
 use provider_host::secrets::{LockGuard, TenantSecrets};
 
-/// `status()` of `tenant`, natively. A call that would need the network fails.
-pub fn status(
-    store: &provider_host::secrets::SecretStore,
-    settings: &ProviderSettings,
-    tenant: &str,
-) -> Result<ConnectionStatus, ProviderError> {
-    let secrets = store.tenant(tenant).expect("tenant");
-    let config = ProviderConfig {
-        issuer: settings.issuer.clone(),
-        api_base: settings.api_base.clone(),
-        client_id: settings.client_id.clone(),
-        scope: settings.scope.clone(),
-        user_agent: settings.user_agent.clone(),
-    };
-    Provider::new(config, NoNetwork, Store(secrets), SystemClock).status()
+/// The provider logic over the host's secret store, natively.
+pub struct Native {
+    store: provider_host::secrets::SecretStore,
+    /// Like the runtime, a tenant's directories are checked on its first use only.
+    tenants: HashMap<String, TenantSecrets>,
+}
+
+impl Native {
+    pub fn new(store: provider_host::secrets::SecretStore) -> Self {
+        Self {
+            store,
+            tenants: HashMap::new(),
+        }
+    }
+
+    /// `status()` of `tenant`. A call that would need the network fails.
+    pub fn status(
+        &mut self,
+        settings: &ProviderSettings,
+        tenant: &str,
+    ) -> Result<ConnectionStatus, ProviderError> {
+        let secrets = match self.tenants.get(tenant) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.store.tenant(tenant).expect("tenant");
+                self.tenants.insert(tenant.to_owned(), s.clone());
+                s
+            }
+        };
+        let config = ProviderConfig {
+            issuer: settings.issuer.clone(),
+            api_base: settings.api_base.clone(),
+            client_id: settings.client_id.clone(),
+            scope: settings.scope.clone(),
+            user_agent: settings.user_agent.clone(),
+        };
+        Provider::new(config, NoNetwork, Store(secrets), SystemClock).status()
+    }
 }
 
 struct Store(TenantSecrets);

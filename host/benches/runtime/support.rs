@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use provider_host::bindings::types::PollOutcome;
+use provider_host::limits::InstanceAllocation;
 use provider_host::secrets::KeySource;
 use provider_host::{HostConfig, ProviderSettings, Runtime, RuntimeOptions, Session};
 use provider_reference::{
@@ -26,6 +27,12 @@ pub struct World {
 
 impl World {
     pub async fn start() -> World {
+        Self::start_with(InstanceAllocation::default(), None).await
+    }
+
+    /// With a given allocation strategy and, optionally, another state's compile cache
+    /// (so that a child process does not compile again).
+    pub async fn start_with(allocation: InstanceAllocation, cache: Option<PathBuf>) -> World {
         let lifetime = Lifetime {
             idle: Duration::from_secs(1800),
             max: Duration::from_secs(7200),
@@ -57,7 +64,12 @@ impl World {
             ..ProviderSettings::default()
         })
         .expect("config");
-        let runtime = Arc::new(Runtime::new(options(state.path().to_path_buf())).expect("runtime"));
+        let mut options = options(state.path().to_path_buf());
+        options.allocation = allocation;
+        if cache.is_some() {
+            options.compile_cache = cache;
+        }
+        let runtime = Arc::new(Runtime::new(options).expect("runtime"));
         World {
             auth,
             api,
