@@ -62,6 +62,9 @@ fn init_tracing(level: &str) {
 async fn open_session(cli: &Cli, config: &HostConfig) -> Result<(Runtime, Session), HostError> {
     let state_dir = cli.state_dir()?;
     let mut options = RuntimeOptions::new(cli.plugin.clone(), state_dir);
+    // One session per process: reserving the instance pool (sized for thousands of
+    // tenants) would cost more than the whole call.
+    options.allocation = provider_host::limits::InstanceAllocation::OnDemand;
     if let Some(t) = cli.call_timeout_secs {
         options.limits.call_timeout = std::time::Duration::from_secs(t);
     }
