@@ -54,18 +54,13 @@ pub struct SandboxHooks {
 }
 
 impl SandboxHooks {
-    /// Hooks allowing exactly `allowed`.
-    pub fn new(allowed: Arc<[Origin]>, limits: HttpLimits) -> Self {
+    /// Hooks allowing exactly `allowed`; each refusal increments `denied`.
+    pub fn new(allowed: Arc<[Origin]>, limits: HttpLimits, denied: Arc<AtomicU64>) -> Self {
         Self {
             allowed,
             limits,
-            denied: Arc::new(AtomicU64::new(0)),
+            denied,
         }
-    }
-
-    /// Requests refused so far (shared with clones of the counter).
-    pub fn denied_counter(&self) -> Arc<AtomicU64> {
-        self.denied.clone()
     }
 
     fn is_allowed(&self, uri: &http::Uri) -> bool {
@@ -202,7 +197,7 @@ mod tests {
 
     fn hooks(allowed: &[&str]) -> SandboxHooks {
         let allowed: Vec<Origin> = allowed.iter().map(|o| Origin::parse(o).unwrap()).collect();
-        SandboxHooks::new(allowed.into(), HttpLimits::default())
+        SandboxHooks::new(allowed.into(), HttpLimits::default(), Default::default())
     }
 
     #[test]

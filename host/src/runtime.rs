@@ -230,8 +230,8 @@ macro_rules! export_call {
 
 impl Session {
     async fn instantiate(&mut self) -> Result<&mut Live, HostError> {
-        let hooks = SandboxHooks::new(self.allowed.clone(), self.limits.http);
-        let denied = hooks.denied_counter();
+        // The session's counter outlives instances, so refusals are counted across traps.
+        let hooks = SandboxHooks::new(self.allowed.clone(), self.limits.http, self.denied.clone());
         let state = TenantState {
             // No filesystem, environment, arguments or sockets: only stderr for panics.
             wasi: WasiCtx::builder().inherit_stderr().build(),
@@ -243,9 +243,6 @@ impl Session {
             settings: self.settings.clone(),
             lock_timeout_cap: self.limits.lock_timeout_cap,
         };
-        let old = std::mem::replace(&mut self.denied, denied);
-        self.denied
-            .fetch_add(old.load(Ordering::Relaxed), Ordering::Relaxed);
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.memory);
         store.epoch_deadline_trap();
