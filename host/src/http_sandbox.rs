@@ -3,7 +3,8 @@
 //!
 //! A refused request fails with `HttpRequestDenied`, which the guest sees as
 //! `error-code::HTTP-request-denied` (the plugin reports `denied_by_sandbox`). Redirects are
-//! never followed here: a 3xx is handed to the plugin as is.
+//! never followed here: a 3xx is handed to the plugin as is. Allowed requests go out through
+//! the runtime's keep-alive pool ([`crate::http_pool`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +19,7 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::config::Origin;
+use crate::http_pool::HttpPool;
 
 /// Host-side caps that a plugin cannot raise.
 #[derive(Debug, Clone, Copy)]
@@ -51,15 +53,23 @@ pub struct SandboxHooks {
     allowed: Arc<[Origin]>,
     limits: HttpLimits,
     denied: Arc<AtomicU64>,
+    pool: HttpPool,
 }
 
 impl SandboxHooks {
-    /// Hooks allowing exactly `allowed`; each refusal increments `denied`.
-    pub fn new(allowed: Arc<[Origin]>, limits: HttpLimits, denied: Arc<AtomicU64>) -> Self {
+    /// Hooks allowing exactly `allowed`, sending through `pool`; each refusal increments
+    /// `denied`.
+    pub(crate) fn new(
+        allowed: Arc<[Origin]>,
+        limits: HttpLimits,
+        denied: Arc<AtomicU64>,
+        pool: HttpPool,
+    ) -> Self {
         Self {
             allowed,
             limits,
             denied,
+            pool,
         }
     }
 
@@ -122,13 +132,15 @@ impl WasiHttpHooks for SandboxHooks {
         }
         let options = self.clamp(options);
         let max_body = self.limits.max_response_body_bytes;
+        let pool = self.pool.clone();
         Box::new(async move {
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let response = pool.send(request, options).await?;
             let response = response.map(|body| CappedBody::new(body, max_body).boxed_unsync());
+            // The pool drives its connections itself: no per-request I/O task.
             Ok((
                 response,
-                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                Box::new(async { Ok(()) })
+                    as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
     }
@@ -197,7 +209,12 @@ mod tests {
 
     fn hooks(allowed: &[&str]) -> SandboxHooks {
         let allowed: Vec<Origin> = allowed.iter().map(|o| Origin::parse(o).unwrap()).collect();
-        SandboxHooks::new(allowed.into(), HttpLimits::default(), Default::default())
+        SandboxHooks::new(
+            allowed.into(),
+            HttpLimits::default(),
+            Default::default(),
+            HttpPool::new(Duration::from_secs(1)),
+        )
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! calls a component export, and the component reaches the outside only through the
 //! capabilities granted here:
 //! - [`http_sandbox`]: outgoing `wasi:http` limited to an origin allowlist, with caps on
-//!   timeouts and response size;
+//!   timeouts and response size, sent over a keep-alive connection pool;
 //! - [`secrets`]: tenant-scoped, encrypted, atomically written secret storage with a
 //!   cross-process lock;
 //! - [`limits`]: memory and CPU (epoch) limits per call;
@@ -18,6 +18,7 @@ pub mod config;
 pub mod conformance;
 mod engine;
 pub mod error;
+mod http_pool;
 pub mod http_sandbox;
 pub mod limits;
 pub mod runtime;

@@ -21,6 +21,7 @@ use crate::bindings::{ProviderPlugin, ProviderPluginPre};
 use crate::config::{HostConfig, Origin, ProviderSettings};
 use crate::engine::{self, SharedEngine};
 use crate::error::HostError;
+use crate::http_pool::HttpPool;
 use crate::http_sandbox::SandboxHooks;
 use crate::limits::{InstanceAllocation, Limits, MemoryCap, MemoryLimitExceeded};
 use crate::secrets::{KeySource, SecretStore, StoreConfig, TenantSecrets};
@@ -71,6 +72,7 @@ pub struct Runtime {
     secrets: SecretStore,
     tenants: Arc<Mutex<HashMap<String, TenantSecrets>>>,
     limits: Limits,
+    connections: HttpPool,
 }
 
 /// Tenants whose directories this runtime has checked; past this many the record starts
@@ -112,6 +114,7 @@ impl Runtime {
             pre,
             secrets,
             tenants: Arc::default(),
+            connections: HttpPool::new(options.limits.http.connect_timeout),
             limits: options.limits,
         })
     }
@@ -140,6 +143,7 @@ impl Runtime {
             allowed: config.allowed_origins.clone().into(),
             limits: self.limits,
             denied: Arc::new(AtomicU64::new(0)),
+            connections: self.connections.clone(),
             live: None,
         };
         session.instantiate().await?;
@@ -210,6 +214,7 @@ pub struct Session {
     allowed: Arc<[Origin]>,
     limits: Limits,
     denied: Arc<AtomicU64>,
+    connections: HttpPool,
     live: Option<Live>,
 }
 
@@ -231,7 +236,12 @@ macro_rules! export_call {
 impl Session {
     async fn instantiate(&mut self) -> Result<&mut Live, HostError> {
         // The session's counter outlives instances, so refusals are counted across traps.
-        let hooks = SandboxHooks::new(self.allowed.clone(), self.limits.http, self.denied.clone());
+        let hooks = SandboxHooks::new(
+            self.allowed.clone(),
+            self.limits.http,
+            self.denied.clone(),
+            self.connections.clone(),
+        );
         let state = TenantState {
             // No filesystem, environment, arguments or sockets: only stderr for panics.
             wasi: WasiCtx::builder().inherit_stderr().build(),

@@ -294,6 +294,9 @@ async fn accept_loop<H, F>(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                // As production servers do: a stream is many small writes, and with Nagle a
+                // kept-alive client's delayed ACK would hold each event back 40 ms.
+                let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 let log = log.clone();
                 let activity = last_activity.clone();

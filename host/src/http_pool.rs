@@ -1,0 +1,323 @@
+//! Outgoing connections of every session of a runtime: one keep-alive pool.
+//!
+//! wasi-http's default sender opens a new TCP (and TLS) connection per request and closes
+//! it when the response body is dropped; against `api.x.ai` that is a TCP and a TLS
+//! handshake per chat turn. The sandbox hook ([`crate::http_sandbox`]) decides *whether* a
+//! request may leave; this pool decides *how*: idle connections are kept per origin and
+//! reused, TLS with the webpki roots, HTTP/1.1, no redirects followed. Sharing connections
+//! across tenants is safe: every request carries its own credentials, and a response is
+//! read by the request that asked for it.
+
+use std::error::Error as StdError;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
+
+/// How long an unused connection stays open.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per origin.
+const MAX_IDLE_PER_ORIGIN: usize = 32;
+
+/// A cheaply cloneable pool of outgoing connections.
+#[derive(Clone)]
+pub(crate) struct HttpPool {
+    client: Client<HttpsConnector<HttpConnector>, WasiBody>,
+}
+
+impl std::fmt::Debug for HttpPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpPool").finish_non_exhaustive()
+    }
+}
+
+impl HttpPool {
+    /// A pool whose connection attempts give up after `connect_timeout`.
+    pub(crate) fn new(connect_timeout: Duration) -> Self {
+        let mut tcp = HttpConnector::new();
+        // The scheme is checked by the connector below (https or loopback http, as the
+        // sandbox allowed it), so the TCP layer must accept both.
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(connect_timeout));
+        let tls = rustls::ClientConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        })
+        .with_no_client_auth();
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Self { client }
+    }
+
+    /// Sends `request` (absolute URI) on a pooled or new connection. A new connection must
+    /// be made within the pool's connect timeout; the response head must arrive within the
+    /// first-byte timeout, counted from now (so a new connection's set-up counts against
+    /// it); each later body frame within the between-bytes timeout.
+    pub(crate) async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: RequestOptions,
+    ) -> Result<http::Response<TimedBody>, HttpError> {
+        let first_byte = options.first_byte_timeout.unwrap_or(Duration::MAX);
+        let between_bytes = options.between_bytes_timeout.unwrap_or(Duration::MAX);
+        let response = tokio::time::timeout(first_byte, self.client.request(request))
+            .await
+            .map_err(|_| HttpError::HttpResponseTimeout)?
+            .map_err(classify)?;
+        Ok(response.map(|incoming| TimedBody::new(incoming, between_bytes)))
+    }
+}
+
+/// The wasi-http error for a failed request.
+fn classify(e: hyper_util::client::legacy::Error) -> HttpError {
+    let io_cause = sources(&e).find_map(|s| s.downcast_ref::<io::Error>());
+    if e.is_connect() {
+        return match io_cause.map(io::Error::kind) {
+            Some(io::ErrorKind::TimedOut) => HttpError::ConnectionTimeout,
+            Some(io::ErrorKind::ConnectionRefused) => HttpError::ConnectionRefused,
+            Some(kind) => HttpError::Connect(io::Error::new(kind, chain(&e))),
+            None => HttpError::Connect(io::Error::other(chain(&e))),
+        };
+    }
+    if let Some(h) = sources(&e).find_map(|s| s.downcast_ref::<hyper::Error>()) {
+        if h.is_timeout() {
+            return HttpError::HttpResponseTimeout;
+        }
+        if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+            return HttpError::ConnectionTerminated;
+        }
+        if h.is_parse() || h.is_parse_status() {
+            return HttpError::HttpProtocolError;
+        }
+    }
+    // A body error of the request itself (the guest's stream failed) comes back as is.
+    if let Some(code) = sources(&e).find_map(|s| s.downcast_ref::<HttpError>()) {
+        return clone_error(code).unwrap_or_else(|| HttpError::InternalError(Some(chain(&e))));
+    }
+    HttpError::InternalError(Some(chain(&e)))
+}
+
+/// The error and its causes.
+fn sources<'a>(
+    e: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(e), |e: &&'a (dyn StdError + 'static)| (*e).source())
+}
+
+/// Every message of the chain, for diagnostics.
+fn chain(e: &(dyn StdError + 'static)) -> String {
+    sources(e)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// The variants a request body can fail with that carry no non-clonable payload.
+fn clone_error(e: &HttpError) -> Option<HttpError> {
+    Some(match e {
+        HttpError::HttpRequestBodySize(n) => HttpError::HttpRequestBodySize(*n),
+        HttpError::HttpRequestDenied => HttpError::HttpRequestDenied,
+        HttpError::ConnectionTerminated => HttpError::ConnectionTerminated,
+        HttpError::InternalError(m) => HttpError::InternalError(m.clone()),
+        _ => return None,
+    })
+}
+
+/// A response body whose frames must each arrive within a time budget.
+pub(crate) struct TimedBody {
+    inner: hyper::body::Incoming,
+    between_bytes: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl TimedBody {
+    fn new(inner: hyper::body::Incoming, between_bytes: Duration) -> Self {
+        Self {
+            inner,
+            between_bytes,
+            deadline: None,
+        }
+    }
+}
+
+impl Body for TimedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                // The next frame gets a fresh budget, armed only once it is waited for.
+                this.deadline = None;
+                Poll::Ready(frame.map(|f| {
+                    f.map_err(|e| {
+                        if e.is_timeout() {
+                            HttpError::ConnectionReadTimeout
+                        } else {
+                            HttpError::from(e)
+                        }
+                    })
+                }))
+            }
+            Poll::Pending => {
+                let between = this.between_bytes;
+                let Some(at) = tokio::time::Instant::now().checked_add(between) else {
+                    return Poll::Pending;
+                };
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                ready!(deadline.as_mut().poll(cx));
+                this.deadline = None;
+                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Empty};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn get(url: &str) -> http::Request<WasiBody> {
+        http::Request::get(url)
+            .body(Empty::new().map_err(|e| match e {}).boxed_unsync())
+            .unwrap()
+    }
+
+    fn options(secs: u64) -> RequestOptions {
+        let d = Some(Duration::from_secs(secs));
+        RequestOptions {
+            connect_timeout: d,
+            first_byte_timeout: d,
+            between_bytes_timeout: d,
+        }
+    }
+
+    /// A loopback server that answers every request on a connection with `body`, and counts
+    /// the connections it accepted.
+    async fn keep_alive_server(body: &'static str) -> (String, tokio::sync::watch::Receiver<u32>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (count_tx, count_rx) = tokio::sync::watch::channel(0u32);
+        tokio::spawn(async move {
+            while let Ok(Ok((mut socket, _))) =
+                tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
+            {
+                count_tx.send_modify(|n| *n += 1);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let reply = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if socket.write_all(reply.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, count_rx)
+    }
+
+    #[tokio::test]
+    async fn reuses_a_connection_for_sequential_requests() {
+        let (url, connections) = keep_alive_server("hello").await;
+        let pool = HttpPool::new(Duration::from_secs(5));
+        for _ in 0..5 {
+            let Ok(resp) = pool.send(get(&url), options(5)).await else {
+                panic!("request failed");
+            };
+            assert_eq!(resp.status(), 200);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"hello");
+        }
+        assert_eq!(*connections.borrow(), 1, "one connection for five requests");
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_typed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let pool = HttpPool::new(Duration::from_secs(5));
+        let Err(err) = pool.send(get(&url), options(5)).await else {
+            panic!("a closed port answered");
+        };
+        assert!(matches!(err, HttpError::ConnectionRefused), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn stalled_body_times_out_between_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+                .await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let pool = HttpPool::new(Duration::from_secs(5));
+        let mut opts = options(5);
+        opts.between_bytes_timeout = Some(Duration::from_millis(200));
+        let Ok(resp) = pool.send(get(&url), opts).await else {
+            panic!("request failed");
+        };
+        let Err(err) = resp.into_body().collect().await else {
+            panic!("a stalled body completed");
+        };
+        assert!(matches!(err, HttpError::ConnectionReadTimeout), "{err:?}");
+    }
+}
