@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
@@ -77,15 +77,34 @@ impl SharedEngine {
         path: &Path,
         cache: Option<&Path>,
     ) -> Result<ProviderPluginPre<TenantState>, HostError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| HostError::Plugin(format!("cannot read {}: {e}", path.display())))?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let read = || {
+            std::fs::read(path)
+                .map_err(|e| HostError::Plugin(format!("cannot read {}: {e}", path.display())))
+        };
+        // The digest of a file already seen (same inode, size and times) comes from the
+        // cache's memo, so a CLI call neither reads nor hashes the component.
+        let memo = cache.and_then(|c| DigestMemo::new(c, path));
+        let (digest, mut bytes) = match memo.as_ref().and_then(DigestMemo::get) {
+            Some(digest) => (digest, None),
+            None => {
+                let bytes = read()?;
+                let digest: [u8; 32] = Sha256::digest(&bytes).into();
+                if let Some(m) = &memo {
+                    m.set(&digest);
+                }
+                (digest, Some(bytes))
+            }
+        };
         if let Some(pre) = lock(&self.plugins).get(&digest) {
             return Ok(pre.clone());
         }
         // Loaded outside the lock: a slow compile must not stall other runtimes. Two
         // threads racing here both compile; the registry keeps one.
-        let component = load_component(&self.engine, path, &bytes, &digest, cache)?;
+        let component =
+            load_component(&self.engine, path, &digest, cache, || match bytes.take() {
+                Some(b) => Ok(b),
+                None => read(),
+            })?;
         let mut linker: Linker<TenantState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
@@ -208,12 +227,20 @@ fn build(pool: Option<PoolSize>) -> wasmtime::Result<SharedEngine> {
 fn load_component(
     engine: &Engine,
     path: &Path,
-    bytes: &[u8],
     digest: &[u8; 32],
     cache: Option<&Path>,
+    bytes: impl FnOnce() -> Result<Vec<u8>, HostError>,
 ) -> Result<Component, HostError> {
     let compile = || {
-        Component::new(engine, bytes).map_err(|e| {
+        let bytes = bytes()?;
+        if <[u8; 32]>::from(Sha256::digest(&bytes)) != *digest {
+            // Changed since its digest was taken (in the same instant as the memo saw it).
+            return Err(HostError::Plugin(format!(
+                "{} changed while it was being loaded; try again",
+                path.display()
+            )));
+        }
+        Component::new(engine, &bytes).map_err(|e| {
             HostError::Plugin(format!(
                 "{} is not a valid component: {e:#}",
                 path.display()
@@ -243,6 +270,48 @@ fn load_component(
         let _ = write_atomically(cache, &cached, &serialized);
     }
     Ok(component)
+}
+
+/// Remembers the SHA-256 of a component file under a key made of its path and what
+/// `stat` says of it (device, inode, size, modification and change times in nanoseconds),
+/// like git's index: any write changes the change time, which no user can set back.
+struct DigestMemo {
+    file: PathBuf,
+}
+
+impl DigestMemo {
+    fn new(cache: &Path, component: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let canonical = std::fs::canonicalize(component).ok()?;
+        let m = std::fs::metadata(&canonical).ok()?;
+        let mut key = Sha256::new();
+        key.update(canonical.as_os_str().as_encoded_bytes());
+        for n in [
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime() as u64,
+            m.mtime_nsec() as u64,
+            m.ctime() as u64,
+            m.ctime_nsec() as u64,
+        ] {
+            key.update(n.to_le_bytes());
+        }
+        let name = format!("{}.digest", hex::encode(&key.finalize()[..16]));
+        Some(Self {
+            file: cache.join("digests").join(name),
+        })
+    }
+
+    fn get(&self) -> Option<[u8; 32]> {
+        std::fs::read(&self.file).ok()?.try_into().ok()
+    }
+
+    fn set(&self, digest: &[u8; 32]) {
+        if let Some(dir) = self.file.parent() {
+            let _ = write_atomically(dir, &self.file, digest);
+        }
+    }
 }
 
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {

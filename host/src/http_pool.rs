@@ -11,6 +11,7 @@
 use std::error::Error as StdError;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -27,47 +28,37 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per origin.
 const MAX_IDLE_PER_ORIGIN: usize = 32;
 
-/// A cheaply cloneable pool of outgoing connections.
+type PooledClient = Client<HttpsConnector<HttpConnector>, WasiBody>;
+
+/// A cheaply cloneable pool of outgoing connections. The client (and its TLS
+/// configuration) is built on the first request: a CLI call that sends none, like
+/// `status`, does not pay for it.
 #[derive(Clone)]
 pub(crate) struct HttpPool {
-    client: Client<HttpsConnector<HttpConnector>, WasiBody>,
+    client: Arc<OnceLock<PooledClient>>,
+    connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for HttpPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpPool").finish_non_exhaustive()
+        f.debug_struct("HttpPool")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
     }
 }
 
 impl HttpPool {
     /// A pool whose connection attempts give up after `connect_timeout`.
     pub(crate) fn new(connect_timeout: Duration) -> Self {
-        let mut tcp = HttpConnector::new();
-        // The scheme is checked by the connector below (https or loopback http, as the
-        // sandbox allowed it), so the TCP layer must accept both.
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(connect_timeout));
-        let tls = rustls::ClientConfig::builder_with_provider(
-            rustls::crypto::ring::default_provider().into(),
-        )
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        })
-        .with_no_client_auth();
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(IDLE_TIMEOUT)
-            .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        Self { client }
+        Self {
+            client: Arc::default(),
+            connect_timeout,
+        }
+    }
+
+    fn client(&self) -> &PooledClient {
+        self.client
+            .get_or_init(|| build_client(self.connect_timeout))
     }
 
     /// Sends `request` (absolute URI) on a pooled or new connection. A new connection must
@@ -81,12 +72,40 @@ impl HttpPool {
     ) -> Result<http::Response<TimedBody>, HttpError> {
         let first_byte = options.first_byte_timeout.unwrap_or(Duration::MAX);
         let between_bytes = options.between_bytes_timeout.unwrap_or(Duration::MAX);
-        let response = tokio::time::timeout(first_byte, self.client.request(request))
+        let response = tokio::time::timeout(first_byte, self.client().request(request))
             .await
             .map_err(|_| HttpError::HttpResponseTimeout)?
             .map_err(classify)?;
         Ok(response.map(|incoming| TimedBody::new(incoming, between_bytes)))
     }
+}
+
+fn build_client(connect_timeout: Duration) -> PooledClient {
+    let mut tcp = HttpConnector::new();
+    // The scheme is checked by the connector below (https or loopback http, as the
+    // sandbox allowed it), so the TCP layer must accept both.
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout));
+    let tls = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    })
+    .with_no_client_auth();
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
+        .pool_timer(TokioTimer::new())
+        .build(connector)
 }
 
 /// The wasi-http error for a failed request.

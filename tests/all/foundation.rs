@@ -58,3 +58,62 @@ async fn a_component_of_another_world_is_refused_with_a_clear_error() {
         .expect("must fail");
     assert_eq!(err.code(), "plugin_error", "{err}");
 }
+
+#[tokio::test]
+async fn the_compile_cache_is_keyed_by_the_component_file_and_follows_its_changes() {
+    use sha2::{Digest, Sha256};
+    let state = support::state_dir();
+    let plugin = state.path().join("plugin.wasm");
+    let digests_of = |dir: &std::path::Path| -> Vec<Vec<u8>> {
+        let mut d: Vec<Vec<u8>> = std::fs::read_dir(dir.join("digests"))
+            .map(|rd| {
+                rd.map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        d.sort();
+        d
+    };
+    let artifacts = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".cwasm")
+            })
+            .count()
+    };
+    let open = |cache: &std::path::Path| {
+        let mut options = provider_host::RuntimeOptions::new(&plugin, state.path());
+        options.key = provider_host::secrets::KeySource::File(state.path().join("k"));
+        options.allocation = provider_host::limits::InstanceAllocation::OnDemand;
+        options.compile_cache = Some(cache.to_path_buf());
+        provider_host::Runtime::new(options)
+    };
+
+    // Two caches, so that each load goes through its own cache rather than the process's
+    // registry of components already loaded.
+    let (first, second) = (state.path().join("cache-1"), state.path().join("cache-2"));
+    let ours = std::fs::read(provider_host::BUILT_PLUGIN_COMPONENT).unwrap();
+    std::fs::write(&plugin, &ours).unwrap();
+    open(&first).unwrap();
+    assert_eq!(digests_of(&first), vec![Sha256::digest(&ours).to_vec()]);
+    assert_eq!(artifacts(&first), 1);
+
+    // Rewritten in place with other bytes: a new stat key, so the file is read and hashed
+    // again, never mistaken for the old component.
+    let other = std::fs::read(env!("HOSTILE_GUEST_COMPONENT")).unwrap();
+    std::fs::write(&plugin, &other).unwrap();
+    let _ = open(&second);
+    assert_eq!(digests_of(&second), vec![Sha256::digest(&other).to_vec()]);
+    let _ = open(&first);
+    let mut both = vec![
+        Sha256::digest(&ours).to_vec(),
+        Sha256::digest(&other).to_vec(),
+    ];
+    both.sort();
+    assert_eq!(digests_of(&first), both);
+}

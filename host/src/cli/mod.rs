@@ -36,9 +36,16 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    match async_runtime() {
+    // One tenant, one call at a time: a single-threaded runtime starts faster than worker
+    // threads would, and the call never waits on another thread to be scheduled.
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(run(cli, config)),
-        Err(e) => fail(&e),
+        Err(e) => fail(&HostError::Config(format!(
+            "cannot start the async runtime: {e}"
+        ))),
     }
 }
 
