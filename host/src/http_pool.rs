@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -61,23 +62,50 @@ impl HttpPool {
             .get_or_init(|| build_client(self.connect_timeout))
     }
 
-    /// Sends `request` (absolute URI) on a pooled or new connection. A new connection must
-    /// be made within the pool's connect timeout; the response head must arrive within the
-    /// first-byte timeout, counted from now (so a new connection's set-up counts against
-    /// it); each later body frame within the between-bytes timeout.
+    /// Sends `request` (absolute URI) on a pooled or new connection.
+    ///
+    /// The request body is read whole first (at most `max_request_body`) and sent with a
+    /// `content-length`: one write instead of a chunked stream fed piece by piece from the
+    /// guest. A guest must therefore finish its body before the response can start (as the
+    /// plugin always does). A new connection must be made within the pool's connect
+    /// timeout; the body read and the response head must come within the first-byte
+    /// timeout, counted from now; each later body frame within the between-bytes timeout.
     pub(crate) async fn send(
         &self,
         request: http::Request<WasiBody>,
         options: RequestOptions,
+        max_request_body: u64,
     ) -> Result<http::Response<TimedBody>, HttpError> {
         let first_byte = options.first_byte_timeout.unwrap_or(Duration::MAX);
         let between_bytes = options.between_bytes_timeout.unwrap_or(Duration::MAX);
-        let response = tokio::time::timeout(first_byte, self.client().request(request))
+        let exchange = async {
+            let (parts, body) = request.into_parts();
+            let body = read_whole(body, max_request_body).await?;
+            let request = http::Request::from_parts(
+                parts,
+                Full::new(body).map_err(|e| match e {}).boxed_unsync(),
+            );
+            self.client().request(request).await.map_err(classify)
+        };
+        let response = tokio::time::timeout(first_byte, exchange)
             .await
-            .map_err(|_| HttpError::HttpResponseTimeout)?
-            .map_err(classify)?;
+            .map_err(|_| HttpError::HttpResponseTimeout)??;
         Ok(response.map(|incoming| TimedBody::new(incoming, between_bytes)))
     }
+}
+
+/// The whole body, or `HttpRequestBodySize` past `max` bytes.
+async fn read_whole(mut body: WasiBody, max: u64) -> Result<Bytes, HttpError> {
+    let mut whole = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if whole.len() as u64 + data.len() as u64 > max {
+                return Err(HttpError::HttpRequestBodySize(Some(max)));
+            }
+            whole.extend_from_slice(&data);
+        }
+    }
+    Ok(whole.freeze())
 }
 
 fn build_client(connect_timeout: Duration) -> PooledClient {
@@ -230,7 +258,7 @@ impl Body for TimedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{BodyExt, Empty};
+    use http_body_util::Empty;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -293,7 +321,7 @@ mod tests {
         let (url, connections) = keep_alive_server("hello").await;
         let pool = HttpPool::new(Duration::from_secs(5));
         for _ in 0..5 {
-            let Ok(resp) = pool.send(get(&url), options(5)).await else {
+            let Ok(resp) = pool.send(get(&url), options(5), 1024).await else {
                 panic!("request failed");
             };
             assert_eq!(resp.status(), 200);
@@ -304,12 +332,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn request_body_over_the_cap_is_refused_before_sending() {
+        let (url, connections) = keep_alive_server("hello").await;
+        let pool = HttpPool::new(Duration::from_secs(5));
+        let post = |len: usize| {
+            http::Request::post(&url)
+                .body(
+                    Full::new(Bytes::from(vec![b'x'; len]))
+                        .map_err(|e| match e {})
+                        .boxed_unsync(),
+                )
+                .unwrap()
+        };
+        let Err(err) = pool.send(post(1025), options(5), 1024).await else {
+            panic!("an oversized body was sent");
+        };
+        assert!(
+            matches!(err, HttpError::HttpRequestBodySize(Some(1024))),
+            "{err:?}"
+        );
+        assert_eq!(*connections.borrow(), 0, "nothing left the host");
+        let Ok(resp) = pool.send(post(1024), options(5), 1024).await else {
+            panic!("a body at the cap was refused");
+        };
+        assert_eq!(resp.status(), 200);
+    }
+
+    #[tokio::test]
     async fn refused_connection_is_typed() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         drop(listener);
         let pool = HttpPool::new(Duration::from_secs(5));
-        let Err(err) = pool.send(get(&url), options(5)).await else {
+        let Err(err) = pool.send(get(&url), options(5), 1024).await else {
             panic!("a closed port answered");
         };
         assert!(matches!(err, HttpError::ConnectionRefused), "{err:?}");
@@ -331,7 +386,7 @@ mod tests {
         let pool = HttpPool::new(Duration::from_secs(5));
         let mut opts = options(5);
         opts.between_bytes_timeout = Some(Duration::from_millis(200));
-        let Ok(resp) = pool.send(get(&url), opts).await else {
+        let Ok(resp) = pool.send(get(&url), opts, 1024).await else {
             panic!("request failed");
         };
         let Err(err) = resp.into_body().collect().await else {

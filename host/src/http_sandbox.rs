@@ -32,6 +32,9 @@ pub struct HttpLimits {
     pub between_bytes_timeout: Duration,
     /// Largest response body; past it the body fails with `HTTP-response-body-size`.
     pub max_response_body_bytes: u64,
+    /// Largest request body; past it the request fails with `HTTP-request-body-size`
+    /// (request bodies are read whole before they are sent).
+    pub max_request_body_bytes: u64,
     /// How long a refused request's body is drained before it is dropped.
     pub denied_body_drain: Duration,
 }
@@ -43,6 +46,7 @@ impl Default for HttpLimits {
             first_byte_timeout: Duration::from_secs(120),
             between_bytes_timeout: Duration::from_secs(120),
             max_response_body_bytes: 16 * 1024 * 1024,
+            max_request_body_bytes: 16 * 1024 * 1024,
             denied_body_drain: Duration::from_secs(5),
         }
     }
@@ -132,9 +136,10 @@ impl WasiHttpHooks for SandboxHooks {
         }
         let options = self.clamp(options);
         let max_body = self.limits.max_response_body_bytes;
+        let max_request_body = self.limits.max_request_body_bytes;
         let pool = self.pool.clone();
         Box::new(async move {
-            let response = pool.send(request, options).await?;
+            let response = pool.send(request, options, max_request_body).await?;
             let response = response.map(|body| CappedBody::new(body, max_body).boxed_unsync());
             // The pool drives its connections itself: no per-request I/O task.
             Ok((
