@@ -69,13 +69,15 @@ impl HttpPool {
     /// guest. A guest must therefore finish its body before the response can start (as the
     /// plugin always does). A new connection must be made within the pool's connect
     /// timeout; the body read and the response head must come within the first-byte
-    /// timeout, counted from now; each later body frame within the between-bytes timeout.
+    /// timeout, counted from now; each later body frame within the between-bytes timeout;
+    /// past `max_response_body` bytes the response body fails.
     pub(crate) async fn send(
         &self,
         request: http::Request<WasiBody>,
         options: RequestOptions,
         max_request_body: u64,
-    ) -> Result<http::Response<TimedBody>, HttpError> {
+        max_response_body: u64,
+    ) -> Result<http::Response<ResponseBody>, HttpError> {
         let first_byte = options.first_byte_timeout.unwrap_or(Duration::MAX);
         let between_bytes = options.between_bytes_timeout.unwrap_or(Duration::MAX);
         let exchange = async {
@@ -90,7 +92,7 @@ impl HttpPool {
         let response = tokio::time::timeout(first_byte, exchange)
             .await
             .map_err(|_| HttpError::HttpResponseTimeout)??;
-        Ok(response.map(|incoming| TimedBody::new(incoming, between_bytes)))
+        Ok(response.map(|incoming| ResponseBody::new(incoming, between_bytes, max_response_body)))
     }
 }
 
@@ -191,24 +193,29 @@ fn clone_error(e: &HttpError) -> Option<HttpError> {
     })
 }
 
-/// A response body whose frames must each arrive within a time budget.
-pub(crate) struct TimedBody {
+/// A response body whose frames must each arrive within a time budget, and that fails
+/// with `HTTP-response-body-size` once more than `max` bytes came through.
+pub(crate) struct ResponseBody {
     inner: hyper::body::Incoming,
     between_bytes: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    seen: u64,
+    max: u64,
 }
 
-impl TimedBody {
-    fn new(inner: hyper::body::Incoming, between_bytes: Duration) -> Self {
+impl ResponseBody {
+    fn new(inner: hyper::body::Incoming, between_bytes: Duration, max: u64) -> Self {
         Self {
             inner,
             between_bytes,
             deadline: None,
+            seen: 0,
+            max,
         }
     }
 }
 
-impl Body for TimedBody {
+impl Body for ResponseBody {
     type Data = Bytes;
     type Error = HttpError;
 
@@ -217,19 +224,30 @@ impl Body for TimedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
+        if this.seen > this.max {
+            return Poll::Ready(None);
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 // The next frame gets a fresh budget, armed only once it is waited for.
                 this.deadline = None;
-                Poll::Ready(frame.map(|f| {
-                    f.map_err(|e| {
-                        if e.is_timeout() {
-                            HttpError::ConnectionReadTimeout
-                        } else {
-                            HttpError::from(e)
-                        }
-                    })
-                }))
+                let frame = match frame {
+                    None => return Poll::Ready(None),
+                    Some(Err(e)) if e.is_timeout() => Err(HttpError::ConnectionReadTimeout),
+                    Some(Err(e)) => Err(HttpError::from(e)),
+                    Some(Ok(frame)) => Ok(frame),
+                };
+                if let Ok(data) = frame.as_ref().map(Frame::data_ref)
+                    && let Some(data) = data
+                {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.max {
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            this.max,
+                        )))));
+                    }
+                }
+                Poll::Ready(Some(frame))
             }
             Poll::Pending => {
                 let between = this.between_bytes;
@@ -247,7 +265,7 @@ impl Body for TimedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.seen > self.max || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -321,7 +339,7 @@ mod tests {
         let (url, connections) = keep_alive_server("hello").await;
         let pool = HttpPool::new(Duration::from_secs(5));
         for _ in 0..5 {
-            let Ok(resp) = pool.send(get(&url), options(5), 1024).await else {
+            let Ok(resp) = pool.send(get(&url), options(5), 1024, 1024).await else {
                 panic!("request failed");
             };
             assert_eq!(resp.status(), 200);
@@ -344,7 +362,7 @@ mod tests {
                 )
                 .unwrap()
         };
-        let Err(err) = pool.send(post(1025), options(5), 1024).await else {
+        let Err(err) = pool.send(post(1025), options(5), 1024, 1024).await else {
             panic!("an oversized body was sent");
         };
         assert!(
@@ -352,10 +370,26 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(*connections.borrow(), 0, "nothing left the host");
-        let Ok(resp) = pool.send(post(1024), options(5), 1024).await else {
+        let Ok(resp) = pool.send(post(1024), options(5), 1024, 1024).await else {
             panic!("a body at the cap was refused");
         };
         assert_eq!(resp.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn response_body_over_the_cap_fails() {
+        let (url, _) = keep_alive_server("hello").await;
+        let pool = HttpPool::new(Duration::from_secs(5));
+        let Ok(resp) = pool.send(get(&url), options(5), 1024, 3).await else {
+            panic!("request failed");
+        };
+        let Err(err) = resp.into_body().collect().await else {
+            panic!("a body over the cap came through");
+        };
+        assert!(
+            matches!(err, HttpError::HttpResponseBodySize(Some(3))),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -364,7 +398,7 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         drop(listener);
         let pool = HttpPool::new(Duration::from_secs(5));
-        let Err(err) = pool.send(get(&url), options(5), 1024).await else {
+        let Err(err) = pool.send(get(&url), options(5), 1024, 1024).await else {
             panic!("a closed port answered");
         };
         assert!(matches!(err, HttpError::ConnectionRefused), "{err:?}");
@@ -386,7 +420,7 @@ mod tests {
         let pool = HttpPool::new(Duration::from_secs(5));
         let mut opts = options(5);
         opts.between_bytes_timeout = Some(Duration::from_millis(200));
-        let Ok(resp) = pool.send(get(&url), opts, 1024).await else {
+        let Ok(resp) = pool.send(get(&url), opts, 1024, 1024).await else {
             panic!("request failed");
         };
         let Err(err) = resp.into_body().collect().await else {

@@ -7,14 +7,10 @@
 //! the runtime's keep-alive pool ([`crate::http_pool`]).
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -135,12 +131,16 @@ impl WasiHttpHooks for SandboxHooks {
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         let options = self.clamp(options);
-        let max_body = self.limits.max_response_body_bytes;
-        let max_request_body = self.limits.max_request_body_bytes;
+        let (max_request, max_response) = (
+            self.limits.max_request_body_bytes,
+            self.limits.max_response_body_bytes,
+        );
         let pool = self.pool.clone();
         Box::new(async move {
-            let response = pool.send(request, options, max_request_body).await?;
-            let response = response.map(|body| CappedBody::new(body, max_body).boxed_unsync());
+            let response = pool
+                .send(request, options, max_request, max_response)
+                .await?;
+            let response = response.map(BodyExt::boxed_unsync);
             // The pool drives its connections itself: no per-request I/O task.
             Ok((
                 response,
@@ -148,63 +148,6 @@ impl WasiHttpHooks for SandboxHooks {
                     as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
-    }
-}
-
-/// A response body that fails once more than `max` bytes came through.
-struct CappedBody<B> {
-    inner: B,
-    seen: u64,
-    max: u64,
-}
-
-impl<B> CappedBody<B> {
-    fn new(inner: B, max: u64) -> Self {
-        Self {
-            inner,
-            seen: 0,
-            max,
-        }
-    }
-}
-
-impl<B> Body for CappedBody<B>
-where
-    B: Body<Data = Bytes, Error = HttpError> + Unpin,
-{
-    type Data = Bytes;
-    type Error = HttpError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let this = &mut *self;
-        if this.seen > this.max {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.seen += data.len() as u64;
-                    if this.seen > this.max {
-                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
-                            this.max,
-                        )))));
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            other => other,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.seen > self.max || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
