@@ -32,7 +32,7 @@ impl Default for Limits {
         Self {
             memory_bytes: 64 * 1024 * 1024,
             call_timeout: Duration::from_secs(300),
-            lock_timeout_cap: Duration::from_secs(60),
+            lock_timeout_cap: Duration::from_secs(180),
             http: HttpLimits::default(),
         }
     }

@@ -11,7 +11,7 @@ use provider_reference::{
 
 use super::check::{Failure, Outcome, Step, check};
 use crate::bindings::types::{
-    ChatRequest, ConnectionStatus, Lane, Message, Model, ModelList, PollOutcome, Role,
+    ChatRequest, ConnectionStatus, DevicePrompt, Lane, Message, Model, ModelList, PollOutcome, Role,
 };
 use crate::config::{HostConfig, ProviderSettings};
 use crate::limits::Limits;
@@ -204,6 +204,14 @@ impl Ctx {
 /// The subject the reference user logs in as at `tier`.
 pub fn subject(tier: u32) -> String {
     format!("conformance-user-tier-{tier}")
+}
+
+/// Wait the interval a login asks for before its first poll. The contract lets a plugin
+/// count the interval from `start` (answering an earlier poll itself, without a token
+/// request) or from its first poll; after this wait both policies send the next poll.
+pub async fn wait_interval(prompt: &DevicePrompt) {
+    let wait = Duration::from_secs(u64::from(prompt.interval_seconds.clamp(1, 10)));
+    tokio::time::sleep(wait).await;
 }
 
 /// Poll `pending_id` until connected, waiting the interval the plugin asks for between

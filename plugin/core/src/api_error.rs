@@ -47,6 +47,12 @@ pub fn classify_api_error(
                 "the subscription tier does not include this model or feature; logging in again will not help (upstream: {msg})"
             )))
         }
+        // Not the API's JSON: a proxy or bot challenge in front of it, not a tier gate.
+        403 if serde_json::from_slice::<Value>(body).is_err() => {
+            ApiFailure::Final(ProviderError::Network(format!(
+                "the request was refused before it reached the API (HTTP 403 from a proxy or bot challenge?): {msg}"
+            )))
+        }
         403 => ApiFailure::Final(ProviderError::TierNotAllowed(format!(
             "access refused; logging in again will not help (upstream: {msg})"
         ))),
@@ -141,7 +147,10 @@ mod tests {
             matches!(final_err(402, "{}"), ProviderError::QuotaExhausted(m) if m == "HTTP 402")
         );
         assert!(
-            matches!(final_err(403, "<html>challenge</html>"), ProviderError::TierNotAllowed(m) if m.contains("non-JSON body") && !m.contains("challenge"))
+            matches!(final_err(403, "<html>challenge</html>"), ProviderError::Network(m) if m.contains("non-JSON body") && !m.contains("<html>"))
+        );
+        assert!(
+            matches!(final_err(403, r#"{"error":"forbidden"}"#), ProviderError::TierNotAllowed(m) if m.contains("logging in again will not help"))
         );
     }
 

@@ -62,6 +62,18 @@ pub fn parse_discovery(issuer: &str, doc: &Value) -> Result<Endpoints, ProviderE
             "discovery document is not a JSON object".into(),
         ));
     }
+    // RFC 8414 §3.3: the document must name the issuer it was fetched for (a mix-up
+    // defence); a trailing slash is the only difference tolerated.
+    if let Some(named) = doc.get("issuer") {
+        let same = named
+            .as_str()
+            .is_some_and(|n| n.trim_end_matches('/') == issuer.trim_end_matches('/'));
+        if !same {
+            return Err(ProviderError::InvalidResponse(format!(
+                "discovery document names another issuer than {issuer}"
+            )));
+        }
+    }
     let endpoint = |name: &str, required: bool| -> Result<Option<String>, ProviderError> {
         match doc.get(name) {
             None | Some(Value::Null) if !required => Ok(None),
@@ -87,6 +99,25 @@ pub fn parse_discovery(issuer: &str, doc: &Value) -> Result<Endpoints, ProviderE
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn refuses_a_document_of_another_issuer() {
+        let doc = |issuer: &str| {
+            json!({
+                "issuer": issuer,
+                "token_endpoint": "https://auth.x.ai/oauth2/token",
+            })
+        };
+        assert!(parse_discovery("https://auth.x.ai", &doc("https://auth.x.ai/")).is_ok());
+        assert!(parse_discovery("https://auth.x.ai/", &doc("https://auth.x.ai")).is_ok());
+        let e = parse_discovery("https://auth.x.ai", &doc("https://evil.x.ai")).unwrap_err();
+        assert!(
+            matches!(&e, ProviderError::InvalidResponse(m) if m.contains("another issuer")),
+            "{e:?}"
+        );
+        let no_string = json!({"issuer": 7, "token_endpoint": "https://auth.x.ai/oauth2/token"});
+        assert!(parse_discovery("https://auth.x.ai", &no_string).is_err());
+    }
 
     #[test]
     fn accepts_issuer_origin_and_xai_hosts() {

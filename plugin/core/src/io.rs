@@ -113,7 +113,11 @@ pub enum StoreError {
 impl From<StoreError> for ProviderError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::LockTimeout(m) => ProviderError::Storage(format!("lock timeout: {m}")),
+            // Another process or instance of the tenant is busy under the lock (a token
+            // refresh or a login at the authorization server): worth retrying shortly.
+            StoreError::LockTimeout(m) => ProviderError::UpstreamUnavailable(format!(
+                "another process of this tenant held the lock too long (a refresh or login in progress?): retry shortly ({m})"
+            )),
             StoreError::Failed(m) => ProviderError::Storage(m),
         }
     }

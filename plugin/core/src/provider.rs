@@ -37,8 +37,10 @@ pub const CREDENTIALS_KEY: &str = "credentials";
 pub const CREDENTIALS_LOCK: &str = "credentials";
 /// Lock serializing device-code redemption.
 pub const LOGIN_LOCK: &str = "login";
-/// How long to wait for a store lock.
-pub const LOCK_TIMEOUT_MS: u32 = 30_000;
+/// How long to wait for a store lock: longer than a holder's token request may take under
+/// the host's caps (15 s to connect, 120 s for the first byte), so that a waiter outlasts
+/// a slow refresh instead of failing beside it.
+pub const LOCK_TIMEOUT_MS: u32 = 150_000;
 /// A forced refresh of credentials younger than this reuses them (someone just refreshed).
 pub const FORCED_REFRESH_MIN_AGE_MS: u64 = 2_000;
 /// Waits before the retries of a 5xx answer.
@@ -262,6 +264,9 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         let reply = read_reply(resp, "device authorization")?;
         let auth = match classify_oauth(&reply, "device authorization", self.now(), &[]) {
             OAuthReply::Success(v) => parse_device_authorization(&v)?,
+            OAuthReply::Error { code, .. } if code == "access_denied" => {
+                return Err(ProviderError::AccessDenied(ACCESS_DENIED_GUIDANCE.into()));
+            }
             OAuthReply::Error { code, description } => {
                 return Err(ProviderError::InvalidResponse(format!(
                     "device authorization refused: {}",
@@ -337,10 +342,20 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
 
     /// One token request for a pending login (the newest when `pending_id` is `None`).
     /// Too early (within `interval` of the last poll) answers `Pending` without a request;
-    /// the first poll is never too early.
+    /// the first poll is never too early. Without an id, when no login is pending and the
+    /// tenant is connected, it answers `Connected` (the login already completed).
     pub fn poll(&mut self, pending_id: Option<&str>) -> Result<PollOutcome, ProviderError> {
         let _login = self.store.lock(LOGIN_LOCK, LOCK_TIMEOUT_MS)?;
-        let (id, mut flow) = self.find_flow(pending_id)?;
+        let (id, mut flow) = match self.find_flow(pending_id) {
+            Ok(found) => found,
+            Err(ProviderError::NotConnected(m)) if pending_id.is_none() => {
+                return match self.load_credentials()? {
+                    Some(creds) => Ok(PollOutcome::Connected(self.status_of(creds, false))),
+                    None => Err(ProviderError::NotConnected(m)),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let key = pending_key(&id);
         let now = self.now();
         if flow.is_expired(now) {
@@ -353,6 +368,9 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             return Ok(PollOutcome::Pending(flow.pending_login(&id, now)));
         }
         let endpoints = self.endpoints()?;
+        // Held from before the token request until the new credentials are stored, so a
+        // granted login is never lost to a lock timeout after its device code was used.
+        let _credentials = self.store.lock(CREDENTIALS_LOCK, LOCK_TIMEOUT_MS)?;
         let client_id = self.config.client_id.clone();
         let req = post_form(
             endpoints.token_endpoint,
@@ -368,9 +386,12 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         let device_code = flow.device_code.clone();
         match classify_oauth(&reply, "device token poll", now, &[&device_code]) {
             OAuthReply::Success(v) => {
-                // A used device code is never polled again, whatever happens next.
-                self.store.delete(&key)?;
-                let creds = self.save_new_login(TokenResponse::parse(&v)?)?;
+                let saved = TokenResponse::parse(&v).and_then(|t| self.store_new_login(t));
+                // A used device code is never polled again, whatever happened above; the
+                // other pending logins are moot once the tenant is connected.
+                let forgotten = self.forget_pending_logins();
+                let creds = saved?;
+                forgotten?;
                 Ok(PollOutcome::Connected(self.status_of(creds, false)))
             }
             OAuthReply::Error { code, description } => match code.as_str() {
@@ -409,9 +430,8 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     }
 
     /// Store the credentials of a fresh login (a new account may see other models, so
-    /// the model cache goes too).
-    fn save_new_login(&mut self, tokens: TokenResponse) -> Result<Credentials, ProviderError> {
-        let _guard = self.store.lock(CREDENTIALS_LOCK, LOCK_TIMEOUT_MS)?;
+    /// the model cache goes too). The caller holds the credentials lock.
+    fn store_new_login(&mut self, tokens: TokenResponse) -> Result<Credentials, ProviderError> {
         let generation = self
             .load_credentials()
             .ok()
@@ -512,6 +532,15 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
                     )),
                 }
             }
+            // The server's trouble, not the login's: the refresh token was not consumed.
+            OAuthReply::Error { code, description }
+                if code == "temporarily_unavailable" || code == "server_error" =>
+            {
+                Err(ProviderError::UpstreamUnavailable(format!(
+                    "the token endpoint could not refresh now ({}): retry shortly",
+                    describe(&code, description.as_deref())
+                )))
+            }
             OAuthReply::Error { code, description } => Err(ProviderError::Unauthorized(format!(
                 "the token endpoint refused the refresh ({}): logout, then start again",
                 describe(&code, description.as_deref())
@@ -525,6 +554,9 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     /// Revoke the refresh token (best effort), then delete the credentials, the model
     /// cache and every pending login.
     pub fn logout(&mut self) -> Result<LogoutReport, ProviderError> {
+        // Login first, as `poll` takes them: a poll in flight finishes before its flow and
+        // credentials are deleted, and cannot write them back afterwards.
+        let _login = self.store.lock(LOGIN_LOCK, LOCK_TIMEOUT_MS)?;
         let _guard = self.store.lock(CREDENTIALS_LOCK, LOCK_TIMEOUT_MS)?;
         let raw = self.store.get(CREDENTIALS_KEY)?;
         let was_connected = raw.is_some();
@@ -537,13 +569,19 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         };
         self.store.delete(CREDENTIALS_KEY)?;
         self.store.delete(MODELS_KEY)?;
-        for key in self.store.list_keys(PENDING_PREFIX)? {
-            self.store.delete(&key)?;
-        }
+        self.forget_pending_logins()?;
         Ok(LogoutReport {
             was_connected,
             revoked,
         })
+    }
+
+    /// Delete every pending login (their device codes stay unused).
+    fn forget_pending_logins(&mut self) -> Result<(), ProviderError> {
+        for key in self.store.list_keys(PENDING_PREFIX)? {
+            self.store.delete(&key)?;
+        }
+        Ok(())
     }
 
     /// RFC 7009 revocation; `true` only on a 2xx answer.

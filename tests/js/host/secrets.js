@@ -28,7 +28,7 @@ import path from 'node:path';
 export const MAX_VALUE_BYTES = 1024 * 1024;
 export const MAX_KEYS = 1024;
 /** Longest wait a plugin may ask for, whatever `timeout-ms` says. */
-export const LOCK_TIMEOUT_CAP_MS = 60_000;
+export const LOCK_TIMEOUT_CAP_MS = 180_000;
 
 const MAGIC = Buffer.from('PHJS');
 const VERSION = 1;

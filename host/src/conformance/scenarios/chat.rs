@@ -240,12 +240,21 @@ pub async fn chat_completions_lane(ctx: &mut Ctx) -> Outcome {
     Ok(())
 }
 
-/// The multi-agent model answers through `/responses`, with its reasoning accounted.
+/// The multi-agent model answers through `/responses`, with its reasoning accounted; the
+/// system message travels as `instructions` and the thinking effort as `reasoning.effort`.
 pub async fn responses_lane(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(4).await?;
     let model = model_in_lane(&mut session, Lane::Responses).await?;
     let chat_before = ctx.calls("chat/completions");
     let mut request = ask(&model.id, "agents, assemble");
+    let system = "you are a committee of careful agents";
+    request.messages.insert(
+        0,
+        Message {
+            role: Role::System,
+            content: system.into(),
+        },
+    );
     request.thinking = Some(ThinkingEffort::High);
     let reply = session
         .chat(&request)
@@ -263,11 +272,37 @@ pub async fn responses_lane(ctx: &mut Ctx) -> Outcome {
         "chat with {}: expected reasoning tokens reported (the API reported them), seen {reasoning:?}",
         model.id
     );
-    let sent =
-        last_body(ctx, "/responses").and_then(|b| b.get("model")?.as_str().map(str::to_owned));
+    let body = last_body(ctx, "/responses").unwrap_or_default();
+    let sent = body.get("model").and_then(|m| m.as_str());
     check!(
-        sent.as_deref().is_some_and(|s| names(&model.id, s)),
+        sent.is_some_and(|s| names(&model.id, s)),
         "chat with {}: expected a /responses request for that model, seen {sent:?}",
+        model.id
+    );
+    let instructions = body.get("instructions").and_then(|i| i.as_str());
+    check!(
+        instructions.is_some_and(|i| i.contains(system)),
+        "chat with {}: expected the system message as `instructions`, seen {instructions:?}",
+        model.id
+    );
+    let system_items = body
+        .get("input")
+        .and_then(|i| i.as_array())
+        .map_or(0, |items| {
+            items
+                .iter()
+                .filter(|item| item.get("role").and_then(|r| r.as_str()) == Some("system"))
+                .count()
+        });
+    check!(
+        system_items == 0,
+        "chat with {}: expected no system item in `input` (it goes to `instructions`), seen {system_items}",
+        model.id
+    );
+    let effort = body.pointer("/reasoning/effort").and_then(|e| e.as_str());
+    check!(
+        effort == Some("high"),
+        "chat with {}: expected thinking high as `reasoning.effort` \"high\", seen {effort:?}",
         model.id
     );
     check!(

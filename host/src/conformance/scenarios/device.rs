@@ -6,7 +6,7 @@ use provider_reference::ModelKind;
 
 use crate::bindings::types::{Lane, PollOutcome};
 use crate::conformance::check::{Outcome, Step, check, expect_code, fail};
-use crate::conformance::context::{Ctx, names, poll_until_connected, subject};
+use crate::conformance::context::{Ctx, names, poll_until_connected, subject, wait_interval};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -52,6 +52,7 @@ pub async fn happy_path(ctx: &mut Ctx, tier: u32) -> Outcome {
         prompt.expires_in_seconds
     );
 
+    wait_interval(&prompt).await;
     match session
         .poll(Some(&prompt.pending_id))
         .await
@@ -155,6 +156,7 @@ pub async fn denial(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.session().await?;
     let prompt = session.start().await.step("start")?;
     ctx.auth.deny(&prompt.user_code).step("denying the login")?;
+    wait_interval(&prompt).await;
     expect_code(
         session.poll(Some(&prompt.pending_id)).await,
         "access_denied",
@@ -180,6 +182,7 @@ pub async fn expiry(ctx: &mut Ctx) -> Outcome {
     ctx.auth
         .expire(&prompt.user_code)
         .step("expiring the device code")?;
+    wait_interval(&prompt).await;
     expect_code(
         session.poll(Some(&prompt.pending_id)).await,
         "expired_token",
@@ -198,6 +201,7 @@ pub async fn slow_down_pacing(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.session().await?;
     let prompt = session.start().await.step("start")?;
     ctx.auth.force_slow_down(1);
+    wait_interval(&prompt).await;
     let raised = match session
         .poll(Some(&prompt.pending_id))
         .await
@@ -269,10 +273,12 @@ pub async fn pending_without_server_call(ctx: &mut Ctx) -> Outcome {
             }
         }
     }
+    // One token request if the plugin counts the interval from its first poll, none if
+    // from `start`: either way no more than one.
     let stats = ctx.auth.stats();
     check!(
-        ctx.polls(&prompt.user_code) == 1 && stats.token_requests_device_code == 1,
-        "4 polls within the 5 s interval: expected 1 token request, the server saw {}",
+        ctx.polls(&prompt.user_code) <= 1 && stats.token_requests_device_code <= 1,
+        "4 polls within the 5 s interval: expected at most 1 token request, the server saw {}",
         stats.token_requests_device_code
     );
     check!(

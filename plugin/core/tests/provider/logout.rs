@@ -34,7 +34,7 @@ fn logout_revokes_and_flushes() {
     assert_eq!(f["client_id"], "b1a00492-073a-47ea-816f-4c329264a828");
     assert_eq!(header(req, "user-agent").as_deref(), Some(UA));
     assert_eq!(h.s.keys(), vec![DISCOVERY_KEY.to_owned()]);
-    assert_eq!(h.s.locks_taken(), vec!["credentials"]);
+    assert_eq!(h.s.locks_taken(), vec!["login", "credentials"]);
     assert!(!h.s.any_lock_held());
 }
 

@@ -249,11 +249,70 @@ fn connected_stores_credentials_and_forgets_the_flow() {
         err(h.p.poll(Some(&id))),
         ProviderError::NotConnected(_)
     ));
+    // Without an id there is nothing pending, and the tenant is connected: say so.
     assert!(matches!(
-        err(h.p.poll(None)),
-        ProviderError::NotConnected(_)
+        ok(h.p.poll(None)),
+        PollOutcome::Connected(s) if s.connected && s.tier == Some(3)
     ));
     assert_eq!(h.t.count(), 2);
+}
+
+#[test]
+fn connecting_forgets_every_other_pending_login() {
+    let mut h = H::new();
+    let older = started(&mut h, 1);
+    h.c.advance(1_000);
+    let newer = started(&mut h, 2);
+    h.t.json(
+        200,
+        token_body(
+            &jwt(2, NOW + 6 * HOUR, "a1"),
+            Some("rt-SECRET-1"),
+            Some(21_600),
+        ),
+    );
+    assert!(matches!(
+        ok(h.p.poll(Some(&newer))),
+        PollOutcome::Connected(_)
+    ));
+    assert!(h.s.keys().iter().all(|k| !k.starts_with("pending.")));
+    let sent = h.t.count();
+    // The older device code is never redeemed after the tenant connected.
+    assert!(matches!(
+        err(h.p.poll(Some(&older))),
+        ProviderError::NotConnected(_)
+    ));
+    assert_eq!(h.t.count(), sent);
+}
+
+#[test]
+fn a_poll_waits_for_the_credentials_lock_before_using_the_device_code() {
+    let mut h = H::new();
+    let id = started(&mut h, 1);
+    let sent = h.t.count();
+    // Another process is refreshing (it holds the credentials lock past our wait).
+    let held = {
+        use grok_provider_core::io::SecretStore;
+        let mut store = h.s.clone();
+        store.lock("credentials", 0).unwrap()
+    };
+    let e = err(h.p.poll(Some(&id)));
+    assert!(matches!(e, ProviderError::UpstreamUnavailable(_)), "{e:?}");
+    assert_eq!(h.t.count(), sent, "the device code was not sent");
+    assert!(
+        h.s.keys().contains(&format!("pending.{id}")),
+        "the login is still pending"
+    );
+    drop(held);
+    h.t.json(
+        200,
+        token_body(
+            &jwt(1, NOW + 6 * HOUR, "a1"),
+            Some("rt-SECRET-1"),
+            Some(21_600),
+        ),
+    );
+    assert!(matches!(ok(h.p.poll(Some(&id))), PollOutcome::Connected(_)));
 }
 
 #[test]

@@ -148,6 +148,21 @@ fn invalid_grant_means_logged_out() {
 }
 
 #[test]
+fn a_temporarily_unavailable_token_endpoint_is_not_a_dead_login() {
+    for code in ["temporarily_unavailable", "server_error"] {
+        let mut h = H::connected(1);
+        let before = h.creds();
+        h.t.json(400, json!({"error": code}));
+        let e = err(h.p.refresh());
+        assert!(
+            matches!(&e, ProviderError::UpstreamUnavailable(m) if m.contains(code)),
+            "{e:?}"
+        );
+        assert!(h.creds() == before, "credentials untouched");
+    }
+}
+
+#[test]
 fn invalid_grant_after_a_concurrent_refresh_uses_the_new_record() {
     let mut h = H::connected(1);
     h.travel(NOW + 5 * HOUR - 1_000); // auto refresh before the chat call

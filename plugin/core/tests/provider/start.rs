@@ -176,6 +176,18 @@ fn discovery_failures() {
 }
 
 #[test]
+fn access_denied_at_the_device_endpoint_is_the_account_gate() {
+    let mut h = H::new();
+    h.t.json(403, json!({"error": "access_denied"}));
+    let e = err(h.p.start());
+    assert!(
+        matches!(&e, ProviderError::AccessDenied(m) if m.contains("BYOK") && m.contains("do not retry")),
+        "{e:?}"
+    );
+    assert!(h.s.keys().iter().all(|k| !k.starts_with("pending.")));
+}
+
+#[test]
 fn device_flow_not_offered_or_disabled() {
     let mut h = H::bare();
     let mut doc = discovery_doc();
