@@ -52,7 +52,7 @@ fn main() {
             "--target",
             "wasm32-wasip2",
         ])
-        .args(["--profile", "component"])
+        .args(["--profile", "component", "--locked"])
         .arg("--target-dir")
         .arg(&plugin_target);
     // The outer build's flags (coverage, sanitizers, host-only RUSTFLAGS) must not leak
