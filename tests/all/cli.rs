@@ -1,4 +1,12 @@
-//! The CLI contract: one JSON object per script-mode call, stable codes, exit status.
+//! The CLI contract: one JSON object per script-mode call, stable codes, exit status; the
+//! interactive login; the chat flags and output shapes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use provider_reference::{ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer};
+use serde_json::Value;
 
 use crate::support;
 
@@ -21,8 +29,11 @@ fn plain_http_to_a_remote_host_is_refused_before_anything_runs() {
         &["start"],
         &["poll"],
         &["logout"],
+        &["refresh"],
         &["models"],
         &["chat", "hi"],
+        &["login", "--no-wait"],
+        &["login"],
     ] {
         let out = support::cli(state.path())
             .args(sub)
@@ -47,4 +58,249 @@ fn poll_without_a_pending_login_says_so() {
     assert!(!out.status.success());
     assert_eq!(json["error"], "not_connected", "{json}");
     assert!(json["action"].as_str().unwrap().contains("start"));
+}
+
+/// Reference servers (1 s polling interval) for CLI runs.
+fn servers() -> (AuthHandle, ApiHandle) {
+    let auth = AuthServer::start_background(AuthConfig {
+        interval: 1,
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    (auth, api)
+}
+
+fn cli_to(state: &std::path::Path, auth: &AuthHandle, api: &ApiHandle) -> Command {
+    let mut cmd = support::cli(state);
+    cmd.env("XAI_OAUTH_ISSUER", auth.issuer())
+        .env("XAI_API_BASE", api.base_url());
+    cmd
+}
+
+/// Runs `login` in the background, hands the user code it shows to `decide`, and returns
+/// the exit status, the JSON it printed and everything it wrote to stderr.
+fn interactive_login(
+    mut cmd: Command,
+    decide: impl FnOnce(&str),
+) -> (std::process::ExitStatus, Value, String) {
+    let mut child = cmd
+        .arg("login")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut shown = String::new();
+    let code = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "login ended before showing a code: {shown}"
+        );
+        shown.push_str(&line);
+        if let Some(rest) = line.trim().strip_prefix("The page should show the code ") {
+            break rest.trim_end_matches('.').to_owned();
+        }
+    };
+    decide(&code);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("login did not end within 60 s: {shown}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    shown.push_str(&rest);
+    let out = child.wait_with_output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status, json, shown)
+}
+
+#[test]
+fn login_shows_the_code_polls_at_the_interval_and_ends_on_approval_or_denial() {
+    let (auth, api) = servers();
+    let state = support::state_dir();
+
+    let out = cli_to(state.path(), &auth, &api)
+        .args(["login", "--no-wait"])
+        .output()
+        .unwrap();
+    let json = support::json_of(&out);
+    assert!(out.status.success(), "{json}");
+    for key in [
+        "pending_id",
+        "verification_url_with_code",
+        "verification_url",
+        "user_code",
+        "expires_in_seconds",
+        "interval_seconds",
+    ] {
+        assert!(
+            !json[key].is_null(),
+            "login --no-wait without {key}: {json}"
+        );
+    }
+
+    let (status, json, shown) = interactive_login(cli_to(state.path(), &auth, &api), |code| {
+        auth.deny(code).unwrap()
+    });
+    assert!(!status.success());
+    assert_eq!(json["error"], "access_denied", "{json}");
+    assert!(json["action"].as_str().unwrap().contains("BYOK"), "{json}");
+
+    let (status, json, shown_ok) = interactive_login(cli_to(state.path(), &auth, &api), |code| {
+        auth.approve(code, 3, "cli-user").unwrap()
+    });
+    assert!(status.success(), "{json} {shown_ok}");
+    assert_eq!(json["status"], "connected", "{json}");
+    assert_eq!(json["tier"], 3, "{json}");
+    // Not a terminal: plain lines, no QR code, no carriage returns.
+    for text in [&shown, &shown_ok] {
+        assert!(
+            text.contains("Waiting for approval: next check in"),
+            "{text}"
+        );
+        assert!(
+            !text.contains('\r') && !text.contains('█') && !text.contains('▀'),
+            "{text}"
+        );
+    }
+    let status = support::json_of(
+        &cli_to(state.path(), &auth, &api)
+            .arg("status")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(status["connected"], true, "{status}");
+}
+
+/// The body of the last request the API saw at `path`.
+fn last_body(api: &ApiHandle, path: &str) -> Value {
+    let req = api
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with(path))
+        .unwrap_or_else(|| panic!("no request to {path}"));
+    serde_json::from_slice(&req.body).unwrap()
+}
+
+#[test]
+fn chat_flags_reach_the_api_and_each_mode_prints_its_shape() {
+    let (auth, api) = servers();
+    let state = support::state_dir();
+    let start = support::json_of(
+        &cli_to(state.path(), &auth, &api)
+            .arg("start")
+            .output()
+            .unwrap(),
+    );
+    auth.approve(start["user_code"].as_str().unwrap(), 4, "chatter")
+        .unwrap();
+    let poll = support::json_of(
+        &cli_to(state.path(), &auth, &api)
+            .arg("poll")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(poll["status"], "connected", "{poll}");
+
+    // --json with --system and --thinking on the Responses lane.
+    let out = cli_to(state.path(), &auth, &api)
+        .args([
+            "chat",
+            "--json",
+            "--model",
+            "xai-grok/grok-4.20-multi-agent-0309",
+            "--system",
+            "be brief",
+            "--thinking",
+            "high",
+            "plan a trip",
+        ])
+        .output()
+        .unwrap();
+    let json = support::json_of(&out);
+    assert!(out.status.success(), "{json}");
+    assert!(
+        json["content"].as_str().is_some_and(|c| !c.is_empty()),
+        "{json}"
+    );
+    assert_eq!(json["lane"], "responses", "{json}");
+    assert!(
+        json["model"].as_str().unwrap().starts_with("xai-grok/"),
+        "{json}"
+    );
+    assert!(json["usage"]["total_tokens"].as_u64().is_some(), "{json}");
+    assert!(json.get("finish_reason").is_some(), "{json}");
+    let body = last_body(&api, "/responses");
+    assert_eq!(body["instructions"], "be brief", "{body}");
+    assert_eq!(body["reasoning"]["effort"], "high", "{body}");
+
+    // --messages - reads the conversation from stdin.
+    let mut child = cli_to(state.path(), &auth, &api)
+        .args(["chat", "--json", "--messages", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            br#"[{"role":"system","content":"S"},{"role":"user","content":"U1"},{"role":"assistant","content":"A1"},{"role":"user","content":"U2"}]"#,
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let json = support::json_of(&out);
+    assert!(out.status.success(), "{json}");
+    assert_eq!(json["lane"], "chat_completions", "{json}");
+    let body = last_body(&api, "/chat/completions");
+    let roles: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user"], "{body}");
+
+    // --stream --json: JSON lines of deltas, then one closing object.
+    let out = cli_to(state.path(), &auth, &api)
+        .args(["chat", "--stream", "--json", "tell me a story"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (last, chunks) = lines.split_last().unwrap();
+    assert_eq!(last["ok"], true, "{last}");
+    assert_eq!(last["done"], true, "{last}");
+    assert!(!chunks.is_empty());
+    assert!(chunks.iter().all(|c| c["delta"].is_string()), "{chunks:?}");
+    let streamed: String = chunks
+        .iter()
+        .map(|c| c["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(last["content_bytes"], streamed.len(), "{last}");
+
+    // Plain mode prints the text itself.
+    let out = cli_to(state.path(), &auth, &api)
+        .args(["chat", "hello there"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.trim().is_empty() && serde_json::from_str::<Value>(&text).is_err(),
+        "{text}"
+    );
 }

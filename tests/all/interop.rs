@@ -300,6 +300,115 @@ fn stored_tokens(state: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Runs the interactive `login` subcommand to completion: reads its stderr until it shows
+/// the user code, approves that code as `account` / `tier`, and waits (at most 60 s, then
+/// kills it and fails) for a successful exit. Returns everything it printed.
+fn interactive_login(
+    mut cmd: std::process::Command,
+    oidc: &OidcServer,
+    account: &str,
+    tier: u32,
+) -> Output {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    const MARKER: &str = "The page should show the code ";
+    /// Kills the child when the test fails before it exits (a no-op once it has).
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Ok(None) = self.0.try_wait() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut guard = KillOnDrop(
+        cmd.arg("login")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
+    let mut stdout = child.stdout.take().unwrap();
+    let stdout_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    // Stderr is read whole on a thread (so the child never blocks on a full pipe); each
+    // line is also sent here so the user code can be picked up as soon as it appears.
+    let (lines_tx, lines_rx) = mpsc::channel::<Vec<u8>>();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let stderr_reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            match stderr.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    all.extend_from_slice(&line);
+                    let _ = lines_tx.send(line);
+                }
+            }
+        }
+        all
+    });
+    let code = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => {
+                let line = String::from_utf8_lossy(&line);
+                if let Some(at) = line.find(MARKER) {
+                    let rest = line[at + MARKER.len()..].trim_end();
+                    break rest.strip_suffix('.').unwrap_or(rest).to_string();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("login: no user code shown within 60 s")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().unwrap();
+                let stderr = stderr_reader.join().unwrap();
+                panic!(
+                    "login exited ({status}) without showing a user code; stderr: {}",
+                    String::from_utf8_lossy(&stderr)
+                );
+            }
+        }
+    };
+    assert!(!code.is_empty(), "login showed an empty user code");
+    oidc.approve(&code, account, tier);
+
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            panic!("login: not finished within 60 s of starting");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = Output {
+        status,
+        stdout: stdout_reader.join().unwrap(),
+        stderr: stderr_reader.join().unwrap(),
+    };
+    assert!(
+        out.status.success(),
+        "login failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
 #[test]
 fn no_token_appears_in_any_output_log_or_state_file() {
     let oidc = OidcServer::start(&[]);
@@ -308,18 +417,33 @@ fn no_token_appears_in_any_output_log_or_state_file() {
     let base = api.base_url();
     // The master key lives in a key file here (no PROVIDER_HOST_KEY), so the test can read
     // the tokens back through the store.
-    let cli = |args: &[&str]| {
-        support::cli(state.path())
-            .env_remove("PROVIDER_HOST_KEY")
+    let command = || {
+        let mut cmd = support::cli(state.path());
+        cmd.env_remove("PROVIDER_HOST_KEY")
             .env("XAI_OAUTH_ISSUER", &oidc.issuer)
             .env("XAI_API_BASE", &base)
-            .env("RUST_LOG", "trace")
-            .args(args)
-            .output()
-            .unwrap()
+            .env("RUST_LOG", "trace");
+        cmd
     };
-    let mut outputs: Vec<Output> = Vec::new();
+    let cli = |args: &[&str]| command().args(args).output().unwrap();
+    let mut outputs: Vec<(String, Output)> = Vec::new();
     let mut tokens: Vec<String> = Vec::new();
+    // Every version of every state file seen after a step (step, path, bytes): logout
+    // deletes files, so a scan at the end alone would miss what was there before.
+    let mut snapshots: Vec<(String, std::path::PathBuf, Vec<u8>)> = Vec::new();
+    let mut last_seen: std::collections::HashMap<std::path::PathBuf, Vec<u8>> =
+        std::collections::HashMap::new();
+    let mut snapshot = |step: &str| {
+        for file in support::files_below(state.path()) {
+            let bytes = std::fs::read(&file)
+                .unwrap_or_else(|e| panic!("after {step}: reading {}: {e}", file.display()));
+            // Unchanged files (the compiled component above all) are kept once.
+            if last_seen.get(&file) != Some(&bytes) {
+                last_seen.insert(file.clone(), bytes.clone());
+                snapshots.push((step.to_string(), file, bytes));
+            }
+        }
+    };
     // Compile the component into the cache first: tracing cranelift's compilation would
     // only slow the test down (it logs no HTTP traffic).
     let warm = support::cli(state.path())
@@ -328,13 +452,32 @@ fn no_token_appears_in_any_output_log_or_state_file() {
         .output()
         .unwrap();
     assert!(warm.status.success());
+    snapshot("warm-up status");
 
-    outputs.push(cli(&["start"]));
-    let start = support::json_of(outputs.last().unwrap());
-    oidc.approve(start["user_code"].as_str().unwrap(), "frank", 4);
-    outputs.push(cli(&["poll"]));
+    // The interactive login, then logout, then the script-mode device flow.
+    outputs.push((
+        "login".into(),
+        interactive_login(command(), &oidc, "frank", 4),
+    ));
+    snapshot("login");
+    let login_tokens = stored_tokens(state.path());
+    assert!(!login_tokens.is_empty(), "login stored no credentials");
+    tokens.extend(login_tokens);
+    outputs.push(("logout (after login)".into(), cli(&["logout"])));
+    snapshot("logout (after login)");
     assert_eq!(
-        support::json_of(outputs.last().unwrap())["status"],
+        support::json_of(&outputs.last().unwrap().1)["was_connected"],
+        true
+    );
+
+    outputs.push(("start".into(), cli(&["start"])));
+    snapshot("start");
+    let start = support::json_of(&outputs.last().unwrap().1);
+    oidc.approve(start["user_code"].as_str().unwrap(), "frank", 4);
+    outputs.push(("poll".into(), cli(&["poll"])));
+    snapshot("poll");
+    assert_eq!(
+        support::json_of(&outputs.last().unwrap().1)["status"],
         "connected"
     );
     tokens.extend(stored_tokens(state.path()));
@@ -350,19 +493,23 @@ fn no_token_appears_in_any_output_log_or_state_file() {
             "hi",
         ],
     ] {
-        outputs.push(cli(args));
+        let step = args.join(" ");
+        outputs.push((step.clone(), cli(args)));
+        snapshot(&step);
         assert!(
-            outputs.last().unwrap().status.success(),
+            outputs.last().unwrap().1.status.success(),
             "{args:?}: {}",
-            String::from_utf8_lossy(&outputs.last().unwrap().stdout)
+            String::from_utf8_lossy(&outputs.last().unwrap().1.stdout)
         );
     }
     std::thread::sleep(Duration::from_millis(2100));
-    outputs.push(cli(&["refresh"]));
+    outputs.push(("refresh".into(), cli(&["refresh"])));
+    snapshot("refresh");
     tokens.extend(stored_tokens(state.path()));
-    outputs.push(cli(&["logout"]));
+    outputs.push(("logout".into(), cli(&["logout"])));
+    snapshot("logout");
     assert_eq!(
-        support::json_of(outputs.last().unwrap())["was_connected"],
+        support::json_of(&outputs.last().unwrap().1)["was_connected"],
         true
     );
     tokens.extend(
@@ -373,32 +520,35 @@ fn no_token_appears_in_any_output_log_or_state_file() {
     tokens.sort();
     tokens.dedup();
     assert!(
-        tokens.len() >= 4,
-        "expected two access and two refresh tokens, got {}",
+        tokens.len() >= 6,
+        "expected three access and three refresh tokens (login, poll, refresh), got {}",
         tokens.len()
     );
 
-    for out in &outputs {
-        for stream in [&out.stdout, &out.stderr] {
+    for (step, out) in &outputs {
+        for (name, stream) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
             let text = String::from_utf8_lossy(stream);
             for token in &tokens {
                 assert!(
                     !text.contains(token.as_str()),
-                    "a token leaked into CLI output"
+                    "a token leaked into the {name} of `{step}`"
                 );
             }
         }
     }
     assert!(
-        outputs.iter().any(|o| !o.stderr.is_empty()),
-        "trace logging produced nothing to scan"
+        outputs.iter().all(|(_, o)| !o.stderr.is_empty()),
+        "trace logging produced nothing to scan for some step"
     );
-    for file in support::files_below(state.path()) {
-        let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        snapshots.iter().any(|(step, _, _)| step == "login"),
+        "login changed no state file"
+    );
+    for (step, file, bytes) in &snapshots {
         for token in &tokens {
             assert!(
                 !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
-                "a token is stored in plaintext in {}",
+                "after `{step}`, a token is stored in plaintext in {}",
                 file.display()
             );
         }

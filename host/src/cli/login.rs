@@ -1,6 +1,6 @@
 //! `provider-host login`: the interactive device flow (start, show, poll at the interval).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ pub async fn run(session: &mut Session, args: &LoginArgs) -> ExitCode {
     if args.no_wait {
         return ok(render::prompt(&prompt));
     }
+    // The QR code and the countdown redrawn in place are for a person at a terminal; a log
+    // file or a pipe gets one plain line per check instead.
+    let terminal = std::io::stderr().is_terminal();
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
         err,
@@ -25,7 +28,8 @@ pub async fn run(session: &mut Session, args: &LoginArgs) -> ExitCode {
         prompt.verification_url_with_code
     );
     let _ = writeln!(err, "The page should show the code {}.", prompt.user_code);
-    if !args.no_qr
+    if terminal
+        && !args.no_qr
         && let Some(qr) = qr_text(&prompt.verification_url_with_code)
     {
         let _ = writeln!(err, "\n{qr}");
@@ -39,14 +43,22 @@ pub async fn run(session: &mut Session, args: &LoginArgs) -> ExitCode {
         // Count down visibly to the next poll, one second at a time.
         // One second of margin: a VM whose clock runs fast would otherwise poll early and
         // be told to slow down forever.
-        for left in (1..=interval + 1).rev() {
-            eprint!(
-                "\rWaiting for approval: next check in {left:>3}s, code expires in {:>4}s ",
-                remaining
+        if terminal {
+            for left in (1..=interval + 1).rev() {
+                eprint!(
+                    "\rWaiting for approval: next check in {left:>3}s, code expires in {:>4}s ",
+                    remaining
+                );
+                let _ = std::io::stderr().flush();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                remaining = remaining.saturating_sub(1);
+            }
+        } else {
+            eprintln!(
+                "Waiting for approval: next check in {}s, code expires in {remaining}s",
+                interval + 1
             );
-            let _ = std::io::stderr().flush();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            remaining = remaining.saturating_sub(1);
+            tokio::time::sleep(Duration::from_secs(u64::from(interval) + 1)).await;
         }
         match session.poll(Some(&prompt.pending_id)).await {
             Ok(PollOutcome::Pending(p)) => {
@@ -64,11 +76,17 @@ pub async fn run(session: &mut Session, args: &LoginArgs) -> ExitCode {
                 remaining = p.expires_in_seconds;
             }
             Ok(outcome @ PollOutcome::Connected(_)) => {
-                eprintln!("\rApproved.{:60}", "");
+                if terminal {
+                    eprintln!("\rApproved.{:60}", "");
+                } else {
+                    eprintln!("Approved.");
+                }
                 return ok(render::poll(&outcome));
             }
             Err(e) => {
-                eprintln!();
+                if terminal {
+                    eprintln!();
+                }
                 return fail(&e);
             }
         }

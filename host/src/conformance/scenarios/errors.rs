@@ -2,6 +2,8 @@
 //! do: the 403 variants, 429 with `Retry-After`, 5xx with bounded retries, and hostile
 //! bodies that must never crash the plugin.
 
+use std::time::{Duration, Instant};
+
 use provider_reference::{Fault, ModelKind, Route};
 
 use crate::bindings::types::Lane;
@@ -11,6 +13,24 @@ use crate::conformance::scenarios::chat::{drain, model_in_lane};
 use crate::runtime::Session;
 
 const CHAT: &str = "chat/completions";
+/// The least wait the suite accepts before each retry of a 5xx answer (a backoff, not a
+/// hammering loop). Measured over the whole call: the recorded requests carry no time.
+const MIN_BACKOFF_PER_RETRY: Duration = Duration::from_millis(100);
+
+/// Check that a call which made `requests` requests (so `requests - 1` retries) took at
+/// least [`MIN_BACKOFF_PER_RETRY`] per retry.
+fn waited_between_retries(what: &str, requests: usize, took: Duration) -> Outcome {
+    let retries = requests.saturating_sub(1);
+    let least = MIN_BACKOFF_PER_RETRY * u32::try_from(retries).unwrap_or(u32::MAX);
+    check!(
+        took >= least,
+        "{what}: expected a backoff before each retry (at least {} ms per retry, {} ms for {retries} retries), the whole call took {} ms",
+        MIN_BACKOFF_PER_RETRY.as_millis(),
+        least.as_millis(),
+        took.as_millis()
+    );
+    Ok(())
+}
 
 /// Queue `fault` for the next chat request, send one chat to `model`, and expect the
 /// error `code` after exactly one request (nothing retried).
@@ -168,8 +188,8 @@ pub async fn rate_limited_retry_after(ctx: &mut Ctx) -> Outcome {
     Ok(())
 }
 
-/// 5xx answers are retried a bounded number of times: transient ones end in success,
-/// persistent ones in `upstream_unavailable`.
+/// 5xx answers are retried a bounded number of times, with a wait before each retry:
+/// transient ones end in success, persistent ones in `upstream_unavailable`.
 pub async fn upstream_5xx_backoff(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(1).await?;
     let model = model_in_lane(&mut session, Lane::ChatCompletions).await?;
@@ -179,10 +199,12 @@ pub async fn upstream_5xx_backoff(ctx: &mut Ctx) -> Outcome {
     ctx.api
         .push_fault(Route::ChatCompletions, Fault::server_error(500));
     let calls = ctx.calls(CHAT);
+    let started = Instant::now();
     let reply = session
         .chat(&ask(&model.id, "after two 500s"))
         .await
         .step("chat answered 500 twice, then normally")?;
+    let took = started.elapsed();
     check!(
         reply.content == echo("after two 500s"),
         "chat after two 500s: expected {:?}, seen {:?}",
@@ -194,13 +216,16 @@ pub async fn upstream_5xx_backoff(ctx: &mut Ctx) -> Outcome {
         "chat after two 500s: expected 3 requests (two retries), the API saw {}",
         ctx.calls(CHAT) - calls
     );
+    waited_between_retries("chat after two 500s", ctx.calls(CHAT) - calls, took)?;
 
     for _ in 0..10 {
         ctx.api
             .push_fault(Route::ChatCompletions, Fault::server_error(503));
     }
     let calls = ctx.calls(CHAT);
+    let started = Instant::now();
     let result = session.chat(&ask(&model.id, "persistent 503")).await;
+    let took = started.elapsed();
     ctx.api.clear_faults();
     expect_code(
         result,
@@ -212,6 +237,7 @@ pub async fn upstream_5xx_backoff(ctx: &mut Ctx) -> Outcome {
         (2..=5).contains(&sent),
         "chat answered 503 every time: expected a few bounded retries (2 to 5 requests), the API saw {sent}"
     );
+    waited_between_retries("chat answered 503 every time", sent, took)?;
 
     session
         .chat(&ask(&model.id, "recovered"))

@@ -153,9 +153,11 @@ pub async fn concurrent_refresh_single_flight(ctx: &mut Ctx) -> Outcome {
     Ok(())
 }
 
-/// Logout revokes upstream, forgets the credentials and flushes the cached models.
+/// Logout revokes upstream, forgets the credentials and flushes the cached models: after
+/// logging in again (same account, same tier), the models are fetched anew.
 pub async fn logout_revokes(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(1).await?;
+    // Fill the model cache.
     session.models(false).await.step("models")?;
     let cached = session.status().await.step("status before logout")?;
     check!(
@@ -203,6 +205,37 @@ pub async fn logout_revokes(ctx: &mut Ctx) -> Outcome {
     check!(
         !again.was_connected,
         "second logout: expected was_connected=false, seen true"
+    );
+
+    // The flush, observed: logged in again at the same tier, the models are not served
+    // from the cache filled before logout. (A plugin that fetches them while logging in
+    // may answer from that new cache; one way or the other the API sees a request.)
+    let before_login = ctx.calls("models");
+    let status = ctx.connect(&mut session, 1).await?;
+    check!(
+        status.connected && status.tier == Some(1),
+        "login again after logout: expected connected with tier 1, seen connected={} tier={:?}",
+        status.connected,
+        status.tier
+    );
+    let at_login = ctx.calls("models");
+    let list = session
+        .models(false)
+        .await
+        .step("models after logging in again")?;
+    let by_models = ctx.calls("models") - at_login;
+    check!(
+        ctx.calls("models") > before_login,
+        "models after logout and a new login: expected a /models request (the cache flushed at logout), the API saw none and the answer was cached={}",
+        list.cached
+    );
+    check!(
+        by_models == 0 || !list.cached,
+        "models after logout and a new login: the call sent {by_models} /models request(s), so expected cached=false, seen cached=true"
+    );
+    check!(
+        !list.models.is_empty(),
+        "models after logout and a new login: expected the tier's models, seen none"
     );
     Ok(())
 }
