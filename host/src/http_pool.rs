@@ -59,7 +59,15 @@ impl HttpPool {
 
     fn client(&self) -> &PooledClient {
         self.client
-            .get_or_init(|| build_client(self.connect_timeout))
+            .get_or_init(|| build_client(self.connect_timeout, trust_roots()))
+    }
+
+    /// A pool that trusts exactly `roots` (tests).
+    #[cfg(test)]
+    fn with_roots(connect_timeout: Duration, roots: rustls::RootCertStore) -> Self {
+        let pool = Self::new(connect_timeout);
+        let _ = pool.client.set(build_client(connect_timeout, roots));
+        pool
     }
 
     /// Sends `request` (absolute URI) on a pooled or new connection.
@@ -110,7 +118,7 @@ async fn read_whole(mut body: WasiBody, max: u64) -> Result<Bytes, HttpError> {
     Ok(whole.freeze())
 }
 
-fn build_client(connect_timeout: Duration) -> PooledClient {
+fn build_client(connect_timeout: Duration, roots: rustls::RootCertStore) -> PooledClient {
     let mut tcp = HttpConnector::new();
     // The scheme is checked by the connector below (https or loopback http, as the
     // sandbox allowed it), so the TCP layer must accept both.
@@ -122,9 +130,7 @@ fn build_client(connect_timeout: Duration) -> PooledClient {
     )
     .with_safe_default_protocol_versions()
     .expect("ring supports the default TLS versions")
-    .with_root_certificates(rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-    })
+    .with_root_certificates(roots)
     .with_no_client_auth();
     let connector = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
@@ -138,9 +144,52 @@ fn build_client(connect_timeout: Duration) -> PooledClient {
         .build(connector)
 }
 
+/// The webpki roots plus the system's trust store, so a TLS-inspecting proxy whose CA the
+/// operator installed is trusted as it is by curl (a known failure of similar tools).
+fn trust_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    let native = rustls_native_certs::load_native_certs();
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    if !native.errors.is_empty() || ignored > 0 {
+        tracing::debug!(
+            added,
+            ignored,
+            errors = native.errors.len(),
+            "some of the system's trust store could not be read"
+        );
+    }
+    roots
+}
+
 /// The wasi-http error for a failed request.
 fn classify(e: hyper_util::client::legacy::Error) -> HttpError {
     let io_cause = sources(&e).find_map(|s| s.downcast_ref::<io::Error>());
+    // rustls's error comes in the chain, or as the payload of (nested) io::Errors, which
+    // an io::Error's `source` skips.
+    let tls_cause = sources(&e).find_map(|s| {
+        let mut cause: &(dyn StdError + 'static) = s;
+        loop {
+            if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+                return Some(tls);
+            }
+            let inner = cause.downcast_ref::<io::Error>()?.get_ref()?;
+            cause = inner;
+        }
+    });
+    if let Some(tls) = tls_cause {
+        return match tls {
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+                HttpError::TlsCertificateError
+            }
+            rustls::Error::AlertReceived(alert) => HttpError::TlsAlertReceived {
+                alert_id: None,
+                alert_message: Some(format!("{alert:?}")),
+            },
+            _ => HttpError::TlsProtocolError,
+        };
+    }
     if e.is_connect() {
         return match io_cause.map(io::Error::kind) {
             Some(io::ErrorKind::TimedOut) => HttpError::ConnectionTimeout,
@@ -390,6 +439,88 @@ mod tests {
             matches!(err, HttpError::HttpResponseBodySize(Some(3))),
             "{err:?}"
         );
+    }
+
+    /// A CA, and a TLS server on 127.0.0.1 for `localhost` signed by it that answers every
+    /// request with `hello`.
+    async fn tls_server() -> (u16, rustls::RootCertStore) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok(Ok((socket, _))) =
+                tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
+            {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    while let Ok(n) = tls.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let reply = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+                            if tls.write_all(reply.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, roots)
+    }
+
+    #[tokio::test]
+    async fn https_is_verified_against_the_trusted_roots() {
+        let (port, roots) = tls_server().await;
+        let url = format!("https://localhost:{port}/");
+        let trusting = HttpPool::with_roots(Duration::from_secs(5), roots);
+        for _ in 0..2 {
+            let Ok(resp) = trusting.send(get(&url), options(5), 1024, 1024).await else {
+                panic!("the TLS request failed");
+            };
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"hello");
+        }
+        // The default roots (webpki and the system's) do not know this CA.
+        let Err(err) = HttpPool::new(Duration::from_secs(5))
+            .send(get(&url), options(5), 1024, 1024)
+            .await
+        else {
+            panic!("a certificate from an unknown CA was accepted");
+        };
+        assert!(matches!(err, HttpError::TlsCertificateError), "{err:?}");
     }
 
     #[tokio::test]

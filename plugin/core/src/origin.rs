@@ -59,9 +59,14 @@ impl Origin {
         Some(Origin { scheme, host, port })
     }
 
-    /// Whether the host is the local machine (`127.0.0.1`, `localhost`, `[::1]`).
+    /// Whether the host is the local machine (`127.0.0.0/8`, `localhost`, `[::1]`), the
+    /// same rule as the host's configuration check.
     pub fn is_loopback(&self) -> bool {
-        matches!(self.host.as_str(), "127.0.0.1" | "localhost" | "[::1]")
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     /// Whether this is an `https` origin on `x.ai` or one of its subdomains.
@@ -169,10 +174,21 @@ mod tests {
                 .unwrap()
                 .is_browser_safe()
         );
+        // All of 127.0.0.0/8 is loopback, as the host's configuration check says.
         assert!(
-            !Origin::parse("http://127.0.0.2/")
+            Origin::parse("http://127.0.0.2/")
                 .unwrap()
                 .is_browser_safe()
         );
+        for remote in [
+            "http://128.0.0.1/",
+            "http://10.0.0.1/",
+            "http://localhost.evil.com/",
+        ] {
+            assert!(
+                !Origin::parse(remote).unwrap().is_browser_safe(),
+                "{remote}"
+            );
+        }
     }
 }
