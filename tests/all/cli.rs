@@ -51,6 +51,30 @@ fn plain_http_to_a_remote_host_is_refused_before_anything_runs() {
 }
 
 #[test]
+fn a_malformed_command_line_is_one_json_error_too() {
+    let state = support::state_dir();
+    for args in [
+        &["chat", "--thinking", "extreme", "hi"][..],
+        &["no-such-command"],
+        &["models", "--no-such-flag"],
+    ] {
+        let out = support::cli(state.path()).args(args).output().unwrap();
+        let json = support::json_of(&out);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(json["ok"], false, "{args:?}: {json}");
+        assert_eq!(json["error"], "invalid_input", "{args:?}: {json}");
+        assert!(
+            json["message"].as_str().unwrap().contains("--help"),
+            "{json}"
+        );
+    }
+    // Help stays text for people.
+    let out = support::cli(state.path()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+}
+
+#[test]
 fn poll_without_a_pending_login_says_so() {
     let state = support::state_dir();
     let out = support::cli(state.path()).arg("poll").output().unwrap();

@@ -16,7 +16,26 @@ use serde_json::Value;
 use self::args::{Cli, Command};
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are for people: clap prints them as usual (also the help shown
+        // for a bare `provider-host`).
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        // A script gets its one JSON object for a bad command line too.
+        Err(e) => {
+            let message = e.render().to_string();
+            return fail(&HostError::Provider(
+                provider_host::bindings::types::ProviderError::InvalidInput(
+                    message.trim().to_owned(),
+                ),
+            ));
+        }
+    };
     if matches!(cli.command, Command::Conformance(_)) && cli.log_level == "warn" {
         // The suite provokes sandbox refusals on purpose: do not warn about those.
         init_tracing("warn,provider_host::http_sandbox=error");
