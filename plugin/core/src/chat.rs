@@ -110,10 +110,21 @@ fn chat_completions_body(model: &str, req: &ChatRequest, stream: bool) -> Value 
     if let Some(t) = req.temperature {
         b.insert("temperature".into(), temperature(t));
     }
-    if let Some(e) = req.thinking {
+    if let Some(e) = req.thinking
+        && takes_reasoning_effort(model)
+    {
         b.insert("reasoning_effort".into(), json!(effort(e)));
     }
     Value::Object(b)
+}
+
+/// Whether a chat-completions model accepts `reasoning_effort`. The grok-4.20 reasoning and
+/// non-reasoning variants (dated or not) and the Grok Build / code models answer HTTP 400
+/// to it whatever its value (reported by public xAI clients); for them the thinking hint
+/// is left out, as the AI SDK's xAI provider does, rather than failing the turn.
+pub fn takes_reasoning_effort(upstream_model: &str) -> bool {
+    let m = upstream_model.to_ascii_lowercase();
+    !(m.starts_with("grok-4.20") || m.starts_with("grok-build") || m.starts_with("grok-code"))
 }
 
 fn responses_body(model: &str, req: &ChatRequest, stream: bool) -> Value {
@@ -378,6 +389,27 @@ mod tests {
         let mut r = req("grok-4.3");
         r.temperature = Some(f32::NAN);
         assert!(matches!(route(&r), Err(ProviderError::InvalidInput(_))));
+    }
+
+    #[test]
+    fn thinking_is_left_out_for_models_that_refuse_reasoning_effort() {
+        for (model, sent) in [
+            ("xai-grok/grok-4.3", true),
+            ("grok-4.6", true),
+            ("xai-grok/grok-4.20-0309-reasoning", false),
+            ("grok-4.20-0309-non-reasoning", false),
+            ("xai-grok/grok-build-0.1", false),
+        ] {
+            let r = req(model);
+            let b: Value =
+                serde_json::from_slice(&request_body(&route(&r).unwrap(), &r, false)).unwrap();
+            assert_eq!(b.get("reasoning_effort").is_some(), sent, "{model}: {b}");
+        }
+        // The multi-agent lane always carries it: it sets how many agents work.
+        let r = req("xai-grok/grok-4.20-multi-agent-0309");
+        let b: Value =
+            serde_json::from_slice(&request_body(&route(&r).unwrap(), &r, false)).unwrap();
+        assert_eq!(b["reasoning"]["effort"], "high", "{b}");
     }
 
     #[test]
