@@ -15,9 +15,10 @@ use hyper_util::rt::TokioIo;
 use provider_host::bindings::types::{ChatRequest, Message, Role};
 use provider_reference::RecordedRequest;
 
+use crate::native::Native;
 use crate::support::{REPLY_BYTES, Report, Row, Samples, World, dur, heading, ratio};
 
-pub async fn run(world: &World, iterations: usize, report: &mut Report) {
+pub async fn run(world: &World, native: &mut Native, iterations: usize, report: &mut Report) {
     heading(&format!(
         "c) chat through the plugin vs the same request sent directly with hyper ({REPLY_BYTES} B reply)"
     ));
@@ -48,6 +49,24 @@ pub async fn run(world: &World, iterations: usize, report: &mut Report) {
     assert!(String::from_utf8_lossy(&streamed.body).contains("\"stream\":true"));
     let addr = world.api.addr();
 
+    // The reply's bytes, for the native run of the same logic.
+    let reply_bytes = send(&mut connect(addr).await, &whole)
+        .await
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let core_request = grok_provider_core::ChatRequest {
+        model: request.model.clone(),
+        messages: vec![grok_provider_core::Message {
+            role: grok_provider_core::Role::User,
+            content: request.messages[0].content.clone(),
+        }],
+        thinking: None,
+        max_output_tokens: None,
+        temperature: None,
+    };
+
     let mut kept = connect(addr).await;
     for _ in 0..50 {
         session.chat(&request).await.expect("chat");
@@ -58,7 +77,18 @@ pub async fn run(world: &World, iterations: usize, report: &mut Report) {
     let mut plugin = Samples::with_capacity(iterations);
     let mut direct = Samples::with_capacity(iterations);
     let mut direct_kept = Samples::with_capacity(iterations);
+    let mut logic = Samples::with_capacity(iterations);
     for _ in 0..iterations {
+        let reply = logic.time(|| {
+            native.chat(
+                &world.config.provider,
+                "bench-chat",
+                &core_request,
+                &reply_bytes,
+            )
+        });
+        assert_eq!(reply.expect("native chat").content.len(), REPLY_BYTES);
+
         let t = Instant::now();
         let reply = session.chat(&request).await.expect("chat");
         plugin.push(t.elapsed());
@@ -84,6 +114,10 @@ pub async fn run(world: &World, iterations: usize, report: &mut Report) {
     println!(
         "   direct hyper, kept-alive connection: {}",
         direct_kept.summary()
+    );
+    println!(
+        "   the plugin's logic natively, reply in memory (credentials read, request built, reply parsed): {}",
+        logic.summary()
     );
     let r = ratio(plugin.p50(), direct_kept.p50());
     let r_new = ratio(plugin.p50(), direct.p50());

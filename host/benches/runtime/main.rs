@@ -80,7 +80,14 @@ fn main() {
             sessions::parallel(&world, if quick { 2000 } else { 20000 }, &mut report).await;
         }
         if wants("c") {
-            chat::run(&world, if quick { 100 } else { 1000 }, &mut report).await;
+            let mut native = native::Native::new(sessions::secret_store(&world));
+            chat::run(
+                &world,
+                &mut native,
+                if quick { 100 } else { 1000 },
+                &mut report,
+            )
+            .await;
         }
         if wants("d") {
             let counts: &[usize] = if quick { &[1000] } else { &[1000, 10_000] };

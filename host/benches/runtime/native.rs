@@ -27,28 +27,61 @@ impl Native {
         }
     }
 
-    /// `status()` of `tenant`. A call that would need the network fails.
-    pub fn status(
-        &mut self,
-        settings: &ProviderSettings,
-        tenant: &str,
-    ) -> Result<ConnectionStatus, ProviderError> {
-        let secrets = match self.tenants.get(tenant) {
+    fn secrets(&mut self, tenant: &str) -> TenantSecrets {
+        match self.tenants.get(tenant) {
             Some(s) => s.clone(),
             None => {
                 let s = self.store.tenant(tenant).expect("tenant");
                 self.tenants.insert(tenant.to_owned(), s.clone());
                 s
             }
-        };
-        let config = ProviderConfig {
-            issuer: settings.issuer.clone(),
-            api_base: settings.api_base.clone(),
-            client_id: settings.client_id.clone(),
-            scope: settings.scope.clone(),
-            user_agent: settings.user_agent.clone(),
-        };
-        Provider::new(config, NoNetwork, Store(secrets), SystemClock).status()
+        }
+    }
+
+    /// `chat()` of `tenant`, natively, its request answered in memory with `reply` (the
+    /// bytes the API sent): the provider logic alone, from the credentials read to the
+    /// parsed reply, with no network and no WebAssembly.
+    pub fn chat(
+        &mut self,
+        settings: &ProviderSettings,
+        tenant: &str,
+        request: &grok_provider_core::ChatRequest,
+        reply: &[u8],
+    ) -> Result<grok_provider_core::ChatReply, ProviderError> {
+        let secrets = self.secrets(tenant);
+        Provider::new(
+            core_config(settings),
+            Canned(reply.to_vec()),
+            Store(secrets),
+            SystemClock,
+        )
+        .chat(request)
+    }
+
+    /// `status()` of `tenant`. A call that would need the network fails.
+    pub fn status(
+        &mut self,
+        settings: &ProviderSettings,
+        tenant: &str,
+    ) -> Result<ConnectionStatus, ProviderError> {
+        let secrets = self.secrets(tenant);
+        Provider::new(
+            core_config(settings),
+            NoNetwork,
+            Store(secrets),
+            SystemClock,
+        )
+        .status()
+    }
+}
+
+fn core_config(settings: &ProviderSettings) -> ProviderConfig {
+    ProviderConfig {
+        issuer: settings.issuer.clone(),
+        api_base: settings.api_base.clone(),
+        client_id: settings.client_id.clone(),
+        scope: settings.scope.clone(),
+        user_agent: settings.user_agent.clone(),
     }
 }
 
@@ -101,6 +134,29 @@ impl Transport for NoNetwork {
         Err(TransportError::Failed(
             "no network in the native baseline".into(),
         ))
+    }
+}
+
+/// Answers every request with 200 and the same JSON body, in one chunk.
+struct Canned(Vec<u8>);
+
+struct CannedBody(Option<Vec<u8>>);
+
+impl ResponseBody for CannedBody {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+        Ok(self.0.take())
+    }
+}
+
+impl Transport for Canned {
+    type Body = CannedBody;
+
+    fn send(&mut self, _: HttpRequest) -> Result<HttpResponse<CannedBody>, TransportError> {
+        Ok(HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: CannedBody(Some(self.0.clone())),
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use crate::native::Native;
 use crate::support::{Report, Row, Samples, World, dur, heading, ratio};
 
 /// The runtime's secret store, opened again for the native baseline.
-fn secret_store(world: &World) -> SecretStore {
+pub fn secret_store(world: &World) -> SecretStore {
     SecretStore::open(StoreConfig::new(
         world.state.path(),
         KeySource::File(world.state.path().join("keyring").join("master.key")),
