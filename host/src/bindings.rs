@@ -9,6 +9,12 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "model-provider:plugin/secrets.exclusive-lock": crate::secrets::LockGuard,
+        // The world's standard imports are served by wasmtime-wasi and wasmtime-wasi-http
+        // (linked separately, see `engine.rs`).
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "wasi:random": wasmtime_wasi::p2::bindings::random,
     },
 });
 

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::{ProviderPlugin, ProviderPluginPre};
+use crate::bindings::ProviderPluginPre;
+use crate::bindings::model_provider::plugin as plugin_if;
 use crate::error::HostError;
 use crate::limits::{EpochTicker, InstanceAllocation, Limits};
 use crate::runtime::TenantState;
@@ -108,7 +109,10 @@ impl SharedEngine {
         let mut linker: Linker<TenantState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
-            .and_then(|()| ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+            // Our own interfaces one by one: the world's WASI imports are linked above.
+            .and_then(|()| plugin_if::secrets::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+            .and_then(|()| plugin_if::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+            .and_then(|()| plugin_if::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .map_err(|e| HostError::Plugin(format!("linking: {e}")))?;
         let pre = linker
             .instantiate_pre(&component)

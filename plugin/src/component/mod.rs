@@ -21,6 +21,18 @@ mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
         world: "provider-plugin",
+        // The world's standard WASI imports are the `wasip2` crate's bindings (generated
+        // from the same WIT), which the transport and clock use.
+        with: {
+            "wasi:http/types@0.2.12": wasip2::http::types,
+            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+            "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
+            "wasi:random/random@0.2.12": wasip2::random::random,
+        },
     });
 }
 

@@ -11,7 +11,20 @@
 #[cfg(target_arch = "wasm32")]
 mod component {
     mod bindings {
-        wit_bindgen::generate!({ path: "../../../wit", world: "provider-plugin" });
+        wit_bindgen::generate!({
+            path: "../../../wit",
+            world: "provider-plugin",
+            with: {
+                "wasi:http/types@0.2.12": wasip2::http::types,
+                "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+                "wasi:io/poll@0.2.12": wasip2::io::poll,
+                "wasi:io/error@0.2.12": wasip2::io::error,
+                "wasi:io/streams@0.2.12": wasip2::io::streams,
+                "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+                "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
+                "wasi:random/random@0.2.12": wasip2::random::random,
+            },
+        });
     }
 
     use bindings::exports::model_provider::plugin::model_provider::{
