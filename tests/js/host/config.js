@@ -11,7 +11,16 @@ export const XAI_DEFAULTS = Object.freeze({
   userAgent: 'provider-host-js/0.1.0',
 });
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+/** Loopback as the Rust host says it: `localhost`, 127.0.0.0/8, `[::1]`. */
+function isLoopback(host) {
+  if (host === 'localhost' || host === '[::1]') return true;
+  const octets = host.split('.');
+  return (
+    octets.length === 4 &&
+    octets[0] === '127' &&
+    octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255)
+  );
+}
 
 /** A configuration that names something the sandbox would never allow. */
 export class ConfigError extends Error {}
@@ -33,7 +42,7 @@ export function originOf(url) {
   }
   if (u.username || u.password) throw new ConfigError(`credentials in a URL are refused: ${url}`);
   const host = u.hostname.toLowerCase();
-  if (scheme === 'http' && !LOOPBACK.has(host)) {
+  if (scheme === 'http' && !isLoopback(host)) {
     throw new ConfigError(`plain http is allowed only on loopback: ${url}`);
   }
   const port = u.port || (scheme === 'https' ? '443' : '80');
