@@ -117,3 +117,37 @@ async fn one_tenants_instance_cannot_reach_another_tenants_secrets() {
     assert!(seen_by_bob.contains("marker=found:mine"), "{seen_by_bob}");
     assert!(seen_by_bob.ends_with("list=marker"), "{seen_by_bob}");
 }
+
+#[tokio::test]
+async fn a_trap_while_holding_a_lock_releases_the_lock() {
+    use provider_host::bindings::types::{ChatRequest, Message, Role};
+    use provider_host::secrets::{SecretStore, StoreConfig};
+    let state = support::state_dir();
+    let runtime = hostile_runtime(state.path(), Duration::from_secs(10));
+    let mut s = session(&runtime, "alice").await;
+    let request = ChatRequest {
+        model: "lock-then-trap".into(),
+        messages: vec![Message {
+            role: Role::User,
+            content: "x".into(),
+        }],
+        thinking: None,
+        max_output_tokens: None,
+        temperature: None,
+    };
+    let err = s.chat(&request).await.unwrap_err();
+    assert_eq!(err.code(), "plugin_trap", "{err}");
+    // The trapped instance never dropped its handle; the host released the lock with it.
+    let store = SecretStore::open(StoreConfig::new(
+        state.path(),
+        KeySource::File(state.path().join("keyring").join("master.key")),
+    ))
+    .unwrap();
+    let lock = store
+        .tenant("alice")
+        .unwrap()
+        .lock("credentials", Duration::ZERO)
+        .expect("the lock is free after the trap");
+    drop(lock);
+    still_serves(&mut s).await;
+}

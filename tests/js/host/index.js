@@ -69,14 +69,60 @@ export async function loadPlugin(wasmPath, { outDir } = {}) {
       const cfg = providerConfig(config);
       const sandbox = allowlistedOutgoingHandler(allowedOrigins ?? defaultAllowlist(cfg));
       const wasi = new WASIShim({ sandbox: { env: {}, args: [] } }).getImportObject();
+      // The locks this instance holds: released if it traps (it will never drop them) or
+      // is disposed, as the Rust host releases them with a discarded store.
+      const held = new Set();
+      const tenantImports = secrets.imports();
       const exports = await instantiate(getCoreModule, {
         ...wasi,
         'wasi:http/outgoing-handler': sandbox,
-        'model-provider:plugin/secrets': secrets.imports(),
+        'model-provider:plugin/secrets': {
+          ...tenantImports,
+          lock: (name, timeoutMs) => {
+            for (const l of held) if (!l.held) held.delete(l);
+            const lock = tenantImports.lock(name, timeoutMs);
+            held.add(lock);
+            return lock;
+          },
+        },
         'model-provider:plugin/config': { get: () => ({ ...cfg }) },
         'model-provider:plugin/types': {},
       });
-      return Object.assign(Object.create(exports.modelProvider), { sandbox });
+      return guarded(exports.modelProvider, sandbox, () => {
+        for (const l of held) l.release();
+        held.clear();
+      });
     },
   };
+}
+
+/**
+ * The exports with trap handling: a provider error (`e.payload`) passes through; anything
+ * else is a trap, after which the instance is unusable: its locks are released and every
+ * later call throws. `dispose()` releases the locks of an instance the embedder drops.
+ */
+function guarded(provider, sandbox, releaseLocks) {
+  let trapped = null;
+  const call = (f) => {
+    if (trapped) throw new Error(`the plugin instance trapped earlier (${trapped}); instantiate a new one`);
+    try {
+      return f();
+    } catch (e) {
+      if (!(e && typeof e === 'object' && 'payload' in e)) {
+        trapped = String(e && e.message ? e.message : e);
+        releaseLocks();
+      }
+      throw e;
+    }
+  };
+  const wrapStream = (stream) => ({
+    next: () => call(() => stream.next()),
+    [Symbol.dispose ?? Symbol.for('dispose')]: () => stream[Symbol.dispose ?? Symbol.for('dispose')](),
+  });
+  const api = { sandbox, dispose: releaseLocks };
+  for (const name of ['status', 'start', 'poll', 'logout', 'refresh', 'models', 'chat']) {
+    api[name] = (...args) => call(() => provider[name](...args));
+  }
+  api.ChatStream = { open: (request) => wrapStream(call(() => provider.ChatStream.open(request))) };
+  return api;
 }

@@ -30,6 +30,9 @@ export const MAX_KEYS = 1024;
 /** Longest wait a plugin may ask for, whatever `timeout-ms` says. */
 export const LOCK_TIMEOUT_CAP_MS = 180_000;
 
+/** A `.breaking` directory older than this was left by a breaker that died. */
+const STALE_BREAKER_MS = 10_000;
+
 const MAGIC = Buffer.from('PHJS');
 const VERSION = 1;
 const NONCE_LEN = 12;
@@ -264,30 +267,38 @@ function holderIsGone(content) {
   }
 }
 
-/** Moves a stale lock aside; puts it back if, in the meantime, it was a new holder's. */
+/**
+ * Removes a lock file whose holder is gone, one breaker at a time: under the directory
+ * `<lock>.breaking` (mkdir is atomic) the file is read again and removed only if it still
+ * is the dead holder's. Two waiters can thus never both break it and both take it.
+ * Returns whether it made progress (false: another waiter is breaking it).
+ */
 function breakStale(lockPath, seen) {
-  const aside = `${lockPath}.${randomHex()}.stale`;
+  const breaker = `${lockPath}.breaking`;
   try {
-    fs.renameSync(lockPath, aside);
+    fs.mkdirSync(breaker, { mode: 0o700 });
   } catch (e) {
-    if (e.code === 'ENOENT') return;
-    throw e;
-  }
-  let moved = '';
-  try {
-    moved = fs.readFileSync(aside, 'utf8');
-  } catch {
-    moved = '';
-  }
-  if (moved !== seen) {
+    if (e.code !== 'EEXIST') throw e;
+    // A breaker that died in its few microseconds of work is cleared after a while.
     try {
-      fs.linkSync(aside, lockPath);
+      if (Date.now() - fs.statSync(breaker).mtimeMs > STALE_BREAKER_MS) fs.rmdirSync(breaker);
     } catch {
-      // Someone else holds it by now; the one we moved was released meanwhile or will
-      // find its file gone at release.
+      // Gone already.
     }
+    return false;
   }
-  fs.rmSync(aside, { force: true });
+  try {
+    let current = null;
+    try {
+      current = fs.readFileSync(lockPath, 'utf8');
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+    if (current === seen) fs.unlinkSync(lockPath);
+  } finally {
+    fs.rmSync(breaker, { recursive: true, force: true });
+  }
+  return true;
 }
 
 function tryCreate(lockPath, token) {
@@ -324,8 +335,7 @@ function acquire(lockPath, description, timeoutMs) {
       if (e.code !== 'ENOENT') throw e;
       content = null; // released just now: try again at once
     }
-    if (content !== null && holderIsGone(content)) {
-      breakStale(lockPath, content);
+    if (content !== null && holderIsGone(content) && breakStale(lockPath, content)) {
       continue;
     }
     const waited = Date.now() - start;

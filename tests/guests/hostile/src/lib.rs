@@ -121,7 +121,14 @@ mod component {
             })
         }
 
-        fn chat(_request: ChatRequest) -> Result<ChatReply, ProviderError> {
+        fn chat(request: ChatRequest) -> Result<ChatReply, ProviderError> {
+            if request.model == "lock-then-trap" {
+                // Trap (panic = abort: no destructor runs) while holding a lock: the host
+                // must release it, since this instance will never drop its handle.
+                let _held = secrets::lock("credentials", 1_000)
+                    .map_err(|e| ProviderError::Storage(format!("{e:?}")))?;
+                panic!("trapping while holding the credentials lock");
+            }
             Err(ProviderError::InvalidInput(
                 "hostile guest does not chat".into(),
             ))

@@ -44,6 +44,15 @@ export function pluginWasm() {
   );
 }
 
+/** The hostile guest component (tests/guests/hostile), built beside the plugin. */
+export function hostileWasm() {
+  return mustExist(
+    path.join(targetDir(), 'plugin-component/wasm32-wasip2/component/hostile_guest.wasm'),
+    'the hostile guest component',
+    'build it with `cargo build -p provider-host`',
+  );
+}
+
 /** The reference-api binary: $REFERENCE_API, or target/debug/reference-api. */
 export function referenceApiBinary() {
   const file = process.env.REFERENCE_API || path.join(targetDir(), 'debug/reference-api');
