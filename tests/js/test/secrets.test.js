@@ -130,6 +130,30 @@ describe('secret store', () => {
     store.tenant('alice').lock('credentials', 1000)[Symbol.dispose]();
   });
 
+  it('lets exactly one waiter in when several break the same dead holder\'s lock', { timeout: 60_000 }, async () => {
+    // A pid that is certainly gone: a process that has exited.
+    const dead = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => dead.once('exit', resolve));
+    const RACER = path.join(path.dirname(HOLDER), 'lock-racer.js');
+    const racers = [0, 1, 2, 3, 4, 5, 6, 7].map(
+      () =>
+        new Promise((resolve) => {
+          const child = spawn(
+            process.execPath,
+            [RACER, dir, 'racers', 'credentials', '150', String(dead.pid)],
+            { stdio: ['ignore', 'pipe', 'inherit'] },
+          );
+          let out = '';
+          child.stdout.on('data', (d) => (out += d));
+          child.once('exit', (code) => resolve({ code, out }));
+        }),
+    );
+    for (const { code, out } of await Promise.all(racers)) {
+      assert.equal(out.trim(), 'done', out);
+      assert.equal(code, 0);
+    }
+  });
+
   it('breaks a lock whose holder process died', async () => {
     const other = await holder('alice', 'login');
     assert.equal(tagOf(() => store.tenant('alice').lock('login', 50)), 'lock-timeout');
