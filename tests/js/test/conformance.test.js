@@ -282,4 +282,11 @@ describe('the README example', () => {
     assert.equal(await exited, 0, err);
     assert.match(out, /Echo: Hello/);
   });
+
+  it('is the code the root README shows', () => {
+    const example = fs.readFileSync(new URL('../examples/embed.js', import.meta.url), 'utf8');
+    const readme = fs.readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const body = example.slice(example.indexOf("import { setTimeout as sleep }"));
+    assert.ok(readme.includes('```js\n' + body + '```'), 'README.md shows another example');
+  });
 });
