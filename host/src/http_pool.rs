@@ -9,6 +9,7 @@
 //! read by the request that asked for it.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -21,7 +22,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
 /// How long an unused connection stays open.
@@ -29,7 +32,51 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per origin.
 const MAX_IDLE_PER_ORIGIN: usize = 32;
 
-type PooledClient = Client<HttpsConnector<HttpConnector>, WasiBody>;
+type PooledClient = Client<HttpsConnector<ProxyConnector>, WasiBody>;
+
+/// TCP to the destination, or, for an `https` destination that `HTTPS_PROXY` /
+/// `ALL_PROXY` route through a proxy (and `NO_PROXY` does not exempt), a `CONNECT` tunnel
+/// through that proxy, as curl does. TLS to the destination runs over either, so the
+/// destination's certificate is verified end to end; a TLS-inspecting proxy works when
+/// its CA is in the system's store.
+#[derive(Clone)]
+struct ProxyConnector {
+    direct: HttpConnector,
+    proxies: Arc<Matcher>,
+}
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+impl tower_service::Service<http::Uri> for ProxyConnector {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.direct.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        // Plain http is only ever loopback here (the sandbox's rule): never proxied.
+        let proxy = match dst.scheme_str() {
+            Some("https") => self.proxies.intercept(&dst),
+            _ => None,
+        };
+        match proxy {
+            Some(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.direct.clone());
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Box::pin(async move { tunnel.call(dst).await.map_err(Into::into) })
+            }
+            None => {
+                let mut direct = self.direct.clone();
+                Box::pin(async move { direct.call(dst).await.map_err(Into::into) })
+            }
+        }
+    }
+}
 
 /// A cheaply cloneable pool of outgoing connections. The client (and its TLS
 /// configuration) is built on the first request: a CLI call that sends none, like
@@ -59,14 +106,16 @@ impl HttpPool {
 
     fn client(&self) -> &PooledClient {
         self.client
-            .get_or_init(|| build_client(self.connect_timeout, trust_roots()))
+            .get_or_init(|| build_client(self.connect_timeout, trust_roots(), Matcher::from_env()))
     }
 
-    /// A pool that trusts exactly `roots` (tests).
+    /// A pool that trusts exactly `roots` and routes through `proxies` (tests).
     #[cfg(test)]
-    fn with_roots(connect_timeout: Duration, roots: rustls::RootCertStore) -> Self {
+    fn with(connect_timeout: Duration, roots: rustls::RootCertStore, proxies: Matcher) -> Self {
         let pool = Self::new(connect_timeout);
-        let _ = pool.client.set(build_client(connect_timeout, roots));
+        let _ = pool
+            .client
+            .set(build_client(connect_timeout, roots, proxies));
         pool
     }
 
@@ -118,7 +167,11 @@ async fn read_whole(mut body: WasiBody, max: u64) -> Result<Bytes, HttpError> {
     Ok(whole.freeze())
 }
 
-fn build_client(connect_timeout: Duration, roots: rustls::RootCertStore) -> PooledClient {
+fn build_client(
+    connect_timeout: Duration,
+    roots: rustls::RootCertStore,
+    proxies: Matcher,
+) -> PooledClient {
     let mut tcp = HttpConnector::new();
     // The scheme is checked by the connector below (https or loopback http, as the
     // sandbox allowed it), so the TCP layer must accept both.
@@ -136,7 +189,10 @@ fn build_client(connect_timeout: Duration, roots: rustls::RootCertStore) -> Pool
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(tcp);
+        .wrap_connector(ProxyConnector {
+            direct: tcp,
+            proxies: Arc::new(proxies),
+        });
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(IDLE_TIMEOUT)
         .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
@@ -505,7 +561,7 @@ mod tests {
     async fn https_is_verified_against_the_trusted_roots() {
         let (port, roots) = tls_server().await;
         let url = format!("https://localhost:{port}/");
-        let trusting = HttpPool::with_roots(Duration::from_secs(5), roots);
+        let trusting = HttpPool::with(Duration::from_secs(5), roots, no_proxy());
         for _ in 0..2 {
             let Ok(resp) = trusting.send(get(&url), options(5), 1024, 1024).await else {
                 panic!("the TLS request failed");
@@ -521,6 +577,89 @@ mod tests {
             panic!("a certificate from an unknown CA was accepted");
         };
         assert!(matches!(err, HttpError::TlsCertificateError), "{err:?}");
+    }
+
+    fn no_proxy() -> Matcher {
+        Matcher::builder().build()
+    }
+
+    /// An HTTP proxy on 127.0.0.1 that serves `CONNECT` only and counts the tunnels.
+    async fn connect_proxy() -> (String, tokio::sync::watch::Receiver<u32>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (count_tx, count_rx) = tokio::sync::watch::channel(0u32);
+        tokio::spawn(async move {
+            while let Ok(Ok((mut client, _))) =
+                tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
+            {
+                count_tx.send_modify(|n| *n += 1);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let Some(target) = head
+                        .strip_prefix("CONNECT ")
+                        .and_then(|r| r.split(' ').next())
+                    else {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                            .await;
+                        return;
+                    };
+                    let port = target.rsplit(':').next().unwrap_or("443");
+                    let Ok(mut upstream) =
+                        tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await
+                    else {
+                        return;
+                    };
+                    let _ = client
+                        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                        .await;
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+            }
+        });
+        (url, count_rx)
+    }
+
+    #[tokio::test]
+    async fn https_goes_through_the_configured_proxy_as_a_tunnel() {
+        let (port, roots) = tls_server().await;
+        let (proxy, tunnels) = connect_proxy().await;
+        let url = format!("https://localhost:{port}/");
+        let proxies = Matcher::builder().https(proxy.clone()).build();
+        let pool = HttpPool::with(Duration::from_secs(5), roots.clone(), proxies);
+        for _ in 0..3 {
+            let Ok(resp) = pool.send(get(&url), options(5), 1024, 1024).await else {
+                panic!("the request through the proxy failed");
+            };
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"hello");
+        }
+        assert_eq!(
+            *tunnels.borrow(),
+            1,
+            "one tunnel, kept alive for three requests"
+        );
+
+        // NO_PROXY exempts a host; plain http is never proxied.
+        let exempt = Matcher::builder()
+            .https(proxy.clone())
+            .no("localhost")
+            .build();
+        let pool = HttpPool::with(Duration::from_secs(5), roots, exempt);
+        assert!(pool.send(get(&url), options(5), 1024, 1024).await.is_ok());
+        let (plain, _) = keep_alive_server("plain").await;
+        let all = Matcher::builder().all(proxy).build();
+        let pool = HttpPool::with(Duration::from_secs(5), rustls::RootCertStore::empty(), all);
+        assert!(pool.send(get(&plain), options(5), 1024, 1024).await.is_ok());
+        assert_eq!(*tunnels.borrow(), 1, "neither went through the proxy");
     }
 
     #[tokio::test]
