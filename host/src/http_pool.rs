@@ -400,6 +400,31 @@ mod tests {
         }
     }
 
+    /// Answers each request (a head without body) on `socket` with 200 and `body`.
+    async fn answer_each_request(
+        mut socket: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        body: &'static str,
+    ) {
+        let mut buf = vec![0u8; 4096];
+        let mut seen = Vec::new();
+        while let Ok(n) = socket.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                seen.drain(..end + 4);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if socket.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
     /// A loopback server that answers every request on a connection with `body`, and counts
     /// the connections it accepted.
     async fn keep_alive_server(body: &'static str) -> (String, tokio::sync::watch::Receiver<u32>) {
@@ -407,33 +432,11 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let (count_tx, count_rx) = tokio::sync::watch::channel(0u32);
         tokio::spawn(async move {
-            while let Ok(Ok((mut socket, _))) =
+            while let Ok(Ok((socket, _))) =
                 tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
             {
                 count_tx.send_modify(|n| *n += 1);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut seen = Vec::new();
-                    loop {
-                        let Ok(n) = socket.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                            seen.drain(..end + 4);
-                            let reply = format!(
-                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                                body.len()
-                            );
-                            if socket.write_all(reply.as_bytes()).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
+                tokio::spawn(answer_each_request(socket, body));
             }
         });
         (url, count_rx)
@@ -533,24 +536,10 @@ mod tests {
             {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(socket).await else {
+                    let Ok(tls) = acceptor.accept(socket).await else {
                         return;
                     };
-                    let mut buf = vec![0u8; 4096];
-                    let mut seen = Vec::new();
-                    while let Ok(n) = tls.read(&mut buf).await {
-                        if n == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                            seen.drain(..end + 4);
-                            let reply = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-                            if tls.write_all(reply.as_bytes()).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
+                    answer_each_request(tls, "hello").await;
                 });
             }
         });
