@@ -132,14 +132,13 @@ impl HttpPool {
         &self,
         request: http::Request<WasiBody>,
         options: RequestOptions,
-        max_request_body: u64,
-        max_response_body: u64,
+        caps: BodyCaps,
     ) -> Result<http::Response<ResponseBody>, HttpError> {
         let first_byte = options.first_byte_timeout.unwrap_or(Duration::MAX);
         let between_bytes = options.between_bytes_timeout.unwrap_or(Duration::MAX);
         let exchange = async {
             let (parts, body) = request.into_parts();
-            let body = read_whole(body, max_request_body).await?;
+            let body = read_whole(body, caps.request).await?;
             let request = http::Request::from_parts(
                 parts,
                 Full::new(body).map_err(|e| match e {}).boxed_unsync(),
@@ -149,8 +148,34 @@ impl HttpPool {
         let response = tokio::time::timeout(first_byte, exchange)
             .await
             .map_err(|_| HttpError::HttpResponseTimeout)??;
-        Ok(response.map(|incoming| ResponseBody::new(incoming, between_bytes, max_response_body)))
+        let is_event_stream = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            });
+        let max = if is_event_stream {
+            caps.event_stream
+        } else {
+            caps.response
+        };
+        Ok(response.map(|incoming| ResponseBody::new(incoming, between_bytes, max)))
     }
+}
+
+/// Size caps on the bodies of one request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyCaps {
+    /// The request body (read whole before sending).
+    pub(crate) request: u64,
+    /// A response body.
+    pub(crate) response: u64,
+    /// A `text/event-stream` response: a long streamed reply is mostly event framing, and
+    /// it is read event by event, never held whole.
+    pub(crate) event_stream: u64,
 }
 
 /// The whole body, or `HttpRequestBodySize` past `max` bytes.
@@ -402,7 +427,16 @@ mod tests {
 
     /// Answers each request (a head without body) on `socket` with 200 and `body`.
     async fn answer_each_request(
+        socket: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        body: &'static str,
+    ) {
+        answer_each_request_as(socket, "", body).await
+    }
+
+    /// The same, with `headers` (each ending in CRLF) added to the answer.
+    async fn answer_each_request_as(
         mut socket: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        headers: &'static str,
         body: &'static str,
     ) {
         let mut buf = vec![0u8; 4096];
@@ -415,7 +449,7 @@ mod tests {
             while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
                 seen.drain(..end + 4);
                 let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    "HTTP/1.1 200 OK\r\n{headers}content-length: {}\r\n\r\n{body}",
                     body.len()
                 );
                 if socket.write_all(reply.as_bytes()).await.is_err() {
@@ -447,7 +481,7 @@ mod tests {
         let (url, connections) = keep_alive_server("hello").await;
         let pool = HttpPool::new(Duration::from_secs(5));
         for _ in 0..5 {
-            let Ok(resp) = pool.send(get(&url), options(5), 1024, 1024).await else {
+            let Ok(resp) = pool.send(get(&url), options(5), caps(1024, 1024)).await else {
                 panic!("request failed");
             };
             assert_eq!(resp.status(), 200);
@@ -470,7 +504,7 @@ mod tests {
                 )
                 .unwrap()
         };
-        let Err(err) = pool.send(post(1025), options(5), 1024, 1024).await else {
+        let Err(err) = pool.send(post(1025), options(5), caps(1024, 1024)).await else {
             panic!("an oversized body was sent");
         };
         assert!(
@@ -478,7 +512,7 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(*connections.borrow(), 0, "nothing left the host");
-        let Ok(resp) = pool.send(post(1024), options(5), 1024, 1024).await else {
+        let Ok(resp) = pool.send(post(1024), options(5), caps(1024, 1024)).await else {
             panic!("a body at the cap was refused");
         };
         assert_eq!(resp.status(), 200);
@@ -488,7 +522,7 @@ mod tests {
     async fn response_body_over_the_cap_fails() {
         let (url, _) = keep_alive_server("hello").await;
         let pool = HttpPool::new(Duration::from_secs(5));
-        let Ok(resp) = pool.send(get(&url), options(5), 1024, 3).await else {
+        let Ok(resp) = pool.send(get(&url), options(5), caps(1024, 3)).await else {
             panic!("request failed");
         };
         let Err(err) = resp.into_body().collect().await else {
@@ -552,7 +586,7 @@ mod tests {
         let url = format!("https://localhost:{port}/");
         let trusting = HttpPool::with(Duration::from_secs(5), roots, no_proxy());
         for _ in 0..2 {
-            let Ok(resp) = trusting.send(get(&url), options(5), 1024, 1024).await else {
+            let Ok(resp) = trusting.send(get(&url), options(5), caps(1024, 1024)).await else {
                 panic!("the TLS request failed");
             };
             let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -560,12 +594,20 @@ mod tests {
         }
         // The default roots (webpki and the system's) do not know this CA.
         let Err(err) = HttpPool::new(Duration::from_secs(5))
-            .send(get(&url), options(5), 1024, 1024)
+            .send(get(&url), options(5), caps(1024, 1024))
             .await
         else {
             panic!("a certificate from an unknown CA was accepted");
         };
         assert!(matches!(err, HttpError::TlsCertificateError), "{err:?}");
+    }
+
+    fn caps(request: u64, response: u64) -> BodyCaps {
+        BodyCaps {
+            request,
+            response,
+            event_stream: response * 4,
+        }
     }
 
     fn no_proxy() -> Matcher {
@@ -625,7 +667,7 @@ mod tests {
         let proxies = Matcher::builder().https(proxy.clone()).build();
         let pool = HttpPool::with(Duration::from_secs(5), roots.clone(), proxies);
         for _ in 0..3 {
-            let Ok(resp) = pool.send(get(&url), options(5), 1024, 1024).await else {
+            let Ok(resp) = pool.send(get(&url), options(5), caps(1024, 1024)).await else {
                 panic!("the request through the proxy failed");
             };
             let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -643,12 +685,65 @@ mod tests {
             .no("localhost")
             .build();
         let pool = HttpPool::with(Duration::from_secs(5), roots, exempt);
-        assert!(pool.send(get(&url), options(5), 1024, 1024).await.is_ok());
+        assert!(
+            pool.send(get(&url), options(5), caps(1024, 1024))
+                .await
+                .is_ok()
+        );
         let (plain, _) = keep_alive_server("plain").await;
         let all = Matcher::builder().all(proxy).build();
         let pool = HttpPool::with(Duration::from_secs(5), rustls::RootCertStore::empty(), all);
-        assert!(pool.send(get(&plain), options(5), 1024, 1024).await.is_ok());
+        assert!(
+            pool.send(get(&plain), options(5), caps(1024, 1024))
+                .await
+                .is_ok()
+        );
         assert_eq!(*tunnels.borrow(), 1, "neither went through the proxy");
+    }
+
+    #[tokio::test]
+    async fn an_event_stream_gets_the_stream_cap() {
+        const EVENTS: &str =
+            "data: {\"delta\":\"a\"}\n\ndata: {\"delta\":\"b\"}\n\ndata: [DONE]\n\n";
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(answer_each_request_as(
+                    socket,
+                    "content-type: text/event-stream\r\n",
+                    EVENTS,
+                ));
+            }
+        });
+        let pool = HttpPool::new(Duration::from_secs(5));
+        let len = EVENTS.len() as u64;
+        // Over the response cap, within the stream cap: whole.
+        let within = BodyCaps {
+            request: 1024,
+            response: 10,
+            event_stream: len,
+        };
+        let Ok(resp) = pool.send(get(&url), options(5), within).await else {
+            panic!("request failed");
+        };
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.len() as u64, len);
+        // Over the stream cap: cut with the typed error.
+        let over = BodyCaps {
+            event_stream: len - 1,
+            ..within
+        };
+        let Ok(resp) = pool.send(get(&url), options(5), over).await else {
+            panic!("request failed");
+        };
+        let Err(err) = resp.into_body().collect().await else {
+            panic!("a stream over its cap came through");
+        };
+        assert!(
+            matches!(err, HttpError::HttpResponseBodySize(Some(m)) if m == len - 1),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -657,7 +752,7 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         drop(listener);
         let pool = HttpPool::new(Duration::from_secs(5));
-        let Err(err) = pool.send(get(&url), options(5), 1024, 1024).await else {
+        let Err(err) = pool.send(get(&url), options(5), caps(1024, 1024)).await else {
             panic!("a closed port answered");
         };
         assert!(matches!(err, HttpError::ConnectionRefused), "{err:?}");
@@ -679,7 +774,7 @@ mod tests {
         let pool = HttpPool::new(Duration::from_secs(5));
         let mut opts = options(5);
         opts.between_bytes_timeout = Some(Duration::from_millis(200));
-        let Ok(resp) = pool.send(get(&url), opts, 1024, 1024).await else {
+        let Ok(resp) = pool.send(get(&url), opts, caps(1024, 1024)).await else {
             panic!("request failed");
         };
         let Err(err) = resp.into_body().collect().await else {

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::config::Origin;
-use crate::http_pool::HttpPool;
+use crate::http_pool::{BodyCaps, HttpPool};
 
 /// Host-side caps that a plugin cannot raise.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +28,9 @@ pub struct HttpLimits {
     pub between_bytes_timeout: Duration,
     /// Largest response body; past it the body fails with `HTTP-response-body-size`.
     pub max_response_body_bytes: u64,
+    /// Largest `text/event-stream` response (a streamed reply): mostly event framing, read
+    /// event by event, so it may be far larger than a JSON answer.
+    pub max_event_stream_bytes: u64,
     /// Largest request body; past it the request fails with `HTTP-request-body-size`
     /// (request bodies are read whole before they are sent).
     pub max_request_body_bytes: u64,
@@ -42,6 +45,7 @@ impl Default for HttpLimits {
             first_byte_timeout: Duration::from_secs(120),
             between_bytes_timeout: Duration::from_secs(120),
             max_response_body_bytes: 16 * 1024 * 1024,
+            max_event_stream_bytes: 256 * 1024 * 1024,
             max_request_body_bytes: 16 * 1024 * 1024,
             denied_body_drain: Duration::from_secs(5),
         }
@@ -131,15 +135,14 @@ impl WasiHttpHooks for SandboxHooks {
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         let options = self.clamp(options);
-        let (max_request, max_response) = (
-            self.limits.max_request_body_bytes,
-            self.limits.max_response_body_bytes,
-        );
+        let caps = BodyCaps {
+            request: self.limits.max_request_body_bytes,
+            response: self.limits.max_response_body_bytes,
+            event_stream: self.limits.max_event_stream_bytes,
+        };
         let pool = self.pool.clone();
         Box::new(async move {
-            let response = pool
-                .send(request, options, max_request, max_response)
-                .await?;
+            let response = pool.send(request, options, caps).await?;
             let response = response.map(BodyExt::boxed_unsync);
             // The pool drives its connections itself: no per-request I/O task.
             Ok((
