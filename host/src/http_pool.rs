@@ -4,7 +4,8 @@
 //! it when the response body is dropped; against `api.x.ai` that is a TCP and a TLS
 //! handshake per chat turn. The sandbox hook ([`crate::http_sandbox`]) decides *whether* a
 //! request may leave; this pool decides *how*: idle connections are kept per origin and
-//! reused, TLS with the webpki roots, HTTP/1.1, no redirects followed. Sharing connections
+//! reused, TLS with the webpki roots and the system's store, HTTP/1.1, proxies from the
+//! environment, no redirects followed. Sharing connections
 //! across tenants is safe: every request carries its own credentials, and a response is
 //! read by the request that asked for it.
 
@@ -121,13 +122,14 @@ impl HttpPool {
 
     /// Sends `request` (absolute URI) on a pooled or new connection.
     ///
-    /// The request body is read whole first (at most `max_request_body`) and sent with a
+    /// The request body is read whole first (at most `caps.request`) and sent with a
     /// `content-length`: one write instead of a chunked stream fed piece by piece from the
     /// guest. A guest must therefore finish its body before the response can start (as the
     /// plugin always does). A new connection must be made within the pool's connect
     /// timeout; the body read and the response head must come within the first-byte
     /// timeout, counted from now; each later body frame within the between-bytes timeout;
-    /// past `max_response_body` bytes the response body fails.
+    /// past its cap (`caps.response`, or `caps.event_stream` for an event stream) the
+    /// response body fails.
     pub(crate) async fn send(
         &self,
         request: http::Request<WasiBody>,
