@@ -5,9 +5,9 @@
 //! handshake per chat turn. The sandbox hook ([`crate::http_sandbox`]) decides *whether* a
 //! request may leave; this pool decides *how*: idle connections are kept per origin and
 //! reused, TLS with the webpki roots and the system's store, HTTP/1.1, proxies from the
-//! environment, no redirects followed. Sharing connections
-//! across tenants is safe: every request carries its own credentials, and a response is
-//! read by the request that asked for it.
+//! environment, no redirects followed. Sharing connections across tenants is safe: every
+//! request carries its own credentials, and a response is read by the request that asked
+//! for it.
 
 use std::error::Error as StdError;
 use std::future::Future;
