@@ -104,7 +104,18 @@ impl SharedEngine {
         let component =
             load_component(&self.engine, path, &digest, cache, || match bytes.take() {
                 Some(b) => Ok(b),
-                None => read(),
+                // Known by its memo only: read now, and make sure it is still that file
+                // (changed in the same instant as the memo saw it, it would not be).
+                None => {
+                    let b = read()?;
+                    if <[u8; 32]>::from(Sha256::digest(&b)) != digest {
+                        return Err(HostError::Plugin(format!(
+                            "{} changed while it was being loaded; try again",
+                            path.display()
+                        )));
+                    }
+                    Ok(b)
+                }
             })?;
         let mut linker: Linker<TenantState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -226,8 +237,9 @@ fn build(pool: Option<PoolSize>) -> wasmtime::Result<SharedEngine> {
     })
 }
 
-/// Compile the component, or load it from the on-disk cache keyed by the component's
-/// hash and the engine's compatibility hash (so a CLI call never recompiles).
+/// Compile the component (its bytes, whose SHA-256 is `digest`, come from `bytes`), or load
+/// it from the on-disk cache keyed by that digest and the engine's compatibility hash (so a
+/// CLI call never recompiles).
 fn load_component(
     engine: &Engine,
     path: &Path,
@@ -237,13 +249,6 @@ fn load_component(
 ) -> Result<Component, HostError> {
     let compile = || {
         let bytes = bytes()?;
-        if <[u8; 32]>::from(Sha256::digest(&bytes)) != *digest {
-            // Changed since its digest was taken (in the same instant as the memo saw it).
-            return Err(HostError::Plugin(format!(
-                "{} changed while it was being loaded; try again",
-                path.display()
-            )));
-        }
         Component::new(engine, &bytes).map_err(|e| {
             HostError::Plugin(format!(
                 "{} is not a valid component: {e:#}",
