@@ -45,7 +45,8 @@ pub fn main() -> ExitCode {
     // The conformance suite brings its own servers and endpoints: XAI_* play no part,
     // and no session of the operator's state is opened.
     if let Command::Conformance(args) = &cli.command {
-        return match async_runtime() {
+        // Many sessions and embedded servers at once: worker threads.
+        return match async_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
             Ok(rt) => rt.block_on(conformance::run(&cli, args)),
             Err(e) => fail(&e),
         };
@@ -57,20 +58,16 @@ pub fn main() -> ExitCode {
     };
     // One tenant, one call at a time: a single-threaded runtime starts faster than worker
     // threads would, and the call never waits on another thread to be scheduled.
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    match async_runtime(&mut tokio::runtime::Builder::new_current_thread()) {
         Ok(rt) => rt.block_on(run(cli, config)),
-        Err(e) => fail(&HostError::Config(format!(
-            "cannot start the async runtime: {e}"
-        ))),
+        Err(e) => fail(&e),
     }
 }
 
-fn async_runtime() -> Result<tokio::runtime::Runtime, HostError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+fn async_runtime(
+    builder: &mut tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, HostError> {
+    builder
         .enable_all()
         .build()
         .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))
