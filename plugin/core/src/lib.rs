@@ -44,6 +44,8 @@ pub use stream::ChatStream;
 pub use tier::tier_name;
 pub use token::Credentials;
 pub use types::{
-    ChatChunk, ChatReply, ChatRequest, ConnectionStatus, DevicePrompt, Lane, LogoutReport, Message,
-    Model, ModelList, PendingLogin, PollOutcome, Role, ThinkingEffort, Usage,
+    ChatChunk, ChatReply, ChatRequest, Citation, ConnectionStatus, ContentPart, DevicePrompt,
+    FinishReason, FunctionTool, Image, ImageDetail, ImageSource, JsonSchemaFormat, Lane,
+    LogoutReport, Message, Model, ModelList, PendingLogin, PollOutcome, ReasoningItem,
+    ResponseFormat, Role, ThinkingEffort, ToolCall, ToolChoice, Usage,
 };

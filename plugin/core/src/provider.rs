@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api_error::{ApiFailure, classify_api_error};
-use crate::chat::{parse_reply, request_body, route};
+use crate::chat::{explain_refusal, parse_reply, request_body, route};
 use crate::config::ProviderConfig;
 use crate::device::{
     PENDING_PREFIX, PendingFlow, SLOW_DOWN_STEP_SECS, hex, parse_device_authorization, pending_key,
@@ -680,14 +680,14 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         Ok(self.fetch_models()?.to_list(false))
     }
 
-    /// One complete reply, from the lane the model belongs to.
+    /// One complete reply, from the lane the model belongs to (or the one asked for).
     pub fn chat(&mut self, request: &ChatRequest) -> Result<ChatReply, ProviderError> {
         let route = route(request)?;
-        let body = request_body(&route, request, false);
+        let upstream = request_body(&route, request, false)?;
         let (url, ua) = (self.config.api_url(route.path()), self.user_agent());
-        let (mut resp, _) = self.api_send(&|token| {
-            post_json(url.clone(), &ua, token, body.clone(), "application/json")
-        })?;
+        let (mut resp, _) = self
+            .api_send(&|token| chat_post(&url, &ua, token, &upstream, "application/json"))
+            .map_err(|e| explain_refusal(e, &route, request))?;
         let v = read_json(&mut resp.body, "chat reply")?;
         parse_reply(&route, &v)
     }
@@ -699,11 +699,11 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         request: &ChatRequest,
     ) -> Result<ChatStream<T::Body>, ProviderError> {
         let route = route(request)?;
-        let body = request_body(&route, request, true);
+        let upstream = request_body(&route, request, true)?;
         let (url, ua) = (self.config.api_url(route.path()), self.user_agent());
-        let (resp, _) = self.api_send(&|token| {
-            post_json(url.clone(), &ua, token, body.clone(), "text/event-stream")
-        })?;
+        let (resp, _) = self
+            .api_send(&|token| chat_post(&url, &ua, token, &upstream, "text/event-stream"))
+            .map_err(|e| explain_refusal(e, &route, request))?;
         if let Some(ct) = resp.header("content-type")
             && !ct.to_ascii_lowercase().contains("text/event-stream")
         {
@@ -718,4 +718,17 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             prefixed(&route.upstream_model),
         ))
     }
+}
+
+/// A chat POST with the turn's own headers (e.g. the prompt-cache key).
+fn chat_post(
+    url: &str,
+    user_agent: &str,
+    token: &str,
+    upstream: &crate::chat::UpstreamRequest,
+    accept: &str,
+) -> HttpRequest {
+    let mut req = post_json(url.to_owned(), user_agent, token, upstream.body.clone(), accept);
+    req.headers.extend(upstream.headers.iter().cloned());
+    req
 }

@@ -6,15 +6,19 @@
 
 use std::collections::VecDeque;
 
-use serde_json::Value;
-
-use crate::chat::{
-    chat_completions_usage, response_failure, responses_finish_reason, responses_usage,
-};
+use crate::chat::completions::CompletionsAssembler;
+use crate::chat::responses::ResponsesAssembler;
 use crate::error::ProviderError;
 use crate::io::ResponseBody;
 use crate::sse::{SseDecoder, SseEvent};
-use crate::types::{ChatChunk, Lane, Usage};
+use crate::types::{ChatChunk, Lane};
+
+/// The lane's event reader.
+#[derive(Debug)]
+enum Assembler {
+    Completions(CompletionsAssembler),
+    Responses(ResponsesAssembler),
+}
 
 enum State {
     /// Reading events.
@@ -34,8 +38,7 @@ pub struct ChatStream<B> {
     model: String,
     state: State,
     queue: VecDeque<ChatChunk>,
-    finish_reason: Option<String>,
-    usage: Option<Usage>,
+    assembler: Assembler,
     body_done: bool,
     /// A framing error (line or event over its cap), reported only after the events
     /// decoded before it: the outcome must not depend on where the transport cut the
@@ -70,8 +73,10 @@ impl<B: ResponseBody> ChatStream<B> {
             model,
             state: State::Open,
             queue: VecDeque::new(),
-            finish_reason: None,
-            usage: None,
+            assembler: match lane {
+                Lane::Responses => Assembler::Responses(ResponsesAssembler::default()),
+                _ => Assembler::Completions(CompletionsAssembler::default()),
+            },
             body_done: false,
             framing_error: None,
         }
@@ -104,9 +109,10 @@ impl<B: ResponseBody> ChatStream<B> {
         &self.model
     }
 
-    /// The next piece of text. The last piece carries the finish reason and usage when
-    /// upstream reported them; after it, `Ok(None)`. Chunks with nothing in them are
-    /// skipped. Errors are sticky: once failed, every call returns the same error.
+    /// The next event: text, reasoning, tool-call starts and argument deltas, reasoning
+    /// items, citations, then usage and the finish reason when upstream reported them;
+    /// after the terminal event, `Ok(None)`. Empty deltas are skipped. Errors are sticky:
+    /// once failed, every call returns the same error.
     pub fn next_chunk(&mut self) -> Result<Option<ChatChunk>, ProviderError> {
         loop {
             if let Some(chunk) = self.queue.pop_front() {
@@ -150,117 +156,17 @@ impl<B: ResponseBody> ChatStream<B> {
     }
 
     fn handle(&mut self, ev: SseEvent) -> Result<(), ProviderError> {
-        match self.lane {
-            Lane::Responses => self.handle_responses(ev),
-            _ => self.handle_chat_completions(ev),
-        }
-    }
-
-    fn push_delta(&mut self, text: &str) {
-        if !text.is_empty() {
-            self.queue.push_back(ChatChunk {
-                delta: text.to_owned(),
-                finish_reason: None,
-                usage: None,
-            });
-        }
-    }
-
-    /// Queue the final chunk (when there is something to say) and stop reading.
-    fn terminate(&mut self) {
-        if self.finish_reason.is_some() || self.usage.is_some() {
-            self.queue.push_back(ChatChunk {
-                delta: String::new(),
-                finish_reason: self.finish_reason.take(),
-                usage: self.usage.take(),
-            });
-        }
-        self.state = State::Terminated;
-    }
-
-    fn handle_chat_completions(&mut self, ev: SseEvent) -> Result<(), ProviderError> {
-        if ev.data.trim() == "[DONE]" {
-            self.terminate();
-            return Ok(());
-        }
-        let v = parse_event(&ev.data)?;
-        if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-            let err = if err.is_object() {
-                err.clone()
-            } else {
-                serde_json::json!({"message": err})
-            };
-            return Err(response_failure(Some(&err)));
-        }
-        if let Some(choice) = v
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|c| c.first())
-        {
-            if let Some(text) = choice
-                .get("delta")
-                .and_then(|d| d.get("content"))
-                .and_then(Value::as_str)
-            {
-                self.push_delta(text);
+        let terminal = match &mut self.assembler {
+            Assembler::Completions(a) => a.on_event(&ev.data, &mut self.queue)?,
+            Assembler::Responses(a) => {
+                a.on_event(&ev.data, ev.event.as_deref(), &mut self.queue)?
             }
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-                self.finish_reason = Some(reason.to_owned());
-            }
-        }
-        if let Some(u) = v.get("usage").and_then(chat_completions_usage) {
-            self.usage = Some(u);
+        };
+        if terminal {
+            self.state = State::Terminated;
         }
         Ok(())
     }
-
-    fn handle_responses(&mut self, ev: SseEvent) -> Result<(), ProviderError> {
-        let v = parse_event(&ev.data)?;
-        let kind = v
-            .get("type")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or(ev.event)
-            .unwrap_or_default();
-        match kind.as_str() {
-            "response.output_text.delta" => {
-                if let Some(d) = v.get("delta").and_then(Value::as_str) {
-                    self.push_delta(d);
-                }
-            }
-            "response.completed" | "response.incomplete" => {
-                let resp = v.get("response").cloned().unwrap_or(Value::Null);
-                self.usage = resp.get("usage").and_then(responses_usage);
-                self.finish_reason = responses_finish_reason(&resp).or_else(|| {
-                    Some(
-                        if kind == "response.completed" {
-                            "stop"
-                        } else {
-                            "incomplete"
-                        }
-                        .to_owned(),
-                    )
-                });
-                self.terminate();
-            }
-            "response.failed" => {
-                return Err(response_failure(
-                    v.get("response").and_then(|r| r.get("error")),
-                ));
-            }
-            "error" => {
-                let err = v.get("error").filter(|e| e.is_object()).unwrap_or(&v);
-                return Err(response_failure(Some(err)));
-            }
-            _ => {} // created, in_progress, output_item.*, reasoning, ...
-        }
-        Ok(())
-    }
-}
-
-fn parse_event(data: &str) -> Result<Value, ProviderError> {
-    serde_json::from_str(data)
-        .map_err(|_| ProviderError::InvalidResponse("unparsable event in the reply stream".into()))
 }
 
 #[cfg(test)]
@@ -281,7 +187,8 @@ mod tests {
         let mut text = String::new();
         loop {
             match s.next_chunk() {
-                Ok(Some(c)) => text.push_str(&c.delta),
+                Ok(Some(ChatChunk::Text(t))) => text.push_str(&t),
+                Ok(Some(_)) => {}
                 Ok(None) => return (text, Ok(())),
                 Err(e) => return (text, Err(e)),
             }

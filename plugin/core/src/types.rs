@@ -117,6 +117,74 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// A tool call's result.
+    Tool,
+}
+
+/// Image detail hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageDetail {
+    /// Upstream's choice.
+    Auto,
+    /// Coarser.
+    Low,
+    /// Finer.
+    High,
+}
+
+/// Where an image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageSource {
+    /// An `https://` URL.
+    Url(String),
+    /// Inline bytes: media type and standard base64.
+    Data {
+        /// `image/png`, ...
+        media_type: String,
+        /// The bytes, base64.
+        base64: String,
+    },
+}
+
+/// An image input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// The image.
+    pub source: ImageSource,
+    /// Detail hint.
+    pub detail: Option<ImageDetail>,
+}
+
+/// One part of a message's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentPart {
+    /// Text.
+    Text(String),
+    /// An image.
+    Image(Image),
+}
+
+/// A function call.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id.
+    pub id: String,
+    /// The function's name.
+    pub name: String,
+    /// The arguments, JSON text as the model wrote it.
+    pub arguments: String,
+}
+
+/// Opaque reasoning state to pass back next turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasoningItem {
+    /// The lane that produced it.
+    pub lane: Lane,
+    /// Plugin-defined data (on the Responses lane: the reasoning output item as JSON).
+    pub data: String,
 }
 
 /// One message.
@@ -124,8 +192,38 @@ pub enum Role {
 pub struct Message {
     /// Who speaks.
     pub role: Role,
-    /// What is said.
-    pub content: String,
+    /// What is said, in order.
+    pub content: Vec<ContentPart>,
+    /// Assistant: the calls made in that turn.
+    pub tool_calls: Vec<ToolCall>,
+    /// Tool: the id of the call answered.
+    pub tool_call_id: Option<String>,
+    /// Assistant: reasoning items passed back.
+    pub reasoning: Vec<ReasoningItem>,
+}
+
+impl Message {
+    /// A message of plain text.
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: vec![ContentPart::Text(text.into())],
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            reasoning: Vec::new(),
+        }
+    }
+
+    /// The text parts concatenated.
+    pub fn text_content(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|p| match p {
+                ContentPart::Text(t) => Some(t.as_str()),
+                ContentPart::Image(_) => None,
+            })
+            .collect()
+    }
 }
 
 /// Reasoning effort.
@@ -140,32 +238,159 @@ pub enum ThinkingEffort {
     High,
 }
 
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionTool {
+    /// Name.
+    pub name: String,
+    /// What it does.
+    pub description: Option<String>,
+    /// JSON Schema of the arguments (JSON text).
+    pub parameters: Option<String>,
+    /// Strict schema adherence.
+    pub strict: Option<bool>,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// No tool calls.
+    None,
+    /// At least one call.
+    Required,
+    /// This function.
+    Function(String),
+}
+
+/// A JSON Schema for the reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonSchemaFormat {
+    /// Name.
+    pub name: String,
+    /// The schema (JSON text).
+    pub schema: String,
+    /// What the output is for.
+    pub description: Option<String>,
+    /// Strict adherence.
+    pub strict: Option<bool>,
+}
+
+/// The form of the reply's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text.
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON following a schema.
+    JsonSchema(JsonSchemaFormat),
+}
+
 /// One chat turn.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// Model id, with or without the provider prefix.
     pub model: String,
     /// The conversation.
     pub messages: Vec<Message>,
-    /// Optional reasoning effort.
-    pub thinking: Option<ThinkingEffort>,
-    /// Upper bound on generated tokens.
-    pub max_output_tokens: Option<u32>,
+    /// Lane override.
+    pub lane: Option<Lane>,
+    /// Functions the model may call.
+    pub tools: Vec<FunctionTool>,
+    /// Tool choice.
+    pub tool_choice: Option<ToolChoice>,
+    /// Several calls per turn.
+    pub parallel_tool_calls: Option<bool>,
+    /// Reply form.
+    pub response_format: Option<ResponseFormat>,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Sampling seed.
+    pub seed: Option<i64>,
+    /// Nucleus sampling.
+    pub top_p: Option<f32>,
     /// Sampling temperature.
     pub temperature: Option<f32>,
+    /// Upper bound on generated tokens.
+    pub max_output_tokens: Option<u32>,
+    /// Optional reasoning effort.
+    pub thinking: Option<ThinkingEffort>,
+    /// Prompt-cache routing key.
+    pub prompt_cache_key: Option<String>,
+    /// JSON object text merged into the upstream body.
+    pub extra_body: Option<String>,
 }
 
-/// Token accounting.
+/// Token accounting: `output_tokens` includes reasoning; total = input + output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
     /// Prompt tokens.
     pub input_tokens: u32,
-    /// Generated tokens.
+    /// Generated tokens, reasoning included.
     pub output_tokens: u32,
     /// Of those, reasoning tokens.
     pub reasoning_tokens: Option<u32>,
+    /// Of the prompt tokens, cached ones.
+    pub cached_input_tokens: Option<u32>,
     /// Input plus output.
     pub total_tokens: u32,
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// Natural end or stop sequence.
+    Stop,
+    /// Token limit.
+    Length,
+    /// Tool calls to run.
+    ToolCalls,
+    /// Content filter.
+    ContentFilter,
+    /// Anything else, raw.
+    Other(String),
+}
+
+impl FinishReason {
+    /// From upstream's word (`stop`, `length`, `max_output_tokens`, `tool_calls`, ...).
+    pub fn from_upstream(raw: &str) -> Self {
+        match raw {
+            "stop" | "end_turn" | "completed" => Self::Stop,
+            "length" | "max_tokens" | "max_output_tokens" => Self::Length,
+            "tool_calls" | "function_call" | "tool_use" => Self::ToolCalls,
+            "content_filter" => Self::ContentFilter,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The OpenAI word for it (`other` keeps its raw string).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+            Self::ToolCalls => "tool_calls",
+            Self::ContentFilter => "content_filter",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// A cited source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The source.
+    pub url: String,
+    /// Its title.
+    pub title: Option<String>,
+    /// Start of the supported text range.
+    pub start_index: Option<u32>,
+    /// End of that range.
+    pub end_index: Option<u32>,
 }
 
 /// A complete reply.
@@ -173,6 +398,14 @@ pub struct Usage {
 pub struct ChatReply {
     /// The text.
     pub content: String,
+    /// Calls the model asks for.
+    pub tool_calls: Vec<ToolCall>,
+    /// Visible reasoning.
+    pub reasoning: Option<String>,
+    /// Reasoning items to pass back.
+    pub reasoning_items: Vec<ReasoningItem>,
+    /// Sources cited.
+    pub citations: Vec<Citation>,
     /// Model that answered (provider-prefixed).
     pub model: String,
     /// Lane that served it.
@@ -180,16 +413,39 @@ pub struct ChatReply {
     /// Token accounting.
     pub usage: Option<Usage>,
     /// Why generation stopped.
-    pub finish_reason: Option<String>,
+    pub finish_reason: Option<FinishReason>,
 }
 
-/// One piece of a streamed reply.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ChatChunk {
-    /// Text added.
-    pub delta: String,
-    /// Set on the last chunk when reported.
-    pub finish_reason: Option<String>,
-    /// Set on the last chunk when reported.
-    pub usage: Option<Usage>,
+/// One event of a streamed reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatChunk {
+    /// Text to append.
+    Text(String),
+    /// Visible reasoning to append.
+    Reasoning(String),
+    /// A tool call begins.
+    ToolCallStart {
+        /// Position in this reply.
+        index: u32,
+        /// Call id.
+        id: String,
+        /// Function name.
+        name: String,
+    },
+    /// More arguments of a started call.
+    ToolCallArguments {
+        /// Position, as in its start.
+        index: u32,
+        /// Text to append.
+        arguments: String,
+    },
+    /// A reasoning item to pass back.
+    ReasoningItem(ReasoningItem),
+    /// A cited source.
+    Citation(Citation),
+    /// Token accounting.
+    Usage(Usage),
+    /// Why generation stopped.
+    Finish(FinishReason),
 }

@@ -1,0 +1,474 @@
+//! The chat-completions lane (OpenAI's shape, as xAI serves it): request body, complete
+//! reply and stream events.
+//!
+//! Tool calls stream in two ways that both assemble here: xAI sends each call whole in
+//! one chunk (id, name and all the arguments); OpenAI-style servers send the id and name
+//! first and the arguments over many chunks, merged by `index`.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use serde::Serialize;
+use serde_json::{Number, Value, json};
+
+use super::{decimal, effort, json_object, response_failure, takes_reasoning_effort};
+use crate::error::ProviderError;
+use crate::json::as_u64;
+use crate::types::{
+    ChatChunk, ChatReply, ChatRequest, Citation, ContentPart, FinishReason, ImageDetail,
+    ImageSource, Lane, Message, ResponseFormat, Role, ToolCall, ToolChoice, Usage,
+};
+
+use super::usage::chat_completions_usage;
+
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stop: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    /// A string, an array of parts (user messages with images), or null (an assistant
+    /// turn that is only tool calls).
+    content: Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+pub(crate) fn role(r: Role) -> &'static str {
+    match r {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    }
+}
+
+pub(crate) fn detail(d: ImageDetail) -> &'static str {
+    match d {
+        ImageDetail::Auto => "auto",
+        ImageDetail::Low => "low",
+        ImageDetail::High => "high",
+    }
+}
+
+/// An image as a URL upstream accepts: the https URL, or a `data:` URL.
+pub(crate) fn image_url(source: &ImageSource) -> String {
+    match source {
+        ImageSource::Url(u) => u.clone(),
+        ImageSource::Data { media_type, base64 } => format!("data:{media_type};base64,{base64}"),
+    }
+}
+
+fn content(m: &Message) -> Value {
+    let has_image = m.content.iter().any(|p| matches!(p, ContentPart::Image(_)));
+    if has_image {
+        let parts = m
+            .content
+            .iter()
+            .map(|p| match p {
+                ContentPart::Text(t) => json!({"type": "text", "text": t}),
+                ContentPart::Image(i) => {
+                    let mut url = json!({"url": image_url(&i.source)});
+                    if let Some(d) = i.detail {
+                        url["detail"] = json!(detail(d));
+                    }
+                    json!({"type": "image_url", "image_url": url})
+                }
+            })
+            .collect();
+        return Value::Array(parts);
+    }
+    let text = m.text_content();
+    if text.is_empty() && m.role == Role::Assistant && !m.tool_calls.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text)
+    }
+}
+
+fn message(m: &Message) -> WireMessage<'_> {
+    WireMessage {
+        role: role(m.role),
+        content: content(m),
+        tool_calls: m
+            .tool_calls
+            .iter()
+            .map(|c| WireToolCall {
+                id: &c.id,
+                kind: "function",
+                function: WireFunction {
+                    name: &c.name,
+                    arguments: &c.arguments,
+                },
+            })
+            .collect(),
+        tool_call_id: m.tool_call_id.as_deref(),
+    }
+}
+
+/// The function tools, as `{type, function: {name, description, parameters, strict}}`.
+fn tools(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
+    req.tools
+        .iter()
+        .map(|t| {
+            let mut f = json!({"name": t.name});
+            if let Some(d) = &t.description {
+                f["description"] = json!(d);
+            }
+            if let Some(p) = &t.parameters {
+                f["parameters"] = Value::Object(json_object(p, "tool parameters")?);
+            }
+            if let Some(s) = t.strict {
+                f["strict"] = json!(s);
+            }
+            Ok(json!({"type": "function", "function": f}))
+        })
+        .collect()
+}
+
+fn tool_choice(c: &ToolChoice) -> Value {
+    match c {
+        ToolChoice::Auto => json!("auto"),
+        ToolChoice::None => json!("none"),
+        ToolChoice::Required => json!("required"),
+        ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
+    }
+}
+
+fn response_format(f: &ResponseFormat) -> Result<Value, ProviderError> {
+    Ok(match f {
+        ResponseFormat::Text => json!({"type": "text"}),
+        ResponseFormat::JsonObject => json!({"type": "json_object"}),
+        ResponseFormat::JsonSchema(s) => {
+            let mut schema = json!({
+                "name": s.name,
+                "schema": Value::Object(json_object(&s.schema, "response_format schema")?),
+            });
+            if let Some(d) = &s.description {
+                schema["description"] = json!(d);
+            }
+            if let Some(strict) = s.strict {
+                schema["strict"] = json!(strict);
+            }
+            json!({"type": "json_schema", "json_schema": schema})
+        }
+    })
+}
+
+/// The request body (reasoning items of other lanes have no place here and are left out).
+pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value, ProviderError> {
+    let body = Body {
+        model,
+        messages: req.messages.iter().map(message).collect(),
+        stream,
+        stream_options: stream.then(|| json!({"include_usage": true})),
+        max_tokens: req.max_output_tokens,
+        temperature: req.temperature.and_then(decimal),
+        top_p: req.top_p.and_then(decimal),
+        reasoning_effort: req
+            .thinking
+            .filter(|_| takes_reasoning_effort(model))
+            .map(effort),
+        tools: tools(req)?,
+        tool_choice: req.tool_choice.as_ref().map(tool_choice),
+        parallel_tool_calls: req.parallel_tool_calls,
+        response_format: req.response_format.as_ref().map(response_format).transpose()?,
+        stop: req.stop.iter().map(String::as_str).collect(),
+        seed: req.seed,
+    };
+    Ok(serde_json::to_value(body).expect("json body"))
+}
+
+fn text_field(v: Option<&Value>, what: &str) -> Result<Option<String>, ProviderError> {
+    match v {
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Err(ProviderError::InvalidResponse(format!(
+            "chat completion {what} is not text"
+        ))),
+    }
+}
+
+/// Citations: xAI's top-level `citations` (URLs) and OpenAI's `url_citation` annotations.
+fn citations(top: Option<&Value>, annotations: Option<&Value>) -> Vec<Citation> {
+    let mut out = Vec::new();
+    for c in top.and_then(Value::as_array).into_iter().flatten() {
+        match c {
+            Value::String(url) => out.push(Citation {
+                url: url.clone(),
+                title: None,
+                start_index: None,
+                end_index: None,
+            }),
+            obj => out.extend(super::responses::citation(obj)),
+        }
+    }
+    for a in annotations.and_then(Value::as_array).into_iter().flatten() {
+        let inner = a.get("url_citation").unwrap_or(a);
+        out.extend(super::responses::citation(inner));
+    }
+    out
+}
+
+fn tool_call(v: &Value) -> Result<ToolCall, ProviderError> {
+    let f = v.get("function").unwrap_or(&Value::Null);
+    let field = |obj: &Value, k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let call = ToolCall {
+        id: field(v, "id"),
+        name: field(f, "name"),
+        arguments: match f.get("arguments") {
+            Some(Value::String(s)) => s.clone(),
+            None | Some(Value::Null) => String::new(),
+            // Some servers send the arguments as an object: keep its JSON text.
+            Some(other) => other.to_string(),
+        },
+    };
+    if call.id.is_empty() || call.name.is_empty() {
+        return Err(ProviderError::InvalidResponse(
+            "chat completion tool call without id or name".into(),
+        ));
+    }
+    Ok(call)
+}
+
+pub(crate) fn parse_reply(v: &Value, model: String) -> Result<ChatReply, ProviderError> {
+    let choice = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .ok_or_else(|| ProviderError::InvalidResponse("chat completion without choices".into()))?;
+    let message = choice
+        .get("message")
+        .filter(|m| m.is_object())
+        .ok_or_else(|| {
+            ProviderError::InvalidResponse("chat completion choice without message".into())
+        })?;
+    let tool_calls = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(tool_call)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ChatReply {
+        content: text_field(message.get("content"), "content")?.unwrap_or_default(),
+        tool_calls,
+        reasoning: text_field(message.get("reasoning_content"), "reasoning")?
+            .filter(|s| !s.is_empty()),
+        reasoning_items: Vec::new(),
+        citations: citations(v.get("citations"), message.get("annotations")),
+        model,
+        lane: Lane::ChatCompletions,
+        usage: v.get("usage").and_then(chat_completions_usage),
+        finish_reason: choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .map(FinishReason::from_upstream),
+    })
+}
+
+/// A tool call being assembled from chunks.
+#[derive(Debug, Default)]
+struct PartialCall {
+    /// Upstream's `index`.
+    upstream: u64,
+    id: Option<String>,
+    name: Option<String>,
+    /// Our index, once the start was handed out.
+    started: Option<u32>,
+    /// Arguments that arrived before the name.
+    held: String,
+}
+
+/// Turns `chat.completion.chunk` events into [`ChatChunk`]s.
+#[derive(Debug, Default)]
+pub struct CompletionsAssembler {
+    calls: Vec<PartialCall>,
+    next_index: u32,
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+    cited: BTreeSet<String>,
+}
+
+impl CompletionsAssembler {
+    /// Handle one event's data; `Ok(true)` at the terminal `[DONE]`.
+    pub fn on_event(&mut self, data: &str, out: &mut VecDeque<ChatChunk>) -> Result<bool, ProviderError> {
+        if data.trim() == "[DONE]" {
+            self.finish_stream(out)?;
+            return Ok(true);
+        }
+        let v = super::responses::parse_event(data)?;
+        if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+            let err = if err.is_object() {
+                err.clone()
+            } else {
+                json!({"message": err})
+            };
+            return Err(response_failure(Some(&err)));
+        }
+        if let Some(choice) = v
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|c| c.first())
+        {
+            let delta = choice.get("delta").unwrap_or(&Value::Null);
+            if let Some(r) = delta.get("reasoning_content").and_then(Value::as_str)
+                && !r.is_empty()
+            {
+                out.push_back(ChatChunk::Reasoning(r.to_owned()));
+            }
+            if let Some(t) = delta.get("content").and_then(Value::as_str)
+                && !t.is_empty()
+            {
+                out.push_back(ChatChunk::Text(t.to_owned()));
+            }
+            for (pos, call) in delta
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                self.tool_call_delta(pos, call, out)?;
+            }
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.finish = Some(FinishReason::from_upstream(reason));
+            }
+            for c in citations(None, delta.get("annotations")) {
+                self.cite(c, out);
+            }
+        }
+        for c in citations(v.get("citations"), None) {
+            self.cite(c, out);
+        }
+        if let Some(u) = v.get("usage").and_then(chat_completions_usage) {
+            self.usage = Some(u);
+        }
+        Ok(false)
+    }
+
+    fn cite(&mut self, c: Citation, out: &mut VecDeque<ChatChunk>) {
+        // xAI repeats the whole list on later chunks: each source once.
+        if self.cited.insert(c.url.clone()) {
+            out.push_back(ChatChunk::Citation(c));
+        }
+    }
+
+    fn tool_call_delta(
+        &mut self,
+        pos: usize,
+        v: &Value,
+        out: &mut VecDeque<ChatChunk>,
+    ) -> Result<(), ProviderError> {
+        // A missing index means the position in this chunk (some servers leave it out when
+        // each call comes whole).
+        let upstream = v.get("index").and_then(as_u64).unwrap_or(pos as u64);
+        let slot = match self.calls.iter().position(|c| c.upstream == upstream) {
+            Some(i) => i,
+            None => {
+                self.calls.push(PartialCall {
+                    upstream,
+                    ..PartialCall::default()
+                });
+                self.calls.len() - 1
+            }
+        };
+        let f = v.get("function").unwrap_or(&Value::Null);
+        let call = &mut self.calls[slot];
+        if let Some(id) = v.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            call.id.get_or_insert_with(|| id.to_owned());
+        }
+        if let Some(name) = f.get("name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            call.name.get_or_insert_with(|| name.to_owned());
+        }
+        let args = match f.get("arguments") {
+            Some(Value::String(s)) => s.clone(),
+            None | Some(Value::Null) => String::new(),
+            Some(other) => other.to_string(),
+        };
+        if call.started.is_none()
+            && let Some(name) = call.name.clone()
+        {
+            let index = self.next_index;
+            self.next_index += 1;
+            call.started = Some(index);
+            out.push_back(ChatChunk::ToolCallStart {
+                index,
+                id: call.id.clone().unwrap_or_else(|| format!("call_{index}")),
+                name,
+            });
+            if !call.held.is_empty() {
+                out.push_back(ChatChunk::ToolCallArguments {
+                    index,
+                    arguments: std::mem::take(&mut call.held),
+                });
+            }
+        }
+        if !args.is_empty() {
+            match call.started {
+                Some(index) => out.push_back(ChatChunk::ToolCallArguments {
+                    index,
+                    arguments: args,
+                }),
+                None => call.held.push_str(&args),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_stream(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<(), ProviderError> {
+        if self.calls.iter().any(|c| c.started.is_none()) {
+            return Err(ProviderError::InvalidResponse(
+                "a streamed tool call never named its function".into(),
+            ));
+        }
+        if let Some(u) = self.usage.take() {
+            out.push_back(ChatChunk::Usage(u));
+        }
+        if let Some(f) = self.finish.take() {
+            out.push_back(ChatChunk::Finish(f));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,363 @@
+//! Chat in both lanes: routing and validation here; each lane's wire format (request
+//! body, complete reply, stream events) in its own module.
+//!
+//! * [`completions`]: OpenAI-compatible `POST {api}/chat/completions`.
+//! * [`responses`]: `POST {api}/responses` (multi-agent models only work there; any chat
+//!   model may be sent there on request).
+
+pub mod completions;
+pub mod responses;
+mod usage;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::error::ProviderError;
+use crate::models::{lane_for, prefixed, unprefixed};
+use crate::redact::sanitize;
+use crate::types::{
+    ChatReply, ChatRequest, ContentPart, ImageSource, Lane, Message, ResponseFormat, Role,
+    ThinkingEffort, ToolChoice,
+};
+
+pub use usage::{chat_completions_usage, responses_usage};
+
+/// Media types accepted for inline images.
+const IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/webp", "image/gif"];
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Model id as upstream knows it (no prefix).
+    pub upstream_model: String,
+    /// The dialect.
+    pub lane: Lane,
+}
+
+impl Route {
+    /// Path under the API base.
+    pub fn path(&self) -> &'static str {
+        match self.lane {
+            Lane::Responses => "responses",
+            _ => "chat/completions",
+        }
+    }
+}
+
+/// What to send upstream for one turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// Headers beyond the transport's own (e.g. the prompt-cache key on chat-completions).
+    pub headers: Vec<(String, String)>,
+}
+
+fn invalid(msg: impl Into<String>) -> ProviderError {
+    ProviderError::InvalidInput(msg.into())
+}
+
+/// Validate a request and pick its lane: the model's own, or the one asked for.
+pub fn route(req: &ChatRequest) -> Result<Route, ProviderError> {
+    let model = unprefixed(req.model.trim());
+    if model.is_empty() {
+        return Err(invalid("model is empty"));
+    }
+    if req.messages.is_empty() {
+        return Err(invalid("messages are empty"));
+    }
+    if req.temperature.is_some_and(|t| !t.is_finite() || t < 0.0) {
+        return Err(invalid("temperature must be a finite number >= 0"));
+    }
+    if req
+        .top_p
+        .is_some_and(|p| !p.is_finite() || !(0.0..=1.0).contains(&p))
+    {
+        return Err(invalid("top_p must be a number between 0 and 1"));
+    }
+    let own = lane_for(model);
+    if own == Lane::Media {
+        return Err(invalid(format!(
+            "{} is an image/video model, not usable for chat",
+            prefixed(model)
+        )));
+    }
+    let lane = match req.lane {
+        None => own,
+        Some(Lane::Media) => return Err(invalid("the media lane does not serve chat")),
+        Some(Lane::ChatCompletions) if own == Lane::Responses => {
+            return Err(invalid(format!(
+                "{} is served only by the Responses API (lane responses)",
+                prefixed(model)
+            )));
+        }
+        Some(lane) => lane,
+    };
+    for (i, m) in req.messages.iter().enumerate() {
+        check_message(i, m)?;
+    }
+    check_tools(req)?;
+    if let Some(ResponseFormat::JsonSchema(f)) = &req.response_format {
+        if f.name.trim().is_empty() {
+            return Err(invalid("response_format json_schema needs a name"));
+        }
+        json_object(&f.schema, "response_format json_schema schema")?;
+    }
+    if lane == Lane::Responses {
+        // The Responses API has no such fields: refusing is better than dropping them.
+        if !req.stop.is_empty() {
+            return Err(invalid("stop sequences are not supported on the Responses lane"));
+        }
+        if req.seed.is_some() {
+            return Err(invalid("seed is not supported on the Responses lane"));
+        }
+    }
+    if let Some(extra) = &req.extra_body {
+        json_object(extra, "extra_body")?;
+    }
+    Ok(Route {
+        upstream_model: model.to_owned(),
+        lane,
+    })
+}
+
+fn check_message(i: usize, m: &Message) -> Result<(), ProviderError> {
+    let at = |what: &str| invalid(format!("messages[{i}]: {what}"));
+    if m.role != Role::Assistant && !m.tool_calls.is_empty() {
+        return Err(at("only assistant messages carry tool calls"));
+    }
+    if m.role != Role::Assistant && !m.reasoning.is_empty() {
+        return Err(at("only assistant messages carry reasoning items"));
+    }
+    match (m.role, &m.tool_call_id) {
+        (Role::Tool, None) => return Err(at("a tool message needs tool_call_id")),
+        (Role::Tool, Some(id)) if id.trim().is_empty() => {
+            return Err(at("tool_call_id is empty"));
+        }
+        (Role::Tool, Some(_)) | (_, None) => {}
+        (_, Some(_)) => return Err(at("only tool messages carry tool_call_id")),
+    }
+    for call in &m.tool_calls {
+        if call.id.trim().is_empty() || call.name.trim().is_empty() {
+            return Err(at("a tool call needs an id and a name"));
+        }
+    }
+    for part in &m.content {
+        let ContentPart::Image(image) = part else {
+            continue;
+        };
+        if m.role != Role::User {
+            return Err(at("images are accepted in user messages only"));
+        }
+        match &image.source {
+            ImageSource::Url(url) => {
+                if !url
+                    .get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+                    || url.len() <= 8
+                {
+                    return Err(at("an image URL must be https://"));
+                }
+            }
+            ImageSource::Data { media_type, base64 } => {
+                if !IMAGE_TYPES.contains(&media_type.as_str()) {
+                    return Err(at(&format!(
+                        "image media type must be one of {}",
+                        IMAGE_TYPES.join(", ")
+                    )));
+                }
+                if base64.is_empty()
+                    || base64::engine::general_purpose::STANDARD
+                        .decode(base64.as_bytes())
+                        .is_err()
+                {
+                    return Err(at("image data is not standard base64"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_tools(req: &ChatRequest) -> Result<(), ProviderError> {
+    let mut names = std::collections::BTreeSet::new();
+    for t in &req.tools {
+        let ok = !t.name.is_empty()
+            && t.name.len() <= 64
+            && t
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(invalid(format!(
+                "tool name {:?} must be 1 to 64 of [A-Za-z0-9_-]",
+                crate::redact::truncate(&t.name, 80)
+            )));
+        }
+        if !names.insert(t.name.as_str()) {
+            return Err(invalid(format!("tool {} is declared twice", t.name)));
+        }
+        if let Some(p) = &t.parameters {
+            json_object(p, &format!("tool {} parameters", t.name))?;
+        }
+    }
+    match &req.tool_choice {
+        Some(ToolChoice::Required) if req.tools.is_empty() => {
+            Err(invalid("tool_choice required needs tools"))
+        }
+        Some(ToolChoice::Function(name)) if !names.contains(name.as_str()) => Err(invalid(
+            format!("tool_choice names {name}, which is not among the tools"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Parse `text` as a JSON object, or say which field is not one.
+pub(crate) fn json_object(text: &str, what: &str) -> Result<Map<String, Value>, ProviderError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(invalid(format!("{what} must be a JSON object"))),
+    }
+}
+
+/// The body (and headers) for `route`; `stream` selects SSE.
+pub fn request_body(
+    route: &Route,
+    req: &ChatRequest,
+    stream: bool,
+) -> Result<UpstreamRequest, ProviderError> {
+    let (body, headers) = match route.lane {
+        Lane::Responses => (
+            responses::body(&route.upstream_model, req, stream)?,
+            Vec::new(),
+        ),
+        _ => (
+            completions::body(&route.upstream_model, req, stream)?,
+            // xAI routes cache hits by this header on chat-completions.
+            req.prompt_cache_key
+                .iter()
+                .map(|k| ("x-grok-conv-id".to_owned(), k.clone()))
+                .collect(),
+        ),
+    };
+    let mut body = match body {
+        Value::Object(m) => m,
+        _ => unreachable!("bodies are objects"),
+    };
+    if let Some(extra) = &req.extra_body {
+        merge_extra(&mut body, json_object(extra, "extra_body")?)?;
+    }
+    Ok(UpstreamRequest {
+        body: serde_json::to_vec(&body).expect("json body"),
+        headers,
+    })
+}
+
+/// Merge the escape hatch: new fields are added, arrays are appended to the request's own
+/// (server-side tools beside function tools), anything else already set is refused.
+fn merge_extra(body: &mut Map<String, Value>, extra: Map<String, Value>) -> Result<(), ProviderError> {
+    for (k, v) in extra {
+        match (body.get_mut(&k), v) {
+            (None, v) => {
+                body.insert(k, v);
+            }
+            (Some(Value::Array(mine)), Value::Array(more)) => mine.extend(more),
+            (Some(_), _) => {
+                return Err(invalid(format!(
+                    "extra_body field {k} is already set by the request"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Upstream's word for an effort.
+pub(crate) fn effort(t: ThinkingEffort) -> &'static str {
+    match t {
+        ThinkingEffort::Low => "low",
+        ThinkingEffort::Medium => "medium",
+        ThinkingEffort::High => "high",
+    }
+}
+
+/// `f32` as the decimal the caller wrote (`0.7`, not `0.699999988079071`).
+pub(crate) fn decimal(t: f32) -> Option<serde_json::Number> {
+    t.to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+}
+
+/// Whether a chat-completions model accepts `reasoning_effort`. The grok-4.20 reasoning and
+/// non-reasoning variants (dated or not) and the Grok Build / code models answer HTTP 400
+/// to it whatever its value (reported by public xAI clients); for them the thinking hint
+/// is left out, as the AI SDK's xAI provider does, rather than failing the turn.
+pub fn takes_reasoning_effort(upstream_model: &str) -> bool {
+    let m = upstream_model.to_ascii_lowercase();
+    !(m.starts_with("grok-4.20") || m.starts_with("grok-build") || m.starts_with("grok-code"))
+}
+
+/// Read a complete (non-streamed) reply.
+pub fn parse_reply(route: &Route, v: &Value) -> Result<ChatReply, ProviderError> {
+    let model = v
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map_or_else(
+            || prefixed(&route.upstream_model),
+            |m| prefixed(unprefixed(m)),
+        );
+    match route.lane {
+        Lane::Responses => responses::parse_reply(v, model),
+        _ => completions::parse_reply(v, model),
+    }
+}
+
+/// The error of a failed response or `error` event (`{code?, message?}`): rate limits
+/// stay rate limits, rejected input stays the caller's, the rest is upstream trouble.
+pub fn response_failure(err: Option<&Value>) -> ProviderError {
+    let field = |k: &str| {
+        err.and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .map(|s| sanitize(s, &[]))
+            .unwrap_or_default()
+    };
+    let (code, message) = (field("code"), field("message"));
+    let text = match (code.is_empty(), message.is_empty()) {
+        (true, true) => "the response failed".to_owned(),
+        (false, true) => code.clone(),
+        (true, false) => message,
+        (false, false) => format!("{code}: {message}"),
+    };
+    let code_l = code.to_ascii_lowercase();
+    if code_l.contains("rate_limit") {
+        ProviderError::RateLimited {
+            message: text,
+            retry_after_seconds: None,
+        }
+    } else if code_l.starts_with("invalid") {
+        ProviderError::InvalidInput(text)
+    } else {
+        ProviderError::UpstreamUnavailable(text)
+    }
+}
+
+/// A 400 that says the model refuses client tools becomes an error naming the model and
+/// the way out (multi-agent models need xAI's beta access for function tools).
+pub fn explain_refusal(e: ProviderError, route: &Route, req: &ChatRequest) -> ProviderError {
+    match e {
+        ProviderError::InvalidInput(m)
+            if !req.tools.is_empty() && m.to_ascii_lowercase().contains("client-side tools") =>
+        {
+            ProviderError::InvalidInput(format!(
+                "{} does not accept client-side tools (function tools need xAI beta access for multi-agent models): drop the tools or pick another model (upstream: {m})",
+                prefixed(&route.upstream_model)
+            ))
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests;
