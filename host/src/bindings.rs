@@ -20,3 +20,50 @@ wasmtime::component::bindgen!({
 
 pub use exports::model_provider::plugin::model_provider as provider;
 pub use model_provider::plugin::types;
+
+impl types::Message {
+    /// A message of plain text.
+    pub fn text(role: types::Role, text: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: vec![types::ContentPart::Text(text.into())],
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            reasoning: Vec::new(),
+        }
+    }
+
+    /// The text parts concatenated.
+    pub fn text_content(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|p| match p {
+                types::ContentPart::Text(t) => Some(t.as_str()),
+                types::ContentPart::Image(_) => None,
+            })
+            .collect()
+    }
+}
+
+impl types::ChatRequest {
+    /// A request of `messages` to `model` with nothing else set (upstream defaults).
+    pub fn new(model: impl Into<String>, messages: Vec<types::Message>) -> Self {
+        Self {
+            model: model.into(),
+            messages,
+            lane: None,
+            tools: Vec::new(),
+            tool_choice: None,
+            parallel_tool_calls: None,
+            response_format: None,
+            stop: Vec::new(),
+            seed: None,
+            top_p: None,
+            temperature: None,
+            max_output_tokens: None,
+            thinking: None,
+            prompt_cache_key: None,
+            extra_body: None,
+        }
+    }
+}

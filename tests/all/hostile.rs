@@ -125,16 +125,7 @@ async fn a_trap_while_holding_a_lock_releases_the_lock() {
     let state = support::state_dir();
     let runtime = hostile_runtime(state.path(), Duration::from_secs(10));
     let mut s = session(&runtime, "alice").await;
-    let request = ChatRequest {
-        model: "lock-then-trap".into(),
-        messages: vec![Message {
-            role: Role::User,
-            content: "x".into(),
-        }],
-        thinking: None,
-        max_output_tokens: None,
-        temperature: None,
-    };
+    let request = ChatRequest::new("lock-then-trap", vec![Message::text(Role::User, "x")]);
     let err = s.chat(&request).await.unwrap_err();
     assert_eq!(err.code(), "plugin_trap", "{err}");
     // The trapped instance never dropped its handle; the host released the lock with it.

@@ -52,16 +52,7 @@ async fn connected_world(auth_config: AuthConfig) -> World {
 }
 
 fn hello() -> ChatRequest {
-    ChatRequest {
-        model: "grok-4.3".into(),
-        messages: vec![Message {
-            role: Role::User,
-            content: "hello".into(),
-        }],
-        thinking: None,
-        max_output_tokens: None,
-        temperature: None,
-    }
+    ChatRequest::new("grok-4.3", vec![Message::text(Role::User, "hello")])
 }
 
 async fn still_connected(w: &mut World) {
@@ -99,7 +90,7 @@ async fn stalls_before_headers_and_mid_body_time_out() {
     assert_eq!(err.code(), "network", "{err}");
 
     let mut stream_req = hello();
-    stream_req.messages[0].content = "a long enough answer to span several events".into();
+    stream_req.messages[0] = Message::text(Role::User, "a long enough answer to span several events");
     w.api.push_fault(
         Route::ChatCompletions,
         Fault::StallMidBody {

@@ -34,16 +34,7 @@ async fn connect(
 }
 
 fn user(model: &str, text: &str) -> ChatRequest {
-    ChatRequest {
-        model: model.into(),
-        messages: vec![Message {
-            role: Role::User,
-            content: text.into(),
-        }],
-        thinking: None,
-        max_output_tokens: None,
-        temperature: None,
-    }
+    ChatRequest::new(model, vec![Message::text(Role::User, text)])
 }
 
 /// The coalescing window of forced refreshes (a refresh within 2 s of the last is shared).
@@ -222,7 +213,9 @@ async fn tier_gate_is_tier_denied_and_both_lanes_stream() {
         let mut text = String::new();
         let mut chunks = 0;
         while let Some(chunk) = heavy.next_chunk(&stream).await.unwrap() {
-            text.push_str(&chunk.delta);
+            if let provider_host::bindings::types::ChatChunk::Text(t) = chunk {
+                text.push_str(&t);
+            }
             chunks += 1;
         }
         heavy.close_chat_stream(stream).await.unwrap();

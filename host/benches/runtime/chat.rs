@@ -23,16 +23,7 @@ pub async fn run(world: &World, native: &mut Native, iterations: usize, report: 
         "c) chat through the plugin vs the same request sent directly with hyper ({REPLY_BYTES} B reply)"
     ));
     let mut session = world.connect("bench-chat").await;
-    let request = ChatRequest {
-        model: "xai-grok/grok-4.3".into(),
-        messages: vec![Message {
-            role: Role::User,
-            content: "Say something long enough to fill the reply.".into(),
-        }],
-        thinking: None,
-        max_output_tokens: None,
-        temperature: None,
-    };
+    let request = ChatRequest::new("xai-grok/grok-4.3", vec![Message::text(Role::User, "Say something long enough to fill the reply.")]);
 
     // The exact requests the plugin sends, to replay them directly.
     world.api.clear_requests();
@@ -58,13 +49,8 @@ pub async fn run(world: &World, native: &mut Native, iterations: usize, report: 
         .to_bytes();
     let core_request = grok_provider_core::ChatRequest {
         model: request.model.clone(),
-        messages: vec![grok_provider_core::Message {
-            role: grok_provider_core::Role::User,
-            content: request.messages[0].content.clone(),
-        }],
-        thinking: None,
-        max_output_tokens: None,
-        temperature: None,
+        messages: vec![grok_provider_core::Message::text(grok_provider_core::Role::User, request.messages[0].text_content())],
+        ..Default::default()
     };
 
     let mut kept = connect(addr).await;
@@ -137,7 +123,7 @@ pub async fn run(world: &World, native: &mut Native, iterations: usize, report: 
                 .await
                 .expect("chunk")
                 .expect("a chunk");
-            if !chunk.delta.is_empty() {
+            if matches!(&chunk, provider_host::bindings::types::ChatChunk::Text(t) if !t.is_empty()) {
                 break;
             }
         }

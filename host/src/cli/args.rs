@@ -98,11 +98,21 @@ pub enum Thinking {
     High,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LaneArg {
+    ChatCompletions,
+    Responses,
+}
+
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// Model id (with or without the provider prefix).
-    #[arg(long, default_value = "xai-grok/grok-4.3")]
-    pub model: String,
+    /// Model id (with or without the provider prefix); default: the request body's model,
+    /// else xai-grok/grok-4.3.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Serve the turn on this lane instead of the model's own.
+    #[arg(long, value_enum)]
+    pub lane: Option<LaneArg>,
     /// Reasoning effort.
     #[arg(long, value_enum)]
     pub thinking: Option<Thinking>,
@@ -112,9 +122,13 @@ pub struct ChatArgs {
     /// A system message before the user's.
     #[arg(long)]
     pub system: Option<String>,
-    /// Read the conversation (JSON array of {role, content}) from a file, or `-` for stdin.
-    #[arg(long, conflicts_with = "message")]
+    /// Read the conversation (JSON array of OpenAI-style messages) from a file, or `-`.
+    #[arg(long, conflicts_with_all = ["message", "request"])]
     pub messages: Option<String>,
+    /// Read a whole OpenAI Chat Completions request body (tools, images, response_format,
+    /// ...) from a file, or `-` for stdin.
+    #[arg(long, conflicts_with_all = ["message", "system"])]
+    pub request: Option<String>,
     /// Upper bound on generated tokens.
     #[arg(long)]
     pub max_output_tokens: Option<u32>,
@@ -122,6 +136,6 @@ pub struct ChatArgs {
     #[arg(long)]
     pub json: bool,
     /// The user's message.
-    #[arg(required_unless_present = "messages")]
+    #[arg(required_unless_present_any = ["messages", "request"])]
     pub message: Option<String>,
 }

@@ -3,94 +3,155 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use provider_host::bindings::types::{ChatRequest, Message, Role, ThinkingEffort};
+use provider_host::bindings::types::{
+    ChatChunk, ChatRequest, Citation, ContentPart, FinishReason, Lane, Message, ProviderError,
+    Role, ThinkingEffort, Usage,
+};
 use provider_host::{HostError, Session};
-use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::args::{ChatArgs, Thinking};
-use super::{fail, ok, print_json, render};
+use super::args::{ChatArgs, LaneArg, Thinking};
+use super::{fail, ok, openai, print_json, render};
 
-#[derive(Deserialize)]
-struct JsonMessage {
-    role: String,
-    content: String,
+const DEFAULT_MODEL: &str = "xai-grok/grok-4.3";
+
+fn invalid(message: String) -> HostError {
+    HostError::Provider(ProviderError::InvalidInput(message))
 }
 
-fn parse_role(role: &str) -> Result<Role, HostError> {
-    match role {
-        "system" => Ok(Role::System),
-        "user" => Ok(Role::User),
-        "assistant" => Ok(Role::Assistant),
-        other => Err(HostError::Config(format!(
-            "unknown role {other:?}: use system, user or assistant"
-        ))),
-    }
-}
-
-fn read_messages(source: &str) -> Result<Vec<Message>, HostError> {
+fn read_source(source: &str, what: &str) -> Result<String, HostError> {
     let mut text = String::new();
     let read = if source == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
     } else {
         std::fs::read_to_string(source).map(|t| text = t)
     };
-    read.map_err(|e| HostError::Config(format!("cannot read messages from {source}: {e}")))?;
-    let parsed: Vec<JsonMessage> = serde_json::from_str(&text).map_err(|e| {
-        HostError::Config(format!(
-            "messages must be a JSON array of {{role, content}}: {e}"
-        ))
-    })?;
-    parsed
-        .into_iter()
-        .map(|m| {
-            Ok(Message {
-                role: parse_role(&m.role)?,
-                content: m.content,
-            })
-        })
-        .collect()
+    read.map_err(|e| HostError::Config(format!("cannot read {what} from {source}: {e}")))?;
+    Ok(text)
 }
 
-fn build_request(args: &ChatArgs) -> Result<ChatRequest, HostError> {
-    let mut messages = Vec::new();
-    if let Some(system) = &args.system {
-        messages.push(Message {
-            role: Role::System,
-            content: system.clone(),
-        });
+fn text_message(role: Role, text: &str) -> Message {
+    Message {
+        role,
+        content: vec![ContentPart::Text(text.to_owned())],
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+        reasoning: Vec::new(),
     }
-    match (&args.messages, &args.message) {
-        (Some(source), _) => messages.extend(read_messages(source)?),
-        (None, Some(text)) => messages.push(Message {
-            role: Role::User,
-            content: text.clone(),
-        }),
-        (None, None) => return Err(HostError::Config("give a MESSAGE or --messages".into())),
-    }
-    Ok(ChatRequest {
-        model: args.model.clone(),
-        messages,
-        thinking: args.thinking.map(|t| match t {
+}
+
+/// The request, and whether it asks to be streamed (`"stream": true` in a body).
+fn build_request(args: &ChatArgs) -> Result<(ChatRequest, bool), HostError> {
+    let (mut request, body_stream) = if let Some(source) = &args.request {
+        let body = openai::parse(&read_source(source, "the request")?).map_err(invalid)?;
+        let model = args
+            .model
+            .clone()
+            .or_else(|| body.model.clone())
+            .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+        let stream = body.stream == Some(true);
+        (body.into_request(model).map_err(invalid)?, stream)
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = &args.system {
+            messages.push(text_message(Role::System, system));
+        }
+        match (&args.messages, &args.message) {
+            (Some(source), _) => {
+                let wrapped = format!(
+                    "{{\"messages\": {}}}",
+                    read_source(source, "the messages")?
+                );
+                let body = openai::parse(&wrapped).map_err(|e| {
+                    invalid(format!("--messages must be a JSON array of messages: {e}"))
+                })?;
+                messages.extend(body.into_request(String::new()).map_err(invalid)?.messages);
+            }
+            (None, Some(text)) => messages.push(text_message(Role::User, text)),
+            (None, None) => return Err(HostError::Config("give a MESSAGE or --messages".into())),
+        }
+        let request = ChatRequest {
+            model: args.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            messages,
+            lane: None,
+            tools: Vec::new(),
+            tool_choice: None,
+            parallel_tool_calls: None,
+            response_format: None,
+            stop: Vec::new(),
+            seed: None,
+            top_p: None,
+            temperature: None,
+            max_output_tokens: None,
+            thinking: None,
+            prompt_cache_key: None,
+            extra_body: None,
+        };
+        (request, false)
+    };
+    // Flags win over the body.
+    if let Some(t) = args.thinking {
+        request.thinking = Some(match t {
             Thinking::Low => ThinkingEffort::Low,
             Thinking::Medium => ThinkingEffort::Medium,
             Thinking::High => ThinkingEffort::High,
-        }),
-        max_output_tokens: args.max_output_tokens,
-        temperature: None,
+        });
+    }
+    if let Some(n) = args.max_output_tokens {
+        request.max_output_tokens = Some(n);
+    }
+    if let Some(l) = args.lane {
+        request.lane = Some(match l {
+            LaneArg::ChatCompletions => Lane::ChatCompletions,
+            LaneArg::Responses => Lane::Responses,
+        });
+    }
+    Ok((request, body_stream))
+}
+
+/// What a stream delivered, for the closing line.
+#[derive(Default)]
+struct Summary {
+    content_bytes: usize,
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+    citations: Vec<Citation>,
+}
+
+/// The JSON line of one chunk (`None` for what only the closing line reports).
+fn chunk_line(chunk: &ChatChunk) -> Option<Value> {
+    Some(match chunk {
+        ChatChunk::Text(t) => json!({ "delta": t }),
+        ChatChunk::Reasoning(t) => json!({ "reasoning_delta": t }),
+        ChatChunk::ToolCallStart(s) => {
+            json!({ "tool_call": { "index": s.index, "id": s.id, "name": s.name } })
+        }
+        ChatChunk::ToolCallArguments(d) => {
+            json!({ "tool_call_arguments": { "index": d.index, "delta": d.arguments } })
+        }
+        ChatChunk::ReasoningItem(r) => json!({ "reasoning_item": render::reasoning_item(r) }),
+        ChatChunk::Citation(_) | ChatChunk::Usage(_) | ChatChunk::Finish(_) => return None,
     })
 }
 
 pub async fn run(session: &mut Session, args: &ChatArgs) -> ExitCode {
-    let request = match build_request(args) {
+    let (request, body_stream) = match build_request(args) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    if !args.stream {
+    if !(args.stream || body_stream) {
         return match session.chat(&request).await {
             Ok(reply) if args.json => ok(render::reply(&reply)),
             Ok(reply) => {
-                println!("{}", reply.content);
+                println!("{}", render::terminal_safe(&reply.content));
+                for call in &reply.tool_calls {
+                    println!(
+                        "[tool call {} {}({})]",
+                        render::terminal_safe(&call.id),
+                        render::terminal_safe(&call.name),
+                        render::terminal_safe(&call.arguments)
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),
@@ -100,16 +161,24 @@ pub async fn run(session: &mut Session, args: &ChatArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let mut content_len = 0usize;
+    let mut summary = Summary::default();
     loop {
         match session.next_chunk(&stream).await {
             Ok(Some(chunk)) => {
-                content_len += chunk.delta.len();
+                match &chunk {
+                    ChatChunk::Text(t) => summary.content_bytes += t.len(),
+                    ChatChunk::Citation(c) => summary.citations.push(c.clone()),
+                    ChatChunk::Usage(u) => summary.usage = Some(*u),
+                    ChatChunk::Finish(f) => summary.finish = Some(f.clone()),
+                    _ => {}
+                }
                 if args.json {
-                    print_json(&render::chunk(&chunk));
-                } else {
+                    if let Some(line) = chunk_line(&chunk) {
+                        print_json(&line);
+                    }
+                } else if let ChatChunk::Text(t) = &chunk {
                     let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(chunk.delta.as_bytes());
+                    let _ = out.write_all(render::terminal_safe(t).as_bytes());
                     let _ = out.flush();
                 }
             }
@@ -124,7 +193,14 @@ pub async fn run(session: &mut Session, args: &ChatArgs) -> ExitCode {
     }
     let _ = session.close_chat_stream(stream).await;
     if args.json {
-        ok(json!({ "ok": true, "done": true, "content_bytes": content_len }))
+        ok(json!({
+            "ok": true,
+            "done": true,
+            "content_bytes": summary.content_bytes,
+            "finish_reason": summary.finish.as_ref().map(render::finish_reason),
+            "usage": render::usage(&summary.usage),
+            "citations": summary.citations.iter().map(render::citation).collect::<Vec<_>>(),
+        }))
     } else {
         println!();
         ExitCode::SUCCESS

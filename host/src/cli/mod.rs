@@ -4,6 +4,7 @@ mod args;
 mod chat;
 mod conformance;
 mod login;
+mod openai;
 mod render;
 
 use std::io::Write;

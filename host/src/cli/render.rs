@@ -1,8 +1,8 @@
 //! WIT records to the script-mode JSON shapes (keys are a contract with scripts).
 
 use provider_host::bindings::types::{
-    ChatChunk, ChatReply, ConnectionStatus, DevicePrompt, Lane, LogoutReport, Model, ModelList,
-    PollOutcome, Usage,
+    ChatReply, Citation, ConnectionStatus, DevicePrompt, FinishReason, Lane, LogoutReport, Model,
+    ModelList, PollOutcome, ReasoningItem, Usage,
 };
 use serde_json::{Value, json};
 
@@ -90,23 +90,64 @@ pub fn usage(u: &Option<Usage>) -> Value {
             "input_tokens": u.input_tokens,
             "output_tokens": u.output_tokens,
             "reasoning_tokens": u.reasoning_tokens,
+            "cached_input_tokens": u.cached_input_tokens,
             "total_tokens": u.total_tokens,
         }),
         None => Value::Null,
     }
 }
 
+pub fn finish_reason(f: &FinishReason) -> &str {
+    match f {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+        FinishReason::Other(raw) => raw,
+    }
+}
+
+pub fn citation(c: &Citation) -> Value {
+    json!({ "url": c.url, "title": c.title, "start_index": c.start_index, "end_index": c.end_index })
+}
+
+pub fn reasoning_item(r: &ReasoningItem) -> Value {
+    json!({ "lane": lane(r.lane), "data": r.data })
+}
+
 pub fn reply(r: &ChatReply) -> Value {
     json!({
         "ok": true,
         "content": r.content,
+        "tool_calls": r.tool_calls.iter()
+            .map(|c| json!({ "id": c.id, "name": c.name, "arguments": c.arguments }))
+            .collect::<Vec<_>>(),
+        "reasoning": r.reasoning,
+        "reasoning_items": r.reasoning_items.iter().map(reasoning_item).collect::<Vec<_>>(),
+        "citations": r.citations.iter().map(citation).collect::<Vec<_>>(),
         "model": r.model,
         "lane": lane(r.lane),
         "usage": usage(&r.usage),
-        "finish_reason": r.finish_reason,
+        "finish_reason": r.finish_reason.as_ref().map(finish_reason),
     })
 }
 
-pub fn chunk(c: &ChatChunk) -> Value {
-    json!({ "delta": c.delta, "finish_reason": c.finish_reason, "usage": usage(&c.usage) })
+/// Upstream text for a terminal: control characters (escape sequences among them) are
+/// dropped, newlines and tabs kept. JSON output stays exact; this is for people.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if text.chars().any(unsafe_char) {
+        text.chars().filter(|c| !unsafe_char(*c)).collect::<String>().into()
+    } else {
+        text.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_sequences_never_reach_the_terminal() {
+        assert_eq!(super::terminal_safe("a\u{1b}[2Jb\r\nc\td\u{7}\u{9b}1m"), "a[2Jb\nc\td1m");
+        assert!(matches!(super::terminal_safe("plain\n"), std::borrow::Cow::Borrowed(_)));
+    }
 }

@@ -252,16 +252,7 @@ pub fn models_of(list: &ModelList, lane: Lane) -> Vec<Model> {
 
 /// One user message to `model`.
 pub fn ask(model: &str, text: &str) -> ChatRequest {
-    ChatRequest {
-        model: model.to_owned(),
-        messages: vec![Message {
-            role: Role::User,
-            content: text.to_owned(),
-        }],
-        thinking: None,
-        max_output_tokens: None,
-        temperature: None,
-    }
+    ChatRequest::new(model, vec![Message::text(Role::User, text)])
 }
 
 /// What the reference API answers to a conversation whose last user message is `text`.

@@ -110,28 +110,125 @@ pub fn model_list(l: core::ModelList) -> wit::ModelList {
     }
 }
 
+fn lane_in(l: wit::Lane) -> core::Lane {
+    match l {
+        wit::Lane::ChatCompletions => core::Lane::ChatCompletions,
+        wit::Lane::Responses => core::Lane::Responses,
+        wit::Lane::Media => core::Lane::Media,
+    }
+}
+
+fn part_in(p: wit::ContentPart) -> core::ContentPart {
+    match p {
+        wit::ContentPart::Text(t) => core::ContentPart::Text(t),
+        wit::ContentPart::Image(i) => core::ContentPart::Image(core::Image {
+            source: match i.source {
+                wit::ImageSource::Url(u) => core::ImageSource::Url(u),
+                wit::ImageSource::Data(d) => core::ImageSource::Data {
+                    media_type: d.media_type,
+                    base64: d.base64,
+                },
+            },
+            detail: i.detail.map(|d| match d {
+                wit::ImageDetail::Auto => core::ImageDetail::Auto,
+                wit::ImageDetail::Low => core::ImageDetail::Low,
+                wit::ImageDetail::High => core::ImageDetail::High,
+            }),
+        }),
+    }
+}
+
+fn call_in(c: wit::ToolCall) -> core::ToolCall {
+    core::ToolCall {
+        id: c.id,
+        name: c.name,
+        arguments: c.arguments,
+    }
+}
+
+fn call_out(c: core::ToolCall) -> wit::ToolCall {
+    wit::ToolCall {
+        id: c.id,
+        name: c.name,
+        arguments: c.arguments,
+    }
+}
+
+fn reasoning_in(r: wit::ReasoningItem) -> core::ReasoningItem {
+    core::ReasoningItem {
+        lane: lane_in(r.lane),
+        data: r.data,
+    }
+}
+
+fn reasoning_out(r: core::ReasoningItem) -> wit::ReasoningItem {
+    wit::ReasoningItem {
+        lane: lane(r.lane),
+        data: r.data,
+    }
+}
+
+fn message_in(m: wit::Message) -> core::Message {
+    core::Message {
+        role: match m.role {
+            wit::Role::System => core::Role::System,
+            wit::Role::User => core::Role::User,
+            wit::Role::Assistant => core::Role::Assistant,
+            wit::Role::Tool => core::Role::Tool,
+        },
+        content: m.content.into_iter().map(part_in).collect(),
+        tool_calls: m.tool_calls.into_iter().map(call_in).collect(),
+        tool_call_id: m.tool_call_id,
+        reasoning: m.reasoning.into_iter().map(reasoning_in).collect(),
+    }
+}
+
 pub fn chat_request(r: wit::ChatRequest) -> core::ChatRequest {
     core::ChatRequest {
         model: r.model,
-        messages: r
-            .messages
+        messages: r.messages.into_iter().map(message_in).collect(),
+        lane: r.lane.map(lane_in),
+        tools: r
+            .tools
             .into_iter()
-            .map(|m| core::Message {
-                role: match m.role {
-                    wit::Role::System => core::Role::System,
-                    wit::Role::User => core::Role::User,
-                    wit::Role::Assistant => core::Role::Assistant,
-                },
-                content: m.content,
+            .map(|t| core::FunctionTool {
+                name: t.name,
+                description: t.description,
+                parameters: t.parameters,
+                strict: t.strict,
             })
             .collect(),
+        tool_choice: r.tool_choice.map(|c| match c {
+            wit::ToolChoice::Auto => core::ToolChoice::Auto,
+            wit::ToolChoice::None => core::ToolChoice::None,
+            wit::ToolChoice::Required => core::ToolChoice::Required,
+            wit::ToolChoice::Function(n) => core::ToolChoice::Function(n),
+        }),
+        parallel_tool_calls: r.parallel_tool_calls,
+        response_format: r.response_format.map(|f| match f {
+            wit::ResponseFormat::Text => core::ResponseFormat::Text,
+            wit::ResponseFormat::JsonObject => core::ResponseFormat::JsonObject,
+            wit::ResponseFormat::JsonSchema(s) => {
+                core::ResponseFormat::JsonSchema(core::JsonSchemaFormat {
+                    name: s.name,
+                    schema: s.schema,
+                    description: s.description,
+                    strict: s.strict,
+                })
+            }
+        }),
+        stop: r.stop,
+        seed: r.seed,
+        top_p: r.top_p,
+        temperature: r.temperature,
+        max_output_tokens: r.max_output_tokens,
         thinking: r.thinking.map(|t| match t {
             wit::ThinkingEffort::Low => core::ThinkingEffort::Low,
             wit::ThinkingEffort::Medium => core::ThinkingEffort::Medium,
             wit::ThinkingEffort::High => core::ThinkingEffort::High,
         }),
-        max_output_tokens: r.max_output_tokens,
-        temperature: r.temperature,
+        prompt_cache_key: r.prompt_cache_key,
+        extra_body: r.extra_body,
     }
 }
 
@@ -140,24 +237,58 @@ fn usage(u: core::Usage) -> wit::Usage {
         input_tokens: u.input_tokens,
         output_tokens: u.output_tokens,
         reasoning_tokens: u.reasoning_tokens,
+        cached_input_tokens: u.cached_input_tokens,
         total_tokens: u.total_tokens,
+    }
+}
+
+fn finish(f: core::FinishReason) -> wit::FinishReason {
+    match f {
+        core::FinishReason::Stop => wit::FinishReason::Stop,
+        core::FinishReason::Length => wit::FinishReason::Length,
+        core::FinishReason::ToolCalls => wit::FinishReason::ToolCalls,
+        core::FinishReason::ContentFilter => wit::FinishReason::ContentFilter,
+        core::FinishReason::Other(s) => wit::FinishReason::Other(s),
+    }
+}
+
+fn citation(c: core::Citation) -> wit::Citation {
+    wit::Citation {
+        url: c.url,
+        title: c.title,
+        start_index: c.start_index,
+        end_index: c.end_index,
     }
 }
 
 pub fn chat_reply(r: core::ChatReply) -> wit::ChatReply {
     wit::ChatReply {
         content: r.content,
+        tool_calls: r.tool_calls.into_iter().map(call_out).collect(),
+        reasoning: r.reasoning,
+        reasoning_items: r.reasoning_items.into_iter().map(reasoning_out).collect(),
+        citations: r.citations.into_iter().map(citation).collect(),
         model: r.model,
         lane: lane(r.lane),
         usage: r.usage.map(usage),
-        finish_reason: r.finish_reason,
+        finish_reason: r.finish_reason.map(finish),
     }
 }
 
 pub fn chunk(c: core::ChatChunk) -> wit::ChatChunk {
-    wit::ChatChunk {
-        delta: c.delta,
-        finish_reason: c.finish_reason,
-        usage: c.usage.map(usage),
+    use core::ChatChunk as C;
+    match c {
+        C::Text(t) => wit::ChatChunk::Text(t),
+        C::Reasoning(t) => wit::ChatChunk::Reasoning(t),
+        C::ToolCallStart { index, id, name } => {
+            wit::ChatChunk::ToolCallStart(wit::ToolCallStart { index, id, name })
+        }
+        C::ToolCallArguments { index, arguments } => {
+            wit::ChatChunk::ToolCallArguments(wit::ToolCallDelta { index, arguments })
+        }
+        C::ReasoningItem(r) => wit::ChatChunk::ReasoningItem(reasoning_out(r)),
+        C::Citation(c) => wit::ChatChunk::Citation(citation(c)),
+        C::Usage(u) => wit::ChatChunk::Usage(usage(u)),
+        C::Finish(f) => wit::ChatChunk::Finish(finish(f)),
     }
 }

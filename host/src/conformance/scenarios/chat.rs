@@ -3,7 +3,10 @@
 
 use provider_reference::{Fault, Route};
 
-use crate::bindings::types::{ChatReply, Lane, Message, Model, Role, ThinkingEffort};
+use crate::bindings::types::{
+    ChatChunk, ChatReply, Citation, FinishReason, Lane, Message, Model, ReasoningItem, Role,
+    ThinkingEffort, ToolCall,
+};
 use crate::conformance::check::{Outcome, Step, check, describe, expect_typed, fail};
 use crate::conformance::context::{Ctx, ask, echo, models_of, names};
 use crate::error::HostError;
@@ -12,17 +15,65 @@ use crate::runtime::{ChatStreamHandle, Session};
 /// Most chunks a stream is read for before the suite calls it endless.
 const MAX_CHUNKS: usize = 100_000;
 
-/// What a drained stream delivered.
+/// What a drained stream delivered, assembled.
 #[derive(Debug, Default)]
 pub struct Streamed {
-    /// Deltas concatenated.
+    /// Text deltas concatenated.
     pub text: String,
+    /// Reasoning deltas concatenated.
+    pub reasoning: String,
+    /// Tool calls by index: (id, name, arguments concatenated).
+    pub tool_calls: Vec<ToolCall>,
+    /// Reasoning items to pass back.
+    pub reasoning_items: Vec<ReasoningItem>,
+    /// Citations.
+    pub citations: Vec<Citation>,
     /// Chunks received.
     pub chunks: usize,
     /// The last finish reason reported.
-    pub finish_reason: Option<String>,
+    pub finish_reason: Option<FinishReason>,
     /// Whether usage was reported.
     pub usage: bool,
+    /// A contract breach seen while assembling (arguments before their call's start, an
+    /// index out of order).
+    pub breach: Option<String>,
+}
+
+impl Streamed {
+    fn take(&mut self, chunk: ChatChunk) {
+        self.chunks += 1;
+        match chunk {
+            ChatChunk::Text(t) => self.text.push_str(&t),
+            ChatChunk::Reasoning(t) => self.reasoning.push_str(&t),
+            ChatChunk::ToolCallStart(s) => {
+                if s.index as usize != self.tool_calls.len() {
+                    self.breach.get_or_insert(format!(
+                        "tool call started with index {} after {} calls",
+                        s.index,
+                        self.tool_calls.len()
+                    ));
+                }
+                self.tool_calls.push(ToolCall {
+                    id: s.id,
+                    name: s.name,
+                    arguments: String::new(),
+                });
+            }
+            ChatChunk::ToolCallArguments(d) => match self.tool_calls.get_mut(d.index as usize) {
+                Some(call) => call.arguments.push_str(&d.arguments),
+                None => {
+                    self.breach.get_or_insert(format!(
+                        "arguments for tool call {} before its start",
+                        d.index
+                    ));
+                }
+            },
+            ChatChunk::ReasoningItem(r) => self.reasoning_items.push(r),
+            ChatChunk::Citation(c) => self.citations.push(c),
+            ChatChunk::Usage(_) => self.usage = true,
+            ChatChunk::Finish(f) => self.finish_reason = Some(f),
+        }
+    }
 }
 
 /// Read `stream` to its end; the error that stopped it, if any.
@@ -33,14 +84,7 @@ pub async fn drain(
     let mut out = Streamed::default();
     while out.chunks < MAX_CHUNKS {
         match session.next_chunk(stream).await {
-            Ok(Some(chunk)) => {
-                out.chunks += 1;
-                out.text.push_str(&chunk.delta);
-                if chunk.finish_reason.is_some() {
-                    out.finish_reason = chunk.finish_reason;
-                }
-                out.usage |= chunk.usage.is_some();
-            }
+            Ok(Some(chunk)) => out.take(chunk),
             Ok(None) => return (out, None),
             Err(e) => return (out, Some(e)),
         }
@@ -199,22 +243,10 @@ pub async fn chat_completions_lane(ctx: &mut Ctx) -> Outcome {
     let model = &models[0];
     let mut conversation = ask(&model.id, "second question");
     conversation.messages = vec![
-        Message {
-            role: Role::System,
-            content: "Answer briefly.".into(),
-        },
-        Message {
-            role: Role::User,
-            content: "first question".into(),
-        },
-        Message {
-            role: Role::Assistant,
-            content: echo("first question"),
-        },
-        Message {
-            role: Role::User,
-            content: "second question".into(),
-        },
+        Message::text(Role::System, "Answer briefly."),
+        Message::text(Role::User, "first question"),
+        Message::text(Role::Assistant, echo("first question")),
+        Message::text(Role::User, "second question"),
     ];
     let reply = session
         .chat(&conversation)
@@ -250,10 +282,7 @@ pub async fn responses_lane(ctx: &mut Ctx) -> Outcome {
     let system = "you are a committee of careful agents";
     request.messages.insert(
         0,
-        Message {
-            role: Role::System,
-            content: system.into(),
-        },
+        Message::text(Role::System, system),
     );
     request.thinking = Some(ThinkingEffort::High);
     let reply = session

@@ -1,0 +1,407 @@
+//! An OpenAI Chat Completions request body (`chat --request`) mapped onto the WIT's
+//! `chat-request`. Every field either maps or is refused by name: nothing is dropped.
+//!
+//! One extension: an assistant message may carry `reasoning_items` (as `chat --json`
+//! printed them) so that encrypted reasoning can round-trip through the CLI.
+
+use provider_host::bindings::types::{
+    ChatRequest, ContentPart, FunctionTool, Image, ImageData, ImageDetail, ImageSource,
+    JsonSchemaFormat, Lane, Message, ReasoningItem, ResponseFormat, Role, ThinkingEffort,
+    ToolCall, ToolChoice,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The body, as far as this contract understands it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Body {
+    pub model: Option<String>,
+    messages: Vec<WireMessage>,
+    #[serde(default)]
+    tools: Vec<WireTool>,
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
+    response_format: Option<WireFormat>,
+    reasoning_effort: Option<String>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    stop: Option<Value>,
+    seed: Option<i64>,
+    prompt_cache_key: Option<String>,
+    pub stream: Option<bool>,
+    /// Accepted for compatibility: usage is always reported when upstream gives it.
+    #[allow(dead_code)]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamOptions {
+    #[allow(dead_code)]
+    include_usage: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireMessage {
+    role: String,
+    content: Option<Value>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+    tool_call_id: Option<String>,
+    #[serde(default)]
+    reasoning_items: Vec<WireReasoningItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireToolCall {
+    id: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    function: WireFunctionCall,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFunctionCall {
+    name: String,
+    arguments: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireReasoningItem {
+    lane: String,
+    data: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireTool {
+    #[serde(rename = "type")]
+    kind: String,
+    function: WireFunction,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFunction {
+    name: String,
+    description: Option<String>,
+    parameters: Option<Value>,
+    strict: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFormat {
+    #[serde(rename = "type")]
+    kind: String,
+    json_schema: Option<WireSchema>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireSchema {
+    name: String,
+    schema: Option<Value>,
+    description: Option<String>,
+    strict: Option<bool>,
+}
+
+/// Parse the body's JSON text.
+pub fn parse(text: &str) -> Result<Body, String> {
+    serde_json::from_str(text).map_err(|e| format!("request body: {e}"))
+}
+
+pub fn lane_name(name: &str) -> Result<Lane, String> {
+    match name {
+        "chat_completions" => Ok(Lane::ChatCompletions),
+        "responses" => Ok(Lane::Responses),
+        "media" => Ok(Lane::Media),
+        other => Err(format!("unknown lane {other:?}")),
+    }
+}
+
+fn role(name: &str) -> Result<Role, String> {
+    match name {
+        "system" | "developer" => Ok(Role::System),
+        "user" => Ok(Role::User),
+        "assistant" => Ok(Role::Assistant),
+        "tool" => Ok(Role::Tool),
+        other => Err(format!(
+            "unknown role {other:?}: use system, developer, user, assistant or tool"
+        )),
+    }
+}
+
+fn detail(d: &str) -> Result<ImageDetail, String> {
+    match d {
+        "auto" => Ok(ImageDetail::Auto),
+        "low" => Ok(ImageDetail::Low),
+        "high" => Ok(ImageDetail::High),
+        other => Err(format!("unknown image detail {other:?}")),
+    }
+}
+
+/// `https://…` stays a URL; `data:<type>;base64,<bytes>` becomes inline data.
+fn image_source(url: &str) -> Result<ImageSource, String> {
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Ok(ImageSource::Url(url.to_owned()));
+    };
+    let (media_type, base64) = rest
+        .split_once(";base64,")
+        .ok_or("a data: image URL must be data:<media type>;base64,<bytes>")?;
+    Ok(ImageSource::Data(ImageData {
+        media_type: media_type.to_owned(),
+        base64: base64.to_owned(),
+    }))
+}
+
+fn part(v: &Value, at: &str) -> Result<ContentPart, String> {
+    let obj = v.as_object().ok_or(format!("{at}: a content part must be an object"))?;
+    let kind = obj.get("type").and_then(Value::as_str).unwrap_or("");
+    let known: &[&str] = match kind {
+        "text" => &["type", "text"],
+        "image_url" => &["type", "image_url"],
+        other => return Err(format!("{at}: unsupported content part type {other:?}")),
+    };
+    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(format!("{at}: unsupported field {k} in a {kind} part"));
+    }
+    if kind == "text" {
+        let text = obj.get("text").and_then(Value::as_str).ok_or(format!("{at}: text part without text"))?;
+        return Ok(ContentPart::Text(text.to_owned()));
+    }
+    let image = obj.get("image_url");
+    let (url, d) = match image {
+        Some(Value::String(u)) => (u.as_str(), None),
+        Some(Value::Object(o)) => {
+            if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "url" | "detail")) {
+                return Err(format!("{at}: unsupported field {k} in image_url"));
+            }
+            (
+                o.get("url").and_then(Value::as_str).ok_or(format!("{at}: image_url without url"))?,
+                o.get("detail").and_then(Value::as_str),
+            )
+        }
+        _ => return Err(format!("{at}: image_url must be an object with url")),
+    };
+    Ok(ContentPart::Image(Image {
+        source: image_source(url)?,
+        detail: d.map(detail).transpose()?,
+    }))
+}
+
+fn content(v: Option<&Value>, at: &str) -> Result<Vec<ContentPart>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![ContentPart::Text(s.clone())]),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| part(p, &format!("{at}.content[{i}]")))
+            .collect(),
+        Some(_) => Err(format!("{at}: content must be a string, an array of parts or null")),
+    }
+}
+
+fn message(i: usize, m: WireMessage) -> Result<Message, String> {
+    let at = format!("messages[{i}]");
+    let tool_calls = m
+        .tool_calls
+        .into_iter()
+        .map(|c| match c.kind.as_deref() {
+            None | Some("function") => Ok(ToolCall {
+                id: c.id,
+                name: c.function.name,
+                arguments: c.function.arguments,
+            }),
+            Some(other) => Err(format!("{at}: unsupported tool call type {other:?}")),
+        })
+        .collect::<Result<_, _>>()?;
+    let reasoning = m
+        .reasoning_items
+        .into_iter()
+        .map(|r| {
+            Ok(ReasoningItem {
+                lane: lane_name(&r.lane).map_err(|e| format!("{at}: {e}"))?,
+                data: r.data,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Message {
+        role: role(&m.role).map_err(|e| format!("{at}: {e}"))?,
+        content: content(m.content.as_ref(), &at)?,
+        tool_calls,
+        tool_call_id: m.tool_call_id,
+        reasoning,
+    })
+}
+
+fn tool_choice(v: &Value) -> Result<ToolChoice, String> {
+    match v {
+        Value::String(s) => match s.as_str() {
+            "auto" => Ok(ToolChoice::Auto),
+            "none" => Ok(ToolChoice::None),
+            "required" => Ok(ToolChoice::Required),
+            other => Err(format!("unknown tool_choice {other:?}")),
+        },
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => o
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .map(|n| ToolChoice::Function(n.to_owned()))
+            .ok_or_else(|| "tool_choice function needs function.name".to_owned()),
+        _ => Err("tool_choice must be auto, none, required or {type: function, function: {name}}".into()),
+    }
+}
+
+fn effort(e: &str) -> Result<ThinkingEffort, String> {
+    match e {
+        "low" => Ok(ThinkingEffort::Low),
+        "medium" => Ok(ThinkingEffort::Medium),
+        "high" => Ok(ThinkingEffort::High),
+        other => Err(format!("unsupported reasoning_effort {other:?}: use low, medium or high")),
+    }
+}
+
+fn format(f: WireFormat) -> Result<ResponseFormat, String> {
+    match (f.kind.as_str(), f.json_schema) {
+        ("text", None) => Ok(ResponseFormat::Text),
+        ("json_object", None) => Ok(ResponseFormat::JsonObject),
+        ("json_schema", Some(s)) => Ok(ResponseFormat::JsonSchema(JsonSchemaFormat {
+            name: s.name,
+            schema: s
+                .schema
+                .ok_or("response_format json_schema needs a schema")?
+                .to_string(),
+            description: s.description,
+            strict: s.strict,
+        })),
+        ("json_schema", None) => Err("response_format json_schema needs json_schema".into()),
+        (kind, Some(_)) => Err(format!("response_format {kind} takes no json_schema")),
+        (kind, None) => Err(format!("unsupported response_format type {kind:?}")),
+    }
+}
+
+impl Body {
+    /// The WIT request (`model` as resolved by the caller).
+    pub fn into_request(self, model: String) -> Result<ChatRequest, String> {
+        if self.max_tokens.is_some() && self.max_completion_tokens.is_some() {
+            return Err("give max_tokens or max_completion_tokens, not both".into());
+        }
+        let stop = match self.stop {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .map(|s| match s {
+                    Value::String(s) => Ok(s),
+                    _ => Err("stop must be a string or an array of strings".to_owned()),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("stop must be a string or an array of strings".into()),
+        };
+        let tools = self
+            .tools
+            .into_iter()
+            .map(|t| {
+                if t.kind != "function" {
+                    return Err(format!("unsupported tool type {:?}", t.kind));
+                }
+                Ok(FunctionTool {
+                    name: t.function.name,
+                    description: t.function.description,
+                    parameters: t.function.parameters.map(|p| p.to_string()),
+                    strict: t.function.strict,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(ChatRequest {
+            model,
+            messages: self
+                .messages
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| message(i, m))
+                .collect::<Result<_, _>>()?,
+            lane: None,
+            tools,
+            tool_choice: self.tool_choice.as_ref().map(tool_choice).transpose()?,
+            parallel_tool_calls: self.parallel_tool_calls,
+            response_format: self.response_format.map(format).transpose()?,
+            stop,
+            seed: self.seed,
+            top_p: self.top_p,
+            temperature: self.temperature,
+            max_output_tokens: self.max_completion_tokens.or(self.max_tokens),
+            thinking: self.reasoning_effort.as_deref().map(effort).transpose()?,
+            prompt_cache_key: self.prompt_cache_key,
+            extra_body: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: &str) -> Result<ChatRequest, String> {
+        parse(body)?.into_request("m".into())
+    }
+
+    #[test]
+    fn the_agent_shape_maps_whole() {
+        let r = request(r#"{
+            "model": "grok-4.3",
+            "messages": [
+                {"role": "developer", "content": "sys"},
+                {"role": "user", "content": [{"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                 "reasoning_items": [{"lane": "responses", "data": "{}"}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "done"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "strict": true}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "parallel_tool_calls": false,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}},
+            "reasoning_effort": "high", "max_completion_tokens": 9, "temperature": 0.5, "top_p": 0.9,
+            "stop": "END", "seed": 7, "prompt_cache_key": "k", "stream": true, "stream_options": {"include_usage": true}
+        }"#).unwrap();
+        assert_eq!(r.messages.len(), 4);
+        assert!(matches!(r.messages[0].role, Role::System));
+        assert!(matches!(&r.messages[1].content[1], ContentPart::Image(Image { source: ImageSource::Data(d), detail: Some(ImageDetail::Low) }) if d.media_type == "image/png" && d.base64 == "AAAA"));
+        assert_eq!(r.messages[2].tool_calls[0].name, "f");
+        assert_eq!(r.messages[2].reasoning.len(), 1);
+        assert_eq!(r.messages[3].tool_call_id.as_deref(), Some("c1"));
+        assert_eq!(r.tools[0].parameters.as_deref(), Some(r#"{"type":"object"}"#));
+        assert!(matches!(r.tool_choice, Some(ToolChoice::Function(ref n)) if n == "f"));
+        assert!(matches!(r.response_format, Some(ResponseFormat::JsonSchema(_))));
+        assert_eq!((r.max_output_tokens, r.seed, r.stop.len()), (Some(9), Some(7), 1));
+        assert!(matches!(r.thinking, Some(ThinkingEffort::High)));
+        assert_eq!(r.prompt_cache_key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        for (body, named) in [
+            (r#"{"messages": [], "logprobs": true}"#, "logprobs"),
+            (r#"{"messages": [{"role": "user", "content": "x", "name": "bob"}]}"#, "name"),
+            (r#"{"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}"#, "input_audio"),
+            (r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache": 1}]}]}"#, "cache"),
+            (r#"{"messages": [], "tools": [{"type": "web_search", "function": {"name": "x"}}]}"#, "web_search"),
+            (r#"{"messages": [], "reasoning_effort": "minimal"}"#, "minimal"),
+            (r#"{"messages": [], "max_tokens": 1, "max_completion_tokens": 2}"#, "max_tokens"),
+            (r#"{"messages": [{"role": "critic", "content": "x"}]}"#, "critic"),
+        ] {
+            let e = request(body).unwrap_err();
+            assert!(e.contains(named), "{body}: {e}");
+        }
+    }
+}
