@@ -68,6 +68,9 @@ pub struct HostConfig {
 impl HostConfig {
     /// Validate `provider` and allow exactly the issuer's and the API's origins.
     pub fn new(provider: ProviderSettings) -> Result<Self, HostError> {
+        if let Some(problem) = crate::http_pool::proxy_env_problem() {
+            return Err(HostError::Config(problem));
+        }
         let issuer = Origin::parse(&provider.issuer)?;
         let api = Origin::parse(&provider.api_base)?;
         let mut allowed_origins = vec![issuer];

@@ -42,7 +42,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(15),
-            first_byte_timeout: Duration::from_secs(120),
+            first_byte_timeout: Duration::from_secs(300),
             between_bytes_timeout: Duration::from_secs(120),
             max_response_body_bytes: 16 * 1024 * 1024,
             max_event_stream_bytes: 256 * 1024 * 1024,

@@ -51,6 +51,27 @@ fn plain_http_to_a_remote_host_is_refused_before_anything_runs() {
 }
 
 #[test]
+fn a_proxy_that_is_not_http_is_refused_before_anything_runs() {
+    let state = support::state_dir();
+    for (var, value) in [
+        ("HTTPS_PROXY", "https://user:hunter2hunter2@proxy.example:443"),
+        ("ALL_PROXY", "socks5://proxy.example:1080"),
+    ] {
+        let out = support::cli(state.path())
+            .arg("status")
+            .env(var, value)
+            .output()
+            .unwrap();
+        let json = support::json_of(&out);
+        assert!(!out.status.success());
+        assert_eq!(json["error"], "config_error", "{var}: {json}");
+        let message = json["message"].as_str().unwrap();
+        assert!(message.contains(var) && !message.contains("hunter2"), "{message}");
+    }
+    assert!(support::files_below(state.path()).is_empty());
+}
+
+#[test]
 fn a_malformed_command_line_is_one_json_error_too() {
     let state = support::state_dir();
     for args in [

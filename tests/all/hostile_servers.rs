@@ -110,6 +110,47 @@ async fn stalls_before_headers_and_mid_body_time_out() {
     still_connected(&mut w).await;
 }
 
+/// Timeouts per kind of request: a model list that never comes fails in seconds, while a
+/// chat may wait longer than that for its first byte (a reasoning model thinking).
+#[tokio::test]
+async fn a_stalled_model_list_fails_fast_but_a_slow_chat_is_waited_for() {
+    let auth = AuthServer::start_background(AuthConfig {
+        interval: 1,
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let state = support::state_dir();
+    // The host's own caps stay at their defaults: the plugin must ask for less.
+    let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state.path());
+    options.key = KeySource::File(state.path().join("keyring").join("master.key"));
+    let runtime = Runtime::new(options).unwrap();
+    let mut session = runtime
+        .session("t", &support::config(auth.issuer(), &api.base_url()))
+        .await
+        .unwrap();
+    let prompt = session.start().await.unwrap();
+    auth.approve(&prompt.user_code, 3, "stall-test").unwrap();
+    session.poll(Some(&prompt.pending_id)).await.unwrap();
+
+    api.push_fault(Route::Models, Fault::StallBeforeHeaders(Duration::from_secs(90)));
+    let t = std::time::Instant::now();
+    let err = session.models(true).await.unwrap_err();
+    assert_eq!(err.code(), "network", "{err}");
+    let waited = t.elapsed();
+    assert!(
+        waited < Duration::from_secs(40),
+        "a stalled model list held the call for {waited:?}"
+    );
+
+    api.push_fault(
+        Route::ChatCompletions,
+        Fault::StallBeforeHeaders(Duration::from_secs(25)),
+    );
+    let reply = session.chat(&hello()).await.unwrap();
+    assert_eq!(reply.content, "Echo: hello");
+}
+
 #[tokio::test]
 async fn wrong_content_types_non_json_and_redirects_are_typed_errors() {
     let mut w = connected_world(AuthConfig::default()).await;

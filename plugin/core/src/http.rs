@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::error::ProviderError;
-use crate::io::{HttpRequest, HttpResponse, Method, ResponseBody};
+use crate::io::{HttpRequest, HttpResponse, Method, Patience, ResponseBody};
 
 /// Largest JSON body accepted from a successful response.
 pub const JSON_BODY_CAP: usize = 4 * 1024 * 1024;
@@ -116,6 +116,7 @@ pub fn get_json(url: String, user_agent: &str, bearer: Option<&str>) -> HttpRequ
         url,
         headers,
         body: Vec::new(),
+        patience: Patience::Short,
     }
 }
 
@@ -130,10 +131,11 @@ pub fn post_form(url: String, user_agent: &str, pairs: &[(&str, &str)]) -> HttpR
             ("content-type".to_owned(), FORM.to_owned()),
         ],
         body: crate::form::encode(pairs),
+        patience: Patience::Short,
     }
 }
 
-/// A JSON POST with a bearer token; `accept` is `application/json` or `text/event-stream`.
+/// A JSON POST with a bearer token (chat: [`Patience::Long`]); `accept` is `application/json` or `text/event-stream`.
 pub fn post_json(
     url: String,
     user_agent: &str,
@@ -151,6 +153,7 @@ pub fn post_json(
             ("authorization".to_owned(), format!("Bearer {bearer}")),
         ],
         body,
+        patience: Patience::Long,
     }
 }
 

@@ -25,6 +25,19 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// Body bytes (empty for GET).
     pub body: Vec<u8>,
+    /// How long upstream may take: decides the timeouts the transport asks for.
+    pub patience: Patience,
+}
+
+/// How long a request may wait for upstream, by kind of request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// Discovery, device, token, revocation and model-list requests: answered at once by a
+    /// healthy server, so a stall is reported in seconds.
+    Short,
+    /// Chat: a reasoning model may think for minutes before its first byte; a stream then
+    /// gets an idle timeout between events.
+    Long,
 }
 
 impl std::fmt::Debug for HttpRequest {

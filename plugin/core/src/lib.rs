@@ -36,8 +36,8 @@ pub mod types;
 pub use config::{DEFAULT_MODEL_ID, MODEL_PREFIX, ProviderConfig};
 pub use error::ProviderError;
 pub use io::{
-    Clock, HttpRequest, HttpResponse, Method, ResponseBody, SecretStore, StoreError, Transport,
-    TransportError,
+    Clock, HttpRequest, HttpResponse, Method, Patience, ResponseBody, SecretStore, StoreError,
+    Transport, TransportError,
 };
 pub use provider::Provider;
 pub use stream::ChatStream;

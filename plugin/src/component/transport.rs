@@ -6,7 +6,7 @@
 //! be reached; a refusal surfaces as `TransportError::Denied`.
 
 use grok_provider_core::io::{
-    HttpRequest, HttpResponse, Method, ResponseBody, Transport, TransportError,
+    HttpRequest, HttpResponse, Method, Patience, ResponseBody, Transport, TransportError,
 };
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
@@ -15,10 +15,13 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::{InputStream, StreamError};
 
-/// Per-request timeouts asked of the host (which may lower them further).
-const CONNECT_TIMEOUT_NS: u64 = 15_000_000_000;
-const FIRST_BYTE_TIMEOUT_NS: u64 = 120_000_000_000;
-const BETWEEN_BYTES_TIMEOUT_NS: u64 = 120_000_000_000;
+/// Per-request timeouts asked of the host (which may lower them further), by patience:
+/// (connect, first byte, between bytes) in nanoseconds.
+const SECOND_NS: u64 = 1_000_000_000;
+const SHORT_TIMEOUTS_NS: (u64, u64, u64) = (10 * SECOND_NS, 20 * SECOND_NS, 20 * SECOND_NS);
+/// A reasoning model may think for minutes before its first byte (non-streamed: before
+/// the whole reply); once streaming, two minutes without an event is a stall.
+const LONG_TIMEOUTS_NS: (u64, u64, u64) = (10 * SECOND_NS, 240 * SECOND_NS, 120 * SECOND_NS);
 /// Bytes asked per read; the host may return fewer.
 const READ_CHUNK: u64 = 64 * 1024;
 /// Bytes written per blocking write (the host accepts at most 4096 per call).
@@ -104,9 +107,13 @@ impl Transport for WasiTransport {
 
         let options = RequestOptions::new();
         // A host may not support a timeout option; its own caps still apply then.
-        let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
-        let _ = options.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT_NS));
-        let _ = options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS));
+        let (connect, first_byte, between_bytes) = match request.patience {
+            Patience::Short => SHORT_TIMEOUTS_NS,
+            Patience::Long => LONG_TIMEOUTS_NS,
+        };
+        let _ = options.set_connect_timeout(Some(connect));
+        let _ = options.set_first_byte_timeout(Some(first_byte));
+        let _ = options.set_between_bytes_timeout(Some(between_bytes));
 
         let pending = outgoing_handler::handle(outgoing, Some(options)).map_err(transport_error)?;
         // Write errors are not reported here: when the host refuses or fails the request it
