@@ -224,12 +224,21 @@ pub struct ChatStreamHandle(ResourceAny);
 macro_rules! export_call {
     ($self:ident, |$iface:ident, $store:ident| $call:expr) => {{
         let ticks = $self.limits.call_ticks();
+        let wall_clock = $self.limits.call_timeout;
         let live = $self.live().await?;
         live.store.set_epoch_deadline(ticks);
         let $store = &mut live.store;
         let $iface = live.plugin.model_provider_plugin_model_provider();
-        let result = $call.await;
-        $self.finish(result)
+        // The epoch budget counts guest execution only; a guest blocked on the host (a
+        // clock, a response, a lock) is bounded by wall-clock time here. On expiry the
+        // call is abandoned and the instance discarded, which drops its lock handles.
+        match tokio::time::timeout(wall_clock, $call).await {
+            Ok(result) => $self.finish(result),
+            Err(_elapsed) => {
+                $self.live = None;
+                Err(HostError::CallTimeout(wall_clock))
+            }
+        }
     }};
 }
 

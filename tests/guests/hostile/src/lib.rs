@@ -4,7 +4,8 @@
 //! - `poll` floods a denied origin with requests (each must be denied);
 //! - `refresh` writes a marker secret; `logout` looks for another tenant's marker and tries
 //!   to escape its namespace with crafted keys;
-//! - `models` answers at once (proof that the host still serves the next call).
+//! - `models` answers at once (proof that the host still serves the next call); with
+//!   `force` it blocks on the host forever while holding the credentials lock;
 //!
 //! Results travel back in error messages: this is a test fixture, not an API.
 
@@ -111,7 +112,16 @@ mod component {
             )))
         }
 
-        fn models(_force: bool) -> Result<ModelList, ProviderError> {
+        fn models(force: bool) -> Result<ModelList, ProviderError> {
+            if force {
+                // Wait on the host forever while holding the tenant's credentials lock:
+                // no guest instruction runs, so only a wall-clock bound on the whole call
+                // (not the epoch budget) ends it, and the lock must be released then.
+                let _held = secrets::lock("credentials", 1_000)
+                    .map_err(|e| ProviderError::Storage(format!("{e:?}")))?;
+                wasip2::clocks::monotonic_clock::subscribe_duration(u64::MAX).block();
+                return Err(ProviderError::Storage("woke up".into()));
+            }
             Ok(ModelList {
                 models: Vec::new(),
                 media_models: Vec::new(),
