@@ -18,6 +18,7 @@ pub mod config;
 pub mod conformance;
 mod engine;
 pub mod error;
+mod guest_stderr;
 mod http_pool;
 pub mod http_sandbox;
 pub mod limits;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use crate::bindings::{ProviderPlugin, ProviderPluginPre};
 use crate::config::{HostConfig, Origin, ProviderSettings};
 use crate::engine::{self, SharedEngine};
 use crate::error::HostError;
+use crate::guest_stderr::GuestStderr;
 use crate::http_pool::HttpPool;
 use crate::http_sandbox::SandboxHooks;
 use crate::limits::{InstanceAllocation, Limits, MemoryCap, MemoryLimitExceeded};
@@ -143,6 +144,7 @@ impl Runtime {
             allowed: config.allowed_origins.clone().into(),
             limits: self.limits,
             denied: Arc::new(AtomicU64::new(0)),
+            stderr_used: Arc::new(AtomicUsize::new(0)),
             connections: self.connections.clone(),
             live: None,
         };
@@ -214,6 +216,8 @@ pub struct Session {
     allowed: Arc<[Origin]>,
     limits: Limits,
     denied: Arc<AtomicU64>,
+    /// Bytes of stderr written in the current export call.
+    stderr_used: Arc<AtomicUsize>,
     connections: HttpPool,
     live: Option<Live>,
 }
@@ -225,6 +229,7 @@ macro_rules! export_call {
     ($self:ident, |$iface:ident, $store:ident| $call:expr) => {{
         let ticks = $self.limits.call_ticks();
         let wall_clock = $self.limits.call_timeout;
+        $self.stderr_used.store(0, Ordering::Relaxed);
         let live = $self.live().await?;
         live.store.set_epoch_deadline(ticks);
         let $store = &mut live.store;
@@ -252,8 +257,14 @@ impl Session {
             self.connections.clone(),
         );
         let state = TenantState {
-            // No filesystem, environment, arguments or sockets: only stderr for panics.
-            wasi: WasiCtx::builder().inherit_stderr().build(),
+            // No filesystem, environment, arguments or sockets: only stderr for panics,
+            // capped and logged line by line as the plugin's (see `guest_stderr`).
+            wasi: WasiCtx::builder()
+                .stderr(GuestStderr::new(
+                    self.secrets.tenant_id(),
+                    self.stderr_used.clone(),
+                ))
+                .build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks,

@@ -1,0 +1,116 @@
+//! The plugin's stderr, made safe to show: at most [`STDERR_BYTES_PER_CALL`] bytes per
+//! export call, control characters (terminal escape sequences among them) removed, and
+//! each line logged as a `plugin_stderr` event of the host's own log with the tenant, so
+//! it can never pass for the host's output.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+/// Bytes of stderr a plugin may write per export call; the rest is dropped (and said so).
+pub const STDERR_BYTES_PER_CALL: usize = 16 * 1024;
+/// Longest line logged; longer lines are cut.
+const LINE_BYTES: usize = 1024;
+
+/// One session's stderr: its byte budget is reset by each export call.
+#[derive(Clone)]
+pub(crate) struct GuestStderr {
+    tenant: Arc<str>,
+    used: Arc<AtomicUsize>,
+    line: Arc<Mutex<Vec<u8>>>,
+}
+
+impl GuestStderr {
+    pub(crate) fn new(tenant: &str, used: Arc<AtomicUsize>) -> Self {
+        Self {
+            tenant: tenant.into(),
+            used,
+            line: Arc::default(),
+        }
+    }
+
+    fn emit(&self, raw: &[u8]) {
+        let text = String::from_utf8_lossy(raw);
+        let clean: String = text
+            .chars()
+            .filter(|c| !c.is_control() || *c == '\t')
+            .collect();
+        tracing::warn!(target: "plugin_stderr", tenant = %self.tenant, "{}", clean.trim_end());
+    }
+
+    fn take(&self, buf: &[u8]) {
+        let before = self.used.fetch_add(buf.len(), Ordering::Relaxed);
+        let allowed = STDERR_BYTES_PER_CALL.saturating_sub(before).min(buf.len());
+        let mut line = self.line.lock().unwrap_or_else(PoisonError::into_inner);
+        for &b in &buf[..allowed] {
+            if b == b'\n' {
+                self.emit(&line);
+                line.clear();
+            } else if line.len() < LINE_BYTES {
+                line.push(b);
+            }
+        }
+        if allowed < buf.len() && before < STDERR_BYTES_PER_CALL {
+            if !line.is_empty() {
+                self.emit(&line);
+                line.clear();
+            }
+            tracing::warn!(
+                target: "plugin_stderr",
+                tenant = %self.tenant,
+                "more than {STDERR_BYTES_PER_CALL} bytes of stderr in one call: the rest is dropped"
+            );
+        }
+    }
+}
+
+impl IsTerminal for GuestStderr {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestStderr {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for GuestStderr {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.take(buf);
+        // Accepted whole even when dropped: the guest must not block or fail on stderr.
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_lines_and_control_characters() {
+        let used = Arc::new(AtomicUsize::new(0));
+        let s = GuestStderr::new("t", used.clone());
+        s.take(b"hello \x1b[31mred\x1b[0m\npartial");
+        assert_eq!(&*s.line.lock().unwrap(), b"partial");
+        s.take(&vec![b'x'; STDERR_BYTES_PER_CALL * 2]);
+        // Nothing past the budget is buffered.
+        assert!(s.line.lock().unwrap().len() <= LINE_BYTES);
+        used.store(0, Ordering::Relaxed);
+        s.take(b"\n");
+        assert!(s.line.lock().unwrap().is_empty());
+    }
+}
