@@ -52,3 +52,32 @@ pub enum ProviderError {
     #[error("storage error: {0}")]
     Storage(String),
 }
+
+impl ProviderError {
+    /// The same error with every known secret (and any piece of one) masked in its
+    /// message: the last word before an error leaves for the caller.
+    pub fn redacted(self, secrets: &[&str]) -> Self {
+        use crate::redact::redact_secrets as r;
+        match self {
+            Self::AccessDenied(m) => Self::AccessDenied(r(&m, secrets)),
+            Self::DeviceCodeExpired(m) => Self::DeviceCodeExpired(r(&m, secrets)),
+            Self::RateLimited {
+                message,
+                retry_after_seconds,
+            } => Self::RateLimited {
+                message: r(&message, secrets),
+                retry_after_seconds,
+            },
+            Self::Unauthorized(m) => Self::Unauthorized(r(&m, secrets)),
+            Self::TierNotAllowed(m) => Self::TierNotAllowed(r(&m, secrets)),
+            Self::QuotaExhausted(m) => Self::QuotaExhausted(r(&m, secrets)),
+            Self::UpstreamUnavailable(m) => Self::UpstreamUnavailable(r(&m, secrets)),
+            Self::Network(m) => Self::Network(r(&m, secrets)),
+            Self::InvalidResponse(m) => Self::InvalidResponse(r(&m, secrets)),
+            Self::NotConnected(m) => Self::NotConnected(r(&m, secrets)),
+            Self::InvalidInput(m) => Self::InvalidInput(r(&m, secrets)),
+            Self::DeniedBySandbox(m) => Self::DeniedBySandbox(r(&m, secrets)),
+            Self::Storage(m) => Self::Storage(r(&m, secrets)),
+        }
+    }
+}

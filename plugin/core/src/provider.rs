@@ -685,11 +685,12 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         let route = route(request)?;
         let upstream = request_body(&route, request, false)?;
         let (url, ua) = (self.config.api_url(route.path()), self.user_agent());
-        let (mut resp, _) = self
+        let (mut resp, creds) = self
             .api_send(&|token| chat_post(&url, &ua, token, &upstream, "application/json"))
             .map_err(|e| explain_refusal(e, &route, request))?;
         let v = read_json(&mut resp.body, "chat reply")?;
-        parse_reply(&route, &v)
+        // A failed response may echo what it was sent: mask the credentials in its error.
+        parse_reply(&route, &v).map_err(|e| e.redacted(&creds.secrets()))
     }
 
     /// Send a streaming chat request and wait for the response head. The returned
@@ -701,7 +702,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         let route = route(request)?;
         let upstream = request_body(&route, request, true)?;
         let (url, ua) = (self.config.api_url(route.path()), self.user_agent());
-        let (resp, _) = self
+        let (resp, creds) = self
             .api_send(&|token| chat_post(&url, &ua, token, &upstream, "text/event-stream"))
             .map_err(|e| explain_refusal(e, &route, request))?;
         if let Some(ct) = resp.header("content-type")
@@ -712,11 +713,8 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
                 crate::redact::truncate(ct, 60)
             )));
         }
-        Ok(ChatStream::new(
-            resp.body,
-            route.lane,
-            prefixed(&route.upstream_model),
-        ))
+        let secrets = creds.secrets().into_iter().map(str::to_owned).collect();
+        Ok(ChatStream::new(resp.body, route.lane, prefixed(&route.upstream_model)).redacting(secrets))
     }
 }
 

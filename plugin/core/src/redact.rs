@@ -7,23 +7,62 @@ pub const MAX_MESSAGE_CHARS: usize = 300;
 /// Shortest run of token-alphabet characters treated as a possible secret.
 const TOKEN_LIKE_MIN: usize = 40;
 
+/// Shortest piece of a known secret that is masked wherever it appears (an upstream may
+/// echo a fragment of a token; shorter fragments carry too little to matter).
+pub const SECRET_FRAGMENT_MIN: usize = 16;
+
 /// Clean `text` for an error message: every occurrence of a `secrets` entry and every
 /// long token-like word (JWTs, opaque tokens) becomes `[redacted]`, control characters
 /// become spaces, and the result is cut to [`MAX_MESSAGE_CHARS`]. Redaction runs before
 /// truncation so that a secret can never survive half-cut.
 pub fn sanitize(text: &str, secrets: &[&str]) -> String {
-    let mut s = text.to_owned();
-    for secret in secrets {
-        if !secret.is_empty() {
-            s = s.replace(secret, "[redacted]");
-        }
-    }
+    let s = redact_secrets(text, secrets);
     let s = redact_token_like(&s);
     let cleaned: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     truncate(cleaned.trim(), MAX_MESSAGE_CHARS)
+}
+
+/// Mask every occurrence of a secret and of any piece of one at least
+/// [`SECRET_FRAGMENT_MIN`] bytes long (shorter secrets: whole occurrences only).
+pub fn redact_secrets(text: &str, secrets: &[&str]) -> String {
+    let bytes = text.as_bytes();
+    let mut masked = vec![false; bytes.len()];
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        let sb = secret.as_bytes();
+        if sb.len() < SECRET_FRAGMENT_MIN {
+            for (i, _) in text.match_indices(secret) {
+                masked[i..i + sb.len()].iter_mut().for_each(|m| *m = true);
+            }
+            continue;
+        }
+        // Every piece of >= N bytes is a chain of N-byte windows of the secret: mark each
+        // window of the text that is one.
+        let windows: std::collections::HashSet<&[u8]> = sb.windows(SECRET_FRAGMENT_MIN).collect();
+        for (i, w) in bytes.windows(SECRET_FRAGMENT_MIN).enumerate() {
+            if windows.contains(w) {
+                masked[i..i + SECRET_FRAGMENT_MIN].iter_mut().for_each(|m| *m = true);
+            }
+        }
+    }
+    if !masked.contains(&true) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_mask = false;
+    for (i, c) in text.char_indices() {
+        // A character partly inside a masked range is masked whole.
+        let hit = masked[i..i + c.len_utf8()].contains(&true);
+        match (hit, in_mask) {
+            (true, false) => out.push_str("[redacted]"),
+            (false, _) => out.push(c),
+            (true, true) => {}
+        }
+        in_mask = hit;
+    }
+    out
 }
 
 /// Cut to `max` characters, marking the cut with `…`.
@@ -85,6 +124,22 @@ mod tests {
             "The caller does not have permission"
         );
         assert_eq!(sanitize("a\nb\u{0}c", &[]), "a b c");
+    }
+
+    #[test]
+    fn pieces_of_a_secret_are_masked_too() {
+        let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMjMiLCJ0aWVyIjozfQ.c2lnbmF0dXJl";
+        // A 30-character piece echoed inside prose, and two pieces side by side.
+        let piece = &token[10..40];
+        let m = sanitize(&format!("bad token '{piece}' rejected"), &[token]);
+        assert_eq!(m, "bad token '[redacted]' rejected");
+        let m = redact_secrets(&format!("{}+{}", &token[0..20], &token[30..50]), &[token]);
+        assert_eq!(m, "[redacted]+[redacted]");
+        // Fragments shorter than the minimum survive (they carry too little).
+        let m = redact_secrets(&format!("x {} y", &token[0..12]), &[token]);
+        assert!(m.contains(&token[0..12]), "{m}");
+        // Short secrets are matched whole.
+        assert_eq!(redact_secrets("id abc123 ok", &["abc123"]), "id [redacted] ok");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct ChatStream<B> {
     state: State,
     queue: VecDeque<ChatChunk>,
     assembler: Assembler,
+    /// Secrets to mask in any error this stream reports (the credentials it was sent with).
+    secrets: Vec<String>,
     body_done: bool,
     /// A framing error (line or event over its cap), reported only after the events
     /// decoded before it: the outcome must not depend on where the transport cut the
@@ -77,6 +79,7 @@ impl<B: ResponseBody> ChatStream<B> {
                 Lane::Responses => Assembler::Responses(ResponsesAssembler::default()),
                 _ => Assembler::Completions(CompletionsAssembler::default()),
             },
+            secrets: Vec::new(),
             body_done: false,
             framing_error: None,
         }
@@ -97,6 +100,12 @@ impl<B: ResponseBody> ChatStream<B> {
             decoder: SseDecoder::with_caps(line_cap, event_cap),
             ..Self::new(body, lane, model)
         }
+    }
+
+    /// Mask `secrets` (and any piece of one) in every error this stream reports.
+    pub fn redacting(mut self, secrets: Vec<String>) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// The lane serving this stream.
@@ -124,6 +133,8 @@ impl<B: ResponseBody> ChatStream<B> {
                 State::Open => {}
             }
             if let Err(e) = self.advance() {
+                let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+                let e = e.redacted(&secrets);
                 self.queue.clear();
                 self.state = State::Failed(e.clone());
                 return Err(e);
@@ -218,5 +229,20 @@ mod tests {
         for pieces in [vec![&body[..]], vec![&done[..], &long[..]]] {
             assert_eq!(run(&pieces), ("a".into(), Ok(())));
         }
+    }
+
+    #[test]
+    fn errors_mask_pieces_of_the_credentials() {
+        let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMjMiLCJ0aWVyIjozfQ.c2lnbmF0dXJl";
+        let event = format!(
+            "data: {{\"error\": {{\"code\": \"server_error\", \"message\": \"bad bearer {}\"}}}}\n\n",
+            &token[5..35]
+        );
+        let body = Chunks([event.into_bytes()].into_iter().collect());
+        let mut s = ChatStream::new(body, Lane::ChatCompletions, "m".into())
+            .redacting(vec![token.to_owned()]);
+        let e = s.next_chunk().unwrap_err();
+        let text = e.to_string();
+        assert!(!text.contains(&token[5..35]) && text.contains("[redacted]"), "{text}");
     }
 }
