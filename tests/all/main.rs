@@ -10,4 +10,5 @@ mod hostile;
 mod hostile_servers;
 mod interop;
 mod peers;
+mod serve;
 mod support;

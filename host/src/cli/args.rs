@@ -66,9 +66,40 @@ pub enum Command {
     },
     /// Send a chat turn.
     Chat(ChatArgs),
+    /// Serve an OpenAI-compatible endpoint (`/v1/models`, `/v1/chat/completions`) in
+    /// front of the plugin; each request's key (`serve-key create`) picks its tenant.
+    Serve(ServeArgs),
+    /// Local API keys of `serve`.
+    ServeKey {
+        #[command(subcommand)]
+        command: ServeKeyCommand,
+    },
     /// Check a plugin component (--plugin) against embedded reference servers on
     /// 127.0.0.1: no internet, no account; stored credentials are never touched.
     Conformance(ConformanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback unless --allow-remote).
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    pub listen: std::net::SocketAddr,
+    /// Allow a non-loopback --listen (which then needs TLS).
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeKeyCommand {
+    /// A new key for --tenant, printed once (only a salted hash is kept).
+    Create,
+    /// The keys (ids and tenants, never the keys).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id (as `list` shows it).
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod conformance;
 mod login;
 mod openai;
 mod render;
+mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -52,11 +53,21 @@ pub fn main() -> ExitCode {
             Err(e) => fail(&e),
         };
     }
+    if let Command::ServeKey { command } = &cli.command {
+        return serve::keys_command(&cli, command);
+    }
     // Refuse a bad configuration before anything runs, whatever the subcommand.
     let config = match HostConfig::new(ProviderSettings::from_env()) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    if let Command::Serve(args) = &cli.command {
+        // Many tenants and requests at once: worker threads.
+        return match async_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
+            Ok(rt) => rt.block_on(serve::run(&cli, config, args)),
+            Err(e) => fail(&e),
+        };
+    }
     // One tenant, one call at a time: a single-threaded runtime starts faster than worker
     // threads would, and the call never waits on another thread to be scheduled.
     match async_runtime(&mut tokio::runtime::Builder::new_current_thread()) {
@@ -116,6 +127,7 @@ async fn run(cli: Cli, config: HostConfig) -> ExitCode {
         Command::Chat(args) => return chat::run(&mut session, args).await,
         // Dispatched by `main` before any session opens; kept here for completeness.
         Command::Conformance(args) => return conformance::run(&cli, args).await,
+        Command::Serve(_) | Command::ServeKey { .. } => unreachable!("dispatched by main"),
     };
     match result {
         Ok(v) => ok(v),

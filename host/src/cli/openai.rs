@@ -32,15 +32,12 @@ pub struct Body {
     seed: Option<i64>,
     prompt_cache_key: Option<String>,
     pub stream: Option<bool>,
-    /// Accepted for compatibility: usage is always reported when upstream gives it.
-    #[allow(dead_code)]
     stream_options: Option<StreamOptions>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StreamOptions {
-    #[allow(dead_code)]
     include_usage: Option<bool>,
 }
 
@@ -111,6 +108,16 @@ struct WireSchema {
     schema: Option<Value>,
     description: Option<String>,
     strict: Option<bool>,
+}
+
+impl Body {
+    /// Whether a stream should end with a usage chunk (`stream_options.include_usage`).
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
 }
 
 /// Parse the body's JSON text.

@@ -1,0 +1,362 @@
+//! `provider-host serve`: an OpenAI-compatible endpoint in front of the sandboxed plugin.
+//! Every request goes through the plugin's exports (login state, refresh, lanes and the
+//! error table stay the plugin's); the server itself never talks upstream.
+//!
+//! - `keys`: local API keys (salted hashes only), each selecting a tenant;
+//! - `sessions`: live sessions reused per tenant;
+//! - `wire`: OpenAI's response, stream and error shapes.
+
+mod keys;
+mod sessions;
+mod wire;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use provider_host::{HostConfig, HostError, Runtime, RuntimeOptions};
+use serde_json::{Value, json};
+
+use self::keys::ServeKeys;
+use self::sessions::Sessions;
+use self::wire::{ApiError, ChunkWriter};
+use super::args::{Cli, ServeArgs, ServeKeyCommand};
+use super::{fail, ok, openai};
+
+/// Largest request body (a conversation with inline images).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// A client must send its headers, and then its body, within these.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long streams may finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+struct AppState {
+    sessions: Sessions,
+    keys: ServeKeys,
+}
+
+type Shared = Arc<AppState>;
+
+/// `serve-key create|list|revoke`.
+pub fn keys_command(cli: &Cli, command: &ServeKeyCommand) -> ExitCode {
+    let keys = match cli.state_dir().and_then(|d| ServeKeys::open(&d)) {
+        Ok(k) => k,
+        Err(e) => return fail(&e),
+    };
+    let result = match command {
+        ServeKeyCommand::Create => keys.create(&cli.tenant).map(|(key, info)| {
+            json!({"ok": true, "key": key, "id": info.id, "tenant": info.tenant, "created": info.created})
+        }),
+        ServeKeyCommand::List => keys
+            .list()
+            .map(|l| json!({"ok": true, "keys": serde_json::to_value(l).expect("json")})),
+        ServeKeyCommand::Revoke { id } => keys.revoke(id).map(|r| json!({"ok": true, "revoked": r})),
+    };
+    match result {
+        Ok(v) => ok(v),
+        Err(e) => fail(&e),
+    }
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// `serve`: bind, print one line saying where, serve until SIGTERM or Ctrl-C.
+pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
+    if !is_loopback(&args.listen) {
+        let refusal = if !args.allow_remote {
+            format!(
+                "{} is not a loopback address: pass --allow-remote (with TLS) to serve other machines",
+                args.listen
+            )
+        } else {
+            "serving other machines needs TLS, which this build of serve does not offer yet: listen on loopback behind a TLS-terminating proxy".to_owned()
+        };
+        return fail(&HostError::Config(refusal));
+    }
+    let state_dir = match cli.state_dir() {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let keys = match ServeKeys::open(&state_dir) {
+        Ok(k) => k,
+        Err(e) => return fail(&e),
+    };
+    let mut options = RuntimeOptions::new(cli.plugin.clone(), state_dir);
+    if let Some(t) = cli.call_timeout_secs {
+        options.limits.call_timeout = Duration::from_secs(t);
+    }
+    let runtime = match Runtime::new(options) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(&HostError::Config(format!("cannot listen on {}: {e}", args.listen))),
+    };
+    let local = listener.local_addr().map_or(args.listen, |a| a);
+    let state = Arc::new(AppState {
+        sessions: Sessions::new(runtime, config),
+        keys,
+    });
+    let app = router(state);
+    // One line for whoever started us (tests read the port from it), then the log.
+    super::print_json(&json!({"ok": true, "listening": format!("http://{local}/v1")}));
+    serve_until_signal(listener, app).await;
+    ExitCode::SUCCESS
+}
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/healthz", get(|| async { axum::Json(json!({"ok": true})) }))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", "no such endpoint")
+        })
+        .with_state(state)
+}
+
+async fn serve_until_signal(listener: tokio::net::TcpListener, app: Router) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    let mut signal = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .max_buf_size(64 * 1024)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            () = &mut signal => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections; open requests get {SHUTDOWN_GRACE:?}");
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// The tenant the request's key selects.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(ApiError::bad_key)?;
+    match state.keys.tenant_of(presented) {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(ApiError::bad_key()),
+        Err(e) => {
+            tracing::error!(error = %e, "the serve-key store failed");
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage", "the key store failed"))
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn completion_id() -> String {
+    let mut b = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    format!("chatcmpl-{}", hex::encode(b))
+}
+
+/// One access-log line per request (no key, no prompt, no token).
+fn access(tenant: &str, model: &str, status: u16, began: Instant, tokens: Option<u32>, stream: bool) {
+    tracing::info!(
+        target: "access",
+        tenant, model, status, stream,
+        latency_ms = began.elapsed().as_secs_f64() * 1000.0,
+        tokens,
+        "request"
+    );
+}
+
+async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let began = Instant::now();
+    let tenant = match authenticate(&state, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = match state.sessions.lease(&tenant).await {
+        Ok(mut lease) => lease.session().models(false).await,
+        Err(e) => Err(e),
+    };
+    let response = match result {
+        Ok(list) => axum::Json(wire::models(&list)).into_response(),
+        Err(e) => ApiError::from_host(&e, &tenant).into_response(),
+    };
+    access(&tenant, "", response.status().as_u16(), began, None, false);
+    response
+}
+
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "invalid_request_error", "timeout", "the request body took too long")),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "too_large",
+            format!("the request body is over {MAX_BODY_BYTES} bytes or broken"),
+        )),
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let began = Instant::now();
+    let tenant = match authenticate(&state, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let parsed = std::str::from_utf8(&bytes)
+        .map_err(|_| "the request body is not UTF-8".to_owned())
+        .and_then(openai::parse);
+    let body = match parsed {
+        Ok(b) => b,
+        Err(m) => return ApiError::invalid(m).into_response(),
+    };
+    let Some(model) = body.model.clone() else {
+        return ApiError::invalid("model is required").into_response();
+    };
+    let stream = body.stream == Some(true);
+    let include_usage = body.include_usage();
+    let request = match body.into_request(model.clone()) {
+        Ok(r) => r,
+        Err(m) => return ApiError::invalid(m).into_response(),
+    };
+    let mut lease = match state.sessions.lease(&tenant).await {
+        Ok(l) => l,
+        Err(e) => return ApiError::from_host(&e, &tenant).into_response(),
+    };
+    if !stream {
+        let response = match lease.session().chat(&request).await {
+            Ok(reply) => {
+                let tokens = reply.usage.map(|u| u.total_tokens);
+                let r = axum::Json(wire::completion(&completion_id(), unix_now(), &reply)).into_response();
+                access(&tenant, &model, 200, began, tokens, false);
+                return r;
+            }
+            Err(e) => ApiError::from_host(&e, &tenant).into_response(),
+        };
+        access(&tenant, &model, response.status().as_u16(), began, None, false);
+        return response;
+    }
+    let handle = match lease.session().open_chat_stream(&request).await {
+        Ok(h) => h,
+        Err(e) => {
+            let response = ApiError::from_host(&e, &tenant).into_response();
+            access(&tenant, &model, response.status().as_u16(), began, None, true);
+            return response;
+        }
+    };
+    let writer = ChunkWriter {
+        id: completion_id(),
+        created: unix_now(),
+        model: model.clone(),
+        include_usage,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    tokio::spawn(async move {
+        let event = |v: &Value| Bytes::from(format!("data: {v}\n\n"));
+        let mut tokens = None;
+        if tx.send(event(&writer.open())).await.is_err() {
+            lease.discard();
+            return;
+        }
+        loop {
+            let next = tokio::select! {
+                next = lease.session().next_chunk(&handle) => next,
+                // The client went away: stop reading upstream at once. The abandoned call
+                // leaves the instance in an unknown state, so it is discarded (which also
+                // closes the upstream response).
+                () = tx.closed() => {
+                    access(&tenant, &model, 499, began, tokens, true);
+                    lease.discard();
+                    return;
+                }
+            };
+            match next {
+                Ok(Some(chunk)) => {
+                    if let provider_host::bindings::types::ChatChunk::Usage(u) = &chunk {
+                        tokens = Some(u.total_tokens);
+                    }
+                    if let Some(v) = writer.event(&chunk)
+                        && tx.send(event(&v)).await.is_err()
+                    {
+                        access(&tenant, &model, 499, began, tokens, true);
+                        lease.discard();
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+                    let _ = lease.session().close_chat_stream(handle).await;
+                    access(&tenant, &model, 200, began, tokens, true);
+                    return;
+                }
+                Err(e) => {
+                    // Never a silent [DONE]: an error event, then the stream closes.
+                    let err = ApiError::from_host(&e, &tenant);
+                    let _ = tx.send(event(&err.body())).await;
+                    let _ = lease.session().close_chat_stream(handle).await;
+                    access(&tenant, &model, err.status.as_u16(), began, tokens, true);
+                    return;
+                }
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    }));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+        .expect("static response parts")
+}
