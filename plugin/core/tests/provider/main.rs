@@ -7,6 +7,7 @@ mod chat;
 mod logout;
 mod models;
 mod poll;
+mod recorded;
 mod refresh;
 mod start;
 mod stream;

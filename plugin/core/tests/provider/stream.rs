@@ -1,9 +1,12 @@
 //! Streaming in both lanes: any chunking, terminal events, cuts and failures.
 
-use grok_provider_core::{ChatChunk, ChatStream, Lane, ProviderError, Usage};
+use grok_provider_core::{
+    ChatChunk, ChatRequest, ChatStream, Citation, FinishReason, Lane, ProviderError, ReasoningItem,
+    ToolCall, Usage,
+};
 use serde_json::json;
 
-use crate::chat::simple_request;
+use crate::chat::{simple_request, tool_round_trip, weather_schema};
 use crate::fakes::{FakeBody, response};
 use crate::*;
 
@@ -30,13 +33,21 @@ const RESP: &str = concat!(
 
 const SSE: (&str, &str) = ("content-type", "text/event-stream; charset=utf-8");
 
-fn open(h: &mut H, model: &str, body: FakeBody) -> Result<ChatStream<FakeBody>, ProviderError> {
-    let mut body = Some(body);
-    h.t.push(move |_| Ok(response(200, &[SSE], body.take().expect("one request"))));
-    h.p.open_chat_stream(&simple_request(model))
+pub fn open(h: &mut H, model: &str, body: FakeBody) -> Result<ChatStream<FakeBody>, ProviderError> {
+    open_request(h, &simple_request(model), body)
 }
 
-fn drain(s: &mut ChatStream<FakeBody>) -> Result<Vec<ChatChunk>, ProviderError> {
+pub fn open_request(
+    h: &mut H,
+    req: &ChatRequest,
+    body: FakeBody,
+) -> Result<ChatStream<FakeBody>, ProviderError> {
+    let mut body = Some(body);
+    h.t.push(move |_| Ok(response(200, &[SSE], body.take().expect("one request"))));
+    h.p.open_chat_stream(req)
+}
+
+pub fn drain(s: &mut ChatStream<FakeBody>) -> Result<Vec<ChatChunk>, ProviderError> {
     let mut out = Vec::new();
     while let Some(c) = s.next_chunk()? {
         out.push(c);
@@ -47,10 +58,66 @@ fn drain(s: &mut ChatStream<FakeBody>) -> Result<Vec<ChatChunk>, ProviderError> 
 }
 
 fn text(chunks: &[ChatChunk]) -> String {
-    chunks.iter().map(|c| c.delta.as_str()).collect()
+    assemble(chunks).text
 }
 
-fn splits(bytes: &[u8], at: &[usize]) -> FakeBody {
+/// What a stream said, put together: each kind of delta concatenated, each tool call
+/// (in index order) with its arguments concatenated.
+#[derive(Debug, Default, PartialEq)]
+pub struct Assembled {
+    pub text: String,
+    pub reasoning: String,
+    pub calls: Vec<ToolCall>,
+    pub reasoning_items: Vec<ReasoningItem>,
+    pub citations: Vec<Citation>,
+    pub usage: Option<Usage>,
+    pub finish: Option<FinishReason>,
+}
+
+/// Assemble `chunks`, checking the stream's promises on the way: indexes are 0, 1, ... in
+/// order of their starts, a call's arguments come after its start, usage and finish come
+/// once each, and nothing but those follows the finish.
+pub fn assemble(chunks: &[ChatChunk]) -> Assembled {
+    let mut a = Assembled::default();
+    for c in chunks {
+        assert!(a.finish.is_none(), "{c:?} after the finish");
+        match c {
+            ChatChunk::Text(t) => {
+                assert!(!t.is_empty(), "empty text delta");
+                a.text.push_str(t);
+            }
+            ChatChunk::Reasoning(t) => {
+                assert!(!t.is_empty(), "empty reasoning delta");
+                a.reasoning.push_str(t);
+            }
+            ChatChunk::ToolCallStart { index, id, name } => {
+                assert_eq!(*index as usize, a.calls.len(), "start of {id} out of order");
+                a.calls.push(ToolCall {
+                    id: id.clone(),
+                    name: name.clone(),
+                    arguments: String::new(),
+                });
+            }
+            ChatChunk::ToolCallArguments { index, arguments } => {
+                let call = a
+                    .calls
+                    .get_mut(*index as usize)
+                    .unwrap_or_else(|| panic!("arguments of call {index} before its start"));
+                call.arguments.push_str(arguments);
+            }
+            ChatChunk::ReasoningItem(r) => a.reasoning_items.push(r.clone()),
+            ChatChunk::Citation(c) => a.citations.push(c.clone()),
+            ChatChunk::Usage(u) => {
+                assert!(a.usage.is_none(), "usage twice");
+                a.usage = Some(*u);
+            }
+            ChatChunk::Finish(f) => a.finish = Some(f.clone()),
+        }
+    }
+    a
+}
+
+pub fn splits(bytes: &[u8], at: &[usize]) -> FakeBody {
     let mut chunks = Vec::new();
     let mut last = 0;
     for &i in at {
@@ -63,26 +130,18 @@ fn splits(bytes: &[u8], at: &[usize]) -> FakeBody {
 
 fn cc_expected() -> Vec<ChatChunk> {
     vec![
-        ChatChunk {
-            delta: "Hel".into(),
-            finish_reason: None,
-            usage: None,
-        },
-        ChatChunk {
-            delta: "lo, wörld".into(),
-            finish_reason: None,
-            usage: None,
-        },
-        ChatChunk {
-            delta: String::new(),
-            finish_reason: Some("stop".into()),
-            usage: Some(Usage {
-                input_tokens: 3,
-                output_tokens: 4,
-                reasoning_tokens: Some(1),
-                total_tokens: 7,
-            }),
-        },
+        ChatChunk::Text("Hel".into()),
+        ChatChunk::Text("lo, wörld".into()),
+        ChatChunk::Reasoning("hmm".into()),
+        // OpenAI's convention (3 + 4 = 7): the reasoning token is already in the output.
+        ChatChunk::Usage(Usage {
+            input_tokens: 3,
+            output_tokens: 4,
+            reasoning_tokens: Some(1),
+            cached_input_tokens: None,
+            total_tokens: 7,
+        }),
+        ChatChunk::Finish(FinishReason::Stop),
     ]
 }
 
@@ -126,26 +185,16 @@ fn chat_completions_stream_at_every_boundary() {
 
 fn resp_expected() -> Vec<ChatChunk> {
     vec![
-        ChatChunk {
-            delta: "Multi".into(),
-            finish_reason: None,
-            usage: None,
-        },
-        ChatChunk {
-            delta: "-agent ✓".into(),
-            finish_reason: None,
-            usage: None,
-        },
-        ChatChunk {
-            delta: String::new(),
-            finish_reason: Some("stop".into()),
-            usage: Some(Usage {
-                input_tokens: 11,
-                output_tokens: 22,
-                reasoning_tokens: Some(5),
-                total_tokens: 33,
-            }),
-        },
+        ChatChunk::Text("Multi".into()),
+        ChatChunk::Text("-agent ✓".into()),
+        ChatChunk::Usage(Usage {
+            input_tokens: 11,
+            output_tokens: 22,
+            reasoning_tokens: Some(5),
+            cached_input_tokens: None,
+            total_tokens: 33,
+        }),
+        ChatChunk::Finish(FinishReason::Stop),
     ]
 }
 
@@ -224,7 +273,7 @@ fn transport_failure_mid_stream() {
     let mut h = H::connected(1);
     let first = CC.as_bytes()[..200].to_vec();
     let mut s = open(&mut h, "grok-4.3", FakeBody::broken(vec![first])).unwrap();
-    assert_eq!(s.next_chunk().unwrap().unwrap().delta, "Hel");
+    assert_eq!(s.next_chunk(), Ok(Some(ChatChunk::Text("Hel".into()))));
     let e = drain(&mut s).unwrap_err();
     assert_eq!(e, ProviderError::Network("connection reset".into()));
 }
@@ -287,8 +336,8 @@ fn incomplete_responses_end_with_their_reason() {
     let chunks = drain(&mut s).unwrap();
     assert_eq!(text(&chunks), "par");
     assert_eq!(
-        chunks.last().unwrap().finish_reason.as_deref(),
-        Some("max_output_tokens")
+        chunks.last(),
+        Some(&ChatChunk::Finish(FinishReason::Length))
     );
 }
 
@@ -334,4 +383,108 @@ fn the_stream_outlives_the_provider() {
     let mut s = open(&mut h, "grok-4.3", FakeBody::bytes(CC.as_bytes())).unwrap();
     drop(h);
     assert_eq!(drain(&mut s).unwrap(), cc_expected());
+}
+
+/// OpenAI-style tool calls: id and name first, arguments over several chunks, two calls
+/// interleaved by index, text before them.
+const CC_TOOLS: &str = concat!(
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Checking.\"}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"weather\",\"arguments\":\"\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Ro\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"me\\\"}\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+    "data: [DONE]\n\n",
+);
+
+/// A function call streamed as deltas, then one that arrives only whole in its
+/// `output_item.done`.
+const RESP_TOOLS: &str = concat!(
+    "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"type\":\"function_call\",\"id\":\"fc_a\",\"call_id\":\"call_a\",\"name\":\"weather\",\"arguments\":\"\"}}\n\n",
+    "data: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_a\",\"output_index\":0,\"delta\":\"{\\\"city\\\":\"}\n\n",
+    "data: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_a\",\"output_index\":0,\"delta\":\"\\\"Paris\\\"}\"}\n\n",
+    "data: {\"type\":\"response.function_call_arguments.done\",\"item_id\":\"fc_a\",\"output_index\":0,\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}\n\n",
+    "data: {\"type\":\"response.output_item.done\",\"output_index\":0,\"item\":{\"type\":\"function_call\",\"id\":\"fc_a\",\"call_id\":\"call_a\",\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}\n\n",
+    "data: {\"type\":\"response.output_item.done\",\"output_index\":1,\"item\":{\"type\":\"function_call\",\"id\":\"fc_b\",\"call_id\":\"call_b\",\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Rome\\\"}\"}}\n\n",
+    "data: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\"}}\n\n",
+);
+
+fn paris_and_rome() -> Vec<ToolCall> {
+    ["Paris", "Rome"]
+        .iter()
+        .zip(["call_a", "call_b"])
+        .map(|(city, id)| ToolCall {
+            id: id.into(),
+            name: "weather".into(),
+            arguments: format!("{{\"city\":\"{city}\"}}"),
+        })
+        .collect()
+}
+
+#[test]
+fn chat_completions_tool_round_trip_stream() {
+    let mut h = H::connected(1);
+    let req = tool_round_trip("grok-4.3");
+    let mut s = ok(open_request(
+        &mut h,
+        &req,
+        FakeBody::bytes(CC_TOOLS.as_bytes()),
+    ));
+    let a = assemble(&drain(&mut s).unwrap());
+    assert_eq!(a.text, "Checking.");
+    assert_eq!(a.calls, paris_and_rome());
+    assert_eq!(a.finish, Some(FinishReason::ToolCalls));
+    let b = body_json(&h.t.requests()[0]);
+    assert_eq!(b["stream"], json!(true));
+    assert_eq!(b["tools"][0]["function"]["parameters"], weather_schema());
+    assert_eq!(b["messages"][2]["tool_calls"][0]["id"], json!("call_1"));
+    assert_eq!(b["messages"][3]["tool_call_id"], json!("call_1"));
+
+    // However the transport cuts it.
+    let bytes = CC_TOOLS.as_bytes();
+    for i in 0..=bytes.len() {
+        let mut h = H::connected(1);
+        let mut s =
+            open_request(&mut h, &req, splits(bytes, &[i, (i + 13).min(bytes.len())])).unwrap();
+        let b = assemble(&drain(&mut s).unwrap());
+        assert_eq!(b, a, "split at {i}");
+    }
+}
+
+#[test]
+fn responses_tool_round_trip_stream() {
+    let mut h = H::connected(4);
+    let req = tool_round_trip("grok-4.20-multi-agent-0309");
+    let mut s = ok(open_request(
+        &mut h,
+        &req,
+        FakeBody::bytes(RESP_TOOLS.as_bytes()),
+    ));
+    let chunks = drain(&mut s).unwrap();
+    let a = assemble(&chunks);
+    assert_eq!(a.calls, paris_and_rome());
+    assert_eq!(a.text, "");
+    assert_eq!(a.finish, Some(FinishReason::ToolCalls));
+    // The `.done` events repeat what the deltas said: nothing is handed out twice.
+    let args = chunks
+        .iter()
+        .filter(|c| matches!(c, ChatChunk::ToolCallArguments { index: 0, .. }))
+        .count();
+    assert_eq!(args, 2);
+    let r = &h.t.requests()[0];
+    assert_eq!(r.url, RESPONSES_URL);
+    let b = body_json(r);
+    assert_eq!(b["stream"], json!(true));
+    assert_eq!(b["tools"][0]["name"], json!("weather"));
+    assert_eq!(b["input"][1]["type"], json!("function_call"));
+    assert_eq!(b["input"][2]["type"], json!("function_call_output"));
+
+    let bytes = RESP_TOOLS.as_bytes();
+    for i in 0..=bytes.len() {
+        let mut h = H::connected(4);
+        let mut s =
+            open_request(&mut h, &req, splits(bytes, &[i, (i + 29).min(bytes.len())])).unwrap();
+        assert_eq!(assemble(&drain(&mut s).unwrap()), a, "split at {i}");
+    }
 }
