@@ -5,6 +5,10 @@
 //!   reuse detection, revocation), driven by the test through its [`AuthHandle`].
 //! - [`ApiServer`]: a model API shaped like `api.x.ai/v1` (tier-gated models, chat
 //!   completions and the Responses API, whole and streamed), driven through [`ApiHandle`].
+//!   Both lanes validate requests as upstream does and answer deterministically with agent
+//!   features: scripted tool calls (streamed as a [`ToolStreamStyle`] says) and answers to
+//!   tool results, images and returned reasoning visible in the echo, reasoning output,
+//!   structured output, citations and cached-token usage.
 //!
 //! Both take a [`Fault`] queue and keep a request log. Every server binds `127.0.0.1:0`,
 //! stops when its handle is dropped, and stops by itself after an idle period or a maximum
@@ -30,7 +34,7 @@ mod http;
 mod verify;
 
 pub use api::models::{CatalogueModel, ModelKind, model_ids_for_tier, xai_catalogue};
-pub use api::{ApiConfig, ApiHandle, ApiServer, ApiStats, Unauthenticated};
+pub use api::{ApiConfig, ApiHandle, ApiServer, ApiStats, ToolStreamStyle, Unauthenticated};
 pub use auth::{AuthConfig, AuthHandle, AuthServer, AuthStats, IssuedTokens, XAI_CLIENT_ID};
 pub use error::{Error, Result, VerifyError};
 pub use faults::{CannedResponse, Fault, Route};

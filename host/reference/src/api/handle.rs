@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{ApiShared, ApiStats};
+use super::{ApiShared, ApiStats, ToolStreamStyle};
 use crate::faults::{Fault, Route};
 use crate::http::{RecordedRequest, Running, lock};
 use crate::verify::TokenVerifier;
@@ -91,6 +91,18 @@ impl ApiHandle {
     /// Refuse this bearer from now on.
     pub fn deny_token(&self, token: &str) {
         lock(&self.shared.denied).insert(Sha256::digest(token.as_bytes()).into());
+    }
+
+    /// How streams carry tool call arguments from the next request on (the initial
+    /// value is [`super::ApiConfig::tool_stream_style`], by default
+    /// [`ToolStreamStyle::Whole`]).
+    pub fn set_tool_stream_style(&self, style: ToolStreamStyle) {
+        *lock(&self.shared.tool_stream_style) = style;
+    }
+
+    /// The current tool stream style.
+    pub fn tool_stream_style(&self) -> ToolStreamStyle {
+        *lock(&self.shared.tool_stream_style)
     }
 
     /// Replace the bearer check (`None`: any non-empty bearer at the default tier).

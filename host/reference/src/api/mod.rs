@@ -1,13 +1,26 @@
 //! The reference model API, shaped like xAI's under `/v1`: a tier-gated `/models`,
 //! `/chat/completions` and `/responses` (whole and SSE), bearer checks, a fault queue and
 //! a request log.
+//!
+//! Both chat lanes validate requests as upstream does (400 on a malformed field, see
+//! `validate`) and answer deterministically, agent features included: scripted tool calls
+//! and answers to tool results (`tools`), images and returned reasoning shown in the echo
+//! (`turn`), structured output (`format`), citations (`search`) and cached tokens
+//! (`cache`). Each lane parses its body into a lane-neutral `turn::Turn` (`chat/request.rs`,
+//! `responses/request.rs`); `reply::generate` answers it once for both.
 
+mod cache;
 mod chat;
+mod format;
 mod handle;
 pub mod models;
 mod reply;
 mod responses;
+mod search;
 mod sse;
+mod tools;
+mod turn;
+mod validate;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +34,11 @@ use crate::error::Result;
 use crate::faults::{self, FaultQueue, Route};
 use crate::http::{self, Lifetime, Outcome, RecordedRequest, Reply, RequestLog, Spawn, lock};
 use crate::verify::{TokenVerifier, tier_claim};
+use cache::PromptCache;
 use models::CatalogueModel;
 
 pub use handle::ApiHandle;
+pub use tools::ToolStreamStyle;
 
 /// How an invalid, expired or missing bearer is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +68,9 @@ pub struct ApiConfig {
     /// Send every SSE event as two TCP-level chunks cut mid-event, possibly mid UTF-8
     /// character (default true: clients must buffer).
     pub split_sse_chunks: bool,
+    /// How streams carry tool call arguments at start (change it at run time with
+    /// [`ApiHandle::set_tool_stream_style`]).
+    pub tool_stream_style: ToolStreamStyle,
     /// Idle and maximum lifetime of the server.
     pub lifetime: Lifetime,
 }
@@ -67,6 +85,7 @@ impl Default for ApiConfig {
             reply_bytes: None,
             stream_chunk_bytes: 16,
             split_sse_chunks: true,
+            tool_stream_style: ToolStreamStyle::default(),
             lifetime: Lifetime::default(),
         }
     }
@@ -125,12 +144,19 @@ struct ApiShared {
     seq: AtomicU64,
     faults: FaultQueue,
     log: Arc<RequestLog>,
+    tool_stream_style: Mutex<ToolStreamStyle>,
+    cache: PromptCache,
 }
 
 /// What a handler knows about the call.
 pub(crate) struct Ctx<'a> {
     config: &'a ApiConfig,
     stats: &'a Mutex<ApiStats>,
+    /// The request itself, for its headers.
+    request: &'a RecordedRequest,
+    cache: &'a PromptCache,
+    /// The style current when the request arrived.
+    tool_stream_style: ToolStreamStyle,
     tier: u32,
     seq: u64,
     now: u64,
@@ -151,6 +177,7 @@ pub(crate) fn xai_error(status: u16, code: &str, error: &str) -> Reply {
     Reply::json(status, &json!({"code": code, "error": error}))
 }
 
+/// 400 as xAI answers a malformed request.
 fn invalid_argument(error: &str) -> Reply {
     xai_error(400, "Client specified an invalid argument", error)
 }
@@ -173,6 +200,8 @@ impl ApiServer {
         let log = Arc::new(RequestLog::default());
         let shared = Arc::new(ApiShared {
             verifier: RwLock::new(config.verifier.clone()),
+            tool_stream_style: Mutex::new(config.tool_stream_style),
+            cache: PromptCache::default(),
             config,
             seen: Mutex::default(),
             denied: Mutex::default(),
@@ -250,6 +279,9 @@ fn handle(shared: &ApiShared, route: Route, req: &RecordedRequest) -> Reply {
     let ctx = Ctx {
         config: &shared.config,
         stats: &shared.stats,
+        request: req,
+        cache: &shared.cache,
+        tool_stream_style: *lock(&shared.tool_stream_style),
         tier,
         seq: shared.seq.fetch_add(1, Ordering::Relaxed),
         now: http::unix_now(),

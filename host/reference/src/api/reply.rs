@@ -1,17 +1,39 @@
 //! Deterministic replies and token accounting, the same for both lanes.
 //!
-//! Tokens are counted as ceil(bytes / 4). Output tokens include reasoning tokens, and the
-//! total is input plus output.
-
-use serde_json::Value;
+//! The answer is, in this order: scripted tool calls with a `Calling …` preamble (see
+//! [`super::tools`]); the answer to tool results; or the echo of the last user message
+//! ([`Turn::echo`]). A text answer is stretched or cut to `reply_bytes` when set (plain text
+//! only), rendered in the requested format, then cut to the token cap.
+//!
+//! Tokens are counted as ceil(bytes / 4). [`Usage::output`] counts visible output (text
+//! and call arguments) and excludes reasoning; each lane reports it its upstream's way
+//! (xAI's chat completions: `completion_tokens` = output, the total adds reasoning;
+//! OpenAI's Responses: `output_tokens` = output + reasoning). The total is the same on
+//! both: input + output + reasoning.
 
 use super::models::{CatalogueModel, ModelKind};
+use super::tools::{self, ToolCall};
+use super::turn::Turn;
+
+/// The reasoning a reasoning model shows (chat `reasoning_content`, Responses summary).
+pub(super) const REASONING_TEXT: &str = "Thinking about the request.";
+
+/// Why the answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Finish {
+    Stop,
+    /// The token cap cut the text.
+    Length,
+    ToolCalls,
+}
 
 /// A generated answer.
 pub(super) struct Generated {
     pub text: String,
-    /// Whether `max tokens` cut the text.
-    pub truncated: bool,
+    pub calls: Vec<ToolCall>,
+    /// The visible reasoning, for reasoning and multi-agent models.
+    pub reasoning: Option<&'static str>,
+    pub finish: Finish,
     pub usage: Usage,
 }
 
@@ -19,80 +41,83 @@ pub(super) struct Generated {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Usage {
     pub input: u64,
+    /// Input tokens read from the prompt cache (set by the lane, which knows the key).
+    pub cached: u64,
+    /// Visible output: text and tool calls, without reasoning.
     pub output: u64,
     pub reasoning: u64,
-    pub total: u64,
+}
+
+impl Usage {
+    /// Input, output and reasoning.
+    pub fn total(&self) -> u64 {
+        self.input + self.output + self.reasoning
+    }
 }
 
 pub(super) fn tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(4)
 }
 
-/// Text of a message `content`: a string, or an array of parts with `text`.
-pub(super) fn content_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(""),
-        ),
-        Value::Null => Some(String::new()),
-        _ => None,
-    }
-}
-
-/// Answer `conversation` (role, text): "Echo: " and the last user message, stretched or
-/// cut to `reply_bytes` when set, then cut to `max_tokens`.
+/// Answer `turn` (see the module doc); `seq` numbers the call ids.
 pub(super) fn generate(
     model: &CatalogueModel,
-    conversation: &[(String, String)],
+    turn: &Turn,
     reply_bytes: Option<usize>,
-    max_tokens: Option<u64>,
     agents: Option<u64>,
+    seq: u64,
 ) -> Generated {
-    let last_user = conversation
-        .iter()
-        .rev()
-        .find(|(role, _)| role == "user")
-        .map(|(_, text)| text.as_str())
-        .unwrap_or("");
-    let mut text = format!("Echo: {last_user}");
-    if let Some(size) = reply_bytes {
-        text = exact_size(&text, size);
-    }
-    let mut truncated = false;
-    if let Some(max) = max_tokens
-        && tokens(&text) > max
-    {
-        let mut end = usize::try_from(max.saturating_mul(4))
-            .unwrap_or(usize::MAX)
-            .min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
+    let calls = tools::scripted_calls(turn, seq).unwrap_or_default();
+    let (text, finish) = if calls.is_empty() {
+        let mut text = tools::results_answer(turn).unwrap_or_else(|| turn.echo());
+        if let Some(size) = reply_bytes
+            && turn.format.is_text()
+        {
+            text = exact_size(&text, size);
         }
-        text.truncate(end);
-        truncated = true;
-    }
+        let mut text = turn.format.render(&text);
+        let cut = cut_to_tokens(&mut text, turn.max_tokens);
+        (text, if cut { Finish::Length } else { Finish::Stop })
+    } else {
+        (tools::preamble(&calls), Finish::ToolCalls)
+    };
     let reasoning = match model.kind {
         ModelKind::Reasoning => 16,
         ModelKind::MultiAgent => agents.unwrap_or(4) * 16,
         ModelKind::Chat | ModelKind::Media => 0,
     };
-    let input: u64 = conversation.iter().map(|(_, t)| tokens(t) + 4).sum();
-    let output = tokens(&text) + reasoning;
+    let output = tokens(&text)
+        + calls
+            .iter()
+            .map(|c| tokens(&c.name) + tokens(&c.arguments))
+            .sum::<u64>();
     Generated {
         text,
-        truncated,
+        calls,
+        reasoning: (reasoning > 0).then_some(REASONING_TEXT),
+        finish,
         usage: Usage {
-            input,
+            input: turn.input_tokens(),
+            cached: 0,
             output,
             reasoning,
-            total: input + output,
         },
     }
+}
+
+/// Cut `text` to `max` tokens on a character boundary; whether it was cut.
+fn cut_to_tokens(text: &mut String, max: Option<u64>) -> bool {
+    let Some(max) = max.filter(|&max| tokens(text) > max) else {
+        return false;
+    };
+    let mut end = usize::try_from(max.saturating_mul(4))
+        .unwrap_or(usize::MAX)
+        .min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
 }
 
 /// Repeat `seed` to exactly `size` bytes (ASCII `.` pads where a character would straddle).

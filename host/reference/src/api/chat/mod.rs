@@ -1,20 +1,28 @@
 //! `POST /v1/chat/completions`, whole or streamed as `chat.completion.chunk` events.
+//!
+//! A stream sends, each as one `data:` chunk: the reasoning (`delta.reasoning_content`,
+//! reasoning models), the text (`delta.content`), the tool calls as the handle's
+//! [`ToolStreamStyle`] says, a chunk with the finish reason, a usage chunk (always, as
+//! xAI does, with or without `stream_options.include_usage`; it also carries `citations`
+//! when searched), then `data: [DONE]`. The first chunk carries `role`.
+
+mod request;
 
 use serde_json::{Value, json};
 
 use super::models::{self, ModelKind};
-use super::reply::{self, Generated};
+use super::reply::{self, Finish, Generated};
+use super::search::SOURCE_URL;
+use super::tools::{self, ToolStreamStyle};
 use super::{Ctx, invalid_argument, sse};
 use crate::http::Reply;
 
 pub(super) fn handle(ctx: &Ctx<'_>, body: &Value) -> Reply {
-    let Some(model_id) = body.get("model").and_then(Value::as_str) else {
-        return invalid_argument("model is required");
+    let request = match request::parse(body) {
+        Ok(r) => r,
+        Err(message) => return invalid_argument(&message),
     };
-    let conversation = match messages(body) {
-        Ok(c) => c,
-        Err(message) => return invalid_argument(message),
-    };
+    let model_id = request.model;
     let model = match models::lookup(ctx, model_id) {
         Ok(m) => m,
         Err(reply) => return reply,
@@ -30,127 +38,149 @@ pub(super) fn handle(ctx: &Ctx<'_>, body: &Value) -> Reply {
         }
         ModelKind::Chat | ModelKind::Reasoning => {}
     }
-    let max_tokens = body
-        .get("max_completion_tokens")
-        .or_else(|| body.get("max_tokens"))
-        .and_then(Value::as_u64);
-    let generated = reply::generate(
-        model,
-        &conversation,
-        ctx.config.reply_bytes,
-        max_tokens,
-        None,
-    );
-    let reasoning = model.kind == ModelKind::Reasoning;
-    let id = format!("chatcmpl-{:06}", ctx.seq);
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+    let mut generated =
+        reply::generate(model, &request.turn, ctx.config.reply_bytes, None, ctx.seq);
+    // xAI routes cache hits by conversation id.
+    generated.usage.cached = ctx
+        .cache
+        .read(ctx.request.header("x-grok-conv-id"), generated.usage.input);
+    let answer = Answer {
+        ctx,
+        id: format!("chatcmpl-{:06}", ctx.seq),
+        model: model_id,
+        generated: &generated,
+        citations: request.turn.search,
+    };
+    if request.stream {
         ctx.note_stream();
-        stream(ctx, &id, model_id, &generated, reasoning)
+        answer.stream()
     } else {
-        whole(ctx, &id, model_id, &generated, reasoning)
+        answer.whole()
     }
 }
 
-/// The conversation as (role, text); an error message when it is not a usable list.
-fn messages(body: &Value) -> Result<Vec<(String, String)>, &'static str> {
-    let list = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
-    if list.is_empty() {
-        return Err("messages must not be empty");
-    }
-    list.iter()
-        .map(|m| {
-            let role = m
-                .get("role")
-                .and_then(Value::as_str)
-                .ok_or("message without role")?;
-            if !matches!(role, "system" | "developer" | "user" | "assistant" | "tool") {
-                return Err("unknown message role");
-            }
-            let text = reply::content_text(m.get("content").unwrap_or(&Value::Null))
-                .ok_or("message content must be a string or an array of parts")?;
-            Ok((role.to_owned(), text))
-        })
-        .collect()
+struct Answer<'a> {
+    ctx: &'a Ctx<'a>,
+    id: String,
+    model: &'a str,
+    generated: &'a Generated,
+    /// Live search was on: `citations` at the top level.
+    citations: bool,
 }
 
-fn finish_reason(generated: &Generated) -> &'static str {
-    if generated.truncated {
-        "length"
-    } else {
-        "stop"
+fn finish_reason(finish: Finish) -> &'static str {
+    match finish {
+        Finish::Stop => "stop",
+        Finish::Length => "length",
+        Finish::ToolCalls => "tool_calls",
     }
 }
 
+/// xAI's accounting: `completion_tokens` excludes reasoning, which the total adds.
 fn usage(generated: &Generated) -> Value {
     let u = generated.usage;
     json!({
         "prompt_tokens": u.input,
         "completion_tokens": u.output,
-        "total_tokens": u.total,
-        "prompt_tokens_details": {"cached_tokens": 0},
+        "total_tokens": u.total(),
+        "prompt_tokens_details": {"cached_tokens": u.cached},
         "completion_tokens_details": {"reasoning_tokens": u.reasoning},
     })
 }
 
-const REASONING_TEXT: &str = "Thinking about the request.";
-
-fn whole(ctx: &Ctx<'_>, id: &str, model: &str, generated: &Generated, reasoning: bool) -> Reply {
-    let mut message = json!({"role": "assistant", "content": generated.text, "refusal": null});
-    if reasoning {
-        // Reasoning models also send their thoughts apart; clients must not mix them in.
-        message["reasoning_content"] = json!(REASONING_TEXT);
+impl Answer<'_> {
+    fn with_citations(&self, mut value: Value) -> Value {
+        if self.citations {
+            value["citations"] = json!([SOURCE_URL]);
+        }
+        value
     }
-    Reply::json(
-        200,
-        &json!({
-            "id": id,
-            "object": "chat.completion",
-            "created": ctx.now,
-            "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(generated)}],
-            "usage": usage(generated),
-            "system_fingerprint": "fp_reference",
-        }),
-    )
-}
 
-fn stream(ctx: &Ctx<'_>, id: &str, model: &str, generated: &Generated, reasoning: bool) -> Reply {
-    let chunk = |choices: Value| {
+    fn whole(&self) -> Reply {
+        let g = self.generated;
+        let mut message = json!({"role": "assistant", "content": g.text, "refusal": null});
+        if let Some(reasoning) = g.reasoning {
+            // Reasoning models also send their thoughts apart; clients must not mix them in.
+            message["reasoning_content"] = json!(reasoning);
+        }
+        if !g.calls.is_empty() {
+            let calls: Vec<Value> = g
+                .calls
+                .iter()
+                .map(|c| {
+                    json!({"id": c.id, "type": "function",
+                           "function": {"name": c.name, "arguments": c.arguments}})
+                })
+                .collect();
+            message["tool_calls"] = json!(calls);
+        }
+        Reply::json(
+            200,
+            &self.with_citations(json!({
+                "id": self.id,
+                "object": "chat.completion",
+                "created": self.ctx.now,
+                "model": self.model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(g.finish)}],
+                "usage": usage(g),
+                "system_fingerprint": "fp_reference",
+            })),
+        )
+    }
+
+    fn chunk(&self, choices: Value) -> Value {
         json!({
-            "id": id, "object": "chat.completion.chunk", "created": ctx.now, "model": model,
-            "choices": choices, "system_fingerprint": "fp_reference",
+            "id": self.id, "object": "chat.completion.chunk", "created": self.ctx.now,
+            "model": self.model, "choices": choices, "system_fingerprint": "fp_reference",
         })
-    };
-    let mut events = Vec::new();
-    if reasoning {
-        events.push(sse::data(&chunk(json!([{
-            "index": 0,
-            "delta": {"role": "assistant", "reasoning_content": REASONING_TEXT},
-            "finish_reason": null,
+    }
+
+    fn stream(&self) -> Reply {
+        let g = self.generated;
+        let size = self.ctx.config.stream_chunk_bytes;
+        let mut deltas = Vec::new();
+        if let Some(reasoning) = g.reasoning {
+            for piece in sse::pieces(reasoning, size) {
+                deltas.push(json!({"reasoning_content": piece}));
+            }
+        }
+        for piece in sse::pieces(&g.text, size) {
+            deltas.push(json!({"content": piece}));
+        }
+        let style = self.ctx.tool_stream_style;
+        for (index, call) in g.calls.iter().enumerate() {
+            let head = |arguments: &str| {
+                json!({"tool_calls": [{"index": index, "id": call.id, "type": "function",
+                                       "function": {"name": call.name, "arguments": arguments}}]})
+            };
+            if style == ToolStreamStyle::Whole {
+                deltas.push(head(&call.arguments));
+                continue;
+            }
+            // OpenAI's way (DoneOnly has no equivalent here): the head, then the pieces.
+            deltas.push(head(""));
+            for piece in tools::argument_pieces(&call.arguments) {
+                deltas.push(
+                    json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
+                );
+            }
+        }
+        if let Some(first) = deltas.first_mut() {
+            first["role"] = json!("assistant");
+        }
+        let mut events: Vec<_> = deltas
+            .into_iter()
+            .map(|delta| {
+                sse::data(&self.chunk(json!([{"index": 0, "delta": delta, "finish_reason": null}])))
+            })
+            .collect();
+        events.push(sse::data(&self.chunk(json!([{
+            "index": 0, "delta": {}, "finish_reason": finish_reason(g.finish),
         }]))));
+        let mut last = self.chunk(json!([]));
+        last["usage"] = usage(g);
+        events.push(sse::data(&self.with_citations(last)));
+        events.push(sse::done());
+        Reply::sse(events)
     }
-    for (i, piece) in sse::pieces(&generated.text, ctx.config.stream_chunk_bytes)
-        .into_iter()
-        .enumerate()
-    {
-        let delta = if i == 0 {
-            json!({"role": "assistant", "content": piece})
-        } else {
-            json!({"content": piece})
-        };
-        events.push(sse::data(&chunk(
-            json!([{"index": 0, "delta": delta, "finish_reason": null}]),
-        )));
-    }
-    events.push(sse::data(&chunk(json!([{
-        "index": 0, "delta": {}, "finish_reason": finish_reason(generated),
-    }]))));
-    let mut usage_chunk = chunk(json!([]));
-    usage_chunk["usage"] = usage(generated);
-    events.push(sse::data(&usage_chunk));
-    events.push(sse::done());
-    Reply::sse(events)
 }
