@@ -109,6 +109,39 @@ fn sdk(s: &Served, step: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// One step of the npm SDK client; its JSON on success.
+fn npm_sdk(s: &Served, step: &str) -> Value {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/serve");
+    assert!(
+        std::path::Path::new(dir).join("node_modules/openai").exists(),
+        "the openai npm package is not installed: run `npm ci --prefix tests/serve` (the README's test command does)"
+    );
+    let out = Command::new("node")
+        .arg(format!("{dir}/sdk_client.mjs"))
+        .arg(step)
+        .env("OPENAI_BASE_URL", &s.base)
+        .env("OPENAI_API_KEY", &s.key)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "npm sdk step {step} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_npm_sdk_lists_chats_streams_calls_tools_and_sees_typed_errors() {
+    let s = serve();
+    for step in ["models", "chat", "stream", "tools", "responses", "bad_key"] {
+        npm_sdk(&s, step);
+    }
+    s.api
+        .push_fault(Route::ChatCompletions, Fault::rate_limited(Some(7)));
+    npm_sdk(&s, "rate_limited");
+}
+
 #[test]
 fn the_python_sdk_lists_chats_streams_and_calls_tools() {
     let s = serve();
@@ -116,6 +149,7 @@ fn the_python_sdk_lists_chats_streams_and_calls_tools() {
     sdk(&s, "chat");
     sdk(&s, "stream");
     sdk(&s, "tools");
+    sdk(&s, "responses");
     sdk(&s, "invalid");
 }
 

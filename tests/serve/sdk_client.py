@@ -89,6 +89,53 @@ def tools():
     return {"tool": call.function.name}
 
 
+RESPONSE_TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
+    }
+]
+
+
+def responses():
+    r = client.responses.create(model=MODEL, input="hello responses")
+    assert r.status == "completed", r
+    assert r.output_text == "Echo: hello responses", r
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens, r.usage
+    # Streamed: text deltas, then response.completed with the same text.
+    text, completed = "", None
+    for ev in client.responses.create(model=MODEL, input="stream responses", stream=True):
+        if ev.type == "response.output_text.delta":
+            text += ev.delta
+        elif ev.type == "response.completed":
+            completed = ev.response
+    assert text == "Echo: stream responses", text
+    assert completed is not None and completed.output_text == text, completed
+    # A tool round trip.
+    question = "What is the weather in Paris?"
+    r = client.responses.create(model=MODEL, input=question, tools=RESPONSE_TOOLS)
+    calls = [o for o in r.output if o.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather", r.output
+    assert json.loads(calls[0].arguments) == {"text": question}, calls[0]
+    args, name = "", None
+    for ev in client.responses.create(model=MODEL, input=question, tools=RESPONSE_TOOLS, stream=True):
+        if ev.type == "response.output_item.added" and ev.item.type == "function_call":
+            name = ev.item.name
+        elif ev.type == "response.function_call_arguments.delta":
+            args += ev.delta
+    assert name == "get_weather" and json.loads(args) == {"text": question}, (name, args)
+    follow = [
+        {"role": "user", "content": question},
+        {"type": "function_call", "call_id": calls[0].call_id, "name": calls[0].name, "arguments": calls[0].arguments},
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"},
+    ]
+    r = client.responses.create(model=MODEL, input=follow, tools=RESPONSE_TOOLS)
+    assert r.output_text == "Tool results: sunny", r
+    return {"responses": True}
+
+
 def expect(exc_type, **kwargs):
     try:
         client.chat.completions.create(

@@ -4,9 +4,11 @@
 //!
 //! - `keys`: local API keys (salted hashes only), each selecting a tenant;
 //! - `sessions`: live sessions reused per tenant;
-//! - `wire`: OpenAI's response, stream and error shapes.
+//! - `wire`: OpenAI's chat-completions, stream and error shapes;
+//! - `responses`: the Responses API's request, reply and events.
 
 mod keys;
+mod responses;
 mod sessions;
 mod wire;
 
@@ -120,6 +122,7 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/responses", post(responses_api))
         .route("/healthz", get(|| async { axum::Json(json!({"ok": true})) }))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", "no such endpoint")
@@ -350,6 +353,111 @@ async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body:
             }
         }
     });
+    sse(rx)
+}
+
+fn response_id() -> String {
+    let mut b = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    format!("resp_{}", hex::encode(b))
+}
+
+async fn responses_api(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let began = Instant::now();
+    let tenant = match authenticate(&state, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let (model, stream, request) = match responses::parse(&bytes) {
+        Ok(p) => p,
+        Err(m) => return ApiError::invalid(m).into_response(),
+    };
+    let mut lease = match state.sessions.lease(&tenant).await {
+        Ok(l) => l,
+        Err(e) => return ApiError::from_host(&e, &tenant).into_response(),
+    };
+    let id = response_id();
+    if !stream {
+        let response = match lease.session().chat(&request).await {
+            Ok(reply) => {
+                let tokens = reply.usage.map(|u| u.total_tokens);
+                access(&tenant, &model, 200, began, tokens, false);
+                return axum::Json(responses::whole(&id, unix_now(), &model, &reply)).into_response();
+            }
+            Err(e) => ApiError::from_host(&e, &tenant).into_response(),
+        };
+        access(&tenant, &model, response.status().as_u16(), began, None, false);
+        return response;
+    }
+    let handle = match lease.session().open_chat_stream(&request).await {
+        Ok(h) => h,
+        Err(e) => {
+            let response = ApiError::from_host(&e, &tenant).into_response();
+            access(&tenant, &model, response.status().as_u16(), began, None, true);
+            return response;
+        }
+    };
+    let mut writer = responses::EventWriter::new(id, unix_now(), model.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    tokio::spawn(async move {
+        let frame = |(kind, v): (String, Value)| Bytes::from(format!("event: {kind}\ndata: {v}\n\n"));
+        let mut tokens = None;
+        for e in writer.start() {
+            if tx.send(frame(e)).await.is_err() {
+                lease.discard();
+                return;
+            }
+        }
+        loop {
+            let next = tokio::select! {
+                next = lease.session().next_chunk(&handle) => next,
+                () = tx.closed() => {
+                    access(&tenant, &model, 499, began, tokens, true);
+                    lease.discard();
+                    return;
+                }
+            };
+            let events = match next {
+                Ok(Some(chunk)) => {
+                    if let provider_host::bindings::types::ChatChunk::Usage(u) = &chunk {
+                        tokens = Some(u.total_tokens);
+                    }
+                    writer.chunk(&chunk)
+                }
+                Ok(None) => {
+                    for e in writer.finish() {
+                        let _ = tx.send(frame(e)).await;
+                    }
+                    let _ = lease.session().close_chat_stream(handle).await;
+                    access(&tenant, &model, 200, began, tokens, true);
+                    return;
+                }
+                Err(e) => {
+                    let err = ApiError::from_host(&e, &tenant);
+                    let _ = tx.send(frame(writer.error(&err.code, &err.message))).await;
+                    let _ = lease.session().close_chat_stream(handle).await;
+                    access(&tenant, &model, err.status.as_u16(), began, tokens, true);
+                    return;
+                }
+            };
+            for e in events {
+                if tx.send(frame(e)).await.is_err() {
+                    access(&tenant, &model, 499, began, tokens, true);
+                    lease.discard();
+                    return;
+                }
+            }
+        }
+    });
+    sse(rx)
+}
+
+/// An event-stream response fed by `rx`.
+fn sse(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     }));

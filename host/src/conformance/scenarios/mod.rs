@@ -2,6 +2,7 @@
 //! contract (through [`crate::runtime::Session`]), judging the plugin by its answers and
 //! by what the reference servers saw.
 
+mod agents;
 pub(crate) mod chat;
 mod device;
 mod errors;
@@ -94,6 +95,32 @@ pub const SCENARIOS: &[Scenario] = &[
         "a stream cut before its terminal event is an error, never a truncation",
     ),
     scenario(
+        "tool_round_trip",
+        "a tool call and its result on both lanes, whole and streamed",
+    ),
+    scenario(
+        "tool_call_streams",
+        "tool calls sent whole, split or only at the end assemble the same",
+    ),
+    scenario(
+        "client_tools_on_multi_agent",
+        "client tools on a multi-agent model: invalid_input naming the model",
+    ),
+    scenario("image_input", "URL and inline images reach upstream on both lanes"),
+    scenario(
+        "reasoning_output",
+        "visible reasoning on both lanes; encrypted reasoning passed back",
+    ),
+    scenario(
+        "structured_output",
+        "a JSON schema reaches upstream and the reply follows it",
+    ),
+    scenario(
+        "prompt_cache",
+        "the prompt-cache key travels as upstream expects; cached tokens reported",
+    ),
+    scenario("citations", "server-side search through extra-body returns citations"),
+    scenario(
         "unauthorized_refresh_retry",
         "a refused token: one refresh, one retry; refused again: unauthorized",
     ),
@@ -138,6 +165,14 @@ pub(crate) async fn run(name: &str, ctx: &mut Ctx) -> Outcome {
         "responses_lane" => chat::responses_lane(ctx).await,
         "streaming_both_lanes" => chat::streaming_both_lanes(ctx).await,
         "cut_stream" => chat::cut_stream(ctx).await,
+        "tool_round_trip" => agents::tool_round_trip(ctx).await,
+        "tool_call_streams" => agents::tool_call_streams(ctx).await,
+        "client_tools_on_multi_agent" => agents::client_tools_on_multi_agent(ctx).await,
+        "image_input" => agents::image_input(ctx).await,
+        "reasoning_output" => agents::reasoning_output(ctx).await,
+        "structured_output" => agents::structured_output(ctx).await,
+        "prompt_cache" => agents::prompt_cache(ctx).await,
+        "citations" => agents::citations(ctx).await,
         "unauthorized_refresh_retry" => tokens::unauthorized_refresh_retry(ctx).await,
         "forbidden_variants" => errors::forbidden_variants(ctx).await,
         "rate_limited_retry_after" => errors::rate_limited_retry_after(ctx).await,
