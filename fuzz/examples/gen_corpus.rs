@@ -383,6 +383,39 @@ const RESPONSES_STREAM: &str = concat!(
     "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"usage\":{\"input_tokens\":5,\"output_tokens\":3,\"total_tokens\":8,\"output_tokens_details\":{\"reasoning_tokens\":40}}}}\n\n",
 );
 
+/// OpenAI-style tool calls: id and name first, the arguments over several chunks, two
+/// calls interleaved by index.
+const CHAT_TOOLS_SPLIT: &str = concat!(
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"weather\",\"arguments\":\"\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"search\",\"arguments\":\"{}\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":17,\"total_tokens\":67}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+/// xAI-style: reasoning, then each call whole in one chunk (two in one chunk here).
+const CHAT_TOOLS_WHOLE: &str = concat!(
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"First\",\"role\":\"assistant\"}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"call_1\",\"function\":{\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Rome\\\"}\"},\"index\":0,\"type\":\"function\"},{\"id\":\"call_2\",\"function\":{\"name\":\"weather\",\"arguments\":\"{}\"},\"index\":1,\"type\":\"function\"}]}}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":291,\"completion_tokens\":26,\"total_tokens\":513,\"prompt_tokens_details\":{\"cached_tokens\":290},\"completion_tokens_details\":{\"reasoning_tokens\":196}}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+/// A function call streamed as deltas (repeated by its `.done` events), then one whose
+/// arguments come only in `output_item.done`.
+const RESPONSES_TOOLS: &str = concat!(
+    "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"type\":\"function_call\",\"id\":\"fc_a\",\"call_id\":\"call_a\",\"name\":\"weather\",\"arguments\":\"\"}}\n\n",
+    "data: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_a\",\"output_index\":0,\"delta\":\"{\\\"city\\\":\"}\n\n",
+    "data: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_a\",\"output_index\":0,\"delta\":\"\\\"Paris\\\"}\"}\n\n",
+    "data: {\"type\":\"response.function_call_arguments.done\",\"item_id\":\"fc_a\",\"output_index\":0,\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}\n\n",
+    "data: {\"type\":\"response.output_item.done\",\"output_index\":0,\"item\":{\"type\":\"function_call\",\"id\":\"fc_a\",\"call_id\":\"call_a\",\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}\n\n",
+    "data: {\"type\":\"response.output_item.done\",\"output_index\":1,\"item\":{\"type\":\"function_call\",\"id\":\"fc_b\",\"call_id\":\"call_b\",\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Rome\\\"}\"}}\n\n",
+    "data: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"usage\":{\"input_tokens\":20,\"output_tokens\":9,\"total_tokens\":29}}}\n\n",
+);
+
 fn streams() {
     let chat_variants: Vec<(&str, String)> = vec![
         ("chat", CHAT_STREAM.to_owned()),
@@ -392,6 +425,8 @@ fn streams() {
         ("chat-error", "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"slow down\"}}\n\n".to_owned()),
         ("chat-no-newline", "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\ndata: [DONE]".to_owned()),
         ("chat-garbage", "data: {not json\n\n".to_owned()),
+        ("chat-tools-split", CHAT_TOOLS_SPLIT.to_owned()),
+        ("chat-tools-whole", CHAT_TOOLS_WHOLE.to_owned()),
     ];
     let responses_variants: Vec<(&str, String)> = vec![
         ("responses", RESPONSES_STREAM.to_owned()),
@@ -399,6 +434,7 @@ fn streams() {
         ("responses-failed", "data: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_error\",\"message\":\"boom\"}}}\n\n".to_owned()),
         ("responses-error", "event: error\ndata: {\"type\":\"error\",\"code\":\"invalid_prompt\",\"message\":\"bad input\"}\n\n".to_owned()),
         ("responses-cut", RESPONSES_STREAM[..RESPONSES_STREAM.len() - 30].to_owned()),
+        ("responses-tools", RESPONSES_TOOLS.to_owned()),
     ];
     for (name, body) in chat_variants.iter().chain(&responses_variants) {
         let b = body.as_bytes();
@@ -425,6 +461,31 @@ fn streams() {
             &format!("{name}-cut"),
             &with_prefix(&[0x23, 13, 1, 40], body.as_bytes()),
         );
+    }
+}
+
+/// stream_assembly reads its script with `arbitrary::Unstructured`: any bytes are a
+/// script, so the seeds are pseudo-random bytes (xorshift, fixed seeds) whose first byte
+/// picks the lane (odd: Responses), a few per lane and of different lengths.
+fn stream_assembly() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 24) as u8
+    };
+    for (name, lane, len) in [
+        ("chat-small", 0u8, 48),
+        ("chat-medium", 0, 160),
+        ("chat-large", 0, 400),
+        ("responses-small", 1, 48),
+        ("responses-medium", 1, 160),
+        ("responses-large", 1, 400),
+    ] {
+        let mut bytes: Vec<u8> = (0..len).map(|_| next()).collect();
+        bytes[0] = (bytes[0] & !1) | lane;
+        write("stream_assembly", name, &bytes);
     }
 }
 
@@ -488,6 +549,7 @@ fn main() {
     chat_completions_reply();
     responses_reply();
     streams();
+    stream_assembly();
     api_error();
     secret_file();
     println!("corpus written");

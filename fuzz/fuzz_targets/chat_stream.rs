@@ -1,7 +1,9 @@
 //! Streamed replies of both lanes (chat-completions and Responses events over SSE): the
 //! caller sees the same chunks and the same ending whichever way the transport cut the
 //! body; the stream always ends (no endless loop); errors are sticky; a clean end means
-//! the lane's terminal event was there.
+//! the lane's terminal event was there; the events keep the stream contract (no empty
+//! delta, tool calls started in index order before their arguments, usage and finish
+//! once, nothing after the finish: `grok_provider_fuzz::assemble`).
 //!
 //! Input: `[k][k chunk lengths][body]` (see `grok_provider_fuzz::split_body`); bit 5 of
 //! the first byte picks the lane (0: chat-completions, 1: Responses).
@@ -10,7 +12,7 @@
 use grok_provider_core::http::{JSON_BODY_CAP, SSE_LINE_CAP};
 use grok_provider_core::sse::SseEvent;
 use grok_provider_core::{ChatChunk, ChatStream, Lane, ProviderError};
-use grok_provider_fuzz::{Chunked, check_error, chunks, reference_sse, split_body};
+use grok_provider_fuzz::{Chunked, assemble, check_error, chunks, reference_sse, split_body};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -26,20 +28,16 @@ fn drain(
     let mut out = Vec::new();
     for _ in 0..budget {
         match s.next_chunk() {
-            Ok(Some(c)) => {
-                assert!(
-                    !c.delta.is_empty() || c.finish_reason.is_some() || c.usage.is_some(),
-                    "empty chunk"
-                );
-                out.push(c);
-            }
+            Ok(Some(c)) => out.push(c),
             Ok(None) => {
                 assert_eq!(s.next_chunk(), Ok(None), "an ended stream restarted");
+                assemble(&out);
                 return (out, Ok(()));
             }
             Err(e) => {
                 check_error(&e, &[]);
                 assert_eq!(s.next_chunk(), Err(e.clone()), "error not sticky");
+                assemble(&out);
                 return (out, Err(e));
             }
         }

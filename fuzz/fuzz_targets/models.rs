@@ -23,13 +23,8 @@ fuzz_target!(|data: &[u8]| {
                 // Every listed chat model can be chatted with, on the lane it is listed with.
                 let req = ChatRequest {
                     model: m.id.clone(),
-                    messages: vec![Message {
-                        role: Role::User,
-                        content: "hi".into(),
-                    }],
-                    thinking: None,
-                    max_output_tokens: None,
-                    temperature: None,
+                    messages: vec![Message::text(Role::User, "hi")],
+                    ..ChatRequest::default()
                 };
                 match route(&req) {
                     Ok(r) => assert_eq!(r.lane, m.lane, "{m:?}"),

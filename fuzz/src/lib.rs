@@ -3,7 +3,7 @@
 //! error message must pass (no secret, no control character, bounded length).
 #![deny(missing_docs)]
 
-use grok_provider_core::ProviderError;
+use grok_provider_core::{ChatChunk, FinishReason, ProviderError, ToolCall, Usage};
 
 /// "Now" for every target (2023-11-14T22:13:20Z), so that runs are reproducible.
 pub const NOW_MS: u64 = 1_700_000_000_000;
@@ -94,6 +94,78 @@ pub fn check_error(e: &ProviderError, secrets: &[&str]) {
     for s in secrets.iter().filter(|s| is_secret_like(s)) {
         assert!(!debug.contains(s), "secret {s:?} in {debug}");
     }
+}
+
+/// What a stream's events add up to: each kind of delta concatenated, each tool call (in
+/// index order) with its arguments concatenated.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Assembled {
+    /// Text deltas, concatenated.
+    pub text: String,
+    /// Reasoning deltas, concatenated.
+    pub reasoning: String,
+    /// The calls, by index.
+    pub calls: Vec<ToolCall>,
+    /// Reasoning items, citations: how many.
+    pub others: usize,
+    /// The usage event.
+    pub usage: Option<Usage>,
+    /// The finish event.
+    pub finish: Option<FinishReason>,
+}
+
+/// Assemble `events`, checking the promises of the stream contract on the way: no empty
+/// delta; tool-call indexes are 0, 1, ... in the order of their starts, each started
+/// once; a call's argument deltas come after its start; usage and finish once at most;
+/// nothing after the finish.
+pub fn assemble(events: &[ChatChunk]) -> Assembled {
+    let mut a = Assembled::default();
+    for e in events {
+        assert!(a.finish.is_none(), "{e:?} after the finish");
+        match e {
+            ChatChunk::Text(t) => {
+                assert!(!t.is_empty(), "empty text delta");
+                a.text.push_str(t);
+            }
+            ChatChunk::Reasoning(t) => {
+                assert!(!t.is_empty(), "empty reasoning delta");
+                a.reasoning.push_str(t);
+            }
+            ChatChunk::ToolCallStart { index, id, name } => {
+                assert_eq!(
+                    *index as usize,
+                    a.calls.len(),
+                    "tool call {id:?} started out of order"
+                );
+                assert!(!id.is_empty() && !name.is_empty(), "{e:?}");
+                a.calls.push(ToolCall {
+                    id: id.clone(),
+                    name: name.clone(),
+                    arguments: String::new(),
+                });
+            }
+            ChatChunk::ToolCallArguments { index, arguments } => {
+                assert!(!arguments.is_empty(), "empty arguments delta");
+                let call = a.calls.get_mut(*index as usize);
+                let call =
+                    call.unwrap_or_else(|| panic!("arguments of call {index} before its start"));
+                call.arguments.push_str(arguments);
+            }
+            ChatChunk::ReasoningItem(_) | ChatChunk::Citation(_) => a.others += 1,
+            ChatChunk::Usage(u) => {
+                assert!(a.usage.is_none(), "usage twice");
+                // Input plus output (saturating: u32 is the contract's width).
+                assert_eq!(
+                    u.total_tokens,
+                    u.input_tokens.saturating_add(u.output_tokens),
+                    "total is not input + output: {u:?}"
+                );
+                a.usage = Some(*u);
+            }
+            ChatChunk::Finish(f) => a.finish = Some(f.clone()),
+        }
+    }
+    a
 }
 
 /// A response body handing out fixed chunks.

@@ -404,7 +404,9 @@ impl CompletionsAssembler {
         // A missing index means the position in this chunk (some servers leave it out when
         // each call comes whole).
         let upstream = v.get("index").and_then(as_u64).unwrap_or(pos as u64);
-        let slot = match self.calls.iter().position(|c| c.upstream == upstream) {
+        // The latest call at this index, unless the delta names another id: Grok sends
+        // parallel calls whole, each at index 0 (tests/provider/stream.rs).
+        let slot = match self.calls.iter().rposition(|c| c.upstream == upstream && v.get("id").and_then(Value::as_str).is_none_or(|id| id.is_empty() || c.id.as_deref().is_none_or(|c| c == id))) {
             Some(i) => i,
             None => {
                 self.calls.push(PartialCall {

@@ -488,3 +488,30 @@ fn responses_tool_round_trip_stream() {
         assert_eq!(assemble(&drain(&mut s).unwrap()), a, "split at {i}");
     }
 }
+
+/// Grok sends parallel calls whole, one chunk each, all with `index` 0 (reported by
+/// public clients: langchain-oracle PR 108, AIGNE PR 238): a new id at an index already
+/// taken is a new call, not more arguments for the old one.
+#[test]
+fn parallel_whole_calls_at_the_same_index_stay_apart() {
+    let body = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"call_1\",\"function\":{\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"},\"index\":0,\"type\":\"function\"}]}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"call_2\",\"function\":{\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Rome\\\"}\"},\"index\":0,\"type\":\"function\"}]}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let mut h = H::connected(1);
+    let mut s = open(&mut h, "grok-4.3", FakeBody::bytes(body.as_bytes())).unwrap();
+    let a = assemble(&drain(&mut s).unwrap());
+    let calls: Vec<ToolCall> = ["Paris", "Rome"]
+        .iter()
+        .zip(["call_1", "call_2"])
+        .map(|(city, id)| ToolCall {
+            id: id.into(),
+            name: "weather".into(),
+            arguments: format!("{{\"city\":\"{city}\"}}"),
+        })
+        .collect();
+    assert_eq!(a.calls, calls);
+    assert_eq!(a.finish, Some(FinishReason::ToolCalls));
+}
