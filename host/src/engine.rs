@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
@@ -14,6 +14,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::ProviderPluginPre;
+use crate::compile_cache::CompileCache;
 use crate::bindings::model_provider::plugin as plugin_if;
 use crate::error::HostError;
 use crate::limits::{EpochTicker, InstanceAllocation, Limits};
@@ -76,7 +77,7 @@ impl SharedEngine {
     pub(crate) fn plugin(
         &self,
         path: &Path,
-        cache: Option<&Path>,
+        cache: Option<&CompileCache>,
     ) -> Result<ProviderPluginPre<TenantState>, HostError> {
         let read = || {
             std::fs::read(path)
@@ -244,7 +245,7 @@ fn load_component(
     engine: &Engine,
     path: &Path,
     digest: &[u8; 32],
-    cache: Option<&Path>,
+    cache: Option<&CompileCache>,
     bytes: impl FnOnce() -> Result<Vec<u8>, HostError>,
 ) -> Result<Component, HostError> {
     let compile = || {
@@ -262,34 +263,38 @@ fn load_component(
     engine
         .precompile_compatibility_hash()
         .hash(&mut engine_hash);
-    let cached = cache.join(format!(
+    let name = format!(
         "{}-{:016x}.cwasm",
         hex::encode(&digest[..16]),
         engine_hash.finish()
-    ));
-    if cached.exists() {
-        // SAFETY: the file was written by `serialize` of a compatible engine into the
-        // state directory, which only this user can write.
-        if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
+    );
+    if let Some(artifact) = cache.read(&name) {
+        // SAFETY: `read` returns only what this host serialized under this name (the
+        // component's digest and the engine's compatibility hash), authenticated by a MAC
+        // under a key derived from the master key, from a private file of this user.
+        if let Ok(c) = unsafe { Component::deserialize(engine, &artifact) } {
             return Ok(c);
         }
     }
     let component = compile()?;
     if let Ok(serialized) = component.serialize() {
-        let _ = write_atomically(cache, &cached, &serialized);
+        cache.write(&name, &serialized);
     }
     Ok(component)
 }
 
 /// Remembers the SHA-256 of a component file under a key made of its path and what
 /// `stat` says of it (device, inode, size, modification and change times in nanoseconds),
-/// like git's index: any write changes the change time, which no user can set back.
+/// like git's index: any write changes the change time, which no user can set back. The
+/// memo is a cache file like the artifacts (authenticated): a forged memo could otherwise
+/// make one component run another's artifact.
 struct DigestMemo {
-    file: PathBuf,
+    cache: CompileCache,
+    name: String,
 }
 
 impl DigestMemo {
-    fn new(cache: &Path, component: &Path) -> Option<Self> {
+    fn new(cache: &CompileCache, component: &Path) -> Option<Self> {
         use std::os::unix::fs::MetadataExt;
         let canonical = std::fs::canonicalize(component).ok()?;
         let m = std::fs::metadata(&canonical).ok()?;
@@ -306,32 +311,17 @@ impl DigestMemo {
         ] {
             key.update(n.to_le_bytes());
         }
-        let name = format!("{}.digest", hex::encode(&key.finalize()[..16]));
         Some(Self {
-            file: cache.join("digests").join(name),
+            cache: cache.sub("digests")?,
+            name: format!("{}.digest", hex::encode(&key.finalize()[..16])),
         })
     }
 
     fn get(&self) -> Option<[u8; 32]> {
-        std::fs::read(&self.file).ok()?.try_into().ok()
+        self.cache.read(&self.name)?.try_into().ok()
     }
 
     fn set(&self, digest: &[u8; 32]) {
-        if let Some(dir) = self.file.parent() {
-            let _ = write_atomically(dir, &self.file, digest);
-        }
+        self.cache.write(&self.name, digest);
     }
-}
-
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }

@@ -14,6 +14,7 @@
 
 pub mod bindings;
 mod capabilities;
+mod compile_cache;
 pub mod config;
 pub mod conformance;
 mod engine;

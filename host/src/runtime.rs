@@ -18,6 +18,7 @@ use crate::bindings::types::{
     PollOutcome, ProviderError,
 };
 use crate::bindings::{ProviderPlugin, ProviderPluginPre};
+use crate::compile_cache::{CacheKey, CompileCache};
 use crate::config::{HostConfig, Origin, ProviderSettings};
 use crate::engine::{self, SharedEngine};
 use crate::error::HostError;
@@ -92,24 +93,35 @@ impl Runtime {
     /// Load (from this process's registry, else the compile cache, else by compiling) and
     /// pre-link the plugin.
     pub fn new(options: RuntimeOptions) -> Result<Self, HostError> {
+        // The state directory is private before anything is created in it (the cache
+        // below holds native code the host will run).
+        crate::compile_cache::private_dir(&options.state_dir).map_err(|e| {
+            HostError::Config(format!(
+                "cannot create the state directory {}: {e}",
+                options.state_dir.display()
+            ))
+        })?;
+        let secrets = SecretStore::open(StoreConfig {
+            state_dir: options.state_dir.clone(),
+            key: options.key.clone(),
+            ..StoreConfig::default()
+        })?;
+        let cache = options
+            .compile_cache
+            .as_deref()
+            .and_then(|dir| CompileCache::open(dir, CacheKey(secrets.derive_key(b"compile-cache"))));
         let mut shared = engine::shared(options.allocation, &options.limits)?;
-        let cache = options.compile_cache.as_deref();
-        let pre = match shared.plugin(&options.plugin, cache) {
+        let pre = match shared.plugin(&options.plugin, cache.as_ref()) {
             Ok(pre) => pre,
             // A component that does not fit the pool's per-instance limits (more memories or
             // tables than a wasm32-wasip2 component has) still runs, allocated on demand.
             Err(HostError::Plugin(m)) if shared.is_pooling() && m.contains("pooling") => {
                 tracing::debug!("component does not fit the instance pool: {m}");
                 shared = engine::shared(InstanceAllocation::OnDemand, &options.limits)?;
-                shared.plugin(&options.plugin, cache)?
+                shared.plugin(&options.plugin, cache.as_ref())?
             }
             Err(e) => return Err(e),
         };
-        let secrets = SecretStore::open(StoreConfig {
-            state_dir: options.state_dir.clone(),
-            key: options.key.clone(),
-            ..StoreConfig::default()
-        })?;
         Ok(Self {
             shared,
             pre,

@@ -168,3 +168,46 @@ async fn a_trap_while_holding_a_lock_releases_the_lock() {
     drop(lock);
     still_serves(&mut s).await;
 }
+
+/// The compile cache holds native code: an artifact swapped for another component's (or
+/// tampered with) is recompiled from the component, never run.
+#[test]
+fn a_swapped_compile_cache_artifact_is_never_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let state = support::state_dir();
+    let cache = state.path().join("cache");
+    let artifacts = || -> std::collections::BTreeSet<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect()
+    };
+    let real_models = || support::json_of(&support::cli(state.path()).arg("models").output().unwrap());
+    assert_eq!(real_models()["error"], "not_connected");
+    let real = artifacts();
+    assert_eq!(real.len(), 1, "{real:?}");
+    let hostile = support::json_of(
+        &support::cli(state.path())
+            .args(["--plugin", env!("HOSTILE_GUEST_COMPONENT"), "models"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(hostile["default_model_id"], "none", "{hostile}");
+    let hostile_artifact = artifacts().difference(&real).next().unwrap().clone();
+    let real_artifact = real.into_iter().next().unwrap();
+    // The state directory and the cache are private; so is each artifact.
+    for (path, mode) in [(state.path(), 0o700), (cache.as_path(), 0o700), (real_artifact.as_path(), 0o600)] {
+        assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, mode, "{path:?}");
+    }
+    std::fs::copy(&hostile_artifact, &real_artifact).unwrap();
+    std::fs::set_permissions(&real_artifact, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(real_models()["error"], "not_connected", "the swapped artifact ran");
+    // A flipped byte is refused the same way.
+    let mut bytes = std::fs::read(&real_artifact).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&real_artifact, &bytes).unwrap();
+    assert_eq!(real_models()["error"], "not_connected");
+}
