@@ -340,6 +340,8 @@ pub struct ResponsesAssembler {
     /// does not repeat it.
     streamed_text: BTreeSet<String>,
     streamed_reasoning: BTreeSet<String>,
+    /// The reasoning part (item, summary index) the last reasoning delta belonged to.
+    reasoning_part: Option<(String, Option<u64>)>,
     cited: BTreeSet<(String, Option<u32>)>,
 }
 
@@ -434,6 +436,12 @@ impl ResponsesAssembler {
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 if !delta.is_empty() {
+                    // Parts (and items) are separated as `chat` joins them: a blank line.
+                    let part = (item_id.clone(), v.get("summary_index").and_then(Value::as_u64));
+                    if self.reasoning_part.as_ref().is_some_and(|p| *p != part) {
+                        out.push_back(ChatChunk::Reasoning("\n\n".into()));
+                    }
+                    self.reasoning_part = Some(part);
                     self.streamed_reasoning.insert(item_id);
                     out.push_back(ChatChunk::Reasoning(delta.to_owned()));
                 }
@@ -515,6 +523,10 @@ impl ResponsesAssembler {
             Some("reasoning") => {
                 let text = summary_text(item);
                 if !text.is_empty() && !streamed(&self.streamed_reasoning, id) {
+                    if self.reasoning_part.is_some() {
+                        out.push_back(ChatChunk::Reasoning("\n\n".into()));
+                    }
+                    self.reasoning_part = Some((id.to_owned(), None));
                     out.push_back(ChatChunk::Reasoning(text));
                 }
                 if let Some(r) = reasoning_item(item) {

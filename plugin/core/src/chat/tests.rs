@@ -654,3 +654,27 @@ fn responses_stream_reasoning_and_citations() {
     .unwrap();
     assert_eq!(got, vec![ChatChunk::Text("Whole".into()), ChatChunk::Finish(FinishReason::Stop)]);
 }
+
+#[test]
+fn streamed_reasoning_parts_join_as_the_complete_reply_does() {
+    let got = responses(&[
+        json!({"type": "response.reasoning_summary_text.delta", "item_id": "rs_1", "summary_index": 0, "delta": "A"}),
+        json!({"type": "response.reasoning_summary_text.delta", "item_id": "rs_1", "summary_index": 1, "delta": "B"}),
+        json!({"type": "response.output_item.done", "item": {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "A"}, {"type": "summary_text", "text": "B"}]}}),
+        completed(),
+    ])
+    .unwrap();
+    let streamed: String = got
+        .iter()
+        .filter_map(|c| match c {
+            ChatChunk::Reasoning(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    let whole = parse_reply(
+        &responses_route(),
+        &json!({"status": "completed", "output": [{"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "A"}, {"type": "summary_text", "text": "B"}]}]}),
+    )
+    .unwrap();
+    assert_eq!(Some(streamed.as_str()), whole.reasoning.as_deref());
+}
