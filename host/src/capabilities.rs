@@ -1,5 +1,11 @@
 //! The host side of the plugin's imports: `secrets` and `config`, backed by the tenant's
 //! secret store and settings. Blocking file work runs on tokio's blocking pool.
+//!
+//! A storage error reaches the plugin as [`SecretStoreError::guest_message`]: no path of the
+//! host's state directory ever does. The full error, paths included, is logged here (warn
+//! for I/O, corruption and master-key failures, debug for what the plugin caused: invalid
+//! names, limits, lock timeouts). Limits of `lock` (locks held at once, lock names in use)
+//! reach the plugin as `too-large`.
 
 use std::time::Duration;
 
@@ -7,33 +13,50 @@ use wasmtime::component::Resource;
 
 use crate::bindings::model_provider::plugin::{config, secrets, types};
 use crate::runtime::TenantState;
-use crate::secrets::{LockGuard, SecretStoreError};
+use crate::secrets::{LockGuard, SecretStoreError, TenantSecrets};
 
-fn wire(e: SecretStoreError) -> secrets::SecretError {
+/// The plugin's view of a storage error (no host path), after logging the host's.
+fn wire(tenant: &str, e: SecretStoreError) -> secrets::SecretError {
     use secrets::SecretError as W;
+    // The host's display, with the OS reason (`Io`'s source) and paths.
+    let host_view = match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    };
+    match &e {
+        SecretStoreError::Io { .. }
+        | SecretStoreError::Corrupt(_)
+        | SecretStoreError::MasterKey(_) => {
+            tracing::warn!(tenant, error = %host_view, "secret store call of the plugin failed");
+        }
+        _ => tracing::debug!(tenant, error = %host_view, "secret store call of the plugin refused"),
+    }
+    let message = e.guest_message();
     match e {
         SecretStoreError::InvalidKey(_) | SecretStoreError::InvalidTenant(_) => {
-            W::InvalidKey(e.to_string())
+            W::InvalidKey(message)
         }
-        SecretStoreError::TooLarge(_) => W::TooLarge(e.to_string()),
-        SecretStoreError::LockTimeout(_) => W::LockTimeout(e.to_string()),
-        SecretStoreError::Corrupt(_) => W::Corrupt(e.to_string()),
-        // `Io` displays only its context; the OS reason is its source.
-        other => W::Io(match std::error::Error::source(&other) {
-            Some(cause) => format!("{other}: {cause}"),
-            None => other.to_string(),
-        }),
+        SecretStoreError::TooLarge(_) => W::TooLarge(message),
+        SecretStoreError::LockTimeout(_) => W::LockTimeout(message),
+        SecretStoreError::Corrupt(_) => W::Corrupt(message),
+        _ => W::Io(message),
     }
 }
 
 async fn blocking<R: Send + 'static>(
-    f: impl FnOnce() -> Result<R, SecretStoreError> + Send + 'static,
+    secrets: &TenantSecrets,
+    f: impl FnOnce(TenantSecrets) -> Result<R, SecretStoreError> + Send + 'static,
 ) -> Result<R, secrets::SecretError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(wire),
-        Err(e) => Err(secrets::SecretError::Io(format!(
-            "storage task failed: {e}"
-        ))),
+    let s = secrets.clone();
+    match tokio::task::spawn_blocking(move || f(s)).await {
+        Ok(r) => r.map_err(|e| wire(secrets.tenant_id(), e)),
+        Err(e) => {
+            tracing::warn!(
+                tenant = secrets.tenant_id(),
+                "secret store task failed: {e}"
+            );
+            Err(secrets::SecretError::Io("the storage task failed".into()))
+        }
     }
 }
 
@@ -41,22 +64,20 @@ impl secrets::Host for TenantState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, secrets::SecretError> {
         // A small read of a local file takes microseconds: cheaper inline than a round trip
         // through the blocking pool (tens of microseconds, more when a core must be woken).
-        self.secrets.get(&key).map_err(wire)
+        let s = &self.secrets;
+        s.get(&key).map_err(|e| wire(s.tenant_id(), e))
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), secrets::SecretError> {
-        let s = self.secrets.clone();
-        blocking(move || s.set(&key, &value)).await
+        blocking(&self.secrets, move |s| s.set(&key, &value)).await
     }
 
     async fn delete(&mut self, key: String) -> Result<(), secrets::SecretError> {
-        let s = self.secrets.clone();
-        blocking(move || s.delete(&key)).await
+        blocking(&self.secrets, move |s| s.delete(&key)).await
     }
 
     async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, secrets::SecretError> {
-        let s = self.secrets.clone();
-        blocking(move || s.list_keys(&prefix)).await
+        blocking(&self.secrets, move |s| s.list_keys(&prefix)).await
     }
 
     async fn lock(
@@ -64,9 +85,8 @@ impl secrets::Host for TenantState {
         name: String,
         timeout_ms: u32,
     ) -> Result<Resource<LockGuard>, secrets::SecretError> {
-        let s = self.secrets.clone();
         let timeout = Duration::from_millis(timeout_ms.into()).min(self.lock_timeout_cap);
-        let guard = blocking(move || s.lock(&name, timeout)).await?;
+        let guard = blocking(&self.secrets, move |s| s.lock(&name, timeout)).await?;
         self.table
             .push(guard)
             .map_err(|e| secrets::SecretError::Io(format!("too many open locks: {e}")))
@@ -95,3 +115,136 @@ impl config::Host for TenantState {
 }
 
 impl types::Host for TenantState {}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::{secrets::SecretError, wire};
+    use crate::secrets::{KeySource, SecretStore, SecretStoreError, StoreConfig, TenantSecrets};
+
+    fn text(e: &SecretError) -> &str {
+        match e {
+            SecretError::InvalidKey(m)
+            | SecretError::TooLarge(m)
+            | SecretError::LockTimeout(m)
+            | SecretError::Corrupt(m)
+            | SecretError::Io(m) => m,
+        }
+    }
+
+    fn store(state: &Path, adjust: impl FnOnce(&mut StoreConfig)) -> SecretStore {
+        let mut config = StoreConfig::new(
+            state,
+            KeySource::File(state.join("keyring").join("master.key")),
+        );
+        adjust(&mut config);
+        SecretStore::open(config).unwrap()
+    }
+
+    /// What the plugin gets for `result`'s error.
+    fn seen<T: std::fmt::Debug>(
+        t: &TenantSecrets,
+        result: Result<T, SecretStoreError>,
+    ) -> SecretError {
+        wire(t.tenant_id(), result.unwrap_err())
+    }
+
+    #[test]
+    fn secrets_errors_reach_the_guest_without_host_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let s = store(&state, |c| {
+            c.max_value_bytes = 8;
+            c.max_keys = 1;
+            c.max_held_locks = 2;
+            c.max_lock_names = 3;
+        });
+        let t = s.tenant("tenant-1").unwrap();
+        let tenant_dir = state.join("tenants").join("tenant-1");
+        let mut got: Vec<(&str, SecretError)> = Vec::new();
+
+        got.push(("invalid key", seen(&t, t.get("Bad"))));
+        got.push(("value too large", seen(&t, t.set("k", &[0; 9]))));
+        t.set("k", b"v").unwrap();
+        got.push(("too many keys", seen(&t, t.set("other", b"v"))));
+        fs::write(tenant_dir.join("secrets/k.sec"), b"garbage").unwrap();
+        got.push(("corrupt", seen(&t, t.get("k"))));
+        fs::write(tenant_dir.join("secrets/k.sec"), vec![0; 4096]).unwrap();
+        got.push(("stored value too large", seen(&t, t.get("k"))));
+        let a = t.lock("a", Duration::ZERO).unwrap();
+        got.push((
+            "lock timeout",
+            seen(
+                &s.tenant("tenant-1").unwrap(),
+                s.tenant("tenant-1").unwrap().lock("a", Duration::ZERO),
+            ),
+        ));
+        let b = t.lock("b", Duration::ZERO).unwrap();
+        got.push(("too many locks held", seen(&t, t.lock("c", Duration::ZERO))));
+        let other = s.tenant("tenant-1").unwrap();
+        let c = other.lock("c", Duration::ZERO).unwrap();
+        got.push((
+            "too many lock names",
+            seen(&other, other.lock("d", Duration::ZERO)),
+        ));
+        drop((a, b, c));
+
+        // I/O errors: the tenant's directories replaced by files behind the store's back.
+        fs::remove_dir_all(tenant_dir.join("secrets")).unwrap();
+        fs::write(tenant_dir.join("secrets"), b"").unwrap();
+        got.push(("io: get", seen(&t, t.get("k"))));
+        got.push(("io: set", seen(&t, t.set("k", b"v"))));
+        got.push(("io: delete", seen(&t, t.delete("k"))));
+        got.push(("io: list", seen(&t, t.list_keys(""))));
+        fs::remove_dir_all(tenant_dir.join("locks")).unwrap();
+        fs::write(tenant_dir.join("locks"), b"").unwrap();
+        got.push(("io: lock", seen(&t, t.lock("e", Duration::ZERO))));
+        // Never raised by a plugin's call, but mapped all the same.
+        got.push((
+            "master key",
+            wire(
+                "tenant-1",
+                SecretStoreError::MasterKey(format!("key file {} is missing", state.display())),
+            ),
+        ));
+
+        let expected = [
+            ("invalid key", "InvalidKey"),
+            ("value too large", "TooLarge"),
+            ("too many keys", "TooLarge"),
+            ("corrupt", "Corrupt"),
+            ("stored value too large", "TooLarge"),
+            ("lock timeout", "LockTimeout"),
+            ("too many locks held", "TooLarge"),
+            ("too many lock names", "TooLarge"),
+            ("io: get", "Io"),
+            ("io: set", "Io"),
+            ("io: delete", "Io"),
+            ("io: list", "Io"),
+            ("io: lock", "Io"),
+            ("master key", "Io"),
+        ];
+        assert_eq!(got.len(), expected.len());
+        let root = dir.path().display().to_string();
+        for ((what, err), (want_what, want_variant)) in got.iter().zip(expected) {
+            assert_eq!(*what, want_what);
+            let variant = format!("{err:?}");
+            assert!(
+                variant.starts_with(&format!("SecretError::{want_variant}(")),
+                "{what}: {variant}"
+            );
+            let message = text(err);
+            assert!(!message.is_empty(), "{what}");
+            assert!(!message.contains(&root), "{what}: {message}");
+            assert!(!message.contains('/'), "{what}: a path in {message:?}");
+            assert!(!message.contains("tenants"), "{what}: {message}");
+        }
+        // The I/O errors still say what failed and why.
+        let io = text(&got[8].1);
+        assert!(io.contains("reading the value of key \"k\""), "{io}");
+        assert!(io.contains("Not a directory"), "{io}");
+    }
+}

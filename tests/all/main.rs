@@ -11,4 +11,5 @@ mod hostile_servers;
 mod interop;
 mod peers;
 mod serve;
+mod store_hardening;
 mod support;

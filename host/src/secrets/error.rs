@@ -1,11 +1,14 @@
 //! The secret store's error type.
 
 use std::io;
+use std::path::PathBuf;
 
 /// Why a secret-store operation failed.
 ///
-/// Messages name tenants, keys, paths and sizes; they never contain stored values or key
-/// material.
+/// The display is for the host (logs, the CLI): it names tenants, keys, sizes and, for
+/// [`SecretStoreError::Io`] and [`SecretStoreError::MasterKey`], file-system paths. What a
+/// plugin may see is [`SecretStoreError::guest_message`], which never names a path. No
+/// message ever contains a stored value or key material.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecretStoreError {
@@ -17,7 +20,10 @@ pub enum SecretStoreError {
     /// not starting with `.`).
     #[error("invalid key: {0}")]
     InvalidKey(String),
-    /// A value over the size limit, or a new key over the per-tenant key limit.
+    /// Over one of the store's limits: a value over the size limit (written, or found on
+    /// disk when read), a new key over the per-tenant key limit, a lock over the limit of
+    /// locks one tenant handle holds at once, or a new lock name over the limit of lock
+    /// names in use in a tenant. Retrying does not help until something is released.
     #[error("too large: {0}")]
     TooLarge(String),
     /// A lock could not be taken before the timeout.
@@ -27,27 +33,74 @@ pub enum SecretStoreError {
     /// encrypted under another master key.
     #[error("corrupt secret: {0}")]
     Corrupt(String),
-    /// The master key could not be obtained (missing, malformed, or badly protected).
+    /// The master key could not be obtained (missing while the store holds values,
+    /// malformed, or badly protected).
     #[error("master key: {0}")]
     MasterKey(String),
-    /// A file-system operation failed. The display shows only `context`; the OS error is the
-    /// [`std::error::Error::source`].
-    #[error("{context}")]
+    /// A file-system operation failed. The display shows `context` and the path; the OS
+    /// error is the [`std::error::Error::source`].
+    #[error("{context}{}", path_suffix(path.as_ref()))]
     Io {
-        /// What was being done, e.g. `writing /state/tenants/t/secrets/k.sec`.
+        /// What was being done, without any path, e.g. `writing the value of key "k"`.
         context: String,
+        /// The file or directory concerned, when there is one (host-side only).
+        path: Option<PathBuf>,
         /// The underlying OS error.
         #[source]
         source: io::Error,
     },
 }
 
+fn path_suffix(path: Option<&PathBuf>) -> String {
+    path.map(|p| format!(" ({})", p.display()))
+        .unwrap_or_default()
+}
+
 impl SecretStoreError {
-    /// Wraps an OS error with what was being done.
+    /// Wraps an OS error with what was being done, when no path is concerned.
     pub(super) fn io(context: impl Into<String>, source: io::Error) -> Self {
         Self::Io {
             context: context.into(),
+            path: None,
             source,
+        }
+    }
+
+    /// Wraps an OS error with what was being done (no path in it) and the path concerned.
+    pub(super) fn io_at(
+        context: impl Into<String>,
+        path: impl Into<PathBuf>,
+        source: io::Error,
+    ) -> Self {
+        Self::Io {
+            context: context.into(),
+            path: Some(path.into()),
+            source,
+        }
+    }
+
+    /// The message a plugin may see: the display without any file-system path (the
+    /// host's directory layout stays on the host; log the display there). An I/O error
+    /// keeps what was being done and the OS reason (`strerror`, never a path).
+    pub fn guest_message(&self) -> String {
+        match self {
+            Self::Io {
+                context, source, ..
+            } => {
+                let reason = match source.raw_os_error() {
+                    // The OS text (`strerror`): "Not a directory (os error 20)".
+                    Some(_) => source.to_string(),
+                    // A synthetic error: its kind only, its text may have been built from
+                    // anything.
+                    None => source.kind().to_string(),
+                };
+                format!("{context}: {reason}")
+            }
+            // Only raised when the store is opened, never to a plugin; its text names
+            // the key file's path.
+            Self::MasterKey(_) => "master key: unavailable (see the host's log)".to_owned(),
+            // Built from names, sizes and limits only.
+            other => other.to_string(),
         }
     }
 }

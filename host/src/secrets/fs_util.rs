@@ -24,7 +24,7 @@ pub(super) fn create_dir_all_private(path: &Path) -> Result<(), SecretStoreError
         .recursive(true)
         .mode(DIR_MODE)
         .create(path)
-        .map_err(|e| SecretStoreError::io(format!("creating directory {}", path.display()), e))
+        .map_err(|e| SecretStoreError::io_at("creating a directory", path, e))
 }
 
 /// Makes sure `path` is a real directory (not a symlink) with no group/other permissions:
@@ -34,24 +34,22 @@ pub(super) fn ensure_private_dir(path: &Path) -> Result<(), SecretStoreError> {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => {
-            return Err(SecretStoreError::io(
-                format!("creating directory {}", path.display()),
-                e,
-            ));
+            return Err(SecretStoreError::io_at("creating a directory", path, e));
         }
     }
     let meta = fs::symlink_metadata(path)
-        .map_err(|e| SecretStoreError::io(format!("inspecting {}", path.display()), e))?;
+        .map_err(|e| SecretStoreError::io_at("inspecting a directory", path, e))?;
     if !meta.file_type().is_dir() {
         // A symlink here could point a tenant's secrets anywhere: refuse it.
-        return Err(SecretStoreError::io(
-            format!("{} is not a directory (or is a symlink)", path.display()),
+        return Err(SecretStoreError::io_at(
+            "a store directory is not a directory (or is a symlink)",
+            path,
             io::Error::from(io::ErrorKind::NotADirectory),
         ));
     }
     if meta.permissions().mode() & 0o077 != 0 {
         fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE)).map_err(|e| {
-            SecretStoreError::io(format!("restricting permissions of {}", path.display()), e)
+            SecretStoreError::io_at("restricting a directory's permissions", path, e)
         })?;
     }
     Ok(())
@@ -61,7 +59,7 @@ pub(super) fn ensure_private_dir(path: &Path) -> Result<(), SecretStoreError> {
 pub(super) fn sync_dir(dir: &Path) -> Result<(), SecretStoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| SecretStoreError::io(format!("syncing directory {}", dir.display()), e))
+        .map_err(|e| SecretStoreError::io_at("syncing a directory", dir, e))
 }
 
 /// A fresh temp-file name for a write of `stem`: `.<stem>.<16 hex>.tmp`. The leading dot keeps
@@ -87,14 +85,11 @@ pub(super) fn write_temp(dir: &Path, stem: &str, bytes: &[u8]) -> Result<String,
         .create_new(true)
         .mode(FILE_MODE)
         .open(&path)
-        .map_err(|e| SecretStoreError::io(format!("creating {}", path.display()), e))?;
+        .map_err(|e| SecretStoreError::io_at("creating a temp file", &path, e))?;
     if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_all()) {
         drop(file);
         let _ = fs::remove_file(&path);
-        return Err(SecretStoreError::io(
-            format!("writing {}", path.display()),
-            e,
-        ));
+        return Err(SecretStoreError::io_at("writing a temp file", &path, e));
     }
     Ok(name)
 }
@@ -111,8 +106,9 @@ pub(super) fn write_atomic(
     let final_path = dir.join(final_name);
     if let Err(e) = fs::rename(&temp_path, &final_path) {
         let _ = fs::remove_file(&temp_path);
-        return Err(SecretStoreError::io(
-            format!("renaming into {}", final_path.display()),
+        return Err(SecretStoreError::io_at(
+            "renaming a temp file into place",
+            &final_path,
             e,
         ));
     }

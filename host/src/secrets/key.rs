@@ -14,7 +14,7 @@ use rand::TryRngCore;
 use rand::rngs::OsRng;
 
 use super::error::SecretStoreError;
-use super::fs_util::{create_dir_all_private, sync_dir, write_temp};
+use super::fs_util::{DIR_MODE, create_dir_all_private, is_temp_name, sync_dir, write_temp};
 
 /// The environment variable [`KeySource::Env`] reads.
 pub const KEY_ENV_VAR: &str = "PROVIDER_HOST_KEY";
@@ -31,7 +31,14 @@ pub enum KeySource {
     /// A key file of exactly 32 raw bytes with no group/other permissions, read when present.
     /// When absent it is generated from OS randomness and published atomically with mode 0600
     /// (missing parent directories are created 0700). If two processes create it at once,
-    /// both end up with the key that was published first.
+    /// both end up with the key that was published first. A missing key file is *not*
+    /// replaced while the store holds encrypted values: that is refused with
+    /// [`SecretStoreError::MasterKey`] (restore the file, or set `PROVIDER_HOST_KEY`).
+    ///
+    /// The file's directory is checked every time the key is loaded: one that holds nothing
+    /// but the key file (such as the default `<state-dir>/keyring/`) is tightened to 0700; a
+    /// shared one (other files in it) is left as it is, but refused when group or others
+    /// may write to it (they could replace or delete the key).
     File(PathBuf),
 }
 
@@ -45,8 +52,13 @@ impl KeySource {
         }
     }
 
-    /// Obtains the key (reading or creating the key file as needed).
-    pub(super) fn load(&self) -> Result<MasterKey, SecretStoreError> {
+    /// Obtains the key (reading or creating the key file as needed). `values_dir` is asked
+    /// only when the key file is missing: where the store holds encrypted values, if it
+    /// holds any (then no new key is made).
+    pub(super) fn load(
+        &self,
+        values_dir: impl FnOnce() -> Result<Option<PathBuf>, SecretStoreError>,
+    ) -> Result<MasterKey, SecretStoreError> {
         match self {
             Self::Env => match env::var(KEY_ENV_VAR) {
                 Ok(text) => parse_key_text(&text),
@@ -58,10 +70,16 @@ impl KeySource {
                      base64 of 32 bytes"
                 ))),
             },
-            Self::File(path) => match read_key_file(path)? {
-                Some(key) => Ok(key),
-                None => create_key_file(path),
-            },
+            Self::File(path) => {
+                secure_key_dir(path)?;
+                match read_key_file(path)? {
+                    Some(key) => Ok(key),
+                    None => match values_dir()? {
+                        Some(dir) => Err(missing_key(path, &dir)),
+                        None => create_key_file(path),
+                    },
+                }
+            }
         }
     }
 }
@@ -73,6 +91,17 @@ impl MasterKey {
     /// The AEAD keyed with this key.
     pub(super) fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(Key::from_slice(&self.0))
+    }
+
+    /// A key for another purpose, derived from this one (HMAC-SHA256 over a label), so
+    /// that one master key serves several uses without any of them exposing it.
+    pub(super) fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"provider-host derived key v1\0");
+        mac.update(purpose);
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -131,11 +160,11 @@ fn read_key_file(path: &Path) -> Result<Option<MasterKey>, SecretStoreError> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(SecretStoreError::io(format!("opening key file {shown}"), e)),
+        Err(e) => return Err(SecretStoreError::io_at("opening the key file", path, e)),
     };
     let meta = file
         .metadata()
-        .map_err(|e| SecretStoreError::io(format!("inspecting key file {shown}"), e))?;
+        .map_err(|e| SecretStoreError::io_at("inspecting the key file", path, e))?;
     if !meta.is_file() {
         return Err(SecretStoreError::MasterKey(format!(
             "key file {shown} is not a regular file"
@@ -156,7 +185,7 @@ fn read_key_file(path: &Path) -> Result<Option<MasterKey>, SecretStoreError> {
     }
     let mut key = MasterKey([0; MASTER_KEY_LEN]);
     file.read_exact(&mut key.0)
-        .map_err(|e| SecretStoreError::io(format!("reading key file {shown}"), e))?;
+        .map_err(|e| SecretStoreError::io_at("reading the key file", path, e))?;
     Ok(Some(key))
 }
 
@@ -172,10 +201,7 @@ fn create_key_file(path: &Path) -> Result<MasterKey, SecretStoreError> {
         })?
         .to_string_lossy()
         .into_owned();
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = key_dir(path);
     create_dir_all_private(parent)?;
 
     let mut key = MasterKey([0; MASTER_KEY_LEN]);
@@ -195,9 +221,100 @@ fn create_key_file(path: &Path) -> Result<MasterKey, SecretStoreError> {
                 SecretStoreError::MasterKey(format!("key file {shown} vanished while created"))
             })
         }
-        Err(e) => Err(SecretStoreError::io(
-            format!("publishing key file {shown}"),
-            e,
-        )),
+        Err(e) => Err(SecretStoreError::io_at("publishing the key file", path, e)),
     }
+}
+
+/// The parent directory of a key file (`.` for a bare file name).
+fn key_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Checks the key file's directory (see [`KeySource::File`]): a directory of its own is
+/// tightened to 0700; a shared one is refused when group or others may write to it. An
+/// absent directory is created 0700 later, with the key.
+fn secure_key_dir(path: &Path) -> Result<(), SecretStoreError> {
+    let dir = key_dir(path);
+    let shown = dir.display();
+    let meta = match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => m,
+        // Absent (created with the key) or not a directory (opening the key fails).
+        _ => return Ok(()),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    let writable_by_others = mode & 0o022 != 0;
+    if holds_only_the_key(dir, path)? {
+        match fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)) {
+            Ok(()) => {
+                tracing::warn!(
+                    "the master key's directory {shown} was accessible by group or others \
+                     (mode {mode:04o}); restricted it to 0700"
+                );
+                return Ok(());
+            }
+            Err(e) if writable_by_others => {
+                return Err(SecretStoreError::MasterKey(format!(
+                    "the directory {shown} of the key file is writable by group or others \
+                     (mode {mode:04o}), and restricting it failed ({e}): anyone who may write \
+                     there can replace or delete the key; `chmod 700 {shown}`"
+                )));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "the master key's directory {shown} is readable by group or others (mode \
+                     {mode:04o}) and could not be restricted: {e}"
+                );
+                return Ok(());
+            }
+        }
+    }
+    if writable_by_others {
+        return Err(SecretStoreError::MasterKey(format!(
+            "the directory {shown} of the key file is writable by group or others (mode \
+             {mode:04o}): anyone who may write there can replace or delete the key; keep the \
+             key file in a directory of its own (it is then restricted to 0700), or set \
+             {KEY_ENV_VAR}"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `dir` holds nothing but the key file `path` and temp files of its creation.
+fn holds_only_the_key(dir: &Path, path: &Path) -> Result<bool, SecretStoreError> {
+    let Some(key_name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(false);
+    };
+    let entries = fs::read_dir(dir)
+        .map_err(|e| SecretStoreError::io_at("listing the key file's directory", dir, e))?;
+    for entry in entries {
+        let entry = entry
+            .map_err(|e| SecretStoreError::io_at("listing the key file's directory", dir, e))?;
+        let name = entry.file_name();
+        let ours = name.to_str().is_some_and(|n| {
+            n == key_name || (is_temp_name(n) && n.starts_with(&format!(".{key_name}.")))
+        });
+        if !ours {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The refusal to replace a missing key file while values encrypted under it exist.
+fn missing_key(path: &Path, values_dir: &Path) -> SecretStoreError {
+    SecretStoreError::MasterKey(format!(
+        "the key file {} is missing, but the store under {} holds values encrypted under a \
+         master key; a new key could not read them, so none is made. Restore the key file \
+         from a backup ({MASTER_KEY_LEN} bytes, mode 0600), or set {KEY_ENV_VAR} to the key \
+         (64 hex characters or base64). To start over without those secrets, remove {}",
+        path.display(),
+        values_dir.display(),
+        values_dir.display()
+    ))
 }

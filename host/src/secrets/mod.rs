@@ -10,7 +10,7 @@
 //! ```text
 //! <state_dir>/tenants/<tenant>/secrets/<key>.sec               one value per file, 0600
 //! <state_dir>/tenants/<tenant>/secrets/.<key>.<random>.tmp     a write in flight (ignored)
-//! <state_dir>/tenants/<tenant>/locks/<name>.lock               lock files, 0600, never deleted
+//! <state_dir>/tenants/<tenant>/locks/<name>.lock               lock files, 0600, while in use
 //! <state_dir>/tenants/<tenant>/locks/.store.lock               internal: serialises `set`
 //! ```
 //!
@@ -40,7 +40,22 @@
 //! 32 bytes, from [`KeySource::Env`] (`PROVIDER_HOST_KEY`: 64 hex characters or base64 of 32
 //! bytes) or [`KeySource::File`] (read when present — exactly 32 bytes, no group/other
 //! permission bits — else generated from OS randomness and published atomically with mode
-//! 0600, without ever replacing a key file another process created first).
+//! 0600, without ever replacing a key file another process created first). A key file that
+//! is missing while the store holds values is not replaced (every value would then read as
+//! corrupt): opening fails with [`SecretStoreError::MasterKey`], which says to restore the
+//! file or set `PROVIDER_HOST_KEY`. The key file's own directory (`keyring/`) is tightened
+//! to 0700 every time the key is loaded.
+//!
+//! # Reads
+//!
+//! `get` checks a value file's size before reading it: one over what `set` accepts
+//! (`max_value_bytes` plus the format's overhead) is [`SecretStoreError::TooLarge`] and is
+//! never read, and no more than that is ever read from a file that grows meanwhile.
+//!
+//! # Errors and plugins
+//!
+//! Errors display file-system paths for the host's log and CLI;
+//! [`SecretStoreError::guest_message`] is what a plugin may see, without any path.
 //!
 //! # Atomic replace
 //!
@@ -54,8 +69,21 @@
 //! [`TenantSecrets::lock`] takes an exclusive `flock` on `locks/<name>.lock`, polling with
 //! short sleeps until the timeout. `flock` belongs to the open file, so two guards in one
 //! process exclude each other too, and the kernel drops it when its process dies: a lock file
-//! left behind never blocks anyone. Lock files are never deleted (deleting one while another
-//! process waits on it would let two holders coexist).
+//! left behind never blocks anyone.
+//!
+//! Lock files exist while in use: the holder unlinks its file on release while still holding
+//! the `flock`, and whoever then gets the `flock` of the unlinked file notices that the path
+//! no longer names it (device and inode compared) and starts over on a fresh file, so
+//! mutual exclusion survives the removal. Files left by killed holders (or by versions that
+//! never removed them) are swept (locked, re-checked, unlinked) when the cap on lock names is
+//! reached. A process of an earlier version, which does not re-check, must not share the
+//! state directory with this one.
+//!
+//! Bounds, so a plugin cannot exhaust the process's file descriptors or the disk: one tenant
+//! handle (a [`TenantSecrets`] and its clones, i.e. every session a runtime opens for that
+//! tenant) holds at most [`DEFAULT_MAX_HELD_LOCKS`] (16) locks at once, and at most
+//! [`DEFAULT_MAX_LOCK_NAMES`] (64) lock names (files) are in use per tenant; beyond either,
+//! `lock` fails at once with [`SecretStoreError::TooLarge`] (the WIT `too-large`).
 
 mod error;
 mod file_format;
@@ -72,5 +100,6 @@ pub use error::SecretStoreError;
 pub use key::{KEY_ENV_VAR, KeySource, MASTER_KEY_LEN};
 pub use lock::LockGuard;
 pub use store::{
-    DEFAULT_MAX_KEYS, DEFAULT_MAX_VALUE_BYTES, SecretStore, StoreConfig, TenantSecrets,
+    DEFAULT_MAX_HELD_LOCKS, DEFAULT_MAX_KEYS, DEFAULT_MAX_LOCK_NAMES, DEFAULT_MAX_VALUE_BYTES,
+    SecretStore, StoreConfig, TenantSecrets,
 };

@@ -1,32 +1,37 @@
 //! The store and its per-tenant view.
 
 use std::fmt;
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chacha20poly1305::XChaCha20Poly1305;
 
 use super::error::SecretStoreError;
-use super::file_format;
+use super::file_format::{self, OVERHEAD};
 use super::fs_util::{
     create_dir_all_private, ensure_private_dir, remove_if_stale_temp, sync_dir, write_atomic,
 };
 use super::key::KeySource;
-use super::lock::{LockGuard, acquire};
+use super::lock::{self, LOCK_SUFFIX, LockFile, LockGuard, acquire};
 use super::names::{is_valid_key, validate_key, validate_tenant};
 
 /// Default cap on one value's size: 1 MiB.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
 /// Default cap on the number of keys of one tenant.
 pub const DEFAULT_MAX_KEYS: usize = 1024;
+/// Default cap on the locks one tenant handle ([`TenantSecrets`] and its clones) holds at
+/// once: 16.
+pub const DEFAULT_MAX_HELD_LOCKS: usize = 16;
+/// Default cap on the lock names in use (held or waited for) in one tenant at once, across
+/// every process: 64. Each is one lock file; unused ones are removed.
+pub const DEFAULT_MAX_LOCK_NAMES: usize = 64;
 
 /// Suffix of value files.
 const VALUE_SUFFIX: &str = ".sec";
-/// Suffix of lock files.
-const LOCK_SUFFIX: &str = ".lock";
 /// Internal lock serialising `set` within a tenant, so the key cap holds across processes.
 /// Its leading dot keeps it apart from every user lock name.
 const WRITE_LOCK_FILE: &str = ".store.lock";
@@ -44,6 +49,12 @@ pub struct StoreConfig {
     pub max_value_bytes: usize,
     /// Most keys one tenant may hold.
     pub max_keys: usize,
+    /// Most locks one tenant handle (a [`TenantSecrets`] and its clones) may hold at once;
+    /// one more is [`SecretStoreError::TooLarge`].
+    pub max_held_locks: usize,
+    /// Most lock names in use in one tenant at once (one lock file each, across processes);
+    /// a lock with a new name beyond that is [`SecretStoreError::TooLarge`].
+    pub max_lock_names: usize,
 }
 
 impl Default for StoreConfig {
@@ -56,13 +67,15 @@ impl Default for StoreConfig {
 
 impl StoreConfig {
     /// A configuration with the default limits ([`DEFAULT_MAX_VALUE_BYTES`],
-    /// [`DEFAULT_MAX_KEYS`]).
+    /// [`DEFAULT_MAX_KEYS`], [`DEFAULT_MAX_HELD_LOCKS`], [`DEFAULT_MAX_LOCK_NAMES`]).
     pub fn new(state_dir: impl Into<PathBuf>, key: KeySource) -> Self {
         Self {
             state_dir: state_dir.into(),
             key,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             max_keys: DEFAULT_MAX_KEYS,
+            max_held_locks: DEFAULT_MAX_HELD_LOCKS,
+            max_lock_names: DEFAULT_MAX_LOCK_NAMES,
         }
     }
 }
@@ -77,8 +90,12 @@ pub struct SecretStore {
 struct StoreInner {
     tenants_dir: PathBuf,
     cipher: XChaCha20Poly1305,
+    /// Root of the keys derived for other uses (see [`SecretStore::derive_key`]).
+    derive_root: [u8; 32],
     max_value_bytes: usize,
     max_keys: usize,
+    max_held_locks: usize,
+    max_lock_names: usize,
 }
 
 impl fmt::Debug for SecretStore {
@@ -88,12 +105,15 @@ impl fmt::Debug for SecretStore {
             .field("tenants_dir", &self.inner.tenants_dir)
             .field("max_value_bytes", &self.inner.max_value_bytes)
             .field("max_keys", &self.inner.max_keys)
+            .field("max_held_locks", &self.inner.max_held_locks)
+            .field("max_lock_names", &self.inner.max_lock_names)
             .finish_non_exhaustive()
     }
 }
 
 impl SecretStore {
-    /// Obtains the master key (creating the key file if needed) and prepares
+    /// Obtains the master key (creating the key file if needed, unless the store already
+    /// holds values: then a missing key file is [`SecretStoreError::MasterKey`]) and prepares
     /// `<state_dir>/tenants/`.
     pub fn open(config: StoreConfig) -> Result<Self, SecretStoreError> {
         if config.state_dir.as_os_str().is_empty() {
@@ -103,18 +123,36 @@ impl SecretStore {
                 io::Error::new(io::ErrorKind::InvalidInput, "state_dir is empty"),
             ));
         }
-        let cipher = config.key.load()?.cipher();
-        create_dir_all_private(&config.state_dir)?;
         let tenants_dir = config.state_dir.join("tenants");
+        let master = config
+            .key
+            .load(|| Ok(holds_values(&tenants_dir)?.then(|| tenants_dir.clone())))?;
+        let cipher = master.cipher();
+        let derive_root = master.derive(b"root");
+        create_dir_all_private(&config.state_dir)?;
         ensure_private_dir(&tenants_dir)?;
         Ok(Self {
             inner: Arc::new(StoreInner {
                 tenants_dir,
                 cipher,
+                derive_root,
                 max_value_bytes: config.max_value_bytes,
                 max_keys: config.max_keys,
+                max_held_locks: config.max_held_locks,
+                max_lock_names: config.max_lock_names,
             }),
         })
+    }
+
+    /// A 32-byte key for `purpose` (e.g. authenticating the compile cache), derived from
+    /// the master key: the same master key gives the same key, and it reveals nothing of
+    /// the master key or of the keys of other purposes.
+    pub fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.inner.derive_root)
+            .expect("any key length");
+        mac.update(purpose);
+        mac.finalize().into_bytes().into()
     }
 
     /// The storage of one tenant, creating its directories (0700) if needed and tightening
@@ -133,6 +171,7 @@ impl SecretStore {
                 tenant_id: tenant_id.to_owned(),
                 secrets_dir,
                 locks_dir,
+                held_locks: Arc::default(),
             }),
         })
     }
@@ -149,6 +188,8 @@ struct TenantInner {
     tenant_id: String,
     secrets_dir: PathBuf,
     locks_dir: PathBuf,
+    /// Locks held through this handle right now.
+    held_locks: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for TenantSecrets {
@@ -166,22 +207,50 @@ impl TenantSecrets {
         &self.inner.tenant_id
     }
 
-    /// Reads a value; `None` when absent. A file that does not decrypt is
-    /// [`SecretStoreError::Corrupt`].
+    /// Reads a value; `None` when absent. A file that does not decrypt, or is not a
+    /// regular file, is [`SecretStoreError::Corrupt`]; one larger than any value `set`
+    /// accepts is [`SecretStoreError::TooLarge`], refused before it is read (at most the
+    /// limit is ever read, even from a file that grows meanwhile). Either can be deleted.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SecretStoreError> {
         validate_key(key, "key")?;
-        let path = self.value_path(key);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(SecretStoreError::io(
-                    format!("reading {}", path.display()),
-                    e,
-                ));
-            }
-        };
         let t = &self.inner;
+        let path = self.value_path(key);
+        let reading = || format!("reading the value of key {key:?}");
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(SecretStoreError::io_at(reading(), &path, e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| SecretStoreError::io_at(reading(), &path, e))?;
+        if !meta.is_file() {
+            return Err(SecretStoreError::Corrupt(format!(
+                "key {key:?} of tenant {:?}: not a regular file",
+                t.tenant_id
+            )));
+        }
+        let limit = t.store.max_value_bytes.saturating_add(OVERHEAD);
+        let too_large = |size: u64| {
+            SecretStoreError::TooLarge(format!(
+                "the stored value of key {key:?} of tenant {:?} is {size} bytes on disk, over \
+                 the limit of {limit} ({} for the value, {OVERHEAD} of format); it was not read \
+                 (delete the key to recover)",
+                t.tenant_id, t.store.max_value_bytes
+            ))
+        };
+        if meta.len() > limit as u64 {
+            return Err(too_large(meta.len()));
+        }
+        // `take`: a file growing after the check is still read no further than the limit.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        (&mut file)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| SecretStoreError::io_at(reading(), &path, e))?;
+        if bytes.len() > limit {
+            return Err(too_large(bytes.len() as u64));
+        }
         file_format::open(&t.store.cipher, &t.tenant_id, key, &bytes).map(Some)
     }
 
@@ -208,6 +277,7 @@ impl TenantSecrets {
             WRITE_LOCK_FILE,
             &format!("the write lock of tenant {:?}", t.tenant_id),
             WRITE_LOCK_TIMEOUT,
+            LockFile::Permanent,
         )?;
         if !exists(&t.secrets_dir.join(&file_name))? {
             let count = self.scan()?.len();
@@ -228,8 +298,9 @@ impl TenantSecrets {
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.inner.secrets_dir),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(SecretStoreError::io(
-                format!("deleting {}", path.display()),
+            Err(e) => Err(SecretStoreError::io_at(
+                format!("deleting the value of key {key:?}"),
+                &path,
                 e,
             )),
         }
@@ -246,15 +317,62 @@ impl TenantSecrets {
     /// Takes the tenant's exclusive lock `name` (same rules as keys), waiting up to `timeout`
     /// ([`SecretStoreError::LockTimeout`] after that). It excludes every other holder of the
     /// same lock, in this process or another, until the guard is dropped.
+    ///
+    /// [`SecretStoreError::TooLarge`], without waiting, when this handle (shared by its
+    /// clones) already holds [`StoreConfig::max_held_locks`] locks, or when `name` is not in
+    /// use and [`StoreConfig::max_lock_names`] other names are (after removing the lock
+    /// files nobody holds).
     pub fn lock(&self, name: &str, timeout: Duration) -> Result<LockGuard, SecretStoreError> {
         validate_key(name, "lock name")?;
         let t = &self.inner;
-        acquire(
+        let max_held = t.store.max_held_locks;
+        let too_many_held = || {
+            SecretStoreError::TooLarge(format!(
+                "lock {name:?}: tenant {:?} already holds {max_held} locks at once, the limit; \
+                 release one first",
+                t.tenant_id
+            ))
+        };
+        if t.held_locks.load(Ordering::Acquire) >= max_held {
+            return Err(too_many_held());
+        }
+        let max_names = t.store.max_lock_names;
+        let before_create = || {
+            if lock::count(&t.locks_dir)? < max_names {
+                return Ok(());
+            }
+            let in_use = lock::sweep(&t.locks_dir)?;
+            if in_use < max_names {
+                return Ok(());
+            }
+            Err(SecretStoreError::TooLarge(format!(
+                "lock {name:?}: tenant {:?} has {in_use} lock names in use, the limit is \
+                 {max_names}",
+                t.tenant_id
+            )))
+        };
+        let mut guard = acquire(
             &t.locks_dir.join(format!("{name}{LOCK_SUFFIX}")),
             name,
             &format!("lock {name:?} of tenant {:?}", t.tenant_id),
             timeout,
-        )
+            LockFile::Transient {
+                before_create: &before_create,
+            },
+        )?;
+        // Counted once held, so that handles queueing for the same lock do not use up the
+        // budget; a guard past the limit is released at once (unlinking its file).
+        let reserved = t
+            .held_locks
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max_held).then_some(n + 1)
+            });
+        if reserved.is_err() {
+            drop(guard);
+            return Err(too_many_held());
+        }
+        guard.count_against(Arc::clone(&t.held_locks));
+        Ok(guard)
     }
 
     /// Path of a (validated) key's file.
@@ -265,12 +383,11 @@ impl TenantSecrets {
     /// All stored keys, sorted; cleans up stale temp files on the way.
     fn scan(&self) -> Result<Vec<String>, SecretStoreError> {
         let dir = &self.inner.secrets_dir;
-        let entries = fs::read_dir(dir)
-            .map_err(|e| SecretStoreError::io(format!("listing {}", dir.display()), e))?;
+        let entries =
+            fs::read_dir(dir).map_err(|e| SecretStoreError::io_at("listing the keys", dir, e))?;
         let mut keys = Vec::new();
         for entry in entries {
-            let entry =
-                entry.map_err(|e| SecretStoreError::io(format!("listing {}", dir.display()), e))?;
+            let entry = entry.map_err(|e| SecretStoreError::io_at("listing the keys", dir, e))?;
             let file_name = entry.file_name();
             let Some(name) = file_name.to_str() else {
                 continue;
@@ -290,9 +407,47 @@ fn exists(path: &Path) -> Result<bool, SecretStoreError> {
     match fs::symlink_metadata(path) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(SecretStoreError::io(
-            format!("inspecting {}", path.display()),
-            e,
-        )),
+        Err(e) => Err(SecretStoreError::io_at("inspecting a value file", path, e)),
     }
+}
+
+/// Whether any tenant under `tenants_dir` holds a value file (encrypted under the master
+/// key). An absent directory holds none.
+fn holds_values(tenants_dir: &Path) -> Result<bool, SecretStoreError> {
+    let listing = |dir: &Path, e| SecretStoreError::io_at("listing the store", dir, e);
+    let tenants = match fs::read_dir(tenants_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(listing(tenants_dir, e)),
+    };
+    for tenant in tenants {
+        let secrets_dir = tenant
+            .map_err(|e| listing(tenants_dir, e))?
+            .path()
+            .join("secrets");
+        let values = match fs::read_dir(&secrets_dir) {
+            Ok(entries) => entries,
+            // A stray file among the tenants, or a tenant without values yet.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(listing(&secrets_dir, e)),
+        };
+        for value in values {
+            let name = value.map_err(|e| listing(&secrets_dir, e))?.file_name();
+            if name
+                .to_str()
+                .and_then(|n| n.strip_suffix(VALUE_SUFFIX))
+                .is_some_and(is_valid_key)
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }

@@ -260,11 +260,15 @@ fn wrong_master_key_is_corrupt() {
     let t = fx.store.tenant(TENANT).unwrap();
     t.set("token", b"value-under-key-one").unwrap();
 
-    let other = SecretStore::open(StoreConfig::new(
-        &fx.state,
-        KeySource::File(fx.root.join("keys").join("other.key")),
+    // Another key, made by a store that held nothing yet (over existing values, a missing
+    // key file is refused rather than created).
+    let other_key = KeySource::File(fx.root.join("keys").join("other.key"));
+    SecretStore::open(StoreConfig::new(
+        fx.root.join("elsewhere"),
+        other_key.clone(),
     ))
     .unwrap();
+    let other = SecretStore::open(StoreConfig::new(&fx.state, other_key)).unwrap();
     let err = other.tenant(TENANT).unwrap().get("token").unwrap_err();
     assert!(matches!(err, SecretStoreError::Corrupt(_)), "{err:?}");
     assert!(!err.to_string().contains("value-under-key-one"));
@@ -1138,10 +1142,31 @@ fn io_errors_keep_their_source() {
     let t = fx.store.tenant(TENANT).unwrap();
     fs::remove_dir_all(secrets_dir(&fx.state, TENANT)).unwrap();
     let err = t.set("k", b"v").unwrap_err();
-    let SecretStoreError::Io { context, source } = &err else {
+    let SecretStoreError::Io {
+        context,
+        path,
+        source,
+    } = &err
+    else {
         panic!("{err:?}");
     };
-    assert!(context.contains("secrets"), "{context}");
+    // The path is kept apart from what was being done (which a plugin may see).
+    let path = path.as_ref().unwrap();
+    assert!(
+        path.starts_with(secrets_dir(&fx.state, TENANT)),
+        "{}",
+        path.display()
+    );
+    assert!(!context.contains('/'), "{context}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert!(
+        !err.guest_message().contains('/'),
+        "{}",
+        err.guest_message()
+    );
     assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
     assert!(std::error::Error::source(&err).is_some());
     // Re-opening the tenant recreates its directories.

@@ -552,17 +552,14 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     // ----- logout --------------------------------------------------------------------
 
     /// Revoke the refresh token (best effort), then delete the credentials, the model
-    /// cache and every pending login.
+    /// cache and every pending login. Credentials that cannot be read back (corrupt, over
+    /// the store's size limit, undecodable) are still deleted, without revocation.
     pub fn logout(&mut self) -> Result<LogoutReport, ProviderError> {
         // Login first, as `poll` takes them: a poll in flight finishes before its flow and
         // credentials are deleted, and cannot write them back afterwards.
         let _login = self.store.lock(LOGIN_LOCK, LOCK_TIMEOUT_MS)?;
         let _guard = self.store.lock(CREDENTIALS_LOCK, LOCK_TIMEOUT_MS)?;
-        let raw = self.store.get(CREDENTIALS_KEY)?;
-        let was_connected = raw.is_some();
-        let refresh_token = raw
-            .and_then(|b| Credentials::from_bytes(&b).ok())
-            .and_then(|c| c.refresh_token.clone());
+        let (was_connected, refresh_token) = self.stored_refresh_token();
         let revoked = match refresh_token {
             Some(token) => self.revoke(&token),
             None => false,
@@ -574,6 +571,23 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             was_connected,
             revoked,
         })
+    }
+
+    /// For `logout`: whether credentials are stored, and their refresh token if they can be
+    /// read. A read that fails (the host reports the stored value corrupt or too large, or
+    /// any other storage failure) counts as stored credentials without a token: logout
+    /// must still be able to delete them, and the delete reports a real storage failure.
+    fn stored_refresh_token(&mut self) -> (bool, Option<String>) {
+        match self.store.get(CREDENTIALS_KEY) {
+            Ok(None) => (false, None),
+            Ok(Some(bytes)) => (
+                true,
+                Credentials::from_bytes(&bytes)
+                    .ok()
+                    .and_then(|c| c.refresh_token.clone()),
+            ),
+            Err(_) => (true, None),
+        }
     }
 
     /// Delete every pending login (their device codes stay unused).

@@ -106,3 +106,91 @@ fn logout_without_revocation_endpoint_or_credentials() {
     );
     assert!(h.s.raw("credentials").is_none());
 }
+
+/// The memory store behind a host that cannot read some keys back: `get` of any of them
+/// fails the way the component reports the host's `corrupt` (or `too-large`) error.
+struct UnreadableStore {
+    inner: fakes::MemoryStore,
+    unreadable: &'static [&'static str],
+    message: &'static str,
+}
+
+impl grok_provider_core::io::SecretStore for UnreadableStore {
+    type Guard = fakes::MemoryGuard;
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, grok_provider_core::io::StoreError> {
+        if self.unreadable.contains(&key) && self.inner.raw(key).is_some() {
+            return Err(grok_provider_core::io::StoreError::Failed(
+                self.message.into(),
+            ));
+        }
+        self.inner.get(key)
+    }
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), grok_provider_core::io::StoreError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&mut self, key: &str) -> Result<(), grok_provider_core::io::StoreError> {
+        self.inner.delete(key)
+    }
+    fn list_keys(
+        &mut self,
+        prefix: &str,
+    ) -> Result<Vec<String>, grok_provider_core::io::StoreError> {
+        self.inner.list_keys(prefix)
+    }
+    fn lock(
+        &mut self,
+        name: &str,
+        timeout_ms: u32,
+    ) -> Result<fakes::MemoryGuard, grok_provider_core::io::StoreError> {
+        self.inner.lock(name, timeout_ms)
+    }
+}
+
+#[test]
+fn logout_deletes_credentials_the_store_reports_corrupt() {
+    for message in [
+        "corrupt: corrupt secret: key \"credentials\" of tenant \"t\": authentication failed",
+        "too large: the stored value of key \"credentials\" is 3221225472 bytes on disk",
+    ] {
+        // Connected, with leftovers; then the stored credentials stop decrypting.
+        let h = H::connected(3);
+        with_leftovers(&h);
+        let mut p = grok_provider_core::Provider::new(
+            grok_provider_core::ProviderConfig {
+                user_agent: UA.into(),
+                ..grok_provider_core::ProviderConfig::xai()
+            },
+            h.t.clone(),
+            UnreadableStore {
+                inner: h.s.clone(),
+                unreadable: &["credentials"],
+                message,
+            },
+            h.c.clone(),
+        );
+        // The store refuses to read them: status fails, logout still deletes them.
+        assert!(p.status().is_err(), "{message}");
+        assert_eq!(
+            ok(p.logout()),
+            LogoutReport {
+                was_connected: true,
+                revoked: false
+            },
+            "{message}"
+        );
+        // No revocation was attempted: there is no token to send.
+        assert_eq!(h.t.count(), 0);
+        assert!(h.s.raw("credentials").is_none());
+        assert_eq!(h.s.keys(), vec![DISCOVERY_KEY.to_owned()]);
+        assert_eq!(h.s.locks_taken(), vec!["login", "credentials"]);
+        assert!(!h.s.any_lock_held());
+        // And the tenant is cleanly disconnected afterwards.
+        assert_eq!(
+            ok(p.logout()),
+            LogoutReport {
+                was_connected: false,
+                revoked: false
+            }
+        );
+    }
+}
