@@ -1,7 +1,8 @@
 // A JavaScript host for the model-provider plugin component: transpiles it with jco and
 // instantiates it once per tenant with that tenant's capabilities — `secrets` (files
 // under the state directory), `config`, and `wasi:http/outgoing-handler` behind an origin
-// allowlist — and WASI from preview2-shim with no environment and no arguments.
+// allowlist — and WASI from preview2-shim with no environment and no arguments, no
+// sockets and no filesystem.
 //
 // jco's "instantiation" output is used (not `--map`): its imports are an object passed
 // per instance, so one process can hold many tenants, each with its own store, config
@@ -17,10 +18,13 @@ import { transpile } from '@bytecodealliance/jco';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 
 import { defaultAllowlist, providerConfig } from './config.js';
-import { allowlistedOutgoingHandler } from './sandbox.js';
+import { chatRequest } from './request.js';
+import { allowlistedOutgoingHandler, noSocketsNoFilesystem } from './sandbox.js';
 
 export { XAI_DEFAULTS, ConfigError, defaultAllowlist, originOf, providerConfig } from './config.js';
-export { allowlistedOutgoingHandler } from './sandbox.js';
+export { chatRequest } from './request.js';
+export { allowlistedOutgoingHandler, noSocketsNoFilesystem } from './sandbox.js';
+export { StreamAssembler, collectStream } from './stream.js';
 export { ExclusiveLock, SecretError, SecretStore, TenantSecrets } from './secrets.js';
 
 /**
@@ -58,7 +62,9 @@ export async function loadPlugin(wasmPath, { outDir } = {}) {
     /**
      * A fresh instance for one tenant. Returns the `model-provider` exports
      * (`status`, `start`, `poll`, `logout`, `refresh`, `models`, `chat`, `ChatStream`)
-     * plus `sandbox` (the allowlisted handler, with its `denied` counter).
+     * plus `sandbox` (the allowlisted handler, with its `denied` counter). `chat` and
+     * `ChatStream.open` take a `chat-request` as jco maps it, completed by `chatRequest`
+     * (empty lists may be left out, a message's content may be a string).
      *
      * @param {object} o
      * @param {import('./secrets.js').TenantSecrets} o.secrets the tenant's storage
@@ -68,13 +74,20 @@ export async function loadPlugin(wasmPath, { outDir } = {}) {
     async instantiate({ secrets, config = {}, allowedOrigins }) {
       const cfg = providerConfig(config);
       const sandbox = allowlistedOutgoingHandler(allowedOrigins ?? defaultAllowlist(cfg));
-      const wasi = new WASIShim({ sandbox: { env: {}, args: [] } }).getImportObject();
+      const wasi = new WASIShim({
+        sandbox: { env: {}, args: [], preopens: {}, enableNetwork: false },
+      }).getImportObject();
       // The locks this instance holds: released if it traps (it will never drop them) or
       // is disposed, as the Rust host releases them with a discarded store.
       const held = new Set();
       const tenantImports = secrets.imports();
       const exports = await instantiate(getCoreModule, {
         ...wasi,
+        // Not in the world: refused outright, whatever the shim would do.
+        ...noSocketsNoFilesystem(),
+        // The shim's exit ends this whole process: here it ends only the call, as a trap
+        // (the instance is discarded), like the Rust host.
+        'wasi:cli/exit': { exit: exitTrap, exitWithCode: exitTrap },
         'wasi:http/outgoing-handler': sandbox,
         'model-provider:plugin/secrets': {
           ...tenantImports,
@@ -94,6 +107,12 @@ export async function loadPlugin(wasmPath, { outDir } = {}) {
       });
     },
   };
+}
+
+/** `wasi:cli/exit` for a plugin: never returns, and never ends the host. */
+function exitTrap(status) {
+  const code = typeof status === 'number' ? status : status?.tag === 'err' ? 1 : 0;
+  throw new Error(`the plugin called wasi:cli/exit (status ${code})`);
 }
 
 /**
@@ -120,9 +139,12 @@ function guarded(provider, sandbox, releaseLocks) {
     [Symbol.dispose ?? Symbol.for('dispose')]: () => stream[Symbol.dispose ?? Symbol.for('dispose')](),
   });
   const api = { sandbox, dispose: releaseLocks };
-  for (const name of ['status', 'start', 'poll', 'logout', 'refresh', 'models', 'chat']) {
+  for (const name of ['status', 'start', 'poll', 'logout', 'refresh', 'models']) {
     api[name] = (...args) => call(() => provider[name](...args));
   }
-  api.ChatStream = { open: (request) => wrapStream(call(() => provider.ChatStream.open(request))) };
+  api.chat = (request) => call(() => provider.chat(chatRequest(request)));
+  api.ChatStream = {
+    open: (request) => wrapStream(call(() => provider.ChatStream.open(chatRequest(request)))),
+  };
   return api;
 }

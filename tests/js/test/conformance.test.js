@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import { loadPlugin, SecretStore } from '../host/index.js';
+import { collectStream, loadPlugin, SecretStore } from '../host/index.js';
 import {
   oidcServerInstalled,
   pluginWasm,
@@ -34,8 +34,123 @@ let api;
 let stateDir;
 let store;
 
-function user(model, text) {
-  return { model, messages: [{ role: 'user', content: text }] };
+/** A message as jco maps `message` (WIT 0.2.0): every list given, options undefined. */
+function message(role, text, more = {}) {
+  return {
+    role,
+    content: text === undefined ? [] : [{ tag: 'text', val: text }],
+    toolCalls: [],
+    toolCallId: undefined,
+    reasoning: [],
+    ...more,
+  };
+}
+
+/** A whole `chat-request` asking `text`, every list given as jco requires. */
+function user(model, text, more = {}) {
+  return { model, messages: [message('user', text)], tools: [], stop: [], ...more };
+}
+
+/** What the test's tools answer: the reference model calls each with `{"text": …}`. */
+const TOOLS = {
+  lookup: ({ text }) => `found ${text}`,
+  clock: () => '12:00',
+};
+const FUNCTION_TOOLS = [
+  {
+    name: 'lookup',
+    description: 'Looks a phrase up',
+    parameters: JSON.stringify({
+      type: 'object',
+      properties: { text: { type: 'string' } },
+      required: ['text'],
+    }),
+    strict: true,
+  },
+  { name: 'clock', description: undefined, parameters: undefined, strict: undefined },
+];
+
+/** A reply's usage adds up and is numbers (u32), as the contract says. */
+function assertUsage(usage) {
+  assert.ok(usage, 'usage reported');
+  for (const k of ['inputTokens', 'outputTokens', 'totalTokens']) {
+    assert.equal(typeof usage[k], 'number', `${k}: ${show(usage)}`);
+  }
+  assert.equal(usage.totalTokens, usage.inputTokens + usage.outputTokens, show(usage));
+  assert.ok(usage.totalTokens > 0, show(usage));
+}
+
+/**
+ * One agent turn with tools: the model calls every tool with the question (whole reply
+ * and stream alike, the stream's calls assembled by index), the host runs them, and the
+ * model answers from their results.
+ */
+function agentLoop(provider, model, question, more = {}) {
+  const ask = user(model, question, { tools: FUNCTION_TOOLS, toolChoice: { tag: 'auto' }, ...more });
+
+  const reply = provider.chat(ask);
+  assert.equal(reply.content, 'Calling lookup, clock.', show(reply));
+  assert.deepEqual(reply.finishReason, { tag: 'tool-calls' });
+  assert.deepEqual(
+    reply.toolCalls.map((c) => [c.name, JSON.parse(c.arguments)]),
+    [
+      ['lookup', { text: question }],
+      ['clock', { text: question }],
+    ],
+  );
+  assert.equal(new Set(reply.toolCalls.map((c) => c.id)).size, 2, show(reply.toolCalls));
+  assertUsage(reply.usage);
+
+  const streamed = collectStream(provider.ChatStream.open(ask));
+  const tags = streamed.chunks.map((c) => c.tag);
+  assert.equal(tags.filter((t) => t === 'tool-call-start').length, 2, tags.join(' '));
+  assert.ok(tags.includes('tool-call-arguments'), tags.join(' '));
+  // Each call starts before its arguments; indexes are the calls' positions.
+  const starts = streamed.chunks.filter((c) => c.tag === 'tool-call-start').map((c) => c.val.index);
+  assert.deepEqual(starts, [0, 1]);
+  for (const [i, c] of streamed.chunks.entries()) {
+    if (c.tag !== 'tool-call-arguments') continue;
+    const start = streamed.chunks.findIndex((s) => s.tag === 'tool-call-start' && s.val.index === c.val.index);
+    assert.ok(start >= 0 && start < i, `arguments of call ${c.val.index} before its start`);
+  }
+  assert.deepEqual(tags.slice(-1), ['finish']);
+  const got = streamed.reply;
+  assert.equal(got.content, reply.content);
+  assert.deepEqual(got.finishReason, { tag: 'tool-calls' });
+  // Same calls as the whole reply, up to their ids (each reply makes its own).
+  assert.deepEqual(
+    got.toolCalls.map(({ name, arguments: a }) => [name, a]),
+    reply.toolCalls.map(({ name, arguments: a }) => [name, a]),
+  );
+  assertUsage(got.usage);
+
+  // Run the calls; send the assistant turn back with its calls, then one tool message each.
+  const results = reply.toolCalls.map((call) => ({
+    call,
+    output: TOOLS[call.name](JSON.parse(call.arguments)),
+  }));
+  const conversation = {
+    ...ask,
+    messages: [
+      ...ask.messages,
+      message('assistant', reply.content, {
+        toolCalls: reply.toolCalls,
+        reasoning: reply.reasoningItems,
+      }),
+      ...results.map(({ call, output }) => message('tool', output, { toolCallId: call.id })),
+    ],
+  };
+  const expected = `Tool results: found ${question}; 12:00`;
+  const answer = provider.chat(conversation);
+  assert.equal(answer.content, expected, show(answer));
+  assert.deepEqual(answer.toolCalls, []);
+  assert.deepEqual(answer.finishReason, { tag: 'stop' });
+  assertUsage(answer.usage);
+  const answerStreamed = collectStream(provider.ChatStream.open(conversation)).reply;
+  assert.equal(answerStreamed.content, expected);
+  assert.deepEqual(answerStreamed.toolCalls, []);
+  assert.deepEqual(answerStreamed.finishReason, { tag: 'stop' });
+  return { reply, answer };
 }
 
 /** The provider-error a call threw (jco throws the `err` case as a ComponentError). */
@@ -49,7 +164,7 @@ function errorOf(fn) {
   assert.fail('expected the call to fail');
 }
 
-/** JSON for messages (u64 fields arrive as BigInt). */
+/** JSON for messages (u64 and s64 fields are BigInt). */
 function show(value) {
   return JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? `${v}` : v));
 }
@@ -142,9 +257,14 @@ describe('conformance flow under jco', () => {
   it('chats on the chat-completions lane', () => {
     const reply = alice.chat(user(CHAT_MODEL, 'hello from node'));
     assert.equal(reply.lane, 'chat-completions');
-    assert.ok(reply.content.includes('hello from node'), reply.content);
+    assert.equal(reply.content, 'Echo: hello from node');
     assert.equal(reply.model, CHAT_MODEL);
-    assert.ok(reply.usage && reply.usage.totalTokens > 0, JSON.stringify(reply.usage));
+    assert.deepEqual(reply.toolCalls, []);
+    assert.deepEqual(reply.reasoningItems, []);
+    assert.deepEqual(reply.citations, []);
+    assert.deepEqual(reply.finishReason, { tag: 'stop' });
+    assertUsage(reply.usage);
+    assert.equal(typeof reply.usage.cachedInputTokens, 'number', show(reply.usage));
   });
 
   it('chats on the responses lane', () => {
@@ -154,8 +274,16 @@ describe('conformance flow under jco', () => {
       maxOutputTokens: 512,
     });
     assert.equal(wholeAgentReply.lane, 'responses');
-    assert.ok(wholeAgentReply.content.includes('plan it in node'), wholeAgentReply.content);
-    assert.ok(wholeAgentReply.usage, 'usage reported');
+    assert.equal(wholeAgentReply.content, 'Echo: plan it in node');
+    assert.deepEqual(wholeAgentReply.finishReason, { tag: 'stop' });
+    assertUsage(wholeAgentReply.usage);
+    // Reasoning: visible text, counted inside the output, and an item to pass back.
+    assert.equal(typeof wholeAgentReply.reasoning, 'string', show(wholeAgentReply));
+    assert.ok(wholeAgentReply.usage.reasoningTokens > 0, show(wholeAgentReply.usage));
+    assert.ok(wholeAgentReply.usage.outputTokens >= wholeAgentReply.usage.reasoningTokens);
+    assert.equal(wholeAgentReply.reasoningItems.length, 1, show(wholeAgentReply));
+    assert.equal(wholeAgentReply.reasoningItems[0].lane, 'responses');
+    assert.equal(typeof wholeAgentReply.reasoningItems[0].data, 'string');
   });
 
   it('streams a reply piece by piece to its terminal event', () => {
@@ -164,18 +292,166 @@ describe('conformance flow under jco', () => {
       thinking: 'high',
       maxOutputTokens: 512,
     });
-    let text = '';
-    let chunks = 0;
-    let last;
-    for (let chunk = stream.next(); chunk !== undefined; chunk = stream.next()) {
-      text += chunk.delta;
-      chunks += 1;
-      last = chunk;
-    }
+    // Every chunk is a `chat-chunk` variant, `{tag, val}`.
+    const chunks = [];
+    for (let chunk = stream.next(); chunk !== undefined; chunk = stream.next()) chunks.push(chunk);
     stream[Symbol.dispose]();
-    assert.ok(chunks > 1, `expected several chunks, got ${chunks}`);
+    const tags = chunks.map((c) => c.tag);
+    assert.ok(tags.filter((t) => t === 'text').length > 1, `several text deltas: ${tags.join(' ')}`);
+    const text = chunks.filter((c) => c.tag === 'text').map((c) => c.val).join('');
     assert.equal(text, wholeAgentReply.content);
-    assert.ok(last.usage || last.finishReason, 'the last chunk carries the end of the reply');
+    const reasoning = chunks.filter((c) => c.tag === 'reasoning').map((c) => c.val).join('');
+    assert.equal(reasoning, wholeAgentReply.reasoning);
+    assert.equal(tags.filter((t) => t === 'reasoning-item').length, 1, tags.join(' '));
+    // Usage once, then the finish reason last.
+    assert.equal(tags.filter((t) => t === 'usage').length, 1, tags.join(' '));
+    assert.deepEqual(chunks.at(-1), { tag: 'finish', val: { tag: 'stop' } });
+    assertUsage(chunks.find((c) => c.tag === 'usage').val);
+    // The assembler gives what `chat` answers (the reasoning item is a new one).
+    const again = collectStream(
+      alice.ChatStream.open({ ...user(AGENT_MODEL, 'plan it in node'), thinking: 'high' }),
+    ).reply;
+    assert.equal(again.content, wholeAgentReply.content);
+    assert.equal(again.reasoning, wholeAgentReply.reasoning);
+    assert.deepEqual(again.finishReason, wholeAgentReply.finishReason);
+  });
+
+  it('runs an agent loop with function tools on the chat-completions lane', () => {
+    const { reply, answer } = agentLoop(alice, CHAT_MODEL, 'weather in Oslo');
+    assert.equal(reply.lane, 'chat-completions');
+    assert.equal(answer.lane, 'chat-completions');
+  });
+
+  it('runs the same agent loop on the responses lane, asked for by `lane`', () => {
+    const { reply, answer } = agentLoop(alice, CHAT_MODEL, 'weather in Bergen', {
+      lane: 'responses',
+    });
+    assert.equal(reply.lane, 'responses');
+    assert.equal(answer.lane, 'responses');
+  });
+
+  it('calls only the named tool, or one tool when parallel calls are off', () => {
+    const named = alice.chat(
+      user(CHAT_MODEL, 'what time', {
+        tools: FUNCTION_TOOLS,
+        toolChoice: { tag: 'function', val: 'clock' },
+      }),
+    );
+    assert.deepEqual(named.toolCalls.map((c) => c.name), ['clock']);
+    const single = alice.chat(
+      user(CHAT_MODEL, 'what time', { tools: FUNCTION_TOOLS, parallelToolCalls: false }),
+    );
+    assert.deepEqual(single.toolCalls.map((c) => c.name), ['lookup']);
+    const none = alice.chat(
+      user(CHAT_MODEL, 'what time', { tools: FUNCTION_TOOLS, toolChoice: { tag: 'none' } }),
+    );
+    assert.deepEqual(none.toolCalls, []);
+    assert.equal(none.content, 'Echo: what time');
+  });
+
+  it('passes the reasoning items of a turn back with its assistant message', () => {
+    const next = alice.chat({
+      ...user(AGENT_MODEL, undefined),
+      messages: [
+        message('user', 'plan it in node'),
+        message('assistant', wholeAgentReply.content, {
+          reasoning: wholeAgentReply.reasoningItems,
+        }),
+        message('user', 'and now?'),
+      ],
+      thinking: 'low',
+    });
+    assert.equal(next.lane, 'responses');
+    // The reference model says when an encrypted reasoning item came back to it.
+    assert.equal(next.content, 'Echo: and now? [reasoning returned]');
+  });
+
+  it('sends image parts, by URL and inline, with their detail', () => {
+    // The smallest PNG: a 1×1 transparent pixel.
+    const png =
+      'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+    const reply = alice.chat({
+      ...user(CHAT_MODEL, undefined),
+      messages: [
+        message('user', undefined, {
+          content: [
+            { tag: 'text', val: 'what is this' },
+            {
+              tag: 'image',
+              val: { source: { tag: 'url', val: 'https://example.com/cat.png' }, detail: 'low' },
+            },
+            {
+              tag: 'image',
+              val: {
+                source: { tag: 'data', val: { mediaType: 'image/png', base64: png } },
+                detail: undefined,
+              },
+            },
+          ],
+        }),
+      ],
+    });
+    assert.equal(
+      reply.content,
+      'Echo: what is this [image https://example.com/cat.png detail=low] [image data:image/png]',
+    );
+  });
+
+  it('refuses client tools for a multi-agent model with invalid-input', () => {
+    const err = errorOf(() => alice.chat(user(AGENT_MODEL, 'x', { tools: FUNCTION_TOOLS })));
+    assert.equal(err.tag, 'invalid-input', show(err));
+    assert.match(err.val, /client-side tools/);
+  });
+
+  it('maps the other request fields: format, sampling, cache key, extra body', () => {
+    const schema = { type: 'object', properties: { a: { type: 'string' } }, required: ['a'] };
+    const structured = alice.chat(
+      user(CHAT_MODEL, 'hello', {
+        responseFormat: {
+          tag: 'json-schema',
+          val: { name: 'answer', schema: JSON.stringify(schema), description: undefined, strict: true },
+        },
+        seed: 42n, // s64: a BigInt
+        topP: 0.5,
+        temperature: 0.2,
+        stop: ['\n\n'],
+        maxOutputTokens: 64,
+      }),
+    );
+    assert.deepEqual(JSON.parse(structured.content), { a: 'Echo: hello' });
+    const json = alice.chat(user(CHAT_MODEL, 'hello', { responseFormat: { tag: 'json-object' } }));
+    assert.equal(typeof JSON.parse(json.content), 'object', json.content);
+
+    // One conversation, one prompt cache: the second turn's prompt is served from it.
+    const key = `js-${process.pid}-${Date.now()}`;
+    const first = alice.chat(user(CHAT_MODEL, 'cache me', { promptCacheKey: key }));
+    const second = alice.chat(user(CHAT_MODEL, 'cache me', { promptCacheKey: key }));
+    assert.equal(first.usage.cachedInputTokens, 0, show(first.usage));
+    assert.ok(second.usage.cachedInputTokens > 0, show(second.usage));
+    assert.ok(second.usage.cachedInputTokens <= second.usage.inputTokens, show(second.usage));
+
+    // `extra-body` reaches upstream: live search answers with citations.
+    const cited = alice.chat(
+      user(CHAT_MODEL, 'hello', { extraBody: JSON.stringify({ search_parameters: { mode: 'on' } }) }),
+    );
+    assert.ok(cited.citations.length > 0, show(cited));
+    assert.ok(cited.citations.every((c) => c.url.startsWith('https://')), show(cited.citations));
+
+    // A field the request already sets is refused, before anything is sent.
+    const clash = errorOf(() =>
+      alice.chat(user(CHAT_MODEL, 'hello', { extraBody: JSON.stringify({ model: 'other' }) })),
+    );
+    assert.equal(clash.tag, 'invalid-input', show(clash));
+  });
+
+  it('completes a short request: omitted lists, a string as the content', () => {
+    // The JS host fills in what jco would otherwise refuse (see host/request.js).
+    const reply = alice.chat({ model: CHAT_MODEL, messages: [{ role: 'user', content: 'short' }] });
+    assert.equal(reply.content, 'Echo: short');
+    const streamed = collectStream(
+      alice.ChatStream.open({ model: CHAT_MODEL, messages: [{ role: 'user', content: 'short' }] }),
+    ).reply;
+    assert.equal(streamed.content, 'Echo: short');
   });
 
   it('keeps another tenant apart', async () => {

@@ -6,6 +6,11 @@
 //!   to escape its namespace with crafted keys;
 //! - `models` answers at once (proof that the host still serves the next call); with
 //!   `force` it blocks on the host forever while holding the credentials lock;
+//! - `chat` with model `lock-then-trap` traps while holding the credentials lock; with
+//!   model `exit` it calls `wasi:cli/exit`; with model `sockets` it reaches past `wasi:http` (which the world offers) for raw
+//!   `wasi:sockets` and `wasi:filesystem` (which it does not): a TCP connect and a UDP
+//!   datagram to the addresses in the first message's text (`<tcp-addr> <udp-addr>`,
+//!   IPv4), a DNS lookup of `localhost`, and the preopened directories;
 //!
 //! Results travel back in error messages: this is a test fixture, not an API.
 
@@ -58,6 +63,89 @@ mod component {
                 matches!(fut.get(), Some(Ok(Err(ErrorCode::HttpRequestDenied))))
             }
         }
+    }
+
+    /// `tcp=… udp=… dns=… fs=…`: what each raw capability did (`denied:<error>` or what
+    /// got through), for a host that must offer none of them.
+    fn raw_network(text: &str) -> String {
+        use std::net::SocketAddrV4;
+        let mut addrs = text.split_whitespace().map(|a| a.parse::<SocketAddrV4>().ok());
+        let (tcp, udp) = (addrs.next().flatten(), addrs.next().flatten());
+        let tcp = tcp.map_or_else(|| "no-address".into(), |a| outcome(tcp_connect(a)));
+        let udp = udp.map_or_else(|| "no-address".into(), |a| outcome(udp_send(a)));
+        let dns = outcome(resolve("localhost"));
+        let fs = format!("{}-preopens", wasip2::filesystem::preopens::get_directories().len());
+        format!("tcp={tcp} udp={udp} dns={dns} fs={fs}")
+    }
+
+    fn outcome(r: Result<String, wasip2::sockets::network::ErrorCode>) -> String {
+        r.unwrap_or_else(|e| format!("denied:{}", e.name()))
+    }
+
+    fn ip(a: std::net::SocketAddrV4) -> wasip2::sockets::network::IpSocketAddress {
+        use wasip2::sockets::network::{IpSocketAddress, Ipv4SocketAddress};
+        let [a0, a1, a2, a3] = a.ip().octets();
+        IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: a.port(),
+            address: (a0, a1, a2, a3),
+        })
+    }
+
+    fn tcp_connect(
+        to: std::net::SocketAddrV4,
+    ) -> Result<String, wasip2::sockets::network::ErrorCode> {
+        use wasip2::sockets::network::{ErrorCode, IpAddressFamily};
+        let net = wasip2::sockets::instance_network::instance_network();
+        let sock = wasip2::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)?;
+        sock.start_connect(&net, ip(to))?;
+        let (input, output) = loop {
+            match sock.finish_connect() {
+                Err(ErrorCode::WouldBlock) => sock.subscribe().block(),
+                other => break other?,
+            }
+        };
+        let wrote = output.blocking_write_and_flush(b"hostile guest over raw tcp\n");
+        drop((input, output));
+        Ok(format!("connected(write:{})", if wrote.is_ok() { "ok" } else { "failed" }))
+    }
+
+    fn udp_send(to: std::net::SocketAddrV4) -> Result<String, wasip2::sockets::network::ErrorCode> {
+        use wasip2::sockets::network::{ErrorCode, IpAddressFamily};
+        use wasip2::sockets::udp::OutgoingDatagram;
+        let net = wasip2::sockets::instance_network::instance_network();
+        let sock = wasip2::sockets::udp_create_socket::create_udp_socket(IpAddressFamily::Ipv4)?;
+        let any = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+        sock.start_bind(&net, ip(any))?;
+        loop {
+            match sock.finish_bind() {
+                Err(ErrorCode::WouldBlock) => sock.subscribe().block(),
+                other => break other?,
+            }
+        }
+        let (_incoming, outgoing) = sock.stream(Some(ip(to)))?;
+        outgoing.subscribe().block();
+        outgoing.check_send()?;
+        let sent = outgoing.send(&[OutgoingDatagram {
+            data: b"hostile guest over raw udp".to_vec(),
+            remote_address: None,
+        }])?;
+        Ok(format!("bound(sent:{sent})"))
+    }
+
+    fn resolve(name: &str) -> Result<String, wasip2::sockets::network::ErrorCode> {
+        use wasip2::sockets::network::ErrorCode;
+        let net = wasip2::sockets::instance_network::instance_network();
+        let stream = wasip2::sockets::ip_name_lookup::resolve_addresses(&net, name)?;
+        let mut found = 0;
+        loop {
+            match stream.resolve_next_address() {
+                Ok(Some(_)) => found += 1,
+                Ok(None) => break,
+                Err(ErrorCode::WouldBlock) => stream.subscribe().block(),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(format!("resolved({found})"))
     }
 
     impl Guest for Hostile {
@@ -138,6 +226,23 @@ mod component {
                 let _held = secrets::lock("credentials", 1_000)
                     .map_err(|e| ProviderError::Storage(format!("{e:?}")))?;
                 panic!("trapping while holding the credentials lock");
+            }
+            if request.model == "exit" {
+                // Ends the whole process under a host that maps `wasi:cli/exit` to its own
+                // exit: the host must end only this call (and this instance).
+                wasip2::cli::exit::exit(Err(()));
+                return Err(ProviderError::InvalidInput("exit returned".into()));
+            }
+            if request.model == "sockets" {
+                let text = request
+                    .messages
+                    .first()
+                    .and_then(|m| m.content.first())
+                    .map_or(String::new(), |part| match part {
+                        ContentPart::Text(t) => t.clone(),
+                        ContentPart::Image(_) => String::new(),
+                    });
+                return Err(ProviderError::InvalidInput(raw_network(&text)));
             }
             Err(ProviderError::InvalidInput(
                 "hostile guest does not chat".into(),
