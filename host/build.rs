@@ -10,7 +10,9 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-env-changed=PROVIDER_PLUGIN_WASM");
     if let Ok(prebuilt) = env::var("PROVIDER_PLUGIN_WASM") {
+        println!("cargo:rerun-if-changed={prebuilt}");
         println!("cargo:rustc-env=PROVIDER_PLUGIN_COMPONENT={prebuilt}");
+        announce_digest(Path::new(&prebuilt));
         println!("cargo:rustc-env=HOSTILE_GUEST_COMPONENT=");
         return;
     }
@@ -85,12 +87,22 @@ fn main() {
         "cargo:rustc-env=PROVIDER_PLUGIN_COMPONENT={}",
         wasm.display()
     );
+    announce_digest(&wasm);
     // A misbehaving guest for the hardening tests (tests/guests/hostile).
     let hostile = plugin_target.join("wasm32-wasip2/component/hostile_guest.wasm");
     println!(
         "cargo:rustc-env=HOSTILE_GUEST_COMPONENT={}",
         hostile.display()
     );
+}
+
+/// The component's SHA-256, for the CLI that embeds it (so a call never hashes it).
+fn announce_digest(wasm: &Path) {
+    use sha2::Digest;
+    let bytes = std::fs::read(wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()));
+    let digest = sha2::Sha256::digest(&bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    println!("cargo:rustc-env=PROVIDER_PLUGIN_SHA256={hex}");
 }
 
 fn rerun_if_changed_recursive(path: &Path) {

@@ -15,6 +15,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use crate::bindings::ProviderPluginPre;
 use crate::compile_cache::CompileCache;
+use crate::runtime::PluginSource;
 use crate::bindings::model_provider::plugin as plugin_if;
 use crate::error::HostError;
 use crate::limits::{EpochTicker, InstanceAllocation, Limits};
@@ -76,9 +77,45 @@ impl SharedEngine {
     /// imports: from this process's registry, else from the disk cache, else compiled.
     pub(crate) fn plugin(
         &self,
-        path: &Path,
+        source: &PluginSource,
         cache: Option<&CompileCache>,
     ) -> Result<ProviderPluginPre<TenantState>, HostError> {
+        let component = match source {
+            PluginSource::File(path) => self.component_file(path, cache)?,
+            PluginSource::Bytes(bytes) => {
+                let digest: [u8; 32] = Sha256::digest(bytes).into();
+                self.component(source, &digest, cache, || Ok(bytes.to_vec()))?
+            }
+            PluginSource::Static { bytes, sha256 } => {
+                self.component(source, sha256, cache, || Ok(bytes.to_vec()))?
+            }
+        };
+        let component = match component {
+            Loaded::Known(pre) => return Ok(pre),
+            Loaded::New(digest, c) => (digest, c),
+        };
+        self.link(source, component)
+    }
+
+    /// The compiled component of `digest`: this process's, else the cache's, else compiled
+    /// from `bytes`.
+    fn component(
+        &self,
+        source: &PluginSource,
+        digest: &[u8; 32],
+        cache: Option<&CompileCache>,
+        bytes: impl FnOnce() -> Result<Vec<u8>, HostError>,
+    ) -> Result<Loaded, HostError> {
+        if let Some(pre) = lock(&self.plugins).get(digest) {
+            return Ok(Loaded::Known(pre.clone()));
+        }
+        // Loaded outside the lock: a slow compile must not stall other runtimes. Two
+        // threads racing here both compile; the registry keeps one.
+        let c = load_component(&self.engine, source, digest, cache, bytes)?;
+        Ok(Loaded::New(*digest, c))
+    }
+
+    fn component_file(&self, path: &Path, cache: Option<&CompileCache>) -> Result<Loaded, HostError> {
         let read = || {
             std::fs::read(path)
                 .map_err(|e| HostError::Plugin(format!("cannot read {}: {e}", path.display())))
@@ -97,27 +134,29 @@ impl SharedEngine {
                 (digest, Some(bytes))
             }
         };
-        if let Some(pre) = lock(&self.plugins).get(&digest) {
-            return Ok(pre.clone());
-        }
-        // Loaded outside the lock: a slow compile must not stall other runtimes. Two
-        // threads racing here both compile; the registry keeps one.
-        let component =
-            load_component(&self.engine, path, &digest, cache, || match bytes.take() {
-                Some(b) => Ok(b),
-                // Known by its memo only: read now, and make sure it is still that file
-                // (changed in the same instant as the memo saw it, it would not be).
-                None => {
-                    let b = read()?;
-                    if <[u8; 32]>::from(Sha256::digest(&b)) != digest {
-                        return Err(HostError::Plugin(format!(
-                            "{} changed while it was being loaded; try again",
-                            path.display()
-                        )));
-                    }
-                    Ok(b)
+        let source = PluginSource::File(path.to_path_buf());
+        self.component(&source, &digest, cache, || match bytes.take() {
+            Some(b) => Ok(b),
+            // Known by its memo only: read now, and make sure it is still that file
+            // (changed in the same instant as the memo saw it, it would not be).
+            None => {
+                let b = read()?;
+                if <[u8; 32]>::from(Sha256::digest(&b)) != digest {
+                    return Err(HostError::Plugin(format!(
+                        "{} changed while it was being loaded; try again",
+                        path.display()
+                    )));
                 }
-            })?;
+                Ok(b)
+            }
+        })
+    }
+
+    fn link(
+        &self,
+        source: &PluginSource,
+        (digest, component): ([u8; 32], Component),
+    ) -> Result<ProviderPluginPre<TenantState>, HostError> {
         let mut linker: Linker<TenantState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
@@ -131,8 +170,7 @@ impl SharedEngine {
             .and_then(ProviderPluginPre::new)
             .map_err(|e| {
                 HostError::Plugin(format!(
-                    "{} does not fit the model-provider:plugin world: {e:#}",
-                    path.display()
+                    "{source} does not fit the model-provider:plugin world: {e:#}"
                 ))
             })?;
         Ok(lock(&self.plugins).entry(digest).or_insert(pre).clone())
@@ -243,7 +281,7 @@ fn build(pool: Option<PoolSize>) -> wasmtime::Result<SharedEngine> {
 /// CLI call never recompiles).
 fn load_component(
     engine: &Engine,
-    path: &Path,
+    source: &PluginSource,
     digest: &[u8; 32],
     cache: Option<&CompileCache>,
     bytes: impl FnOnce() -> Result<Vec<u8>, HostError>,
@@ -251,10 +289,7 @@ fn load_component(
     let compile = || {
         let bytes = bytes()?;
         Component::new(engine, &bytes).map_err(|e| {
-            HostError::Plugin(format!(
-                "{} is not a valid component: {e:#}",
-                path.display()
-            ))
+            HostError::Plugin(format!("{source} is not a valid component: {e:#}"))
         })
     };
     let Some(cache) = cache else { return compile() };
@@ -281,6 +316,12 @@ fn load_component(
         cache.write(&name, &serialized);
     }
     Ok(component)
+}
+
+/// A component this process already linked, or one just loaded.
+enum Loaded {
+    Known(ProviderPluginPre<TenantState>),
+    New([u8; 32], Component),
 }
 
 /// Remembers the SHA-256 of a component file under a key made of its path and what

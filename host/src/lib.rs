@@ -28,7 +28,7 @@ pub mod secrets;
 
 pub use config::{HostConfig, ProviderSettings};
 pub use error::HostError;
-pub use runtime::{Runtime, RuntimeOptions, Session};
+pub use runtime::{PluginSource, Runtime, RuntimeOptions, Session};
 
 /// Path of the plugin component built together with this crate (by `build.rs`).
 pub const BUILT_PLUGIN_COMPONENT: &str = env!("PROVIDER_PLUGIN_COMPONENT");

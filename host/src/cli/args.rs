@@ -5,6 +5,30 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use provider_host::HostError;
 
+/// The plugin component built with this binary (by `build.rs`).
+static EMBEDDED_PLUGIN: &[u8] = include_bytes!(env!("PROVIDER_PLUGIN_COMPONENT"));
+/// Its SHA-256, computed at build time.
+const EMBEDDED_PLUGIN_SHA256: [u8; 32] = hex32(env!("PROVIDER_PLUGIN_SHA256"));
+
+const fn hex32(s: &str) -> [u8; 32] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("PROVIDER_PLUGIN_SHA256 is not lower-case hex"),
+        }
+    }
+    let b = s.as_bytes();
+    assert!(b.len() == 64, "PROVIDER_PLUGIN_SHA256 is not 32 bytes of hex");
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = nibble(b[2 * i]) << 4 | nibble(b[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
 /// Run a model-provider plugin component in a sandbox.
 #[derive(Debug, Parser)]
 #[command(name = "provider-host", version, about)]
@@ -15,9 +39,9 @@ pub struct Cli {
     /// Tenant whose credentials to use.
     #[arg(long, global = true, default_value = "default")]
     pub tenant: String,
-    /// The plugin component (default: the one built with this host).
-    #[arg(long, global = true, default_value = provider_host::BUILT_PLUGIN_COMPONENT)]
-    pub plugin: PathBuf,
+    /// A plugin component to run instead of the one embedded in this binary.
+    #[arg(long, global = true)]
+    pub plugin: Option<PathBuf>,
     /// Log filter for stderr (RUST_LOG wins when set).
     #[arg(long, global = true, default_value = "warn")]
     pub log_level: String,
@@ -29,6 +53,18 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The component to run: `--plugin`, else the one compiled into this binary (so an
+    /// installed binary needs nothing from the checkout it was built in).
+    pub fn plugin_source(&self) -> provider_host::PluginSource {
+        match &self.plugin {
+            Some(path) => provider_host::PluginSource::File(path.clone()),
+            None => provider_host::PluginSource::Static {
+                bytes: EMBEDDED_PLUGIN,
+                sha256: EMBEDDED_PLUGIN_SHA256,
+            },
+        }
+    }
+
     pub fn state_dir(&self) -> Result<PathBuf, HostError> {
         if let Some(d) = &self.state_dir {
             return Ok(d.clone());

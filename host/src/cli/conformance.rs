@@ -12,7 +12,7 @@ use super::args::{Cli, ConformanceArgs};
 use super::{fail, print_json};
 
 pub async fn run(cli: &Cli, args: &ConformanceArgs) -> ExitCode {
-    let mut options = SuiteOptions::new(cli.plugin.clone());
+    let mut options = SuiteOptions::new(cli.plugin_source());
     options.only = args.only.clone();
     // The compile cache the other commands use (keyed by the component's and the
     // engine's hashes, so sharing it is safe); credentials there are never touched.

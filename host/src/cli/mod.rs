@@ -96,7 +96,7 @@ fn init_tracing(level: &str) {
 
 async fn open_session(cli: &Cli, config: &HostConfig) -> Result<(Runtime, Session), HostError> {
     let state_dir = cli.state_dir()?;
-    let mut options = RuntimeOptions::new(cli.plugin.clone(), state_dir);
+    let mut options = RuntimeOptions::new(cli.plugin_source(), state_dir);
     // One session per process: reserving the instance pool (sized for thousands of
     // tenants) would cost more than the whole call.
     options.allocation = provider_host::limits::InstanceAllocation::OnDemand;

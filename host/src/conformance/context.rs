@@ -27,7 +27,7 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone)]
 pub struct Env {
     /// The component under test.
-    pub plugin: PathBuf,
+    pub plugin: crate::runtime::PluginSource,
     /// Compiled-component cache shared by every scenario's runtime (compile once per run).
     pub compile_cache: PathBuf,
     /// Parent of the scenarios' state directories.

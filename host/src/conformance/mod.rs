@@ -42,7 +42,7 @@ use context::{Ctx, Env};
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
     /// The component under test.
-    pub plugin: PathBuf,
+    pub plugin: crate::runtime::PluginSource,
     /// Where compiled components are cached; `None`: a directory that lives for the run.
     pub compile_cache: Option<PathBuf>,
     /// Run only these scenarios (by name); empty runs all of them.
@@ -55,7 +55,7 @@ pub struct SuiteOptions {
 
 impl SuiteOptions {
     /// Every scenario against `plugin`, with default limits.
-    pub fn new(plugin: impl Into<PathBuf>) -> Self {
+    pub fn new(plugin: impl Into<crate::runtime::PluginSource>) -> Self {
         Self {
             plugin: plugin.into(),
             compile_cache: None,

@@ -94,7 +94,7 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
         Ok(k) => k,
         Err(e) => return fail(&e),
     };
-    let mut options = RuntimeOptions::new(cli.plugin.clone(), state_dir);
+    let mut options = RuntimeOptions::new(cli.plugin_source(), state_dir);
     if let Some(t) = cli.call_timeout_secs {
         options.limits.call_timeout = Duration::from_secs(t);
     }
