@@ -2,7 +2,7 @@
 //! interactive login; the chat flags and output shapes.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use provider_reference::{ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer};
@@ -348,4 +348,92 @@ fn chat_flags_reach_the_api_and_each_mode_prints_its_shape() {
         !text.trim().is_empty() && serde_json::from_str::<Value>(&text).is_err(),
         "{text}"
     );
+}
+
+/// Runs `chat` with `args` and `body` on stdin (`--request -`); its stdout.
+fn chat_with_body(cmd: Command, args: &[&str], body: &Value) -> Output {
+    let mut cmd = cmd;
+    let mut child = cmd
+        .arg("chat")
+        .args(args)
+        .args(["--request", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.to_string().as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn an_agent_loop_through_chat_request_on_both_lanes_whole_and_streamed() {
+    let (auth, api) = servers();
+    let state = support::state_dir();
+    let start = support::json_of(&cli_to(state.path(), &auth, &api).arg("start").output().unwrap());
+    auth.approve(start["user_code"].as_str().unwrap(), 1, "agent").unwrap();
+    let poll = support::json_of(&cli_to(state.path(), &auth, &api).arg("poll").output().unwrap());
+    assert_eq!(poll["status"], "connected", "{poll}");
+    let tools = serde_json::json!([{"type": "function", "function": {
+        "name": "get_weather", "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}}}]);
+    for lane in [&[][..], &["--lane", "responses"][..]] {
+        let question = serde_json::json!({"model": "xai-grok/grok-4.3", "tools": tools,
+            "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+        // Whole: the call comes back in `tool_calls`.
+        let mut args = vec!["--json"];
+        args.extend_from_slice(lane);
+        let out = chat_with_body(cli_to(state.path(), &auth, &api), &args, &question);
+        let json = support::json_of(&out);
+        assert!(out.status.success(), "{lane:?}: {json}");
+        assert_eq!(json["finish_reason"], "tool_calls", "{json}");
+        assert_eq!(json["content"], "Calling get_weather.", "{json}");
+        let call = &json["tool_calls"][0];
+        assert_eq!(call["name"], "get_weather", "{json}");
+        // Streamed: JSON lines of text, the call's start and its arguments.
+        let mut stream_args = vec!["--json", "--stream"];
+        stream_args.extend_from_slice(lane);
+        let out = chat_with_body(cli_to(state.path(), &auth, &api), &stream_args, &question);
+        assert!(out.status.success());
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let started = lines.iter().find_map(|l| l.get("tool_call")).expect("a tool_call line");
+        assert_eq!(started["name"], "get_weather", "{lines:?}");
+        let streamed: String = lines
+            .iter()
+            .filter_map(|l| l.get("tool_call_arguments"))
+            .map(|a| a["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(streamed, call["arguments"].as_str().unwrap(), "{lines:?}");
+        let last = lines.last().unwrap();
+        assert_eq!((last["done"].clone(), last["finish_reason"].clone()), (Value::Bool(true), Value::from("tool_calls")), "{last}");
+        // The result goes back; the model answers from it.
+        let answer = serde_json::json!({"model": "xai-grok/grok-4.3", "tools": tools, "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": json["content"], "tool_calls": [
+                {"id": call["id"], "type": "function", "function": {"name": "get_weather", "arguments": call["arguments"]}}]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}]});
+        let out = chat_with_body(cli_to(state.path(), &auth, &api), &args, &answer);
+        let json = support::json_of(&out);
+        assert_eq!(json["content"], "Tool results: sunny", "{lane:?}: {json}");
+        assert_eq!(json["finish_reason"], "stop", "{json}");
+    }
+    // An unknown field is refused by name, nothing sent.
+    let before = api.requests().len();
+    let out = chat_with_body(
+        cli_to(state.path(), &auth, &api),
+        &["--json"],
+        &serde_json::json!({"model": "xai-grok/grok-4.3", "logprobs": true, "messages": [{"role": "user", "content": "x"}]}),
+    );
+    let json = support::json_of(&out);
+    assert_eq!(json["error"], "invalid_input", "{json}");
+    assert!(json["message"].as_str().unwrap().contains("logprobs"), "{json}");
+    assert_eq!(api.requests().len(), before);
 }

@@ -211,3 +211,23 @@ fn a_swapped_compile_cache_artifact_is_never_run() {
     std::fs::write(&real_artifact, &bytes).unwrap();
     assert_eq!(real_models()["error"], "not_connected");
 }
+
+/// A flood of stderr with escapes and fake host output: capped per call, cleaned, and
+/// marked as the plugin's; stdout stays the host's one JSON object.
+#[test]
+fn plugin_stderr_is_capped_cleaned_and_marked() {
+    let state = support::state_dir();
+    let out = support::cli(state.path())
+        .args(["--plugin", env!("HOSTILE_GUEST_COMPONENT"), "chat", "--json", "--model", "stderr-flood", "x"])
+        .output()
+        .unwrap();
+    let json = support::json_of(&out);
+    assert_eq!(json["error"], "invalid_input", "{json}");
+    assert!(out.stderr.len() < 256 * 1024, "{} bytes of stderr", out.stderr.len());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "escapes reached the terminal");
+    assert!(text.contains("plugin_stderr"), "{}", &text[..text.len().min(500)]);
+    for line in text.lines() {
+        assert!(!line.starts_with('{'), "a plugin line passes for host output: {line}");
+    }
+}

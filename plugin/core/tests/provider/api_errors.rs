@@ -52,6 +52,35 @@ fn unauthorized_refreshes_once_and_retries_once() {
     }
 }
 
+/// The rotated refresh token is saved before the retried request: when the retry fails
+/// on the network, the next call works with what was saved, without a new login (had the
+/// save come after the retry, the rotated token would be lost and the old one, already
+/// redeemed, would revoke the grant).
+#[test]
+fn a_refresh_after_401_is_saved_before_the_retry() {
+    let mut h = H::connected(1);
+    h.t.json(401, json!({"error": "token expired"}));
+    rotated(&h);
+    h.t.fail(TransportError::Failed("connection reset".into()));
+    assert!(matches!(
+        h.p.chat(&simple_request("grok-4.3")),
+        Err(ProviderError::Network(_))
+    ));
+    let saved = h.creds();
+    assert_eq!(saved.refresh_token.as_deref(), Some("rt-SECRET-2"));
+    h.t.json(200, chat_ok());
+    assert_eq!(ok(h.p.chat(&simple_request("grok-4.3"))).content, "ok");
+    let reqs = h.t.requests();
+    let last = reqs.last().unwrap();
+    assert_eq!(last.url, CHAT_URL);
+    assert_eq!(
+        header(last, "authorization"),
+        Some(format!("Bearer {}", saved.access_token))
+    );
+    // No second redemption: the next call used the saved access token as it was.
+    assert_eq!(reqs.iter().filter(|r| r.url == TOKEN_URL).count(), 1);
+}
+
 #[test]
 fn unauthorized_twice_is_final_and_never_loops() {
     let mut h = H::connected(1);

@@ -227,6 +227,19 @@ mod component {
                     .map_err(|e| ProviderError::Storage(format!("{e:?}")))?;
                 panic!("trapping while holding the credentials lock");
             }
+            if request.model == "stderr-flood" {
+                // 20 MiB of stderr with terminal escapes and lines posing as host output.
+                use std::io::Write;
+                let mut err = std::io::stderr();
+                let line = "\u{1b}[2J\u{1b}[31m{\"ok\":true,\"connected\":true}\u{7}\n";
+                let block = line.repeat(4096);
+                let mut written = 0;
+                while written < 20 << 20 {
+                    let _ = err.write_all(block.as_bytes());
+                    written += block.len();
+                }
+                return Err(ProviderError::InvalidInput("flooded".into()));
+            }
             if request.model == "exit" {
                 // Ends the whole process under a host that maps `wasi:cli/exit` to its own
                 // exit: the host must end only this call (and this instance).
