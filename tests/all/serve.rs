@@ -2,9 +2,11 @@
 //! (tests/serve/sdk_client.py, installed by the test setup) and raw HTTP for what an SDK
 //! hides. The upstream is the reference servers; the tenant logs in through the CLI.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use provider_reference::{
     ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Fault, Route,
@@ -20,6 +22,8 @@ struct Served {
     child: Child,
     base: String,
     key: String,
+    /// serve's stderr so far (the access log), read by a thread.
+    log: Arc<Mutex<String>>,
 }
 
 impl Drop for Served {
@@ -39,9 +43,15 @@ fn cli_to(state: &std::path::Path, auth: &AuthHandle, api: &ApiHandle) -> Comman
 /// Reference servers, a tenant `team` logged in at tier 4, a serve key for it, and
 /// `serve` on a free loopback port.
 fn serve() -> Served {
+    serve_with(AuthConfig::default())
+}
+
+/// `serve()` against an authorization server configured so (the device-poll interval is
+/// always 1 s).
+fn serve_with(auth_config: AuthConfig) -> Served {
     let auth = AuthServer::start_background(AuthConfig {
         interval: 1,
-        ..AuthConfig::default()
+        ..auth_config
     })
     .unwrap();
     let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
@@ -81,6 +91,17 @@ fn serve() -> Served {
         .unwrap();
     let banner: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("banner: {line:?}"));
     let base = banner["listening"].as_str().unwrap().to_owned();
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
     Served {
         auth,
         api,
@@ -88,7 +109,121 @@ fn serve() -> Served {
         child,
         base,
         key,
+        log,
     }
+}
+
+impl Served {
+    fn addr(&self) -> SocketAddr {
+        let authority = self
+            .base
+            .strip_prefix("http://")
+            .and_then(|r| r.strip_suffix("/v1"))
+            .unwrap();
+        authority.parse().unwrap()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait until serve's log has a line with all of `parts`; that line.
+    fn wait_for_log(&self, parts: &[&str], within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self
+                .log()
+                .lines()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return Some(l.to_owned());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Write one HTTP/1.1 request (`Connection: close`) on a new connection.
+    fn send(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> TcpStream {
+        let mut conn = TcpStream::connect(self.addr()).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        if let Some(k) = key {
+            head.push_str(&format!("Authorization: Bearer {k}\r\n"));
+        }
+        if let Some(b) = body {
+            head.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
+        }
+        head.push_str("\r\n");
+        head.push_str(body.unwrap_or(""));
+        conn.write_all(head.as_bytes()).unwrap();
+        conn
+    }
+
+    /// One request, its status and (de-chunked) body.
+    fn request(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, String) {
+        let mut conn = self.send(method, path, key, body);
+        let mut raw = Vec::new();
+        conn.read_to_end(&mut raw).unwrap();
+        parse_response(&raw)
+    }
+
+    /// A non-streamed chat of the tenant; its status and body.
+    fn chat(&self, text: &str) -> (u16, String) {
+        let body = serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": text}]});
+        self.request("POST", "/v1/chat/completions", Some(&self.key), Some(&body.to_string()))
+    }
+
+    /// The `/metrics` text.
+    fn metrics(&self) -> String {
+        let (status, text) = self.request("GET", "/metrics", None, None);
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+}
+
+const MODEL: &str = "xai-grok/grok-4.3";
+
+/// Status and body of a raw HTTP/1.1 response (chunked bodies decoded).
+fn parse_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line: {head:?}"));
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    (status, if chunked { dechunk(body) } else { body.to_owned() })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+/// The value of the sample `series` (name and labels exactly as OpenMetrics writes them).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.split(' ').next()?.parse().ok())
+    })
 }
 
 /// One step of the Python SDK client; its JSON on success.
@@ -187,4 +322,70 @@ fn a_non_loopback_listen_is_refused() {
         assert_eq!(json["error"], "config_error", "{json}");
     }
     let _ = Duration::ZERO;
+}
+
+/// Every line of an OpenMetrics text is a comment or `name{labels} value`, and it ends
+/// with `# EOF`.
+fn assert_openmetrics_lines(text: &str) {
+    assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        assert!(value.parse::<f64>().is_ok(), "value of {line:?}");
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, Some(l)),
+            None => (series, None),
+        };
+        assert!(
+            !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "name of {line:?}"
+        );
+        if let Some(labels) = labels {
+            let labels = labels.strip_suffix('}').unwrap_or_else(|| panic!("{line:?}"));
+            for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("label of {line:?}"));
+                assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line:?}");
+                assert!(!v.trim_end_matches('"').contains('"'), "{line:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn metrics_count_requests_latency_upstream_errors_and_streams_without_a_key() {
+    let s = serve();
+    assert_eq!(s.request("GET", "/v1/models", Some(&s.key), None).0, 200);
+    assert_eq!(s.chat("counted").0, 200);
+    assert_eq!(s.request("GET", "/v1/models", None, None).0, 401);
+    s.api
+        .push_fault(Route::ChatCompletions, Fault::rate_limited(Some(7)));
+    assert_eq!(s.chat("limited").0, 429);
+    let stream = serde_json::json!({"model": MODEL, "stream": true,
+        "messages": [{"role": "user", "content": "a stream to count"}]});
+    let (status, events) =
+        s.request("POST", "/v1/chat/completions", Some(&s.key), Some(&stream.to_string()));
+    assert_eq!(status, 200);
+    assert!(events.ends_with("data: [DONE]\n\n"), "{events}");
+
+    let text = s.metrics();
+    assert_openmetrics_lines(&text);
+    let at = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} in\n{text}"));
+    assert_eq!(at(r#"serve_requests_total{route="/v1/models",status="200"}"#), 1.0);
+    assert_eq!(at(r#"serve_requests_total{route="/v1/models",status="401"}"#), 1.0);
+    assert_eq!(at(r#"serve_requests_total{route="/v1/chat/completions",status="200"}"#), 2.0);
+    assert_eq!(at(r#"serve_requests_total{route="/v1/chat/completions",status="429"}"#), 1.0);
+    assert_eq!(at(r#"serve_upstream_errors_total{code="rate_limited"}"#), 1.0);
+    assert_eq!(at(r#"serve_request_duration_seconds_count{route="/v1/chat/completions"}"#), 3.0);
+    assert_eq!(at(r#"serve_request_duration_seconds_count{route="/v1/models"}"#), 2.0);
+    assert!(at(r#"serve_request_duration_seconds_sum{route="/v1/chat/completions"}"#) > 0.0);
+    assert!(
+        text.contains(r#"serve_request_duration_seconds_bucket{le="+Inf",route="/v1/chat/completions"} 3"#)
+            || text.contains(r#"serve_request_duration_seconds_bucket{route="/v1/chat/completions",le="+Inf"} 3"#),
+        "{text}"
+    );
+    assert_eq!(at("serve_open_streams"), 0.0);
+    // Nothing of the tenant or its key is in the scrape.
+    assert!(!text.contains("team") && !text.contains(&s.key), "{text}");
+    // The scrape itself was counted by the time of the next one.
+    assert_eq!(sample(&s.metrics(), r#"serve_requests_total{route="/metrics",status="200"}"#), Some(1.0));
 }

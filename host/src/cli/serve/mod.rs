@@ -5,9 +5,11 @@
 //! - `keys`: local API keys (salted hashes only), each selecting a tenant;
 //! - `sessions`: live sessions reused per tenant;
 //! - `wire`: OpenAI's chat-completions, stream and error shapes;
-//! - `responses`: the Responses API's request, reply and events.
+//! - `responses`: the Responses API's request, reply and events;
+//! - `metrics`: `GET /metrics` (Prometheus, no key needed).
 
 mod keys;
+mod metrics;
 mod responses;
 mod sessions;
 mod wire;
@@ -124,9 +126,12 @@ fn router(state: Shared) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses_api))
         .route("/healthz", get(|| async { axum::Json(json!({"ok": true})) }))
+        // No key: counts, routes, statuses and error codes only (see `metrics`).
+        .route("/metrics", get(metrics::scrape))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", "no such endpoint")
         })
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }
 
@@ -304,7 +309,9 @@ async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body:
         include_usage,
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let open = metrics::OpenStream::start();
     tokio::spawn(async move {
+        let _open = open;
         let event = |v: &Value| Bytes::from(format!("data: {v}\n\n"));
         let mut tokens = None;
         if tx.send(event(&writer.open())).await.is_err() {
@@ -403,7 +410,9 @@ async fn responses_api(State(state): State<Shared>, headers: HeaderMap, body: Bo
     };
     let mut writer = responses::EventWriter::new(id, unix_now(), model.clone());
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let open = metrics::OpenStream::start();
     tokio::spawn(async move {
+        let _open = open;
         let frame = |(kind, v): (String, Value)| Bytes::from(format!("event: {kind}\ndata: {v}\n\n"));
         let mut tokens = None;
         for e in writer.start() {

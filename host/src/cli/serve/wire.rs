@@ -48,6 +48,7 @@ impl ApiError {
     /// A host or plugin error, with the status the seed's error table implies.
     pub fn from_host(e: &HostError, tenant: &str) -> Self {
         let code = e.code();
+        super::metrics::upstream_error(code);
         let (status, kind) = match code {
             "invalid_input" => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             "not_connected" | "unauthorized" => (StatusCode::UNAUTHORIZED, "authentication_error"),
