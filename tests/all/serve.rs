@@ -389,3 +389,147 @@ fn metrics_count_requests_latency_upstream_errors_and_streams_without_a_key() {
     // The scrape itself was counted by the time of the next one.
     assert_eq!(sample(&s.metrics(), r#"serve_requests_total{route="/metrics",status="200"}"#), Some(1.0));
 }
+
+#[test]
+fn fifty_concurrent_requests_meeting_an_expired_token_redeem_the_refresh_token_once() {
+    // Access tokens live 6 s (the plugin refreshes in the last tenth of that).
+    const TTL: Duration = Duration::from_secs(6);
+    let s = serve_with(AuthConfig {
+        access_token_ttl: TTL,
+        ..AuthConfig::default()
+    });
+    let logged_in = Instant::now();
+    // Warm the tenant's sessions while the token is fresh: no refresh.
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let s = &s;
+            scope.spawn(move || assert_eq!(s.chat(&format!("warm {i}")).0, 200));
+        }
+    });
+    assert_eq!(s.auth.stats().refresh_redemptions, 0);
+    // Past expiry.
+    std::thread::sleep((logged_in + TTL + Duration::from_millis(300)).saturating_duration_since(Instant::now()));
+    let results: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let s = &s;
+                scope.spawn(move || s.chat(&format!("concurrent {i}")))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (status, body)) in results.iter().enumerate() {
+        assert_eq!(*status, 200, "request {i}: {body}");
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            format!("Echo: concurrent {i}"),
+            "{body}"
+        );
+    }
+    let stats = s.auth.stats();
+    assert_eq!(stats.refresh_redemptions, 1, "{stats:?}");
+    assert_eq!(stats.reuse_detections, 0, "{stats:?}");
+}
+
+/// A streamed chat whose upstream pauses for `stall` after two events.
+fn open_stalled_stream(s: &Served, stall: Duration) -> TcpStream {
+    s.api.push_fault(
+        Route::ChatCompletions,
+        Fault::StallMidBody {
+            after_events: 2,
+            duration: stall,
+        },
+    );
+    let body = serde_json::json!({"model": MODEL, "stream": true,
+        "messages": [{"role": "user", "content": "a slow stream, long enough to be left midway"}]});
+    s.send("POST", "/v1/chat/completions", Some(&s.key), Some(&body.to_string()))
+}
+
+/// Read until `events` SSE events arrived; what was read.
+fn read_events(conn: &mut TcpStream, events: usize) -> String {
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while seen.matches("data: ").count() < events {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    seen
+}
+
+#[test]
+fn a_client_leaving_mid_stream_stops_the_upstream_stream_at_once() {
+    let s = serve();
+    let mut conn = open_stalled_stream(&s, Duration::from_secs(60));
+    // The opening chunk and the upstream's first text.
+    let first = read_events(&mut conn, 2);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert_eq!(
+        sample(&s.metrics(), "serve_open_streams"),
+        Some(1.0),
+        "the stream is relayed"
+    );
+    let left = Instant::now();
+    drop(conn);
+    // serve notices while upstream is still stalled (60 s), logs 499 and discards the
+    // session, which closes the upstream response.
+    let line = s
+        .wait_for_log(&["status=499", "stream=true"], Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no 499 in the log:\n{}", s.log()));
+    assert!(left.elapsed() < Duration::from_secs(5), "{line}");
+    assert_eq!(sample(&s.metrics(), "serve_open_streams"), Some(0.0));
+    // The tenant's next request works (a fresh session in place of the discarded one).
+    let (status, body) = s.chat("after the cancellation");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Echo: after the cancellation"), "{body}");
+}
+
+#[test]
+fn sigterm_refuses_new_connections_lets_the_open_stream_finish_and_exits_zero() {
+    let mut s = serve();
+    let mut conn = open_stalled_stream(&s, Duration::from_secs(3));
+    let mut seen = read_events(&mut conn, 2);
+    let pid = i32::try_from(s.child.id()).unwrap();
+    let signalled = Instant::now();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    // The listener closes: new connections are refused.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpStream::connect_timeout(&s.addr(), Duration::from_millis(500)) {
+            Err(_) => break,
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "serve still accepts after SIGTERM");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    // The open stream runs to its end.
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).unwrap();
+    seen.push_str(&String::from_utf8_lossy(&rest));
+    let (status, events) = parse_response(seen.as_bytes());
+    assert_eq!(status, 200);
+    assert!(events.ends_with("data: [DONE]\n\n"), "{events}");
+    let text: String = events
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, "Echo: a slow stream, long enough to be left midway");
+    // And the process exits 0 well within the grace period (30 s).
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(25),
+            "serve did not exit after SIGTERM:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}:\n{}", s.log());
+    assert!(s.log().contains("status=200"), "{}", s.log());
+}
