@@ -533,3 +533,82 @@ fn sigterm_refuses_new_connections_lets_the_open_stream_finish_and_exits_zero() 
     assert!(status.success(), "{status:?}:\n{}", s.log());
     assert!(s.log().contains("status=200"), "{}", s.log());
 }
+
+/// The chunks of a streamed chat, as JSON (`[DONE]` left out).
+fn stream_chunks(s: &Served, body: &Value) -> Vec<Value> {
+    let (status, events) =
+        s.request("POST", "/v1/chat/completions", Some(&s.key), Some(&body.to_string()));
+    assert_eq!(status, 200, "{events}");
+    assert!(events.ends_with("data: [DONE]\n\n"), "{events}");
+    events
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_stream_carries_a_usage_chunk_only_when_include_usage_asks() {
+    let s = serve();
+    let messages = serde_json::json!([{"role": "user", "content": "usage or not"}]);
+    let without = stream_chunks(
+        &s,
+        &serde_json::json!({"model": MODEL, "stream": true, "messages": messages}),
+    );
+    assert!(without.len() > 2, "{without:?}");
+    assert!(without.iter().all(|c| c.get("usage").is_none()), "{without:?}");
+    let off = stream_chunks(
+        &s,
+        &serde_json::json!({"model": MODEL, "stream": true, "messages": messages,
+                            "stream_options": {"include_usage": false}}),
+    );
+    assert!(off.iter().all(|c| c.get("usage").is_none()), "{off:?}");
+    let with = stream_chunks(
+        &s,
+        &serde_json::json!({"model": MODEL, "stream": true, "messages": messages,
+                            "stream_options": {"include_usage": true}}),
+    );
+    let usage: Vec<_> = with.iter().filter(|c| c.get("usage").is_some()).collect();
+    assert_eq!(usage.len(), 1, "{with:?}");
+    assert_eq!(usage[0]["choices"], serde_json::json!([]), "{with:?}");
+    assert!(usage[0]["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    // The usage chunk is the last one, as OpenAI sends it.
+    assert!(with.last().unwrap().get("usage").is_some(), "{with:?}");
+}
+
+#[test]
+fn headers_trickling_slower_than_the_header_read_timeout_are_cut() {
+    const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    let s = serve();
+    let mut conn = TcpStream::connect(s.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+    let began = Instant::now();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n").unwrap();
+    // One byte of an endless header every 250 ms: never a complete head.
+    let header = b"X-Slow: ".iter().chain(std::iter::repeat(&b'a'));
+    let mut answer = Vec::new();
+    for byte in header {
+        if conn.write_all(&[*byte]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        assert!(
+            began.elapsed() < HEADER_READ_TIMEOUT + Duration::from_secs(5),
+            "serve kept reading the trickled head"
+        );
+    }
+    let cut = began.elapsed();
+    assert!(cut >= HEADER_READ_TIMEOUT - Duration::from_millis(500), "cut after {cut:?}");
+    // Nothing but possibly a 408 came back.
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // serve itself goes on.
+    assert_eq!(s.request("GET", "/healthz", None, None).0, 200);
+}

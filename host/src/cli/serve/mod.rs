@@ -314,6 +314,7 @@ async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body:
         let _open = open;
         let event = |v: &Value| Bytes::from(format!("data: {v}\n\n"));
         let mut tokens = None;
+        let mut usage = None;
         if tx.send(event(&writer.open())).await.is_err() {
             lease.discard();
             return;
@@ -334,6 +335,10 @@ async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body:
                 Ok(Some(chunk)) => {
                     if let provider_host::bindings::types::ChatChunk::Usage(u) = &chunk {
                         tokens = Some(u.total_tokens);
+                        // OpenAI sends the usage chunk last, right before `[DONE]` (the
+                        // plugin may yield it before the finish reason).
+                        usage = writer.event(&chunk);
+                        continue;
                     }
                     if let Some(v) = writer.event(&chunk)
                         && tx.send(event(&v)).await.is_err()
@@ -344,6 +349,9 @@ async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body:
                     }
                 }
                 Ok(None) => {
+                    if let Some(v) = usage.take() {
+                        let _ = tx.send(event(&v)).await;
+                    }
                     let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
                     let _ = lease.session().close_chat_stream(handle).await;
                     access(&tenant, &model, 200, began, tokens, true);
