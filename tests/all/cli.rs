@@ -54,7 +54,10 @@ fn plain_http_to_a_remote_host_is_refused_before_anything_runs() {
 fn a_proxy_that_is_not_http_is_refused_before_anything_runs() {
     let state = support::state_dir();
     for (var, value) in [
-        ("HTTPS_PROXY", "https://user:hunter2hunter2@proxy.example:443"),
+        (
+            "HTTPS_PROXY",
+            "https://user:hunter2hunter2@proxy.example:443",
+        ),
         ("ALL_PROXY", "socks5://proxy.example:1080"),
     ] {
         let out = support::cli(state.path())
@@ -66,7 +69,10 @@ fn a_proxy_that_is_not_http_is_refused_before_anything_runs() {
         assert!(!out.status.success());
         assert_eq!(json["error"], "config_error", "{var}: {json}");
         let message = json["message"].as_str().unwrap();
-        assert!(message.contains(var) && !message.contains("hunter2"), "{message}");
+        assert!(
+            message.contains(var) && !message.contains("hunter2"),
+            "{message}"
+        );
     }
     assert!(support::files_below(state.path()).is_empty());
 }
@@ -375,9 +381,20 @@ fn chat_with_body(cmd: Command, args: &[&str], body: &Value) -> Output {
 fn an_agent_loop_through_chat_request_on_both_lanes_whole_and_streamed() {
     let (auth, api) = servers();
     let state = support::state_dir();
-    let start = support::json_of(&cli_to(state.path(), &auth, &api).arg("start").output().unwrap());
-    auth.approve(start["user_code"].as_str().unwrap(), 1, "agent").unwrap();
-    let poll = support::json_of(&cli_to(state.path(), &auth, &api).arg("poll").output().unwrap());
+    let start = support::json_of(
+        &cli_to(state.path(), &auth, &api)
+            .arg("start")
+            .output()
+            .unwrap(),
+    );
+    auth.approve(start["user_code"].as_str().unwrap(), 1, "agent")
+        .unwrap();
+    let poll = support::json_of(
+        &cli_to(state.path(), &auth, &api)
+            .arg("poll")
+            .output()
+            .unwrap(),
+    );
     assert_eq!(poll["status"], "connected", "{poll}");
     let tools = serde_json::json!([{"type": "function", "function": {
         "name": "get_weather", "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}}}]);
@@ -404,7 +421,10 @@ fn an_agent_loop_through_chat_request_on_both_lanes_whole_and_streamed() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let started = lines.iter().find_map(|l| l.get("tool_call")).expect("a tool_call line");
+        let started = lines
+            .iter()
+            .find_map(|l| l.get("tool_call"))
+            .expect("a tool_call line");
         assert_eq!(started["name"], "get_weather", "{lines:?}");
         let streamed: String = lines
             .iter()
@@ -413,7 +433,11 @@ fn an_agent_loop_through_chat_request_on_both_lanes_whole_and_streamed() {
             .collect();
         assert_eq!(streamed, call["arguments"].as_str().unwrap(), "{lines:?}");
         let last = lines.last().unwrap();
-        assert_eq!((last["done"].clone(), last["finish_reason"].clone()), (Value::Bool(true), Value::from("tool_calls")), "{last}");
+        assert_eq!(
+            (last["done"].clone(), last["finish_reason"].clone()),
+            (Value::Bool(true), Value::from("tool_calls")),
+            "{last}"
+        );
         // The result goes back; the model answers from it.
         let answer = serde_json::json!({"model": "xai-grok/grok-4.3", "tools": tools, "messages": [
             {"role": "user", "content": "Weather in Paris?"},
@@ -434,6 +458,9 @@ fn an_agent_loop_through_chat_request_on_both_lanes_whole_and_streamed() {
     );
     let json = support::json_of(&out);
     assert_eq!(json["error"], "invalid_input", "{json}");
-    assert!(json["message"].as_str().unwrap().contains("logprobs"), "{json}");
+    assert!(
+        json["message"].as_str().unwrap().contains("logprobs"),
+        "{json}"
+    );
     assert_eq!(api.requests().len(), before);
 }

@@ -90,7 +90,8 @@ async fn stalls_before_headers_and_mid_body_time_out() {
     assert_eq!(err.code(), "network", "{err}");
 
     let mut stream_req = hello();
-    stream_req.messages[0] = Message::text(Role::User, "a long enough answer to span several events");
+    stream_req.messages[0] =
+        Message::text(Role::User, "a long enough answer to span several events");
     w.api.push_fault(
         Route::ChatCompletions,
         Fault::StallMidBody {
@@ -133,7 +134,10 @@ async fn a_stalled_model_list_fails_fast_but_a_slow_chat_is_waited_for() {
     auth.approve(&prompt.user_code, 3, "stall-test").unwrap();
     session.poll(Some(&prompt.pending_id)).await.unwrap();
 
-    api.push_fault(Route::Models, Fault::StallBeforeHeaders(Duration::from_secs(90)));
+    api.push_fault(
+        Route::Models,
+        Fault::StallBeforeHeaders(Duration::from_secs(90)),
+    );
     let t = std::time::Instant::now();
     let err = session.models(true).await.unwrap_err();
     assert_eq!(err.code(), "network", "{err}");

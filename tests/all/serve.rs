@@ -148,8 +148,10 @@ impl Served {
     /// Write one HTTP/1.1 request (`Connection: close`) on a new connection.
     fn send(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> TcpStream {
         let mut conn = TcpStream::connect(self.addr()).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        conn.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
         if let Some(k) = key {
             head.push_str(&format!("Authorization: Bearer {k}\r\n"));
         }
@@ -166,7 +168,13 @@ impl Served {
     }
 
     /// One request, its status and (de-chunked) body.
-    fn request(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, String) {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String) {
         let mut conn = self.send(method, path, key, body);
         let mut raw = Vec::new();
         conn.read_to_end(&mut raw).unwrap();
@@ -175,8 +183,14 @@ impl Served {
 
     /// A non-streamed chat of the tenant; its status and body.
     fn chat(&self, text: &str) -> (u16, String) {
-        let body = serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": text}]});
-        self.request("POST", "/v1/chat/completions", Some(&self.key), Some(&body.to_string()))
+        let body =
+            serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": text}]});
+        self.request(
+            "POST",
+            "/v1/chat/completions",
+            Some(&self.key),
+            Some(&body.to_string()),
+        )
     }
 
     /// The `/metrics` text.
@@ -192,22 +206,34 @@ const MODEL: &str = "xai-grok/grok-4.3";
 /// Status and body of a raw HTTP/1.1 response (chunked bodies decoded).
 fn parse_response(raw: &[u8]) -> (u16, String) {
     let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head: {text:?}"));
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head: {text:?}"));
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("status line: {head:?}"));
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
-    (status, if chunked { dechunk(body) } else { body.to_owned() })
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    )
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -229,7 +255,10 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 /// One step of the Python SDK client; its JSON on success.
 fn sdk(s: &Served, step: &str) -> Value {
     let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/serve/sdk_client.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/serve/sdk_client.py"
+        ))
         .arg(step)
         .env("OPENAI_BASE_URL", &s.base)
         .env("OPENAI_API_KEY", &s.key)
@@ -248,7 +277,9 @@ fn sdk(s: &Served, step: &str) -> Value {
 fn npm_sdk(s: &Served, step: &str) -> Value {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/serve");
     assert!(
-        std::path::Path::new(dir).join("node_modules/openai").exists(),
+        std::path::Path::new(dir)
+            .join("node_modules/openai")
+            .exists(),
         "the openai npm package is not installed: run `npm ci --prefix tests/serve` (the README's test command does)"
     );
     let out = Command::new("node")
@@ -295,7 +326,8 @@ fn errors_surface_as_the_sdks_own_exceptions() {
     s.api
         .push_fault(Route::ChatCompletions, Fault::rate_limited(Some(7)));
     sdk(&s, "rate_limited");
-    s.api.push_fault(Route::ChatCompletions, Fault::tier_denied());
+    s.api
+        .push_fault(Route::ChatCompletions, Fault::tier_denied());
     sdk(&s, "tier_denied");
     // Nothing of the tenant leaks to a caller without a key.
     let out = Command::new("curl")
@@ -337,14 +369,23 @@ fn assert_openmetrics_lines(text: &str) {
         };
         assert!(
             !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "name of {line:?}"
         );
         if let Some(labels) = labels {
-            let labels = labels.strip_suffix('}').unwrap_or_else(|| panic!("{line:?}"));
+            let labels = labels
+                .strip_suffix('}')
+                .unwrap_or_else(|| panic!("{line:?}"));
             for pair in labels.split("\",").filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("label of {line:?}"));
-                assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line:?}");
+                let (k, v) = pair
+                    .split_once("=\"")
+                    .unwrap_or_else(|| panic!("label of {line:?}"));
+                assert!(
+                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{line:?}"
+                );
                 assert!(!v.trim_end_matches('"').contains('"'), "{line:?}");
             }
         }
@@ -362,32 +403,66 @@ fn metrics_count_requests_latency_upstream_errors_and_streams_without_a_key() {
     assert_eq!(s.chat("limited").0, 429);
     let stream = serde_json::json!({"model": MODEL, "stream": true,
         "messages": [{"role": "user", "content": "a stream to count"}]});
-    let (status, events) =
-        s.request("POST", "/v1/chat/completions", Some(&s.key), Some(&stream.to_string()));
+    let (status, events) = s.request(
+        "POST",
+        "/v1/chat/completions",
+        Some(&s.key),
+        Some(&stream.to_string()),
+    );
     assert_eq!(status, 200);
     assert!(events.ends_with("data: [DONE]\n\n"), "{events}");
 
     let text = s.metrics();
     assert_openmetrics_lines(&text);
     let at = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} in\n{text}"));
-    assert_eq!(at(r#"serve_requests_total{route="/v1/models",status="200"}"#), 1.0);
-    assert_eq!(at(r#"serve_requests_total{route="/v1/models",status="401"}"#), 1.0);
-    assert_eq!(at(r#"serve_requests_total{route="/v1/chat/completions",status="200"}"#), 2.0);
-    assert_eq!(at(r#"serve_requests_total{route="/v1/chat/completions",status="429"}"#), 1.0);
-    assert_eq!(at(r#"serve_upstream_errors_total{code="rate_limited"}"#), 1.0);
-    assert_eq!(at(r#"serve_request_duration_seconds_count{route="/v1/chat/completions"}"#), 3.0);
-    assert_eq!(at(r#"serve_request_duration_seconds_count{route="/v1/models"}"#), 2.0);
+    assert_eq!(
+        at(r#"serve_requests_total{route="/v1/models",status="200"}"#),
+        1.0
+    );
+    assert_eq!(
+        at(r#"serve_requests_total{route="/v1/models",status="401"}"#),
+        1.0
+    );
+    assert_eq!(
+        at(r#"serve_requests_total{route="/v1/chat/completions",status="200"}"#),
+        2.0
+    );
+    assert_eq!(
+        at(r#"serve_requests_total{route="/v1/chat/completions",status="429"}"#),
+        1.0
+    );
+    assert_eq!(
+        at(r#"serve_upstream_errors_total{code="rate_limited"}"#),
+        1.0
+    );
+    assert_eq!(
+        at(r#"serve_request_duration_seconds_count{route="/v1/chat/completions"}"#),
+        3.0
+    );
+    assert_eq!(
+        at(r#"serve_request_duration_seconds_count{route="/v1/models"}"#),
+        2.0
+    );
     assert!(at(r#"serve_request_duration_seconds_sum{route="/v1/chat/completions"}"#) > 0.0);
     assert!(
-        text.contains(r#"serve_request_duration_seconds_bucket{le="+Inf",route="/v1/chat/completions"} 3"#)
-            || text.contains(r#"serve_request_duration_seconds_bucket{route="/v1/chat/completions",le="+Inf"} 3"#),
+        text.contains(
+            r#"serve_request_duration_seconds_bucket{le="+Inf",route="/v1/chat/completions"} 3"#
+        ) || text.contains(
+            r#"serve_request_duration_seconds_bucket{route="/v1/chat/completions",le="+Inf"} 3"#
+        ),
         "{text}"
     );
     assert_eq!(at("serve_open_streams"), 0.0);
     // Nothing of the tenant or its key is in the scrape.
     assert!(!text.contains("team") && !text.contains(&s.key), "{text}");
     // The scrape itself was counted by the time of the next one.
-    assert_eq!(sample(&s.metrics(), r#"serve_requests_total{route="/metrics",status="200"}"#), Some(1.0));
+    assert_eq!(
+        sample(
+            &s.metrics(),
+            r#"serve_requests_total{route="/metrics",status="200"}"#
+        ),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -408,7 +483,9 @@ fn fifty_concurrent_requests_meeting_an_expired_token_redeem_the_refresh_token_o
     });
     assert_eq!(s.auth.stats().refresh_redemptions, 0);
     // Past expiry.
-    std::thread::sleep((logged_in + TTL + Duration::from_millis(300)).saturating_duration_since(Instant::now()));
+    std::thread::sleep(
+        (logged_in + TTL + Duration::from_millis(300)).saturating_duration_since(Instant::now()),
+    );
     let results: Vec<(u16, String)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..50)
             .map(|i| {
@@ -443,7 +520,12 @@ fn open_stalled_stream(s: &Served, stall: Duration) -> TcpStream {
     );
     let body = serde_json::json!({"model": MODEL, "stream": true,
         "messages": [{"role": "user", "content": "a slow stream, long enough to be left midway"}]});
-    s.send("POST", "/v1/chat/completions", Some(&s.key), Some(&body.to_string()))
+    s.send(
+        "POST",
+        "/v1/chat/completions",
+        Some(&s.key),
+        Some(&body.to_string()),
+    )
 }
 
 /// Read until `events` SSE events arrived; what was read.
@@ -499,7 +581,10 @@ fn sigterm_refuses_new_connections_lets_the_open_stream_finish_and_exits_zero() 
         match TcpStream::connect_timeout(&s.addr(), Duration::from_millis(500)) {
             Err(_) => break,
             Ok(_) => {
-                assert!(Instant::now() < deadline, "serve still accepts after SIGTERM");
+                assert!(
+                    Instant::now() < deadline,
+                    "serve still accepts after SIGTERM"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -515,7 +600,11 @@ fn sigterm_refuses_new_connections_lets_the_open_stream_finish_and_exits_zero() 
         .split("\n\n")
         .filter_map(|e| e.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(text, "Echo: a slow stream, long enough to be left midway");
     // And the process exits 0 well within the grace period (30 s).
@@ -536,8 +625,12 @@ fn sigterm_refuses_new_connections_lets_the_open_stream_finish_and_exits_zero() 
 
 /// The chunks of a streamed chat, as JSON (`[DONE]` left out).
 fn stream_chunks(s: &Served, body: &Value) -> Vec<Value> {
-    let (status, events) =
-        s.request("POST", "/v1/chat/completions", Some(&s.key), Some(&body.to_string()));
+    let (status, events) = s.request(
+        "POST",
+        "/v1/chat/completions",
+        Some(&s.key),
+        Some(&body.to_string()),
+    );
     assert_eq!(status, 200, "{events}");
     assert!(events.ends_with("data: [DONE]\n\n"), "{events}");
     events
@@ -557,7 +650,10 @@ fn a_stream_carries_a_usage_chunk_only_when_include_usage_asks() {
         &serde_json::json!({"model": MODEL, "stream": true, "messages": messages}),
     );
     assert!(without.len() > 2, "{without:?}");
-    assert!(without.iter().all(|c| c.get("usage").is_none()), "{without:?}");
+    assert!(
+        without.iter().all(|c| c.get("usage").is_none()),
+        "{without:?}"
+    );
     let off = stream_chunks(
         &s,
         &serde_json::json!({"model": MODEL, "stream": true, "messages": messages,
@@ -582,9 +678,11 @@ fn headers_trickling_slower_than_the_header_read_timeout_are_cut() {
     const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     let s = serve();
     let mut conn = TcpStream::connect(s.addr()).unwrap();
-    conn.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
     let began = Instant::now();
-    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n").unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
     // One byte of an endless header every 250 ms: never a complete head.
     let header = b"X-Slow: ".iter().chain(std::iter::repeat(&b'a'));
     let mut answer = Vec::new();
@@ -596,7 +694,11 @@ fn headers_trickling_slower_than_the_header_read_timeout_are_cut() {
         match conn.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => answer.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => break,
         }
         assert!(
@@ -605,10 +707,16 @@ fn headers_trickling_slower_than_the_header_read_timeout_are_cut() {
         );
     }
     let cut = began.elapsed();
-    assert!(cut >= HEADER_READ_TIMEOUT - Duration::from_millis(500), "cut after {cut:?}");
+    assert!(
+        cut >= HEADER_READ_TIMEOUT - Duration::from_millis(500),
+        "cut after {cut:?}"
+    );
     // Nothing but possibly a 408 came back.
     let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
     // serve itself goes on.
     assert_eq!(s.request("GET", "/healthz", None, None).0, 200);
 }

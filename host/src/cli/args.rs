@@ -19,7 +19,10 @@ const fn hex32(s: &str) -> [u8; 32] {
         }
     }
     let b = s.as_bytes();
-    assert!(b.len() == 64, "PROVIDER_PLUGIN_SHA256 is not 32 bytes of hex");
+    assert!(
+        b.len() == 64,
+        "PROVIDER_PLUGIN_SHA256 is not 32 bytes of hex"
+    );
     let mut out = [0u8; 32];
     let mut i = 0;
     while i < 32 {

@@ -58,10 +58,7 @@ fn build_request(args: &ChatArgs) -> Result<(ChatRequest, bool), HostError> {
         }
         match (&args.messages, &args.message) {
             (Some(source), _) => {
-                let wrapped = format!(
-                    "{{\"messages\": {}}}",
-                    read_source(source, "the messages")?
-                );
+                let wrapped = format!("{{\"messages\": {}}}", read_source(source, "the messages")?);
                 let body = openai::parse(&wrapped).map_err(|e| {
                     invalid(format!("--messages must be a JSON array of messages: {e}"))
                 })?;
@@ -71,7 +68,10 @@ fn build_request(args: &ChatArgs) -> Result<(ChatRequest, bool), HostError> {
             (None, None) => return Err(HostError::Config("give a MESSAGE or --messages".into())),
         }
         let request = ChatRequest {
-            model: args.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            model: args
+                .model
+                .clone()
+                .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
             messages,
             lane: None,
             tools: Vec::new(),

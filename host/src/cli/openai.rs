@@ -6,8 +6,8 @@
 
 use provider_host::bindings::types::{
     ChatRequest, ContentPart, FunctionTool, Image, ImageData, ImageDetail, ImageSource,
-    JsonSchemaFormat, Lane, Message, ReasoningItem, ResponseFormat, Role, ThinkingEffort,
-    ToolCall, ToolChoice,
+    JsonSchemaFormat, Lane, Message, ReasoningItem, ResponseFormat, Role, ThinkingEffort, ToolCall,
+    ToolChoice,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -170,7 +170,9 @@ fn image_source(url: &str) -> Result<ImageSource, String> {
 }
 
 fn part(v: &Value, at: &str) -> Result<ContentPart, String> {
-    let obj = v.as_object().ok_or(format!("{at}: a content part must be an object"))?;
+    let obj = v
+        .as_object()
+        .ok_or(format!("{at}: a content part must be an object"))?;
     let kind = obj.get("type").and_then(Value::as_str).unwrap_or("");
     let known: &[&str] = match kind {
         "text" => &["type", "text"],
@@ -181,7 +183,10 @@ fn part(v: &Value, at: &str) -> Result<ContentPart, String> {
         return Err(format!("{at}: unsupported field {k} in a {kind} part"));
     }
     if kind == "text" {
-        let text = obj.get("text").and_then(Value::as_str).ok_or(format!("{at}: text part without text"))?;
+        let text = obj
+            .get("text")
+            .and_then(Value::as_str)
+            .ok_or(format!("{at}: text part without text"))?;
         return Ok(ContentPart::Text(text.to_owned()));
     }
     let image = obj.get("image_url");
@@ -192,7 +197,9 @@ fn part(v: &Value, at: &str) -> Result<ContentPart, String> {
                 return Err(format!("{at}: unsupported field {k} in image_url"));
             }
             (
-                o.get("url").and_then(Value::as_str).ok_or(format!("{at}: image_url without url"))?,
+                o.get("url")
+                    .and_then(Value::as_str)
+                    .ok_or(format!("{at}: image_url without url"))?,
                 o.get("detail").and_then(Value::as_str),
             )
         }
@@ -213,7 +220,9 @@ fn content(v: Option<&Value>, at: &str) -> Result<Vec<ContentPart>, String> {
             .enumerate()
             .map(|(i, p)| part(p, &format!("{at}.content[{i}]")))
             .collect(),
-        Some(_) => Err(format!("{at}: content must be a string, an array of parts or null")),
+        Some(_) => Err(format!(
+            "{at}: content must be a string, an array of parts or null"
+        )),
     }
 }
 
@@ -264,7 +273,9 @@ fn tool_choice(v: &Value) -> Result<ToolChoice, String> {
             .and_then(Value::as_str)
             .map(|n| ToolChoice::Function(n.to_owned()))
             .ok_or_else(|| "tool_choice function needs function.name".to_owned()),
-        _ => Err("tool_choice must be auto, none, required or {type: function, function: {name}}".into()),
+        _ => Err(
+            "tool_choice must be auto, none, required or {type: function, function: {name}}".into(),
+        ),
     }
 }
 
@@ -273,7 +284,9 @@ fn effort(e: &str) -> Result<ThinkingEffort, String> {
         "low" => Ok(ThinkingEffort::Low),
         "medium" => Ok(ThinkingEffort::Medium),
         "high" => Ok(ThinkingEffort::High),
-        other => Err(format!("unsupported reasoning_effort {other:?}: use low, medium or high")),
+        other => Err(format!(
+            "unsupported reasoning_effort {other:?}: use low, medium or high"
+        )),
     }
 }
 
@@ -383,14 +396,25 @@ mod tests {
         }"#).unwrap();
         assert_eq!(r.messages.len(), 4);
         assert!(matches!(r.messages[0].role, Role::System));
-        assert!(matches!(&r.messages[1].content[1], ContentPart::Image(Image { source: ImageSource::Data(d), detail: Some(ImageDetail::Low) }) if d.media_type == "image/png" && d.base64 == "AAAA"));
+        assert!(
+            matches!(&r.messages[1].content[1], ContentPart::Image(Image { source: ImageSource::Data(d), detail: Some(ImageDetail::Low) }) if d.media_type == "image/png" && d.base64 == "AAAA")
+        );
         assert_eq!(r.messages[2].tool_calls[0].name, "f");
         assert_eq!(r.messages[2].reasoning.len(), 1);
         assert_eq!(r.messages[3].tool_call_id.as_deref(), Some("c1"));
-        assert_eq!(r.tools[0].parameters.as_deref(), Some(r#"{"type":"object"}"#));
+        assert_eq!(
+            r.tools[0].parameters.as_deref(),
+            Some(r#"{"type":"object"}"#)
+        );
         assert!(matches!(r.tool_choice, Some(ToolChoice::Function(ref n)) if n == "f"));
-        assert!(matches!(r.response_format, Some(ResponseFormat::JsonSchema(_))));
-        assert_eq!((r.max_output_tokens, r.seed, r.stop.len()), (Some(9), Some(7), 1));
+        assert!(matches!(
+            r.response_format,
+            Some(ResponseFormat::JsonSchema(_))
+        ));
+        assert_eq!(
+            (r.max_output_tokens, r.seed, r.stop.len()),
+            (Some(9), Some(7), 1)
+        );
         assert!(matches!(r.thinking, Some(ThinkingEffort::High)));
         assert_eq!(r.prompt_cache_key.as_deref(), Some("k"));
     }
@@ -399,13 +423,34 @@ mod tests {
     fn unknown_fields_are_refused_by_name() {
         for (body, named) in [
             (r#"{"messages": [], "logprobs": true}"#, "logprobs"),
-            (r#"{"messages": [{"role": "user", "content": "x", "name": "bob"}]}"#, "name"),
-            (r#"{"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}"#, "input_audio"),
-            (r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache": 1}]}]}"#, "cache"),
-            (r#"{"messages": [], "tools": [{"type": "web_search", "function": {"name": "x"}}]}"#, "web_search"),
-            (r#"{"messages": [], "reasoning_effort": "minimal"}"#, "minimal"),
-            (r#"{"messages": [], "max_tokens": 1, "max_completion_tokens": 2}"#, "max_tokens"),
-            (r#"{"messages": [{"role": "critic", "content": "x"}]}"#, "critic"),
+            (
+                r#"{"messages": [{"role": "user", "content": "x", "name": "bob"}]}"#,
+                "name",
+            ),
+            (
+                r#"{"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}"#,
+                "input_audio",
+            ),
+            (
+                r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache": 1}]}]}"#,
+                "cache",
+            ),
+            (
+                r#"{"messages": [], "tools": [{"type": "web_search", "function": {"name": "x"}}]}"#,
+                "web_search",
+            ),
+            (
+                r#"{"messages": [], "reasoning_effort": "minimal"}"#,
+                "minimal",
+            ),
+            (
+                r#"{"messages": [], "max_tokens": 1, "max_completion_tokens": 2}"#,
+                "max_tokens",
+            ),
+            (
+                r#"{"messages": [{"role": "critic", "content": "x"}]}"#,
+                "critic",
+            ),
         ] {
             let e = request(body).unwrap_err();
             assert!(e.contains(named), "{body}: {e}");

@@ -137,7 +137,10 @@ pub fn reply(r: &ChatReply) -> Value {
 pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
     if text.chars().any(unsafe_char) {
-        text.chars().filter(|c| !unsafe_char(*c)).collect::<String>().into()
+        text.chars()
+            .filter(|c| !unsafe_char(*c))
+            .collect::<String>()
+            .into()
     } else {
         text.into()
     }
@@ -147,7 +150,13 @@ pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     #[test]
     fn escape_sequences_never_reach_the_terminal() {
-        assert_eq!(super::terminal_safe("a\u{1b}[2Jb\r\nc\td\u{7}\u{9b}1m"), "a[2Jb\nc\td1m");
-        assert!(matches!(super::terminal_safe("plain\n"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(
+            super::terminal_safe("a\u{1b}[2Jb\r\nc\td\u{7}\u{9b}1m"),
+            "a[2Jb\nc\td1m"
+        );
+        assert!(matches!(
+            super::terminal_safe("plain\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

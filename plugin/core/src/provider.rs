@@ -728,7 +728,10 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             )));
         }
         let secrets = creds.secrets().into_iter().map(str::to_owned).collect();
-        Ok(ChatStream::new(resp.body, route.lane, prefixed(&route.upstream_model)).redacting(secrets))
+        Ok(
+            ChatStream::new(resp.body, route.lane, prefixed(&route.upstream_model))
+                .redacting(secrets),
+        )
     }
 }
 
@@ -740,7 +743,13 @@ fn chat_post(
     upstream: &crate::chat::UpstreamRequest,
     accept: &str,
 ) -> HttpRequest {
-    let mut req = post_json(url.to_owned(), user_agent, token, upstream.body.clone(), accept);
+    let mut req = post_json(
+        url.to_owned(),
+        user_agent,
+        token,
+        upstream.body.clone(),
+        accept,
+    );
     req.headers.extend(upstream.headers.iter().cloned());
     req
 }

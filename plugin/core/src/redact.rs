@@ -43,7 +43,9 @@ pub fn redact_secrets(text: &str, secrets: &[&str]) -> String {
         let windows: std::collections::HashSet<&[u8]> = sb.windows(SECRET_FRAGMENT_MIN).collect();
         for (i, w) in bytes.windows(SECRET_FRAGMENT_MIN).enumerate() {
             if windows.contains(w) {
-                masked[i..i + SECRET_FRAGMENT_MIN].iter_mut().for_each(|m| *m = true);
+                masked[i..i + SECRET_FRAGMENT_MIN]
+                    .iter_mut()
+                    .for_each(|m| *m = true);
             }
         }
     }
@@ -139,7 +141,10 @@ mod tests {
         let m = redact_secrets(&format!("x {} y", &token[0..12]), &[token]);
         assert!(m.contains(&token[0..12]), "{m}");
         // Short secrets are matched whole.
-        assert_eq!(redact_secrets("id abc123 ok", &["abc123"]), "id [redacted] ok");
+        assert_eq!(
+            redact_secrets("id abc123 ok", &["abc123"]),
+            "id [redacted] ok"
+        );
     }
 
     #[test]

@@ -243,6 +243,9 @@ mod tests {
             .redacting(vec![token.to_owned()]);
         let e = s.next_chunk().unwrap_err();
         let text = e.to_string();
-        assert!(!text.contains(&token[5..35]) && text.contains("[redacted]"), "{text}");
+        assert!(
+            !text.contains(&token[5..35]) && text.contains("[redacted]"),
+            "{text}"
+        );
     }
 }

@@ -172,7 +172,10 @@ mod tests {
         for entry in walk(dir.path()) {
             let bytes = std::fs::read(&entry).unwrap();
             let secret = alice.rsplit('_').next().unwrap();
-            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{entry:?}");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{entry:?}"
+            );
         }
         assert!(keys.revoke(&info.id).unwrap());
         assert_eq!(keys.tenant_of(&alice).unwrap(), None);

@@ -106,7 +106,12 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
     };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
-        Err(e) => return fail(&HostError::Config(format!("cannot listen on {}: {e}", args.listen))),
+        Err(e) => {
+            return fail(&HostError::Config(format!(
+                "cannot listen on {}: {e}",
+                args.listen
+            )));
+        }
     };
     let local = listener.local_addr().map_or(args.listen, |a| a);
     let state = Arc::new(AppState {
@@ -125,11 +130,19 @@ fn router(state: Shared) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses_api))
-        .route("/healthz", get(|| async { axum::Json(json!({"ok": true})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"ok": true})) }),
+        )
         // No key: counts, routes, statuses and error codes only (see `metrics`).
         .route("/metrics", get(metrics::scrape))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", "no such endpoint")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "not_found",
+                "no such endpoint",
+            )
         })
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
@@ -186,7 +199,10 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiErro
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .ok_or_else(ApiError::bad_key)?;
     match state.keys.tenant_of(presented) {
@@ -194,13 +210,20 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiErro
         Ok(None) => Err(ApiError::bad_key()),
         Err(e) => {
             tracing::error!(error = %e, "the serve-key store failed");
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage", "the key store failed"))
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "storage",
+                "the key store failed",
+            ))
         }
     }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn completion_id() -> String {
@@ -210,7 +233,14 @@ fn completion_id() -> String {
 }
 
 /// One access-log line per request (no key, no prompt, no token).
-fn access(tenant: &str, model: &str, status: u16, began: Instant, tokens: Option<u32>, stream: bool) {
+fn access(
+    tenant: &str,
+    model: &str,
+    status: u16,
+    began: Instant,
+    tokens: Option<u32>,
+    stream: bool,
+) {
     tracing::info!(
         target: "access",
         tenant, model, status, stream,
@@ -239,8 +269,18 @@ async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
-        Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "invalid_request_error", "timeout", "the request body took too long")),
+    match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "timeout",
+            "the request body took too long",
+        )),
         Ok(Err(_)) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
@@ -285,20 +325,35 @@ async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body:
         let response = match lease.session().chat(&request).await {
             Ok(reply) => {
                 let tokens = reply.usage.map(|u| u.total_tokens);
-                let r = axum::Json(wire::completion(&completion_id(), unix_now(), &reply)).into_response();
+                let r = axum::Json(wire::completion(&completion_id(), unix_now(), &reply))
+                    .into_response();
                 access(&tenant, &model, 200, began, tokens, false);
                 return r;
             }
             Err(e) => ApiError::from_host(&e, &tenant).into_response(),
         };
-        access(&tenant, &model, response.status().as_u16(), began, None, false);
+        access(
+            &tenant,
+            &model,
+            response.status().as_u16(),
+            began,
+            None,
+            false,
+        );
         return response;
     }
     let handle = match lease.session().open_chat_stream(&request).await {
         Ok(h) => h,
         Err(e) => {
             let response = ApiError::from_host(&e, &tenant).into_response();
-            access(&tenant, &model, response.status().as_u16(), began, None, true);
+            access(
+                &tenant,
+                &model,
+                response.status().as_u16(),
+                began,
+                None,
+                true,
+            );
             return response;
         }
     };
@@ -401,18 +456,33 @@ async fn responses_api(State(state): State<Shared>, headers: HeaderMap, body: Bo
             Ok(reply) => {
                 let tokens = reply.usage.map(|u| u.total_tokens);
                 access(&tenant, &model, 200, began, tokens, false);
-                return axum::Json(responses::whole(&id, unix_now(), &model, &reply)).into_response();
+                return axum::Json(responses::whole(&id, unix_now(), &model, &reply))
+                    .into_response();
             }
             Err(e) => ApiError::from_host(&e, &tenant).into_response(),
         };
-        access(&tenant, &model, response.status().as_u16(), began, None, false);
+        access(
+            &tenant,
+            &model,
+            response.status().as_u16(),
+            began,
+            None,
+            false,
+        );
         return response;
     }
     let handle = match lease.session().open_chat_stream(&request).await {
         Ok(h) => h,
         Err(e) => {
             let response = ApiError::from_host(&e, &tenant).into_response();
-            access(&tenant, &model, response.status().as_u16(), began, None, true);
+            access(
+                &tenant,
+                &model,
+                response.status().as_u16(),
+                began,
+                None,
+                true,
+            );
             return response;
         }
     };
@@ -421,7 +491,8 @@ async fn responses_api(State(state): State<Shared>, headers: HeaderMap, body: Bo
     let open = metrics::OpenStream::start();
     tokio::spawn(async move {
         let _open = open;
-        let frame = |(kind, v): (String, Value)| Bytes::from(format!("event: {kind}\ndata: {v}\n\n"));
+        let frame =
+            |(kind, v): (String, Value)| Bytes::from(format!("event: {kind}\ndata: {v}\n\n"));
         let mut tokens = None;
         for e in writer.start() {
             if tx.send(frame(e)).await.is_err() {

@@ -14,15 +14,29 @@ fn str_of<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 
 /// Fields this endpoint maps; any other is refused by name.
 const KNOWN: &[&str] = &[
-    "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",
-    "reasoning", "max_output_tokens", "temperature", "top_p", "stream", "store", "include",
+    "model",
+    "input",
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "text",
+    "reasoning",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "stream",
+    "store",
+    "include",
     "prompt_cache_key",
 ];
 
 /// The request's model, whether it streams, and the WIT request.
 pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("request body: {e}"))?;
-    let o = v.as_object().ok_or("the request body must be a JSON object")?;
+    let o = v
+        .as_object()
+        .ok_or("the request body must be a JSON object")?;
     if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(match k.as_str() {
             "previous_response_id" => "previous_response_id is not supported: nothing is stored upstream, send the whole conversation".into(),
@@ -48,11 +62,18 @@ pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
     }
     let mut tools = Vec::new();
     let mut server_tools = Vec::new();
-    for t in o.get("tools").and_then(Value::as_array).into_iter().flatten() {
+    for t in o
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let t = t.as_object().ok_or("a tool must be an object")?;
         match str_of(t, "type") {
             Some("function") => tools.push(FunctionTool {
-                name: str_of(t, "name").ok_or("a function tool needs a name")?.to_owned(),
+                name: str_of(t, "name")
+                    .ok_or("a function tool needs a name")?
+                    .to_owned(),
                 description: str_of(t, "description").map(str::to_owned),
                 parameters: t.get("parameters").map(Value::to_string),
                 strict: t.get("strict").and_then(Value::as_bool),
@@ -70,9 +91,13 @@ pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
             "required" => ToolChoice::Required,
             other => return Err(format!("unknown tool_choice {other:?}")),
         }),
-        Some(Value::Object(c)) if str_of(c, "type") == Some("function") => Some(ToolChoice::Function(
-            str_of(c, "name").ok_or("tool_choice function needs a name")?.to_owned(),
-        )),
+        Some(Value::Object(c)) if str_of(c, "type") == Some("function") => {
+            Some(ToolChoice::Function(
+                str_of(c, "name")
+                    .ok_or("tool_choice function needs a name")?
+                    .to_owned(),
+            ))
+        }
         Some(_) => return Err("unsupported tool_choice".into()),
     };
     let response_format = match o.get("text").and_then(|t| t.get("format")) {
@@ -81,15 +106,29 @@ pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
             Some("text") => ResponseFormat::Text,
             Some("json_object") => ResponseFormat::JsonObject,
             Some("json_schema") => ResponseFormat::JsonSchema(JsonSchemaFormat {
-                name: f.get("name").and_then(Value::as_str).ok_or("text.format json_schema needs a name")?.to_owned(),
-                schema: f.get("schema").ok_or("text.format json_schema needs a schema")?.to_string(),
-                description: f.get("description").and_then(Value::as_str).map(str::to_owned),
+                name: f
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or("text.format json_schema needs a name")?
+                    .to_owned(),
+                schema: f
+                    .get("schema")
+                    .ok_or("text.format json_schema needs a schema")?
+                    .to_string(),
+                description: f
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 strict: f.get("strict").and_then(Value::as_bool),
             }),
             _ => return Err("unsupported text.format".into()),
         }),
     };
-    let thinking = match o.get("reasoning").and_then(|r| r.get("effort")).and_then(Value::as_str) {
+    let thinking = match o
+        .get("reasoning")
+        .and_then(|r| r.get("effort"))
+        .and_then(Value::as_str)
+    {
         None => None,
         Some("low") => Some(ThinkingEffort::Low),
         Some("medium") => Some(ThinkingEffort::Medium),
@@ -113,12 +152,19 @@ pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
     if !server_tools.is_empty() {
         request.extra_body = Some(json!({"tools": server_tools}).to_string());
     }
-    Ok((model, o.get("stream").and_then(Value::as_bool) == Some(true), request))
+    Ok((
+        model,
+        o.get("stream").and_then(Value::as_bool) == Some(true),
+        request,
+    ))
 }
 
 fn image(part: &Map<String, Value>) -> Result<ContentPart, String> {
     let url = str_of(part, "image_url").ok_or("input_image needs image_url")?;
-    let source = match url.strip_prefix("data:").and_then(|r| r.split_once(";base64,")) {
+    let source = match url
+        .strip_prefix("data:")
+        .and_then(|r| r.split_once(";base64,"))
+    {
         Some((media_type, base64)) => ImageSource::Data(ImageData {
             media_type: media_type.to_owned(),
             base64: base64.to_owned(),
@@ -137,7 +183,9 @@ fn image(part: &Map<String, Value>) -> Result<ContentPart, String> {
 
 fn input_item(i: usize, item: &Value, out: &mut Vec<Message>) -> Result<(), String> {
     let at = |m: &str| format!("input[{i}]: {m}");
-    let o = item.as_object().ok_or_else(|| at("an item must be an object"))?;
+    let o = item
+        .as_object()
+        .ok_or_else(|| at("an item must be an object"))?;
     let kind = str_of(o, "type").unwrap_or("message");
     match kind {
         "message" => {
@@ -152,10 +200,14 @@ fn input_item(i: usize, item: &Value, out: &mut Vec<Message>) -> Result<(), Stri
                 Some(Value::Array(parts)) => parts
                     .iter()
                     .map(|p| {
-                        let p = p.as_object().ok_or_else(|| at("a content part must be an object"))?;
+                        let p = p
+                            .as_object()
+                            .ok_or_else(|| at("a content part must be an object"))?;
                         match str_of(p, "type") {
                             Some("input_text" | "output_text" | "text") => Ok(ContentPart::Text(
-                                str_of(p, "text").ok_or_else(|| at("a text part needs text"))?.to_owned(),
+                                str_of(p, "text")
+                                    .ok_or_else(|| at("a text part needs text"))?
+                                    .to_owned(),
                             )),
                             Some("input_image") => image(p).map_err(|e| at(&e)),
                             other => Err(at(&format!("unsupported content part {other:?}"))),
@@ -170,8 +222,12 @@ fn input_item(i: usize, item: &Value, out: &mut Vec<Message>) -> Result<(), Stri
         }
         "function_call" => {
             let call = ToolCall {
-                id: str_of(o, "call_id").ok_or_else(|| at("function_call needs call_id"))?.to_owned(),
-                name: str_of(o, "name").ok_or_else(|| at("function_call needs name"))?.to_owned(),
+                id: str_of(o, "call_id")
+                    .ok_or_else(|| at("function_call needs call_id"))?
+                    .to_owned(),
+                name: str_of(o, "name")
+                    .ok_or_else(|| at("function_call needs name"))?
+                    .to_owned(),
                 arguments: str_of(o, "arguments").unwrap_or("").to_owned(),
             };
             assistant(out).tool_calls.push(call);
@@ -186,7 +242,9 @@ fn input_item(i: usize, item: &Value, out: &mut Vec<Message>) -> Result<(), Stri
                 },
             );
             m.tool_call_id = Some(
-                str_of(o, "call_id").ok_or_else(|| at("function_call_output needs call_id"))?.to_owned(),
+                str_of(o, "call_id")
+                    .ok_or_else(|| at("function_call_output needs call_id"))?
+                    .to_owned(),
             );
             out.push(m);
         }
@@ -237,7 +295,15 @@ fn reasoning_item(r: &ReasoningItem, n: usize) -> Value {
         .unwrap_or_else(|| json!({"type": "reasoning", "id": format!("rs_{n}"), "summary": []}))
 }
 
-fn envelope(id: &str, created: u64, model: &str, status: &str, output: Vec<Value>, usage: Option<&Usage>, incomplete: Option<&str>) -> Value {
+fn envelope(
+    id: &str,
+    created: u64,
+    model: &str,
+    status: &str,
+    output: Vec<Value>,
+    usage: Option<&Usage>,
+    incomplete: Option<&str>,
+) -> Value {
     json!({
         "id": id, "object": "response", "created_at": created, "status": status, "model": model,
         "output": output, "usage": usage.map(self::usage),
@@ -246,7 +312,9 @@ fn envelope(id: &str, created: u64, model: &str, status: &str, output: Vec<Value
     })
 }
 
-fn status_of(reply_finish: Option<&provider_host::bindings::types::FinishReason>) -> (&'static str, Option<&'static str>) {
+fn status_of(
+    reply_finish: Option<&provider_host::bindings::types::FinishReason>,
+) -> (&'static str, Option<&'static str>) {
     use provider_host::bindings::types::FinishReason as F;
     match reply_finish {
         Some(F::Length) => ("incomplete", Some("max_output_tokens")),
@@ -256,23 +324,47 @@ fn status_of(reply_finish: Option<&provider_host::bindings::types::FinishReason>
 }
 
 pub fn whole(id: &str, created: u64, model: &str, r: &ChatReply) -> Value {
-    let mut output: Vec<Value> = r.reasoning_items.iter().enumerate().map(|(n, i)| reasoning_item(i, n)).collect();
+    let mut output: Vec<Value> = r
+        .reasoning_items
+        .iter()
+        .enumerate()
+        .map(|(n, i)| reasoning_item(i, n))
+        .collect();
     if !r.content.is_empty() || r.tool_calls.is_empty() {
         let annotations = r
             .citations
             .iter()
-            .map(|c| json!({"type": "url_citation", "url": c.url, "title": c.title,
-                            "start_index": c.start_index, "end_index": c.end_index}))
+            .map(|c| {
+                json!({"type": "url_citation", "url": c.url, "title": c.title,
+                            "start_index": c.start_index, "end_index": c.end_index})
+            })
             .collect();
-        output.push(message_item(&format!("msg_{id}"), &r.content, annotations, "completed"));
+        output.push(message_item(
+            &format!("msg_{id}"),
+            &r.content,
+            annotations,
+            "completed",
+        ));
     }
     for (n, c) in r.tool_calls.iter().enumerate() {
         output.push(call_item(&format!("fc_{id}_{n}"), c, "completed"));
     }
     let (status, incomplete) = status_of(r.finish_reason.as_ref());
     // Name the model as the caller asked for it when the reply did not say.
-    let model = if r.model.is_empty() { model } else { r.model.as_str() };
-    envelope(id, created, model, status, output, r.usage.as_ref(), incomplete)
+    let model = if r.model.is_empty() {
+        model
+    } else {
+        r.model.as_str()
+    };
+    envelope(
+        id,
+        created,
+        model,
+        status,
+        output,
+        r.usage.as_ref(),
+        incomplete,
+    )
 }
 
 /// What is open while a stream is being written.
@@ -297,7 +389,17 @@ pub struct EventWriter {
 
 impl EventWriter {
     pub fn new(id: String, created: u64, model: String) -> Self {
-        Self { id, created, model, seq: 0, output: Vec::new(), open: Open::None, annotations: Vec::new(), usage: None, finish: None }
+        Self {
+            id,
+            created,
+            model,
+            seq: 0,
+            output: Vec::new(),
+            open: Open::None,
+            annotations: Vec::new(),
+            usage: None,
+            finish: None,
+        }
     }
 
     fn ev(&mut self, kind: &str, mut body: Value) -> (String, Value) {
@@ -308,7 +410,15 @@ impl EventWriter {
     }
 
     fn envelope(&self, status: &str, incomplete: Option<&str>) -> Value {
-        envelope(&self.id, self.created, &self.model, status, self.output.clone(), self.usage.as_ref(), incomplete)
+        envelope(
+            &self.id,
+            self.created,
+            &self.model,
+            status,
+            self.output.clone(),
+            self.usage.as_ref(),
+            incomplete,
+        )
     }
 
     pub fn start(&mut self) -> Vec<(String, Value)> {
@@ -328,16 +438,30 @@ impl EventWriter {
                 let part = json!({"type": "output_text", "text": text, "annotations": annotations});
                 out.push(self.ev("response.output_text.done", json!({"item_id": item_id, "output_index": index, "content_index": 0, "text": text})));
                 out.push(self.ev("response.content_part.done", json!({"item_id": item_id, "output_index": index, "content_index": 0, "part": part})));
-                let item = message_item(&item_id, &text, part["annotations"].as_array().cloned().unwrap_or_default(), "completed");
+                let item = message_item(
+                    &item_id,
+                    &text,
+                    part["annotations"].as_array().cloned().unwrap_or_default(),
+                    "completed",
+                );
                 self.output[index] = item.clone();
-                out.push(self.ev("response.output_item.done", json!({"output_index": index, "item": item})));
+                out.push(self.ev(
+                    "response.output_item.done",
+                    json!({"output_index": index, "item": item}),
+                ));
             }
             Open::Call { index, call } => {
                 let item_id = format!("fc_{}_{index}", self.id);
-                out.push(self.ev("response.function_call_arguments.done", json!({"item_id": item_id, "output_index": index, "arguments": call.arguments})));
+                out.push(self.ev(
+                    "response.function_call_arguments.done",
+                    json!({"item_id": item_id, "output_index": index, "arguments": call.arguments}),
+                ));
                 let item = call_item(&item_id, &call, "completed");
                 self.output[index] = item.clone();
-                out.push(self.ev("response.output_item.done", json!({"output_index": index, "item": item})));
+                out.push(self.ev(
+                    "response.output_item.done",
+                    json!({"output_index": index, "item": item}),
+                ));
             }
         }
     }
@@ -355,7 +479,10 @@ impl EventWriter {
                     self.output.push(item.clone());
                     out.push(self.ev("response.output_item.added", json!({"output_index": index, "item": {"type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []}})));
                     out.push(self.ev("response.content_part.added", json!({"item_id": item_id, "output_index": index, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}})));
-                    self.open = Open::Message { index, text: String::new() };
+                    self.open = Open::Message {
+                        index,
+                        text: String::new(),
+                    };
                 }
                 if let Open::Message { index, text } = &mut self.open {
                     text.push_str(t);
@@ -371,17 +498,30 @@ impl EventWriter {
                 let index = self.output.len();
                 let item = reasoning_item(r, index);
                 self.output.push(item.clone());
-                out.push(self.ev("response.output_item.added", json!({"output_index": index, "item": item.clone()})));
-                out.push(self.ev("response.output_item.done", json!({"output_index": index, "item": item})));
+                out.push(self.ev(
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": item.clone()}),
+                ));
+                out.push(self.ev(
+                    "response.output_item.done",
+                    json!({"output_index": index, "item": item}),
+                ));
             }
             ChatChunk::ToolCallStart(s) => {
                 self.close(&mut out);
                 let index = self.output.len();
-                let call = ToolCall { id: s.id.clone(), name: s.name.clone(), arguments: String::new() };
+                let call = ToolCall {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    arguments: String::new(),
+                };
                 let item_id = format!("fc_{}_{index}", self.id);
                 let item = call_item(&item_id, &call, "in_progress");
                 self.output.push(item.clone());
-                out.push(self.ev("response.output_item.added", json!({"output_index": index, "item": item})));
+                out.push(self.ev(
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": item}),
+                ));
                 self.open = Open::Call { index, call };
             }
             ChatChunk::ToolCallArguments(d) => {
@@ -410,13 +550,20 @@ impl EventWriter {
         self.close(&mut out);
         let (status, incomplete) = status_of(self.finish.as_ref());
         let r = self.envelope(status, incomplete);
-        let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
+        let kind = if status == "completed" {
+            "response.completed"
+        } else {
+            "response.incomplete"
+        };
         out.push(self.ev(kind, json!({"response": r})));
         out
     }
 
     /// An `error` event for a failure mid-stream.
     pub fn error(&mut self, code: &str, message: &str) -> (String, Value) {
-        self.ev("error", json!({"code": code, "message": message, "param": null}))
+        self.ev(
+            "error",
+            json!({"code": code, "message": message, "param": null}),
+        )
     }
 }

@@ -82,7 +82,11 @@ impl Sessions {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let idle = pool
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         let session = match idle {
             Some(s) => s,
             None => self.runtime.session(tenant, &self.config).await?,

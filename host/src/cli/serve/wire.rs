@@ -21,7 +21,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &'static str, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             kind,
@@ -42,7 +47,12 @@ impl ApiError {
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_input", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_input",
+            message,
+        )
     }
 
     /// A host or plugin error, with the status the seed's error table implies.
@@ -56,7 +66,9 @@ impl ApiError {
             "quota_exhausted" => (StatusCode::PAYMENT_REQUIRED, "insufficient_quota"),
             "rate_limited" => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
             "upstream_unavailable" => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
-            "network" | "invalid_response" | "denied_by_sandbox" => (StatusCode::BAD_GATEWAY, "api_error"),
+            "network" | "invalid_response" | "denied_by_sandbox" => {
+                (StatusCode::BAD_GATEWAY, "api_error")
+            }
             "call_timeout" => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };

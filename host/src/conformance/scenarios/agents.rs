@@ -7,8 +7,8 @@ use provider_reference::{RecordedRequest, ToolStreamStyle};
 use serde_json::Value;
 
 use crate::bindings::types::{
-    ChatReply, ChatRequest, ContentPart, FinishReason, FunctionTool, Image, ImageData,
-    ImageDetail, ImageSource, JsonSchemaFormat, Lane, Message, ResponseFormat, Role,
+    ChatReply, ChatRequest, ContentPart, FinishReason, FunctionTool, Image, ImageData, ImageDetail,
+    ImageSource, JsonSchemaFormat, Lane, Message, ResponseFormat, Role,
 };
 use crate::conformance::check::{Outcome, Step, check, describe, expect_code, fail};
 use crate::conformance::context::{Ctx, ask, echo};
@@ -109,7 +109,10 @@ async fn turn(
     what: &str,
 ) -> Outcome<ChatReply> {
     if stream {
-        Ok(as_reply(&streamed(session, request, what).await?, request.lane.unwrap_or(Lane::ChatCompletions)))
+        Ok(as_reply(
+            &streamed(session, request, what).await?,
+            request.lane.unwrap_or(Lane::ChatCompletions),
+        ))
     } else {
         session.chat(request).await.step(what)
     }
@@ -157,7 +160,10 @@ pub async fn tool_round_trip(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(1).await?;
     for lane in [Lane::ChatCompletions, Lane::Responses] {
         for stream in [false, true] {
-            let what = format!("{lane:?} tool call ({})", if stream { "streamed" } else { "whole" });
+            let what = format!(
+                "{lane:?} tool call ({})",
+                if stream { "streamed" } else { "whole" }
+            );
             let mut request = tool_request(lane, vec![weather_tool()]);
             let reply = turn(&mut session, &request, stream, &what).await?;
             check_calls(&reply, &["get_weather"], &what)?;
@@ -186,7 +192,8 @@ pub async fn tool_round_trip(ctx: &mut Ctx) -> Outcome {
                 answer.content
             );
             check!(
-                answer.tool_calls.is_empty() && matches!(answer.finish_reason, Some(FinishReason::Stop)),
+                answer.tool_calls.is_empty()
+                    && matches!(answer.finish_reason, Some(FinishReason::Stop)),
                 "{what}: expected a final answer (no calls, finish stop), seen {} calls, {:?}",
                 answer.tool_calls.len(),
                 answer.finish_reason
@@ -196,11 +203,15 @@ pub async fn tool_round_trip(ctx: &mut Ctx) -> Outcome {
                 Lane::Responses => body["input"].as_array().is_some_and(|items| {
                     items.iter().any(|i| {
                         i["type"] == "function_call_output" && i["call_id"] == call.id.as_str()
-                    }) && items.iter().any(|i| i["type"] == "function_call" && i["call_id"] == call.id.as_str())
+                    }) && items
+                        .iter()
+                        .any(|i| i["type"] == "function_call" && i["call_id"] == call.id.as_str())
                 }),
                 _ => body["messages"].as_array().is_some_and(|m| {
-                    m.iter().any(|m| m["role"] == "tool" && m["tool_call_id"] == call.id.as_str())
-                        && m.iter().any(|m| m["tool_calls"][0]["id"] == call.id.as_str())
+                    m.iter()
+                        .any(|m| m["role"] == "tool" && m["tool_call_id"] == call.id.as_str())
+                        && m.iter()
+                            .any(|m| m["tool_calls"][0]["id"] == call.id.as_str())
                 }),
             };
             check!(
@@ -223,8 +234,16 @@ pub async fn tool_call_streams(ctx: &mut Ctx) -> Outcome {
             .chat(&request)
             .await
             .step(&format!("{lane:?} chat with two tools"))?;
-        check_calls(&whole, &["get_weather", "get_time"], &format!("{lane:?} chat with two tools"))?;
-        for style in [ToolStreamStyle::Whole, ToolStreamStyle::Split, ToolStreamStyle::DoneOnly] {
+        check_calls(
+            &whole,
+            &["get_weather", "get_time"],
+            &format!("{lane:?} chat with two tools"),
+        )?;
+        for style in [
+            ToolStreamStyle::Whole,
+            ToolStreamStyle::Split,
+            ToolStreamStyle::DoneOnly,
+        ] {
             ctx.api.set_tool_stream_style(style);
             let what = format!("{lane:?} stream with two tool calls sent {style:?}");
             let s = streamed(&mut session, &request, &what).await?;
@@ -297,11 +316,18 @@ pub async fn image_input(ctx: &mut Ctx) -> Outcome {
 pub async fn reasoning_output(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(4).await?;
     let list = session.models(false).await.step("models")?;
-    let Some(reasoner) = list.models.iter().find(|m| m.id.contains("reasoning") && !m.id.contains("non-reasoning")) else {
+    let Some(reasoner) = list
+        .models
+        .iter()
+        .find(|m| m.id.contains("reasoning") && !m.id.contains("non-reasoning"))
+    else {
         fail!("models at tier 4: expected a reasoning chat model, seen none");
     };
     let responses = model_in_lane(&mut session, Lane::Responses).await?;
-    for (model, lane) in [(reasoner.id.clone(), Lane::ChatCompletions), (responses.id.clone(), Lane::Responses)] {
+    for (model, lane) in [
+        (reasoner.id.clone(), Lane::ChatCompletions),
+        (responses.id.clone(), Lane::Responses),
+    ] {
         let request = ask(&model, "think first");
         let what = format!("{lane:?} chat with {model}");
         let whole = session.chat(&request).await.step(&what)?;
@@ -327,11 +353,14 @@ pub async fn reasoning_output(ctx: &mut Ctx) -> Outcome {
         }
         let include = last_body(ctx, lane)["include"].clone();
         check!(
-            include.as_array().is_some_and(|i| i.iter().any(|v| v == "reasoning.encrypted_content")),
+            include
+                .as_array()
+                .is_some_and(|i| i.iter().any(|v| v == "reasoning.encrypted_content")),
             "{what}: expected encrypted reasoning asked for (nothing is stored upstream), seen include={include}"
         );
         check!(
-            !whole.reasoning_items.is_empty() && s.reasoning_items.len() == whole.reasoning_items.len(),
+            !whole.reasoning_items.is_empty()
+                && s.reasoning_items.len() == whole.reasoning_items.len(),
             "{what}: expected reasoning items in the reply and the stream, seen {} and {}",
             whole.reasoning_items.len(),
             s.reasoning_items.len()
@@ -339,8 +368,12 @@ pub async fn reasoning_output(ctx: &mut Ctx) -> Outcome {
         let mut next = request.clone();
         let mut assistant = Message::text(Role::Assistant, whole.content.clone());
         assistant.reasoning = whole.reasoning_items.clone();
-        next.messages.extend([assistant, Message::text(Role::User, "and now?")]);
-        let again = session.chat(&next).await.step(&format!("{what}, its reasoning passed back"))?;
+        next.messages
+            .extend([assistant, Message::text(Role::User, "and now?")]);
+        let again = session
+            .chat(&next)
+            .await
+            .step(&format!("{what}, its reasoning passed back"))?;
         check!(
             again.content == format!("{} [reasoning returned]", echo("and now?")),
             "{what}: expected the reasoning item to reach upstream in the next turn, seen {:?}",
@@ -367,7 +400,9 @@ pub async fn structured_output(ctx: &mut Ctx) -> Outcome {
         let reply = session.chat(&request).await.step(&what)?;
         let parsed: Option<Value> = serde_json::from_str(&reply.content).ok();
         check!(
-            parsed.as_ref().is_some_and(|v| v["answer"].is_string() && v["score"].is_number()),
+            parsed
+                .as_ref()
+                .is_some_and(|v| v["answer"].is_string() && v["score"].is_number()),
             "{what}: expected JSON following the schema, seen {:?}",
             reply.content
         );
@@ -388,14 +423,19 @@ pub async fn structured_output(ctx: &mut Ctx) -> Outcome {
 /// chat-completions, `prompt_cache_key` on Responses) and cached tokens are reported.
 pub async fn prompt_cache(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(1).await?;
-    for (lane, key) in [(Lane::ChatCompletions, "conv-a"), (Lane::Responses, "conv-b")] {
+    for (lane, key) in [
+        (Lane::ChatCompletions, "conv-a"),
+        (Lane::Responses, "conv-b"),
+    ] {
         let mut request = ask(CHAT_MODEL, "a prompt worth caching, long enough to count");
         request.lane = Some(lane);
         request.prompt_cache_key = Some(key.into());
         let what = format!("{lane:?} chat with a prompt-cache key");
         session.chat(&request).await.step(&what)?;
         let sent = match lane {
-            Lane::Responses => last_body(ctx, lane)["prompt_cache_key"].as_str().map(str::to_owned),
+            Lane::Responses => last_body(ctx, lane)["prompt_cache_key"]
+                .as_str()
+                .map(str::to_owned),
             _ => last_request(ctx, "/chat/completions")
                 .and_then(|r| r.header("x-grok-conv-id").map(str::to_owned)),
         };
@@ -403,7 +443,10 @@ pub async fn prompt_cache(ctx: &mut Ctx) -> Outcome {
             sent.as_deref() == Some(key),
             "{what}: expected the key sent where upstream routes cache hits, seen {sent:?}"
         );
-        let again = session.chat(&request).await.step(&format!("{what}, again"))?;
+        let again = session
+            .chat(&request)
+            .await
+            .step(&format!("{what}, again"))?;
         let cached = again.usage.as_ref().and_then(|u| u.cached_input_tokens);
         check!(
             cached.is_some_and(|c| c > 0),
@@ -421,7 +464,10 @@ pub async fn citations(ctx: &mut Ctx) -> Outcome {
     request.extra_body = Some(r#"{"tools":[{"type":"web_search"}]}"#.into());
     let whole = session.chat(&request).await.step("chat with web search")?;
     let s = streamed(&mut session, &request, "streamed chat with web search").await?;
-    for (what, cites) in [("chat with web search", &whole.citations), ("streamed chat with web search", &s.citations)] {
+    for (what, cites) in [
+        ("chat with web search", &whole.citations),
+        ("streamed chat with web search", &s.citations),
+    ] {
         check!(
             cites.iter().any(|c| c.url.starts_with("https://")),
             "{what}: expected citations (the API sent one), seen {cites:?}"
@@ -429,9 +475,10 @@ pub async fn citations(ctx: &mut Ctx) -> Outcome {
     }
     let tools = last_body(ctx, Lane::Responses)["tools"].clone();
     check!(
-        tools.as_array().is_some_and(|t| t.iter().any(|t| t["type"] == "web_search")),
+        tools
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["type"] == "web_search")),
         "chat with web search: expected the server tool merged into the body, seen tools={tools}"
     );
     Ok(())
 }
-

@@ -280,10 +280,9 @@ pub async fn responses_lane(ctx: &mut Ctx) -> Outcome {
     let chat_before = ctx.calls("chat/completions");
     let mut request = ask(&model.id, "agents, assemble");
     let system = "you are a committee of careful agents";
-    request.messages.insert(
-        0,
-        Message::text(Role::System, system),
-    );
+    request
+        .messages
+        .insert(0, Message::text(Role::System, system));
     request.thinking = Some(ThinkingEffort::High);
     let reply = session
         .chat(&request)

@@ -106,7 +106,10 @@ pub const SCENARIOS: &[Scenario] = &[
         "client_tools_on_multi_agent",
         "client tools on a multi-agent model: invalid_input naming the model",
     ),
-    scenario("image_input", "URL and inline images reach upstream on both lanes"),
+    scenario(
+        "image_input",
+        "URL and inline images reach upstream on both lanes",
+    ),
     scenario(
         "reasoning_output",
         "visible reasoning on both lanes; encrypted reasoning passed back",
@@ -119,7 +122,10 @@ pub const SCENARIOS: &[Scenario] = &[
         "prompt_cache",
         "the prompt-cache key travels as upstream expects; cached tokens reported",
     ),
-    scenario("citations", "server-side search through extra-body returns citations"),
+    scenario(
+        "citations",
+        "server-side search through extra-body returns citations",
+    ),
     scenario(
         "unauthorized_refresh_retry",
         "a refused token: one refresh, one retry; refused again: unauthorized",

@@ -213,7 +213,11 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value
         tools: tools(req)?,
         tool_choice: req.tool_choice.as_ref().map(tool_choice),
         parallel_tool_calls: req.parallel_tool_calls,
-        response_format: req.response_format.as_ref().map(response_format).transpose()?,
+        response_format: req
+            .response_format
+            .as_ref()
+            .map(response_format)
+            .transpose()?,
         stop: req.stop.iter().map(String::as_str).collect(),
         seed: req.seed,
     };
@@ -333,7 +337,11 @@ pub struct CompletionsAssembler {
 
 impl CompletionsAssembler {
     /// Handle one event's data; `Ok(true)` at the terminal `[DONE]`.
-    pub fn on_event(&mut self, data: &str, out: &mut VecDeque<ChatChunk>) -> Result<bool, ProviderError> {
+    pub fn on_event(
+        &mut self,
+        data: &str,
+        out: &mut VecDeque<ChatChunk>,
+    ) -> Result<bool, ProviderError> {
         if data.trim() == "[DONE]" {
             self.finish_stream(out)?;
             return Ok(true);
@@ -406,7 +414,12 @@ impl CompletionsAssembler {
         let upstream = v.get("index").and_then(as_u64).unwrap_or(pos as u64);
         // The latest call at this index, unless the delta names another id: Grok sends
         // parallel calls whole, each at index 0 (tests/provider/stream.rs).
-        let slot = match self.calls.iter().rposition(|c| c.upstream == upstream && v.get("id").and_then(Value::as_str).is_none_or(|id| id.is_empty() || c.id.as_deref().is_none_or(|c| c == id))) {
+        let slot = match self.calls.iter().rposition(|c| {
+            c.upstream == upstream
+                && v.get("id")
+                    .and_then(Value::as_str)
+                    .is_none_or(|id| id.is_empty() || c.id.as_deref().is_none_or(|c| c == id))
+        }) {
             Some(i) => i,
             None => {
                 self.calls.push(PartialCall {
@@ -418,10 +431,18 @@ impl CompletionsAssembler {
         };
         let f = v.get("function").unwrap_or(&Value::Null);
         let call = &mut self.calls[slot];
-        if let Some(id) = v.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(id) = v
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             call.id.get_or_insert_with(|| id.to_owned());
         }
-        if let Some(name) = f.get("name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(name) = f
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             call.name.get_or_insert_with(|| name.to_owned());
         }
         let args = match f.get("arguments") {

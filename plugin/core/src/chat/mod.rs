@@ -106,7 +106,9 @@ pub fn route(req: &ChatRequest) -> Result<Route, ProviderError> {
     if lane == Lane::Responses {
         // The Responses API has no such fields: refusing is better than dropping them.
         if !req.stop.is_empty() {
-            return Err(invalid("stop sequences are not supported on the Responses lane"));
+            return Err(invalid(
+                "stop sequences are not supported on the Responses lane",
+            ));
         }
         if req.seed.is_some() {
             return Err(invalid("seed is not supported on the Responses lane"));
@@ -184,8 +186,7 @@ fn check_tools(req: &ChatRequest) -> Result<(), ProviderError> {
     for t in &req.tools {
         let ok = !t.name.is_empty()
             && t.name.len() <= 64
-            && t
-                .name
+            && t.name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !ok {
@@ -255,7 +256,10 @@ pub fn request_body(
 
 /// Merge the escape hatch: new fields are added, arrays are appended to the request's own
 /// (server-side tools beside function tools), anything else already set is refused.
-fn merge_extra(body: &mut Map<String, Value>, extra: Map<String, Value>) -> Result<(), ProviderError> {
+fn merge_extra(
+    body: &mut Map<String, Value>,
+    extra: Map<String, Value>,
+) -> Result<(), ProviderError> {
     for (k, v) in extra {
         match (body.get_mut(&k), v) {
             (None, v) => {

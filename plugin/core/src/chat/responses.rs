@@ -185,7 +185,10 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value
 
 /// A `url_citation` annotation (or any object with a `url`).
 pub(crate) fn citation(a: &Value) -> Option<Citation> {
-    let url = a.get("url").and_then(Value::as_str).filter(|u| !u.is_empty())?;
+    let url = a
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())?;
     Some(Citation {
         url: url.to_owned(),
         title: a.get("title").and_then(Value::as_str).map(str::to_owned),
@@ -204,7 +207,9 @@ fn function_call(item: &Value) -> Result<ToolCall, ProviderError> {
     let s = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let call = ToolCall {
         // `call_id` is what a function_call_output must name; `id` is the item's own.
-        id: Some(s("call_id")).filter(|c| !c.is_empty()).unwrap_or_else(|| s("id")),
+        id: Some(s("call_id"))
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| s("id")),
         name: s("name"),
         arguments: s("arguments"),
     };
@@ -352,15 +357,20 @@ impl ResponsesAssembler {
             .or_else(|| v.get("item").and_then(|i| i.get("id")))
             .and_then(Value::as_str);
         let output_index = v.get("output_index").and_then(Value::as_u64);
-        self.calls.iter().position(|c| {
-            match (item_id, c.item_id.as_deref()) {
+        self.calls
+            .iter()
+            .position(|c| match (item_id, c.item_id.as_deref()) {
                 (Some(a), Some(b)) => a == b,
                 _ => output_index.is_some() && output_index == c.output_index,
-            }
-        })
+            })
     }
 
-    fn start(&mut self, v: &Value, item: &Value, out: &mut VecDeque<ChatChunk>) -> Result<usize, ProviderError> {
+    fn start(
+        &mut self,
+        v: &Value,
+        item: &Value,
+        out: &mut VecDeque<ChatChunk>,
+    ) -> Result<usize, ProviderError> {
         if let Some(i) = self.find(v) {
             return Ok(i);
         }
@@ -393,7 +403,12 @@ impl ResponsesAssembler {
     }
 
     /// The final arguments of a call: hand out what the deltas did not.
-    fn settle_args(&mut self, slot: usize, full: &str, out: &mut VecDeque<ChatChunk>) -> Result<(), ProviderError> {
+    fn settle_args(
+        &mut self,
+        slot: usize,
+        full: &str,
+        out: &mut VecDeque<ChatChunk>,
+    ) -> Result<(), ProviderError> {
         let sent = &self.calls[slot].sent;
         if full.is_empty() || full == sent {
             return Ok(());
@@ -425,7 +440,11 @@ impl ResponsesAssembler {
             .or(event)
             .unwrap_or_default()
             .to_owned();
-        let item_id = v.get("item_id").and_then(Value::as_str).unwrap_or("").to_owned();
+        let item_id = v
+            .get("item_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let delta = v.get("delta").and_then(Value::as_str).unwrap_or("");
         match kind.as_str() {
             "response.output_text.delta" => {
@@ -437,7 +456,10 @@ impl ResponsesAssembler {
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 if !delta.is_empty() {
                     // Parts (and items) are separated as `chat` joins them: a blank line.
-                    let part = (item_id.clone(), v.get("summary_index").and_then(Value::as_u64));
+                    let part = (
+                        item_id.clone(),
+                        v.get("summary_index").and_then(Value::as_u64),
+                    );
                     if self.reasoning_part.as_ref().is_some_and(|p| *p != part) {
                         out.push_back(ChatChunk::Reasoning("\n\n".into()));
                     }
@@ -541,7 +563,11 @@ impl ResponsesAssembler {
                     .flatten()
                     .filter(|p| p.get("type").and_then(Value::as_str) == Some("output_text"))
                 {
-                    if let Some(t) = part.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                    if let Some(t) = part
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                    {
                         out.push_back(ChatChunk::Text(t.to_owned()));
                     }
                     for c in part
@@ -560,7 +586,6 @@ impl ResponsesAssembler {
         Ok(())
     }
 }
-
 
 /// Whether item `id` got deltas (deltas without an `item_id` count for every item).
 fn streamed(set: &BTreeSet<String>, id: &str) -> bool {

@@ -4,8 +4,8 @@ use super::completions::CompletionsAssembler;
 use super::responses::ResponsesAssembler;
 use super::*;
 use crate::types::{
-    ChatChunk, Citation, FinishReason, FunctionTool, Image, ImageDetail, JsonSchemaFormat, ReasoningItem,
-    ToolCall, Usage,
+    ChatChunk, Citation, FinishReason, FunctionTool, Image, ImageDetail, JsonSchemaFormat,
+    ReasoningItem, ToolCall, Usage,
 };
 
 fn req(model: &str) -> ChatRequest {
@@ -75,7 +75,10 @@ fn validates_and_routes() {
     let r = route(&req("grok-4.20-multi-agent-0309")).unwrap();
     assert_eq!((r.lane, r.path()), (Lane::Responses, "responses"));
     for bad in ["", "xai-grok/", "xai-grok/grok-imagine-image"] {
-        assert!(matches!(route(&req(bad)), Err(ProviderError::InvalidInput(_))), "{bad}");
+        assert!(
+            matches!(route(&req(bad)), Err(ProviderError::InvalidInput(_))),
+            "{bad}"
+        );
     }
     let mut r = req("grok-4.3");
     r.messages.clear();
@@ -211,7 +214,10 @@ fn chat_completions_agent_request() {
     r.prompt_cache_key = Some("conv-1".into());
     r.extra_body = Some(r#"{"search_parameters":{"mode":"auto"}}"#.into());
     let up = request_body(&route(&r).unwrap(), &r, false).unwrap();
-    assert_eq!(up.headers, vec![("x-grok-conv-id".to_owned(), "conv-1".to_owned())]);
+    assert_eq!(
+        up.headers,
+        vec![("x-grok-conv-id".to_owned(), "conv-1".to_owned())]
+    );
     let b: Value = serde_json::from_slice(&up.body).unwrap();
     assert_eq!(
         b,
@@ -275,7 +281,8 @@ fn responses_agent_request() {
     r.messages[2].reasoning = vec![
         ReasoningItem {
             lane: Lane::Responses,
-            data: r#"{"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"enc"}"#.into(),
+            data: r#"{"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"enc"}"#
+                .into(),
         },
         // Another lane's item is not this lane's business.
         ReasoningItem {
@@ -374,7 +381,12 @@ fn chat_completions_reply() {
         "finish_reason": "tool_calls"}]}))
     .unwrap();
     assert_eq!(
-        (r.content.as_str(), r.model.as_str(), r.usage, r.finish_reason),
+        (
+            r.content.as_str(),
+            r.model.as_str(),
+            r.usage,
+            r.finish_reason
+        ),
         ("", "xai-grok/grok-4.3", None, Some(FinishReason::ToolCalls))
     );
     assert_eq!(
@@ -415,7 +427,11 @@ fn responses_reply() {
     assert_eq!(r.model, "xai-grok/grok-4.20-multi-agent-0309");
     assert_eq!(r.finish_reason, Some(FinishReason::ToolCalls));
     assert_eq!(r.reasoning.as_deref(), Some("thought"));
-    assert_eq!(r.reasoning_items.len(), 1, "only items with encrypted content return");
+    assert_eq!(
+        r.reasoning_items.len(),
+        1,
+        "only items with encrypted content return"
+    );
     let item: Value = serde_json::from_str(&r.reasoning_items[0].data).unwrap();
     assert_eq!(item["encrypted_content"], "enc");
     assert_eq!(r.tool_calls[0].id, "call_9");
@@ -454,7 +470,9 @@ fn failures() {
     );
     let r = tool_round_trip("grok-4.20-multi-agent-0309");
     let e = explain_refusal(
-        ProviderError::InvalidInput("Client-side tools for multi-agent models require beta access".into()),
+        ProviderError::InvalidInput(
+            "Client-side tools for multi-agent models require beta access".into(),
+        ),
         &route(&r).unwrap(),
         &r,
     );
@@ -616,7 +634,12 @@ fn responses_stream_tool_calls_however_the_arguments_come() {
     .unwrap();
     assert_eq!(done_only, expected);
     // No `added` at all: the item's `done` starts and finishes the call.
-    let item_only = responses(&[text, item_done("fc", "call_a", "f", 1, "{\"x\":1}"), completed()]).unwrap();
+    let item_only = responses(&[
+        text,
+        item_done("fc", "call_a", "f", 1, "{\"x\":1}"),
+        completed(),
+    ])
+    .unwrap();
     assert_eq!(item_only, expected);
     // Contradicting arguments are an error.
     assert!(responses(&[
@@ -652,7 +675,13 @@ fn responses_stream_reasoning_and_citations() {
         completed(),
     ])
     .unwrap();
-    assert_eq!(got, vec![ChatChunk::Text("Whole".into()), ChatChunk::Finish(FinishReason::Stop)]);
+    assert_eq!(
+        got,
+        vec![
+            ChatChunk::Text("Whole".into()),
+            ChatChunk::Finish(FinishReason::Stop)
+        ]
+    );
 }
 
 #[test]

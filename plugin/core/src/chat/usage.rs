@@ -26,7 +26,11 @@ pub fn responses_usage(u: &Value) -> Option<Usage> {
     )
 }
 
-fn usage(u: &Value, [input, output]: [&str; 2], [in_details, out_details]: [&str; 2]) -> Option<Usage> {
+fn usage(
+    u: &Value,
+    [input, output]: [&str; 2],
+    [in_details, out_details]: [&str; 2],
+) -> Option<Usage> {
     let input_tokens = u.get(input).and_then(as_u32)?;
     let generated = u.get(output).and_then(as_u32)?;
     let reasoning_tokens = u
@@ -90,10 +94,17 @@ mod tests {
             "output_tokens_details": {"reasoning_tokens": 30}
         }))
         .unwrap();
-        assert_eq!((o.output_tokens, o.total_tokens, o.cached_input_tokens), (35, 45, None));
+        assert_eq!(
+            (o.output_tokens, o.total_tokens, o.cached_input_tokens),
+            (35, 45, None)
+        );
         // No total: taken as inside; the total is recomputed.
-        let n = chat_completions_usage(&json!({"prompt_tokens": 1, "completion_tokens": 2})).unwrap();
-        assert_eq!((n.output_tokens, n.total_tokens, n.reasoning_tokens), (2, 3, None));
+        let n =
+            chat_completions_usage(&json!({"prompt_tokens": 1, "completion_tokens": 2})).unwrap();
+        assert_eq!(
+            (n.output_tokens, n.total_tokens, n.reasoning_tokens),
+            (2, 3, None)
+        );
         assert!(chat_completions_usage(&json!({"prompt_tokens": 1})).is_none());
     }
 }
