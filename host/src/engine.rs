@@ -14,11 +14,14 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::ProviderPluginPre;
-use crate::compile_cache::CompileCache;
-use crate::runtime::PluginSource;
 use crate::bindings::model_provider::plugin as plugin_if;
+use crate::compile_cache::CompileCache;
 use crate::error::HostError;
-use crate::limits::{EpochTicker, InstanceAllocation, Limits};
+use crate::limits::{
+    EpochTicker, InstanceAllocation, Limits, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS,
+    MAX_TABLES,
+};
+use crate::runtime::PluginSource;
 use crate::runtime::TenantState;
 
 /// Address space reserved per linear memory, and what a pool slot holds at least (the
@@ -30,16 +33,16 @@ const MIN_POOL_MEMORY: usize = 64 << 20;
 /// Unmapped space after each memory: lets compiled code fold small constant offsets into
 /// the bounds check.
 const POOL_GUARD: u64 = 2 << 20;
-/// Per component: the plugin (like any `wasm32-wasip2` component) instantiates three core
-/// modules, one memory and two tables; the limits leave room for other toolchains.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 4;
-const MEMORIES_PER_COMPONENT: u32 = 1;
-const TABLES_PER_COMPONENT: u32 = 2;
+/// Per component: one instance budget, the same as on-demand allocation enforces (see
+/// [`MAX_CORE_INSTANCES`]); a component that does not fit is refused when loaded.
+const CORE_INSTANCES_PER_COMPONENT: u32 = MAX_CORE_INSTANCES;
+const MEMORIES_PER_COMPONENT: u32 = MAX_MEMORIES;
+const TABLES_PER_COMPONENT: u32 = MAX_TABLES;
 /// Dirty bytes of a freed slot reset in place rather than decommitted (a `status()` call
 /// dirties a few hundred KiB of the plugin's memory).
 const POOL_KEEP_RESIDENT: usize = 512 << 10;
-/// Largest table a pooled instance may have (the plugin's has 152 elements).
-const POOL_TABLE_ELEMENTS: usize = 10_000;
+/// Largest table a pooled instance may have.
+const POOL_TABLE_ELEMENTS: usize = MAX_TABLE_ELEMENTS;
 
 /// An engine shared by the runtimes of this process.
 pub(crate) struct SharedEngine {
@@ -115,7 +118,11 @@ impl SharedEngine {
         Ok(Loaded::New(*digest, c))
     }
 
-    fn component_file(&self, path: &Path, cache: Option<&CompileCache>) -> Result<Loaded, HostError> {
+    fn component_file(
+        &self,
+        path: &Path,
+        cache: Option<&CompileCache>,
+    ) -> Result<Loaded, HostError> {
         let read = || {
             std::fs::read(path)
                 .map_err(|e| HostError::Plugin(format!("cannot read {}: {e}", path.display())))
@@ -288,9 +295,8 @@ fn load_component(
 ) -> Result<Component, HostError> {
     let compile = || {
         let bytes = bytes()?;
-        Component::new(engine, &bytes).map_err(|e| {
-            HostError::Plugin(format!("{source} is not a valid component: {e:#}"))
-        })
+        Component::new(engine, &bytes)
+            .map_err(|e| HostError::Plugin(format!("{source} is not a valid component: {e:#}")))
     };
     let Some(cache) = cache else { return compile() };
 

@@ -27,6 +27,11 @@ pub enum HostError {
     /// The plugin tried to grow its memory past the cap.
     #[error("the plugin exceeded its memory limit: {0}")]
     MemoryLimit(String),
+    /// The plugin (or its component) needs more than a session may hold: more core
+    /// instances, memories or tables than one instance budget, or more resource-table
+    /// entries than [`Limits::max_resources`](crate::limits::Limits::max_resources).
+    #[error("the plugin exceeded a host resource limit: {0}")]
+    ResourceLimit(String),
     /// The plugin trapped (a bug or a violated invariant in the guest).
     #[error("the plugin trapped: {0}")]
     PluginTrap(String),
@@ -62,6 +67,7 @@ impl HostError {
             HostError::Secrets(_) => "storage",
             HostError::CallTimeout(_) => "call_timeout",
             HostError::MemoryLimit(_) => "memory_limit",
+            HostError::ResourceLimit(_) => "resource_limit",
             HostError::PluginTrap(_) => "plugin_trap",
             HostError::Provider(e) => match e {
                 ProviderError::AccessDenied(_) => "access_denied",
@@ -118,7 +124,7 @@ impl HostError {
             "plugin_error" => {
                 "Check --plugin: it must be a component of the model-provider:plugin world."
             }
-            "call_timeout" | "memory_limit" | "plugin_trap" => {
+            "call_timeout" | "memory_limit" | "resource_limit" | "plugin_trap" => {
                 "The plugin misbehaved and was stopped; the host is unaffected. Report it to the plugin's author."
             }
             _ => "Retry; report it if it persists.",

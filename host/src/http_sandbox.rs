@@ -1,5 +1,7 @@
 //! Outgoing HTTP for plugins: `wasmtime-wasi-http` with a `send_request` hook that allows
-//! only configured origins, caps timeouts, and caps response bodies.
+//! only configured origins, caps timeouts, caps response bodies, and bounds what one session
+//! can make the host hold: requests in flight, their buffered request bodies, the size of a
+//! `fields` resource and of a response's header section, and the outgoing-body buffers.
 //!
 //! A refused request fails with `HttpRequestDenied`, which the guest sees as
 //! `error-code::HTTP-request-denied` (the plugin reports `denied_by_sandbox`). Redirects are
@@ -7,10 +9,14 @@
 //! the runtime's keep-alive pool ([`crate::http_pool`]).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -36,6 +42,26 @@ pub struct HttpLimits {
     pub max_request_body_bytes: u64,
     /// How long a refused request's body is drained before it is dropped.
     pub denied_body_drain: Duration,
+    /// Most requests of one session in flight at once (sent and not yet answered, or
+    /// answered with a body not yet read to its end or dropped); past it a request fails
+    /// at once with `internal-error("too many outstanding requests ...")`.
+    pub max_outstanding_requests: usize,
+    /// Most request-body bytes the host buffers for one session's requests in flight
+    /// (bodies are read whole before they are sent, and stay counted until the exchange
+    /// ends); past it the request being read fails with `HTTP-request-body-size` carrying
+    /// this number. At least [`Self::max_request_body_bytes`].
+    pub max_buffered_request_body_bytes: u64,
+    /// Largest `fields` resource (headers or trailers) a plugin may build, in wasi-http's
+    /// accounting (bytes of names and values plus a per-entry overhead); past it
+    /// `set`/`append`/`from-list` fail with `header-error` `size-exceeded`.
+    pub max_fields_bytes: usize,
+    /// Largest response header section, same accounting; past it the response fails with
+    /// `HTTP-response-header-section-size` (a plugin can clone and mutate it, so it is held
+    /// to a bound like the plugin's own fields).
+    pub max_response_header_bytes: usize,
+    /// Size of the chunks an outgoing body's stream accepts; each body not yet sent
+    /// buffers at most two.
+    pub outgoing_body_chunk_bytes: usize,
 }
 
 impl Default for HttpLimits {
@@ -48,6 +74,11 @@ impl Default for HttpLimits {
             max_event_stream_bytes: 256 * 1024 * 1024,
             max_request_body_bytes: 16 * 1024 * 1024,
             denied_body_drain: Duration::from_secs(5),
+            max_outstanding_requests: 16,
+            max_buffered_request_body_bytes: 32 * 1024 * 1024,
+            max_fields_bytes: 16 * 1024,
+            max_response_header_bytes: 32 * 1024,
+            outgoing_body_chunk_bytes: 32 * 1024,
         }
     }
 }
@@ -58,6 +89,140 @@ pub struct SandboxHooks {
     limits: HttpLimits,
     denied: Arc<AtomicU64>,
     pool: HttpPool,
+    budget: Arc<HttpBudget>,
+}
+
+/// What the requests in flight of one session (one instance: its requests end with its
+/// store) hold.
+#[derive(Debug, Default)]
+struct HttpBudget {
+    outstanding: AtomicUsize,
+    body_bytes: AtomicU64,
+}
+
+/// One request in flight: counted in its session's budget until dropped (with the response
+/// future, or the response body once read to its end or dropped).
+struct Permit {
+    budget: Arc<HttpBudget>,
+    body_bytes: AtomicU64,
+}
+
+impl Permit {
+    fn acquire(budget: &Arc<HttpBudget>, max: usize) -> Option<Arc<Self>> {
+        budget
+            .outstanding
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Arc::new(Self {
+            budget: budget.clone(),
+            body_bytes: AtomicU64::new(0),
+        }))
+    }
+
+    /// Counts `n` more body bytes, unless the session's total would pass `max`.
+    fn reserve(&self, n: u64, max: u64) -> bool {
+        let ok = self
+            .budget
+            .body_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                b.checked_add(n).filter(|&t| t <= max)
+            })
+            .is_ok();
+        if ok {
+            self.body_bytes.fetch_add(n, Ordering::AcqRel);
+        }
+        ok
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.budget.outstanding.fetch_sub(1, Ordering::AcqRel);
+        self.budget
+            .body_bytes
+            .fetch_sub(self.body_bytes.load(Ordering::Acquire), Ordering::AcqRel);
+    }
+}
+
+/// A request body whose bytes are counted against the session's budget as they arrive.
+struct CountedBody {
+    inner: WasiBody,
+    permit: Arc<Permit>,
+    max: u64,
+}
+
+impl Body for CountedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(f)) = &frame {
+            if let Some(data) = f.data_ref() {
+                if !self.permit.reserve(data.len() as u64, self.max) {
+                    return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(self.max)))));
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that keeps its request counted as outstanding until it ends or is
+/// dropped.
+struct HeldBody {
+    inner: WasiBody,
+    permit: Option<Arc<Permit>>,
+}
+
+impl Body for HeldBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) || self.inner.is_end_stream() {
+            self.permit = None;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Size of a header section in wasi-http's `fields` accounting.
+fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            name.as_str().len()
+                + size_of::<http::HeaderName>()
+                + value.len()
+                + size_of::<http::HeaderValue>()
+        })
+        .sum()
 }
 
 impl SandboxHooks {
@@ -74,6 +239,7 @@ impl SandboxHooks {
             limits,
             denied,
             pool,
+            budget: Arc::default(),
         }
     }
 
@@ -134,6 +300,29 @@ impl WasiHttpHooks for SandboxHooks {
             });
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        let max_outstanding = self.limits.max_outstanding_requests;
+        let Some(permit) = Permit::acquire(&self.budget, max_outstanding) else {
+            tracing::warn!(
+                limit = max_outstanding,
+                "sandbox refused an outgoing request: too many outstanding requests"
+            );
+            return Box::new(async move {
+                Err(HttpError::InternalError(Some(format!(
+                    "too many outstanding requests (at most {max_outstanding} per session)"
+                ))))
+            });
+        };
+        let max_buffered = self.limits.max_buffered_request_body_bytes;
+        let body_permit = permit.clone();
+        let request = request.map(move |inner| {
+            CountedBody {
+                inner,
+                permit: body_permit,
+                max: max_buffered,
+            }
+            .boxed_unsync()
+        });
+        let max_headers = self.limits.max_response_header_bytes;
         let options = self.clamp(options);
         let caps = BodyCaps {
             request: self.limits.max_request_body_bytes,
@@ -143,7 +332,18 @@ impl WasiHttpHooks for SandboxHooks {
         let pool = self.pool.clone();
         Box::new(async move {
             let response = pool.send(request, options, caps).await?;
-            let response = response.map(BodyExt::boxed_unsync);
+            if header_bytes(response.headers()) > max_headers {
+                return Err(HttpError::HttpResponseHeaderSectionSize(Some(
+                    u32::try_from(max_headers).unwrap_or(u32::MAX),
+                )));
+            }
+            let response = response.map(|inner| {
+                HeldBody {
+                    inner: inner.boxed_unsync(),
+                    permit: Some(permit),
+                }
+                .boxed_unsync()
+            });
             // The pool drives its connections itself: no per-request I/O task.
             Ok((
                 response,
@@ -151,6 +351,10 @@ impl WasiHttpHooks for SandboxHooks {
                     as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        self.limits.outgoing_body_chunk_bytes.max(1)
     }
 }
 
@@ -180,6 +384,24 @@ mod tests {
         assert!(!ok("https://evil.com/"));
         assert!(!ok("http://127.0.0.1:8081/"));
         assert!(!ok("/relative"));
+    }
+
+    #[test]
+    fn permits_count_requests_and_body_bytes_until_dropped() {
+        let budget = Arc::<HttpBudget>::default();
+        let a = Permit::acquire(&budget, 2).unwrap();
+        let b = Permit::acquire(&budget, 2).unwrap();
+        assert!(Permit::acquire(&budget, 2).is_none());
+        assert!(a.reserve(10, 25));
+        assert!(b.reserve(15, 25));
+        assert!(!b.reserve(1, 25));
+        drop(a);
+        assert_eq!(budget.outstanding.load(Ordering::Acquire), 1);
+        assert_eq!(budget.body_bytes.load(Ordering::Acquire), 15);
+        assert!(Permit::acquire(&budget, 2).is_some());
+        drop(b);
+        assert_eq!(budget.body_bytes.load(Ordering::Acquire), 0);
+        assert_eq!(budget.outstanding.load(Ordering::Acquire), 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Per-call resource limits: a memory cap per instance and a CPU/wall-time budget per
-//! export call, enforced with wasmtime's epoch interruption; and how the instances of live
+//! Per-session resource limits: one memory budget per instance (every linear memory and
+//! table of its store counted together), caps on its core instances, memories, tables and
+//! resource-table entries, and a CPU/wall-time budget per export call, enforced with wasmtime's epoch interruption; and how the instances of live
 //! sessions are allocated ([`InstanceAllocation`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +18,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Limits applied to every tenant session.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest linear memory (and sum of tables) an instance may grow to.
+    /// Most bytes all linear memories and tables of an instance may hold together (a table
+    /// element counts [`TABLE_ELEMENT_BYTES`]).
     pub memory_bytes: usize,
+    /// Most entries of a session's resource table (streams, pollables, `fields`, requests,
+    /// ... alive at once); past it the call that would add one traps with
+    /// [`HostError::ResourceLimit`](crate::HostError::ResourceLimit).
+    pub max_resources: usize,
     /// Longest one export call may run, host waits included.
     pub call_timeout: Duration,
     /// Longest a plugin may wait for a secret-store lock.
@@ -31,6 +37,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             memory_bytes: 64 * 1024 * 1024,
+            max_resources: DEFAULT_MAX_RESOURCES,
             call_timeout: Duration::from_secs(300),
             lock_timeout_cap: Duration::from_secs(180),
             http: HttpLimits::default(),
@@ -44,6 +51,23 @@ impl Limits {
         (self.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
     }
 }
+
+/// Default of [`Limits::max_resources`]: the plugin holds a few dozen at most.
+pub const DEFAULT_MAX_RESOURCES: usize = 2_048;
+
+/// What one component instance may contain, whichever the allocation: a `wasm32-wasip2`
+/// component (like the plugin) instantiates three core modules with one memory and two
+/// tables. The pool's slots are sized by these; on demand, [`MemoryCap`] enforces them. A
+/// component that needs more is refused ([`HostError::ResourceLimit`](crate::HostError)).
+pub const MAX_CORE_INSTANCES: u32 = 4;
+/// See [`MAX_CORE_INSTANCES`].
+pub const MAX_MEMORIES: u32 = 1;
+/// See [`MAX_CORE_INSTANCES`].
+pub const MAX_TABLES: u32 = 2;
+/// Largest table an instance may have (the plugin's has 152 elements).
+pub const MAX_TABLE_ELEMENTS: usize = 10_000;
+/// What a table element counts against [`Limits::memory_bytes`].
+pub const TABLE_ELEMENT_BYTES: usize = 8;
 
 /// Default of [`InstanceAllocation::Pooling::max_live_instances`]: ten thousand tenants,
 /// plus headroom for sessions being replaced. It is also about what Linux's default
@@ -97,41 +121,71 @@ pub struct MemoryLimitExceeded {
     pub limit: usize,
 }
 
-/// Memory limiter of one store: growing past the cap traps with [`MemoryLimitExceeded`].
+/// Limiter of one store (one instance): every linear memory and table it creates or grows
+/// counts against one budget, and growing past it traps with [`MemoryLimitExceeded`]; it
+/// may hold at most [`MAX_CORE_INSTANCES`] core instances, [`MAX_MEMORIES`] memories and
+/// [`MAX_TABLES`] tables of at most [`MAX_TABLE_ELEMENTS`] elements.
 pub(crate) struct MemoryCap {
     limit: usize,
+    /// Bytes of every memory and table of the store, as last allowed to grow (a store's
+    /// memories and tables live as long as it: nothing is subtracted).
+    used: usize,
 }
 
 impl MemoryCap {
     pub(crate) fn new(limit: usize) -> Self {
-        Self { limit }
+        Self { limit, used: 0 }
+    }
+
+    fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
+        let asked = self.used.saturating_add(desired.saturating_sub(current));
+        if asked > self.limit {
+            return Err(MemoryLimitExceeded {
+                asked,
+                limit: self.limit,
+            }
+            .into());
+        }
+        self.used = asked;
+        Ok(true)
     }
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            return Err(MemoryLimitExceeded {
-                asked: desired,
-                limit: self.limit,
-            }
-            .into());
-        }
-        Ok(true)
+        self.grow(current, desired)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        if desired > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.grow(
+            current.saturating_mul(TABLE_ELEMENT_BYTES),
+            desired.saturating_mul(TABLE_ELEMENT_BYTES),
+        )
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES as usize
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES as usize
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES as usize
     }
 }
 
@@ -194,5 +248,122 @@ impl Drop for EpochTicker {
             thread.unpark();
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::component::{Component, Linker};
+    use wasmtime::{Config, Store};
+
+    /// A component of `instances` core instances of one module whose start function fills
+    /// `fill_mib` MiB of its own memory of `pages` pages (hand-encoded: no text parser).
+    fn component(instances: u8, pages: u16, fill_mib: u8) -> Vec<u8> {
+        fn uleb(mut n: u32, out: &mut Vec<u8>) {
+            loop {
+                let b = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    out.push(b);
+                    break;
+                }
+                out.push(b | 0x80);
+            }
+        }
+        fn section(out: &mut Vec<u8>, id: u8, body: &[u8]) {
+            out.push(id);
+            uleb(body.len() as u32, out);
+            out.extend_from_slice(body);
+        }
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        section(&mut module, 1, &[1, 0x60, 0, 0]);
+        section(&mut module, 3, &[1, 0]);
+        let mut memory = vec![1, 0x00];
+        uleb(u32::from(pages), &mut memory);
+        section(&mut module, 5, &memory);
+        section(&mut module, 8, &[0]);
+        // memory.fill(0, 1, fill_mib MiB), as an i32.const with a 4-byte signed LEB.
+        let n = u32::from(fill_mib) << 20;
+        let body = [
+            0x00,
+            0x41,
+            0x00,
+            0x41,
+            0x01,
+            0x41,
+            (n & 0x7f) as u8 | 0x80,
+            ((n >> 7) & 0x7f) as u8 | 0x80,
+            ((n >> 14) & 0x7f) as u8 | 0x80,
+            ((n >> 21) & 0x3f) as u8,
+            0xfc,
+            0x0b,
+            0x00,
+            0x0b,
+        ];
+        let mut code = vec![1, body.len() as u8];
+        code.extend_from_slice(&body);
+        section(&mut module, 10, &code);
+        let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+        section(&mut component, 1, &module);
+        let mut inst = vec![instances];
+        for _ in 0..instances {
+            inst.extend_from_slice(&[0x00, 0x00, 0x00]);
+        }
+        section(&mut component, 2, &inst);
+        component
+    }
+
+    fn instantiate(bytes: &[u8], limit: usize) -> wasmtime::Result<()> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let component = Component::new(&engine, bytes)?;
+        let mut store = Store::new(&engine, MemoryCap::new(limit));
+        store.limiter(|s| s);
+        Linker::<MemoryCap>::new(&engine).instantiate(&mut store, &component)?;
+        Ok(())
+    }
+
+    fn rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    #[test]
+    fn one_instance_budget_counts_every_core_instance_on_demand() {
+        // 20 core instances, each filling 32 MiB of its own 64 MiB memory: 640 MiB resident
+        // if each memory were capped on its own.
+        let before = rss_kib();
+        let err = instantiate(&component(20, 1024, 32), 64 << 20).unwrap_err();
+        let grew = rss_kib().saturating_sub(before) << 10;
+        assert!(
+            format!("{err:#}").contains("resource limit exceeded"),
+            "{err:#}"
+        );
+        assert!(grew < 200 << 20, "RSS grew by {} MiB", grew >> 20);
+        // One such instance fits.
+        instantiate(&component(1, 1024, 1), 64 << 20).unwrap();
+    }
+
+    #[test]
+    fn memories_and_tables_share_one_byte_budget() {
+        let mut cap = MemoryCap::new(1 << 20);
+        assert!(cap.memory_growing(0, 512 << 10, None).unwrap());
+        assert!(cap.table_growing(0, 1000, None).unwrap());
+        // The memory's second half no longer fits next to the table.
+        let err = cap.memory_growing(512 << 10, 1 << 20, None).unwrap_err();
+        assert!(
+            err.downcast_ref::<MemoryLimitExceeded>().is_some(),
+            "{err:#}"
+        );
+        assert!(
+            !cap.table_growing(1000, MAX_TABLE_ELEMENTS + 1, None)
+                .unwrap()
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use wasmtime::component::{ResourceAny, ResourceTable};
+use wasmtime::component::{ResourceAny, ResourceTable, ResourceTableError};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -173,19 +173,24 @@ impl Runtime {
             key: options.key.clone(),
             ..StoreConfig::default()
         })?;
-        let cache = options
-            .compile_cache
-            .as_deref()
-            .and_then(|dir| CompileCache::open(dir, CacheKey(secrets.derive_key(b"compile-cache"))));
-        let mut shared = engine::shared(options.allocation, &options.limits)?;
+        let cache = options.compile_cache.as_deref().and_then(|dir| {
+            CompileCache::open(dir, CacheKey(secrets.derive_key(b"compile-cache")))
+        });
+        let shared = engine::shared(options.allocation, &options.limits)?;
         let pre = match shared.plugin(&options.plugin, cache.as_ref()) {
             Ok(pre) => pre,
-            // A component that does not fit the pool's per-instance limits (more memories or
-            // tables than a wasm32-wasip2 component has) still runs, allocated on demand.
-            Err(HostError::Plugin(m)) if shared.is_pooling() && m.contains("pooling") => {
-                tracing::debug!("component does not fit the instance pool: {m}");
-                shared = engine::shared(InstanceAllocation::OnDemand, &options.limits)?;
-                shared.plugin(&options.plugin, cache.as_ref())?
+            // A component that does not fit one instance budget (more core instances,
+            // memories or tables than a wasm32-wasip2 component has) is refused, pooled or
+            // not: on demand, `MemoryCap` refuses it when a session instantiates it.
+            Err(HostError::Plugin(m)) if shared.is_pooling() && m.contains("pooling allocator") => {
+                return Err(HostError::ResourceLimit(format!(
+                    "{} does not fit one instance's budget (at most {} core instances, {} \
+                     memories, {} tables): {m}",
+                    options.plugin,
+                    crate::limits::MAX_CORE_INSTANCES,
+                    crate::limits::MAX_MEMORIES,
+                    crate::limits::MAX_TABLES,
+                )));
             }
             Err(e) => return Err(e),
         };
@@ -205,7 +210,8 @@ impl Runtime {
     }
 
     /// Whether this runtime's instances come from the pooling allocator (see
-    /// [`InstanceAllocation`]; `false` after a fallback to on-demand allocation).
+    /// [`InstanceAllocation`]; `false` when the process's pool was too small for this
+    /// runtime's options or could not be reserved).
     pub fn is_pooling(&self) -> bool {
         self.shared.is_pooling()
     }
@@ -344,8 +350,16 @@ impl Session {
                     self.stderr_used.clone(),
                 ))
                 .build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(self.limits.http.max_fields_bytes);
+                http
+            },
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(self.limits.max_resources);
+                table
+            },
             hooks,
             memory: MemoryCap::new(self.limits.memory_bytes),
             secrets: self.secrets.clone(),
@@ -468,8 +482,27 @@ fn classify_trap(e: wasmtime::Error, call_timeout: Duration) -> HostError {
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
         return HostError::MemoryLimit(m.to_string());
     }
+    if let Some(ResourceTableError::Full) = e.downcast_ref::<ResourceTableError>() {
+        return HostError::ResourceLimit(format!(
+            "the session holds the most resources it may ({e:#})"
+        ));
+    }
+    // A `fields` past `HttpLimits::max_fields_bytes` (or `HeaderMap`'s entry limit): wasi-http
+    // 0.2 has no header error for it, so it traps.
+    if let Some(
+        f @ (wasmtime_wasi_http::FieldMapError::TotalSizeTooBig
+        | wasmtime_wasi_http::FieldMapError::TooManyFields),
+    ) = e.downcast_ref::<wasmtime_wasi_http::FieldMapError>()
+    {
+        return HostError::ResourceLimit(format!("{f} (a plugin's fields are capped)"));
+    }
+    // `MemoryCap`'s instance, memory and table counts, refused by wasmtime with this text.
+    let text = format!("{e:#}");
+    if text.contains("resource limit exceeded") {
+        return HostError::ResourceLimit(text);
+    }
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return HostError::CallTimeout(call_timeout);
     }
-    HostError::PluginTrap(format!("{e:#}"))
+    HostError::PluginTrap(text)
 }

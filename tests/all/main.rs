@@ -9,6 +9,7 @@ mod foundation;
 mod hostile;
 mod hostile_servers;
 mod interop;
+mod memory_bounds;
 mod peers;
 mod serve;
 mod store_hardening;

@@ -10,7 +10,11 @@
 //!   model `exit` it calls `wasi:cli/exit`; with model `sockets` it reaches past `wasi:http` (which the world offers) for raw
 //!   `wasi:sockets` and `wasi:filesystem` (which it does not): a TCP connect and a UDP
 //!   datagram to the addresses in the first message's text (`<tcp-addr> <udp-addr>`,
-//!   IPv4), a DNS lookup of `localhost`, and the preopened directories;
+//!   IPv4), a DNS lookup of `localhost`, and the preopened directories; with model
+//!   `fields-flood` it builds the `wasi:http` `fields` the first message's text asks for
+//!   (`<value-bytes> <headers-per-fields> <count>`) and keeps them alive; with model `requests-flood` it sends the POSTs the first
+//!   message's text asks for (`<url> <count> <body-bytes>`), keeps every response future
+//!   alive, and reports how each request fared;
 //!
 //! Results travel back in error messages: this is a test fixture, not an API.
 
@@ -69,12 +73,17 @@ mod component {
     /// got through), for a host that must offer none of them.
     fn raw_network(text: &str) -> String {
         use std::net::SocketAddrV4;
-        let mut addrs = text.split_whitespace().map(|a| a.parse::<SocketAddrV4>().ok());
+        let mut addrs = text
+            .split_whitespace()
+            .map(|a| a.parse::<SocketAddrV4>().ok());
         let (tcp, udp) = (addrs.next().flatten(), addrs.next().flatten());
         let tcp = tcp.map_or_else(|| "no-address".into(), |a| outcome(tcp_connect(a)));
         let udp = udp.map_or_else(|| "no-address".into(), |a| outcome(udp_send(a)));
         let dns = outcome(resolve("localhost"));
-        let fs = format!("{}-preopens", wasip2::filesystem::preopens::get_directories().len());
+        let fs = format!(
+            "{}-preopens",
+            wasip2::filesystem::preopens::get_directories().len()
+        );
         format!("tcp={tcp} udp={udp} dns={dns} fs={fs}")
     }
 
@@ -106,7 +115,10 @@ mod component {
         };
         let wrote = output.blocking_write_and_flush(b"hostile guest over raw tcp\n");
         drop((input, output));
-        Ok(format!("connected(write:{})", if wrote.is_ok() { "ok" } else { "failed" }))
+        Ok(format!(
+            "connected(write:{})",
+            if wrote.is_ok() { "ok" } else { "failed" }
+        ))
     }
 
     fn udp_send(to: std::net::SocketAddrV4) -> Result<String, wasip2::sockets::network::ErrorCode> {
@@ -146,6 +158,116 @@ mod component {
             }
         }
         Ok(format!("resolved({found})"))
+    }
+
+    /// Builds `count` fields of `per_fields` headers of `value_bytes` each (the text:
+    /// `<value-bytes> <per-fields> <count>`) and keeps them alive; reports
+    /// `held=<fields> bytes=<header bytes> refused=<appends refused>`, unless the host
+    /// stops the call first.
+    fn fields_flood(text: &str) -> String {
+        use wasip2::http::types::Fields;
+        let mut words = text.split_whitespace().map(|w| w.parse::<usize>().ok());
+        let mut next = |default| words.next().flatten().unwrap_or(default);
+        let (value_bytes, per_fields, count) = (next(8 << 10), next(15), next(5_000));
+        let value = vec![b'v'; value_bytes];
+        let mut held = Vec::new();
+        let (mut bytes, mut refused) = (0usize, 0usize);
+        for _ in 0..count {
+            let fields = Fields::new();
+            for j in 0..per_fields {
+                match fields.append(&format!("x-flood-{j}"), &value) {
+                    Ok(()) => bytes += value.len(),
+                    Err(_) => {
+                        refused += 1;
+                        break;
+                    }
+                }
+            }
+            held.push(fields);
+        }
+        format!("held={} bytes={bytes} refused={refused}", held.len())
+    }
+
+    /// Sends `count` POSTs of `body_bytes` to `url` without waiting for any answer, then
+    /// reports each request's outcome (`<outcome>*<how many>`, `;`-separated).
+    fn requests_flood(text: &str) -> String {
+        use std::collections::BTreeMap;
+        use wasip2::http::outgoing_handler::handle;
+        use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+        let mut words = text.split_whitespace();
+        let url = words.next().unwrap_or("http://127.0.0.1:9/");
+        let count: usize = words.next().and_then(|w| w.parse().ok()).unwrap_or(1);
+        let body_bytes: usize = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let chunk = vec![0u8; 1 << 20];
+        let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+        let mut futures = Vec::new();
+        for _ in 0..count {
+            let req = OutgoingRequest::new(Fields::new());
+            let _ = req.set_method(&Method::Post);
+            let _ = req.set_scheme(Some(&if scheme == "https" {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            }));
+            let _ = req.set_authority(Some(authority));
+            let _ = req.set_path_with_query(Some(if path.is_empty() { "/" } else { path }));
+            let body = req.body().expect("body");
+            let fut = match handle(req, None) {
+                Ok(fut) => fut,
+                Err(e) => {
+                    *outcomes.entry(format!("handle:{e:?}")).or_default() += 1;
+                    continue;
+                }
+            };
+            let stream = body.write().expect("stream");
+            let mut left = body_bytes;
+            let mut failed = None;
+            while left > 0 {
+                match stream.check_write() {
+                    Ok(0) => stream.subscribe().block(),
+                    Ok(n) => {
+                        let n = (n as usize).min(left).min(chunk.len());
+                        if let Err(e) = stream.write(&chunk[..n]) {
+                            failed = Some(format!("write:{e:?}"));
+                            break;
+                        }
+                        left -= n;
+                    }
+                    Err(e) => {
+                        failed = Some(format!("write:{e:?}"));
+                        break;
+                    }
+                }
+            }
+            drop(stream);
+            if let Err(e) = OutgoingBody::finish(body, None) {
+                failed.get_or_insert(format!("finish:{e:?}"));
+            }
+            if let Some(f) = failed {
+                *outcomes.entry(f).or_default() += 1;
+            }
+            futures.push(fut);
+        }
+        // Refusals and body failures answer at once; the listener never does.
+        wasip2::clocks::monotonic_clock::subscribe_duration(500_000_000).block();
+        for fut in &futures {
+            // A response future turns ready only once its pollable is polled.
+            let _ = fut.subscribe().ready();
+            let outcome = match fut.get() {
+                None => "pending".to_string(),
+                Some(Ok(Ok(r))) => format!("status:{}", r.status()),
+                Some(Ok(Err(e))) => format!("response:{e:?}"),
+                Some(Err(())) => "taken".to_string(),
+            };
+            *outcomes.entry(outcome).or_default() += 1;
+        }
+        outcomes
+            .iter()
+            .map(|(k, n)| format!("{k}*{n}"))
+            .collect::<Vec<_>>()
+            .join(";")
     }
 
     impl Guest for Hostile {
@@ -246,7 +368,7 @@ mod component {
                 wasip2::cli::exit::exit(Err(()));
                 return Err(ProviderError::InvalidInput("exit returned".into()));
             }
-            if request.model == "sockets" {
+            if ["sockets", "requests-flood", "fields-flood"].contains(&request.model.as_str()) {
                 let text = request
                     .messages
                     .first()
@@ -255,6 +377,12 @@ mod component {
                         ContentPart::Text(t) => t.clone(),
                         ContentPart::Image(_) => String::new(),
                     });
+                if request.model == "fields-flood" {
+                    return Err(ProviderError::InvalidInput(fields_flood(&text)));
+                }
+                if request.model == "requests-flood" {
+                    return Err(ProviderError::InvalidInput(requests_flood(&text)));
+                }
                 return Err(ProviderError::InvalidInput(raw_network(&text)));
             }
             Err(ProviderError::InvalidInput(

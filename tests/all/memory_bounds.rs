@@ -1,0 +1,239 @@
+//! A session cannot make the host hold more than its bounds: resource-table entries and
+//! header bytes per `fields`, outgoing requests in flight and their buffered bodies, and one
+//! instance budget per component (a component that does not fit the pool is refused, not
+//! run on demand). Each flood comes from the hostile guest; the host's peak RSS stays
+//! within [`RSS_BOUND`] of what it was before, and the session answers a typed error.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use provider_host::bindings::types::{ChatRequest, Message, ProviderError, Role};
+use provider_host::secrets::KeySource;
+use provider_host::{HostError, PluginSource, Runtime, RuntimeOptions, Session};
+
+use crate::support;
+
+/// Most the host's peak RSS may grow during one flood (the floods ask for 600 MiB or more).
+const RSS_BOUND: u64 = 300 << 20;
+
+/// The floods measure the process's peak RSS: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// Runs `flood` and returns its result with how far the peak RSS rose above the RSS
+/// before it (the peak is reset first through `/proc/self/clear_refs`).
+async fn peak_growth<T>(flood: impl std::future::Future<Output = T>) -> (T, u64) {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
+    let before = status_kib("VmRSS:");
+    let out = flood.await;
+    let peak = status_kib("VmHWM:");
+    (out, peak.saturating_sub(before) << 10)
+}
+
+fn runtime(state: &std::path::Path) -> Runtime {
+    let mut options = RuntimeOptions::new(env!("HOSTILE_GUEST_COMPONENT"), state);
+    options.key = KeySource::File(state.join("keyring").join("master.key"));
+    options.limits.call_timeout = Duration::from_secs(60);
+    Runtime::new(options).expect("hostile guest loads")
+}
+
+async fn session(runtime: &Runtime, origin: &str) -> Session {
+    runtime
+        .session("flood", &support::config(origin, &format!("{origin}/v1")))
+        .await
+        .unwrap()
+}
+
+fn chat(model: &str, text: &str) -> ChatRequest {
+    ChatRequest::new(model, vec![Message::text(Role::User, text)])
+}
+
+async fn still_serves(session: &mut Session) {
+    let models = session
+        .models(false)
+        .await
+        .expect("the next call is served");
+    assert_eq!(models.default_model_id, "none");
+}
+
+/// A loopback origin that accepts connections and never answers (nor reads).
+async fn silent_listener() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (origin, task)
+}
+
+/// `<outcome>*<count>` pairs reported by the guest's `requests-flood`.
+fn outcomes(report: &str) -> Vec<(String, usize)> {
+    report
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (k, n) = s.rsplit_once('*').expect("outcome*count");
+            (k.to_string(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+fn flood_report(err: HostError) -> String {
+    match err {
+        HostError::Provider(ProviderError::InvalidInput(m)) => m,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn fields_flood(text: &str, expect: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let state = support::state_dir();
+    let runtime = runtime(state.path());
+    let mut s = session(&runtime, "https://auth.x.ai").await;
+    let (result, grew) = peak_growth(s.chat(&chat("fields-flood", text))).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, HostError::ResourceLimit(_)), "{err:?}");
+    assert_eq!(err.code(), "resource_limit");
+    assert!(err.to_string().contains(expect), "{err}");
+    assert!(grew < RSS_BOUND, "peak RSS grew by {} MiB", grew >> 20);
+    still_serves(&mut s).await;
+}
+
+#[tokio::test]
+async fn a_fields_resource_is_capped_in_size() {
+    // 5,000 fields of 120 KiB of headers each: 600 MiB if nothing bounds them.
+    fields_flood("8192 15 5000", "total size of fields exceeds limit").await;
+}
+
+#[tokio::test]
+async fn a_flood_of_fields_fills_the_resource_table_not_the_host() {
+    // 40,000 fields of 14 KiB each, each under the size cap: 560 MiB if nothing bounds
+    // how many a session holds.
+    fields_flood(
+        "7000 2 40000",
+        "the session holds the most resources it may",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn requests_in_flight_are_capped_per_session() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (origin, listener) = silent_listener().await;
+    let state = support::state_dir();
+    let runtime = runtime(state.path());
+    let mut s = session(&runtime, &origin).await;
+    let text = format!("{origin}/v1/chat 40 1024");
+    let (result, grew) = peak_growth(s.chat(&chat("requests-flood", &text))).await;
+    let report = flood_report(result.unwrap_err());
+    let got = outcomes(&report);
+    let count = |want: &str| -> usize {
+        got.iter()
+            .filter(|(k, _)| k.contains(want))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    // 16 wait on the silent listener; every later one is refused at once.
+    assert_eq!(count("pending"), 16, "{report}");
+    assert_eq!(count("too many outstanding requests"), 24, "{report}");
+    assert!(grew < RSS_BOUND, "peak RSS grew by {} MiB", grew >> 20);
+    // The instance lives on with its 16 requests counted until answered; calls that send
+    // nothing are still served.
+    still_serves(&mut s).await;
+    listener.abort();
+}
+
+#[tokio::test]
+async fn buffered_request_bodies_are_bounded_per_session() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (origin, listener) = silent_listener().await;
+    let state = support::state_dir();
+    let runtime = runtime(state.path());
+    let mut s = session(&runtime, &origin).await;
+    // 40 POSTs of 15 MiB that are never answered: 600 MiB if nothing bounds them.
+    let text = format!("{origin}/v1/chat 40 {}", 15 << 20);
+    let (result, grew) = peak_growth(s.chat(&chat("requests-flood", &text))).await;
+    let report = flood_report(result.unwrap_err());
+    let got = outcomes(&report);
+    let budget = format!("HttpRequestBodySize(Some({}))", 32u64 << 20);
+    assert!(
+        got.iter().any(|(k, _)| k.contains(&budget)),
+        "no request failed on the session's body budget: {report}"
+    );
+    // Two bodies fit the 32 MiB budget and wait on the listener.
+    let pending: usize = got
+        .iter()
+        .filter(|(k, _)| k == "pending")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(pending, 2, "{report}");
+    assert!(grew < RSS_BOUND, "peak RSS grew by {} MiB", grew >> 20);
+    still_serves(&mut s).await;
+    listener.abort();
+}
+
+/// A component of `instances` core instances of one module whose start function fills
+/// 32 MiB of its own 64 MiB memory (hand-encoded: the host has no text-format parser).
+fn many_memories_component(instances: u8) -> Vec<u8> {
+    fn uleb(mut n: u32, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    fn section(out: &mut Vec<u8>, id: u8, body: &[u8]) {
+        out.push(id);
+        uleb(body.len() as u32, out);
+        out.extend_from_slice(body);
+    }
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(&mut module, 1, &[1, 0x60, 0, 0]); // type 0: [] -> []
+    section(&mut module, 3, &[1, 0]); // func 0: type 0
+    section(&mut module, 5, &[1, 0x00, 0x80, 0x08]); // memory: 1024 pages
+    section(&mut module, 8, &[0]); // start: func 0
+    // memory.fill(0, 1, 32 MiB)
+    let body = [
+        0x00, 0x41, 0x00, 0x41, 0x01, 0x41, 0x80, 0x80, 0x80, 0x10, 0xfc, 0x0b, 0x00, 0x0b,
+    ];
+    let mut code = vec![1, body.len() as u8];
+    code.extend_from_slice(&body);
+    section(&mut module, 10, &code);
+
+    let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+    section(&mut component, 1, &module);
+    let mut inst = vec![instances];
+    for _ in 0..instances {
+        inst.extend_from_slice(&[0x00, 0x00, 0x00]); // instantiate module 0, no args
+    }
+    section(&mut component, 2, &inst);
+    component
+}
+
+#[tokio::test]
+async fn a_component_larger_than_one_instance_budget_is_refused_by_the_pool() {
+    let state = support::state_dir();
+    let bytes: Arc<[u8]> = many_memories_component(20).into();
+    let mut options = RuntimeOptions::new(PluginSource::Bytes(bytes), state.path());
+    options.key = KeySource::File(state.path().join("keyring").join("master.key"));
+    options.compile_cache = None;
+    let err = Runtime::new(options).err().expect("refused");
+    assert!(matches!(err, HostError::ResourceLimit(_)), "{err:?}");
+    assert_eq!(err.code(), "resource_limit");
+    assert!(err.to_string().contains("core module instances"), "{err}");
+}
