@@ -66,7 +66,11 @@ async fn a_call_blocked_on_the_host_is_bounded_in_wall_clock_time_and_drops_its_
         .expect("a call blocked on the host ran past the wall-clock bound")
         .unwrap_err();
     assert!(matches!(err, HostError::CallTimeout(_)), "{err:?}");
-    assert!(began.elapsed() < Duration::from_secs(20), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        began.elapsed()
+    );
     // The abandoned instance's lock is free: another session of the tenant takes it (had
     // it stayed held, the guest's 1 s lock wait would fail with a storage error instead).
     let mut other = session(&runtime, "sleeper").await;
@@ -76,7 +80,11 @@ async fn a_call_blocked_on_the_host_is_bounded_in_wall_clock_time_and_drops_its_
         .expect("the second call ran past the wall-clock bound")
         .unwrap_err();
     assert!(matches!(err, HostError::CallTimeout(_)), "{err:?}");
-    assert!(began.elapsed() < Duration::from_secs(20), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        began.elapsed()
+    );
     still_serves(&mut s).await;
 }
 
@@ -184,7 +192,8 @@ fn a_swapped_compile_cache_artifact_is_never_run() {
             .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
             .collect()
     };
-    let real_models = || support::json_of(&support::cli(state.path()).arg("models").output().unwrap());
+    let real_models =
+        || support::json_of(&support::cli(state.path()).arg("models").output().unwrap());
     assert_eq!(real_models()["error"], "not_connected");
     let real = artifacts();
     assert_eq!(real.len(), 1, "{real:?}");
@@ -198,12 +207,24 @@ fn a_swapped_compile_cache_artifact_is_never_run() {
     let hostile_artifact = artifacts().difference(&real).next().unwrap().clone();
     let real_artifact = real.into_iter().next().unwrap();
     // The state directory and the cache are private; so is each artifact.
-    for (path, mode) in [(state.path(), 0o700), (cache.as_path(), 0o700), (real_artifact.as_path(), 0o600)] {
-        assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, mode, "{path:?}");
+    for (path, mode) in [
+        (state.path(), 0o700),
+        (cache.as_path(), 0o700),
+        (real_artifact.as_path(), 0o600),
+    ] {
+        assert_eq!(
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
+            mode,
+            "{path:?}"
+        );
     }
     std::fs::copy(&hostile_artifact, &real_artifact).unwrap();
     std::fs::set_permissions(&real_artifact, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert_eq!(real_models()["error"], "not_connected", "the swapped artifact ran");
+    assert_eq!(
+        real_models()["error"],
+        "not_connected",
+        "the swapped artifact ran"
+    );
     // A flipped byte is refused the same way.
     let mut bytes = std::fs::read(&real_artifact).unwrap();
     let mid = bytes.len() / 2;
@@ -218,16 +239,38 @@ fn a_swapped_compile_cache_artifact_is_never_run() {
 fn plugin_stderr_is_capped_cleaned_and_marked() {
     let state = support::state_dir();
     let out = support::cli(state.path())
-        .args(["--plugin", env!("HOSTILE_GUEST_COMPONENT"), "chat", "--json", "--model", "stderr-flood", "x"])
+        .args([
+            "--plugin",
+            env!("HOSTILE_GUEST_COMPONENT"),
+            "chat",
+            "--json",
+            "--model",
+            "stderr-flood",
+            "x",
+        ])
         .output()
         .unwrap();
     let json = support::json_of(&out);
     assert_eq!(json["error"], "invalid_input", "{json}");
-    assert!(out.stderr.len() < 256 * 1024, "{} bytes of stderr", out.stderr.len());
+    assert!(
+        out.stderr.len() < 256 * 1024,
+        "{} bytes of stderr",
+        out.stderr.len()
+    );
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "escapes reached the terminal");
-    assert!(text.contains("plugin_stderr"), "{}", &text[..text.len().min(500)]);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "escapes reached the terminal"
+    );
+    assert!(
+        text.contains("plugin_stderr"),
+        "{}",
+        &text[..text.len().min(500)]
+    );
     for line in text.lines() {
-        assert!(!line.starts_with('{'), "a plugin line passes for host output: {line}");
+        assert!(
+            !line.starts_with('{'),
+            "a plugin line passes for host output: {line}"
+        );
     }
 }
