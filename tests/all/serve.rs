@@ -354,6 +354,61 @@ fn a_non_loopback_listen_is_refused() {
         assert_eq!(json["error"], "config_error", "{json}");
     }
     let _ = Duration::ZERO;
+    // Remote listening with TLS given but a bad certificate is refused too, before binding.
+    let bogus = state.path().join("bogus.pem");
+    std::fs::write(&bogus, "not a certificate").unwrap();
+    let out = support::cli(state.path())
+        .args(["serve", "--listen", "0.0.0.0:0", "--allow-remote", "--tls-cert"])
+        .arg(&bogus)
+        .arg("--tls-key")
+        .arg(&bogus)
+        .output()
+        .unwrap();
+    assert_eq!(support::json_of(&out)["error"], "config_error");
+}
+
+#[test]
+fn serve_speaks_https_with_the_given_certificate() {
+    let state = support::state_dir();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (state.path().join("cert.pem"), state.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let mut child = support::cli(state.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let banner: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"));
+    let base = banner["listening"].as_str().unwrap().to_owned();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let health = base.trim_end_matches("/v1").to_owned() + "/healthz";
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--cacert"])
+        .arg(&cert_path)
+        .arg(&health)
+        .output()
+        .expect("curl runs");
+    let body = String::from_utf8_lossy(&out.stdout).to_string();
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = Command::new("curl")
+        .args(["-s", "--max-time", "5", &health.replacen("https://", "http://", 1)])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(body.trim(), r#"{"ok":true}"#, "curl over TLS: {body:?}");
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("\"ok\""));
 }
 
 /// Every line of an OpenMetrics text is a comment or `name{labels} value`, and it ends

@@ -123,9 +123,15 @@ pub struct ServeArgs {
     /// Address to listen on (loopback unless --allow-remote).
     #[arg(long, default_value = "127.0.0.1:8088")]
     pub listen: std::net::SocketAddr,
-    /// Allow a non-loopback --listen (which then needs TLS).
+    /// Allow a non-loopback --listen (which then needs --tls-cert and --tls-key).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -77,16 +77,27 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 
 /// `serve`: bind, print one line saying where, serve until SIGTERM or Ctrl-C.
 pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match tls_acceptor(cert, key) {
+            Ok(t) => Some(t),
+            Err(e) => return fail(&e),
+        },
+        _ => None,
+    };
     if !is_loopback(&args.listen) {
         let refusal = if !args.allow_remote {
-            format!(
-                "{} is not a loopback address: pass --allow-remote (with TLS) to serve other machines",
+            Some(format!(
+                "{} is not a loopback address: pass --allow-remote (with --tls-cert and --tls-key) to serve other machines",
                 args.listen
-            )
+            ))
+        } else if tls.is_none() {
+            Some("serving other machines needs TLS: pass --tls-cert and --tls-key".to_owned())
         } else {
-            "serving other machines needs TLS, which this build of serve does not offer yet: listen on loopback behind a TLS-terminating proxy".to_owned()
+            None
         };
-        return fail(&HostError::Config(refusal));
+        if let Some(refusal) = refusal {
+            return fail(&HostError::Config(refusal));
+        }
     }
     let state_dir = match cli.state_dir() {
         Ok(d) => d,
@@ -120,8 +131,9 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
     });
     let app = router(state);
     // One line for whoever started us (tests read the port from it), then the log.
-    super::print_json(&json!({"ok": true, "listening": format!("http://{local}/v1")}));
-    serve_until_signal(listener, app).await;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    super::print_json(&json!({"ok": true, "listening": format!("{scheme}://{local}/v1")}));
+    serve_until_signal(listener, app, tls).await;
     ExitCode::SUCCESS
 }
 
@@ -148,7 +160,37 @@ fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-async fn serve_until_signal(listener: tokio::net::TcpListener, app: Router) {
+/// A TLS acceptor for `cert` (a PEM chain) and `key` (a PEM private key).
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, HostError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        HostError::Config(format!("cannot use {} as the TLS {what}: {e}", path.display()))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad("certificate", cert, &e))?;
+    if chain.is_empty() {
+        return Err(bad("certificate", cert, &"no certificate in it"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("key", key, &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .map_err(|e| HostError::Config(format!("TLS: {e}")))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)
+    .map_err(|e| HostError::Config(format!("the TLS certificate and key do not fit: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn serve_until_signal(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
@@ -161,14 +203,33 @@ async fn serve_until_signal(listener: tokio::net::TcpListener, app: Router) {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let service = TowerToHyperService::new(app.clone());
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .max_buf_size(64 * 1024)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let http = {
+                    let mut b = hyper::server::conn::http1::Builder::new();
+                    b.timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .max_buf_size(64 * 1024);
+                    b
+                };
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    match tls {
+                        None => {
+                            let conn = http.serve_connection(TokioIo::new(stream), service);
+                            let _ = watcher.watch(conn).await;
+                        }
+                        Some(acceptor) => {
+                            // The handshake shares the header-read deadline: a client that
+                            // never finishes it cannot hold the connection.
+                            let Ok(Ok(tls_stream)) =
+                                tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await
+                            else {
+                                return;
+                            };
+                            let conn = http.serve_connection(TokioIo::new(tls_stream), service);
+                            let _ = watcher.watch(conn).await;
+                        }
+                    }
                 });
             }
             () = &mut signal => break,
