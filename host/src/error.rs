@@ -32,6 +32,9 @@ pub enum HostError {
     /// entries than [`Limits::max_resources`](crate::limits::Limits::max_resources).
     #[error("the plugin exceeded a host resource limit: {0}")]
     ResourceLimit(String),
+    /// A chat stream whose instance was discarded (after a trap or a timeout) was read.
+    #[error("the stream is closed: {0}")]
+    StreamClosed(String),
     /// The plugin trapped (a bug or a violated invariant in the guest).
     #[error("the plugin trapped: {0}")]
     PluginTrap(String),
@@ -68,6 +71,7 @@ impl HostError {
             HostError::CallTimeout(_) => "call_timeout",
             HostError::MemoryLimit(_) => "memory_limit",
             HostError::ResourceLimit(_) => "resource_limit",
+            HostError::StreamClosed(_) => "stream_closed",
             HostError::PluginTrap(_) => "plugin_trap",
             HostError::Provider(e) => match e {
                 ProviderError::AccessDenied(_) => "access_denied",
@@ -124,6 +128,7 @@ impl HostError {
             "plugin_error" => {
                 "Check --plugin: it must be a component of the model-provider:plugin world."
             }
+            "stream_closed" => "Open a new stream: the session itself is fine.",
             "call_timeout" | "memory_limit" | "resource_limit" | "plugin_trap" => {
                 "The plugin misbehaved and was stopped; the host is unaffected. Report it to the plugin's author."
             }

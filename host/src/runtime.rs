@@ -232,6 +232,7 @@ impl Runtime {
             stderr_used: Arc::new(AtomicUsize::new(0)),
             connections: self.connections.clone(),
             live: None,
+            generation: 0,
         };
         session.instantiate().await?;
         Ok(session)
@@ -305,10 +306,17 @@ pub struct Session {
     stderr_used: Arc<AtomicUsize>,
     connections: HttpPool,
     live: Option<Live>,
+    /// Counts instances: a stream handle is only good with the instance that opened it.
+    generation: u64,
 }
 
-/// An open `chat-stream` resource of a session.
-pub struct ChatStreamHandle(ResourceAny);
+/// An open `chat-stream` resource of a session, tied to the instance that opened it: after
+/// that instance is discarded (a trap, a timeout) the handle answers `stream_closed` and
+/// never reaches the session's next instance.
+pub struct ChatStreamHandle {
+    resource: ResourceAny,
+    generation: u64,
+}
 
 macro_rules! export_call {
     ($self:ident, |$iface:ident, $store:ident| $call:expr) => {{
@@ -375,6 +383,7 @@ impl Session {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| classify_trap(e, self.limits.call_timeout))?;
+        self.generation += 1;
         Ok(self.live.insert(Live { store, plugin }))
     }
 
@@ -446,8 +455,16 @@ impl Session {
         &mut self,
         request: &ChatRequest,
     ) -> Result<ChatStreamHandle, HostError> {
-        export_call!(self, |p, store| p.chat_stream().call_open(store, request))
-            .map(ChatStreamHandle)
+        let resource = export_call!(self, |p, store| p.chat_stream().call_open(store, request))?;
+        Ok(ChatStreamHandle {
+            resource,
+            generation: self.generation,
+        })
+    }
+
+    /// Whether `stream` belongs to the live instance.
+    fn owns(&self, stream: &ChatStreamHandle) -> bool {
+        self.live.is_some() && stream.generation == self.generation
     }
 
     /// The next chunk of an open stream; `None` once it completed.
@@ -455,17 +472,26 @@ impl Session {
         &mut self,
         stream: &ChatStreamHandle,
     ) -> Result<Option<ChatChunk>, HostError> {
-        let handle = stream.0;
+        if !self.owns(stream) {
+            return Err(HostError::StreamClosed(
+                "the instance that opened this stream was discarded after an error; open a new stream".into(),
+            ));
+        }
+        let handle = stream.resource;
         export_call!(self, |p, store| p.chat_stream().call_next(store, handle))
     }
 
     /// Close a stream (also done when the session is dropped).
     pub async fn close_chat_stream(&mut self, stream: ChatStreamHandle) -> Result<(), HostError> {
+        if !self.owns(&stream) {
+            // Gone with its instance.
+            return Ok(());
+        }
         let Some(live) = self.live.as_mut() else {
             return Ok(());
         };
         stream
-            .0
+            .resource
             .resource_drop_async(&mut live.store)
             .await
             .map_err(|e| HostError::PluginTrap(format!("{e:#}")))

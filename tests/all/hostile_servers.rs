@@ -216,3 +216,54 @@ async fn oauth_errors_in_http_200_bodies_and_malformed_token_answers_lose_nothin
     w.session.refresh().await.unwrap();
     assert_eq!(w.auth.stats().reuse_detections, 0);
 }
+
+/// A stream outlives its instance only as a closed handle: after the instance is discarded
+/// (here: the call ran past its wall-clock bound on a stalled stream), reading the old
+/// handle answers `stream_closed` and never reaches, or breaks, the session's next instance.
+#[tokio::test]
+async fn a_stream_handle_does_not_outlive_its_instance() {
+    let auth = AuthServer::start_background(AuthConfig {
+        interval: 1,
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let state = support::state_dir();
+    let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state.path());
+    options.key = KeySource::File(state.path().join("keyring").join("master.key"));
+    options.limits.call_timeout = Duration::from_secs(2);
+    let runtime = Runtime::new(options).unwrap();
+    let mut session = runtime
+        .session("t", &support::config(auth.issuer(), &api.base_url()))
+        .await
+        .unwrap();
+    let prompt = session.start().await.unwrap();
+    auth.approve(&prompt.user_code, 3, "stream-test").unwrap();
+    session.poll(Some(&prompt.pending_id)).await.unwrap();
+
+    let mut request = hello();
+    request.messages[0] = Message::text(Role::User, "a long enough answer to span several events");
+    api.push_fault(
+        Route::ChatCompletions,
+        Fault::StallMidBody {
+            after_events: 2,
+            duration: Duration::from_secs(30),
+        },
+    );
+    let stream = session.open_chat_stream(&request).await.unwrap();
+    let err = loop {
+        match session.next_chunk(&stream).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a stalled stream ended silently"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code(), "call_timeout", "{err}");
+    // The session's next instance serves calls; the old handle is closed, not a trap.
+    assert!(session.status().await.unwrap().connected);
+    let err = session.next_chunk(&stream).await.unwrap_err();
+    assert_eq!(err.code(), "stream_closed", "{err}");
+    session.close_chat_stream(stream).await.unwrap();
+    assert!(session.status().await.unwrap().connected);
+    assert_eq!(session.chat(&hello()).await.unwrap().content, "Echo: hello");
+}
