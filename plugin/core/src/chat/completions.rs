@@ -10,7 +10,9 @@ use std::collections::{BTreeSet, VecDeque};
 use serde::Serialize;
 use serde_json::{Number, Value, json};
 
-use super::{decimal, effort, json_object, response_failure, takes_reasoning_effort};
+use super::{
+    decimal, effort, function_fields, response_failure, schema_fields, takes_reasoning_effort,
+};
 use crate::error::ProviderError;
 use crate::json::as_u64;
 use crate::types::{
@@ -151,19 +153,7 @@ fn message(m: &Message) -> WireMessage<'_> {
 fn tools(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
     req.tools
         .iter()
-        .map(|t| {
-            let mut f = json!({"name": t.name});
-            if let Some(d) = &t.description {
-                f["description"] = json!(d);
-            }
-            if let Some(p) = &t.parameters {
-                f["parameters"] = Value::Object(json_object(p, "tool parameters")?);
-            }
-            if let Some(s) = t.strict {
-                f["strict"] = json!(s);
-            }
-            Ok(json!({"type": "function", "function": f}))
-        })
+        .map(|t| Ok(json!({"type": "function", "function": function_fields(t)?})))
         .collect()
 }
 
@@ -181,17 +171,7 @@ fn response_format(f: &ResponseFormat) -> Result<Value, ProviderError> {
         ResponseFormat::Text => json!({"type": "text"}),
         ResponseFormat::JsonObject => json!({"type": "json_object"}),
         ResponseFormat::JsonSchema(s) => {
-            let mut schema = json!({
-                "name": s.name,
-                "schema": Value::Object(json_object(&s.schema, "response_format schema")?),
-            });
-            if let Some(d) = &s.description {
-                schema["description"] = json!(d);
-            }
-            if let Some(strict) = s.strict {
-                schema["strict"] = json!(strict);
-            }
-            json!({"type": "json_schema", "json_schema": schema})
+            json!({"type": "json_schema", "json_schema": schema_fields(s)?})
         }
     })
 }
@@ -255,18 +235,23 @@ fn citations(top: Option<&Value>, annotations: Option<&Value>) -> Vec<Citation> 
     out
 }
 
+/// A call's `function.arguments` as text. Some servers send the arguments as an object:
+/// its JSON text is kept.
+fn arguments_text(function: &Value) -> String {
+    match function.get("arguments") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
 fn tool_call(v: &Value) -> Result<ToolCall, ProviderError> {
     let f = v.get("function").unwrap_or(&Value::Null);
     let field = |obj: &Value, k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let call = ToolCall {
         id: field(v, "id"),
         name: field(f, "name"),
-        arguments: match f.get("arguments") {
-            Some(Value::String(s)) => s.clone(),
-            None | Some(Value::Null) => String::new(),
-            // Some servers send the arguments as an object: keep its JSON text.
-            Some(other) => other.to_string(),
-        },
+        arguments: arguments_text(f),
     };
     if call.id.is_empty() || call.name.is_empty() {
         return Err(ProviderError::InvalidResponse(
@@ -445,11 +430,7 @@ impl CompletionsAssembler {
         {
             call.name.get_or_insert_with(|| name.to_owned());
         }
-        let args = match f.get("arguments") {
-            Some(Value::String(s)) => s.clone(),
-            None | Some(Value::Null) => String::new(),
-            Some(other) => other.to_string(),
-        };
+        let args = arguments_text(f);
         if call.started.is_none()
             && let Some(name) = call.name.clone()
         {

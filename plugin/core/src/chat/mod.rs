@@ -16,8 +16,8 @@ use crate::error::ProviderError;
 use crate::models::{lane_for, prefixed, unprefixed};
 use crate::redact::sanitize;
 use crate::types::{
-    ChatReply, ChatRequest, ContentPart, ImageSource, Lane, Message, ResponseFormat, Role,
-    ThinkingEffort, ToolChoice,
+    ChatReply, ChatRequest, ContentPart, FunctionTool, ImageSource, JsonSchemaFormat, Lane,
+    Message, ResponseFormat, Role, ThinkingEffort, ToolChoice,
 };
 
 pub use usage::{chat_completions_usage, responses_usage};
@@ -97,11 +97,12 @@ pub fn route(req: &ChatRequest) -> Result<Route, ProviderError> {
         check_message(i, m)?;
     }
     check_tools(req)?;
-    if let Some(ResponseFormat::JsonSchema(f)) = &req.response_format {
-        if f.name.trim().is_empty() {
-            return Err(invalid("response_format json_schema needs a name"));
-        }
-        json_object(&f.schema, "response_format json_schema schema")?;
+    // JSON texts (tool parameters, schemas, extra_body) are parsed once, where the body
+    // is built (`request_body`), and refused there.
+    if let Some(ResponseFormat::JsonSchema(f)) = &req.response_format
+        && f.name.trim().is_empty()
+    {
+        return Err(invalid("response_format json_schema needs a name"));
     }
     if lane == Lane::Responses {
         // The Responses API has no such fields: refusing is better than dropping them.
@@ -113,9 +114,6 @@ pub fn route(req: &ChatRequest) -> Result<Route, ProviderError> {
         if req.seed.is_some() {
             return Err(invalid("seed is not supported on the Responses lane"));
         }
-    }
-    if let Some(extra) = &req.extra_body {
-        json_object(extra, "extra_body")?;
     }
     Ok(Route {
         upstream_model: model.to_owned(),
@@ -198,9 +196,6 @@ fn check_tools(req: &ChatRequest) -> Result<(), ProviderError> {
         if !names.insert(t.name.as_str()) {
             return Err(invalid(format!("tool {} is declared twice", t.name)));
         }
-        if let Some(p) = &t.parameters {
-            json_object(p, &format!("tool {} parameters", t.name))?;
-        }
     }
     match &req.tool_choice {
         Some(ToolChoice::Required) if req.tools.is_empty() => {
@@ -211,6 +206,40 @@ fn check_tools(req: &ChatRequest) -> Result<(), ProviderError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// A function tool's `{name, description?, parameters?, strict?}`, as both lanes write
+/// them (chat-completions nests them under `function`, Responses flattens them).
+pub(crate) fn function_fields(t: &FunctionTool) -> Result<Map<String, Value>, ProviderError> {
+    let mut f = Map::new();
+    f.insert("name".into(), Value::String(t.name.clone()));
+    if let Some(d) = &t.description {
+        f.insert("description".into(), Value::String(d.clone()));
+    }
+    if let Some(p) = &t.parameters {
+        let parameters = json_object(p, &format!("tool {} parameters", t.name))?;
+        f.insert("parameters".into(), Value::Object(parameters));
+    }
+    if let Some(strict) = t.strict {
+        f.insert("strict".into(), Value::Bool(strict));
+    }
+    Ok(f)
+}
+
+/// A JSON schema format's `{name, schema, description?, strict?}`, as both lanes write
+/// them (chat-completions under `json_schema`, Responses beside `type` in `text.format`).
+pub(crate) fn schema_fields(s: &JsonSchemaFormat) -> Result<Map<String, Value>, ProviderError> {
+    let mut f = Map::new();
+    f.insert("name".into(), Value::String(s.name.clone()));
+    let schema = json_object(&s.schema, "response_format json_schema schema")?;
+    f.insert("schema".into(), Value::Object(schema));
+    if let Some(d) = &s.description {
+        f.insert("description".into(), Value::String(d.clone()));
+    }
+    if let Some(strict) = s.strict {
+        f.insert("strict".into(), Value::Bool(strict));
+    }
+    Ok(f)
 }
 
 /// Parse `text` as a JSON object, or say which field is not one.

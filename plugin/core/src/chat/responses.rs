@@ -13,7 +13,7 @@ use serde_json::{Map, Number, Value, json};
 
 use super::completions::{detail, image_url};
 use super::usage::responses_usage;
-use super::{decimal, effort, json_object, response_failure};
+use super::{decimal, effort, function_fields, json_object, response_failure, schema_fields};
 use crate::error::ProviderError;
 use crate::json::as_u32;
 use crate::types::{
@@ -111,17 +111,10 @@ fn tools(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
     req.tools
         .iter()
         .map(|t| {
-            let mut f = json!({"type": "function", "name": t.name});
-            if let Some(d) = &t.description {
-                f["description"] = json!(d);
-            }
-            if let Some(p) = &t.parameters {
-                f["parameters"] = Value::Object(json_object(p, "tool parameters")?);
-            }
-            if let Some(s) = t.strict {
-                f["strict"] = json!(s);
-            }
-            Ok(f)
+            let mut f = Map::new();
+            f.insert("type".into(), json!("function"));
+            f.extend(function_fields(t)?);
+            Ok(Value::Object(f))
         })
         .collect()
 }
@@ -140,17 +133,10 @@ fn text_format(f: &ResponseFormat) -> Result<Value, ProviderError> {
         ResponseFormat::Text => json!({"type": "text"}),
         ResponseFormat::JsonObject => json!({"type": "json_object"}),
         ResponseFormat::JsonSchema(s) => {
-            let mut v = json!({
-                "type": "json_schema", "name": s.name,
-                "schema": Value::Object(json_object(&s.schema, "response_format schema")?),
-            });
-            if let Some(d) = &s.description {
-                v["description"] = json!(d);
-            }
-            if let Some(strict) = s.strict {
-                v["strict"] = json!(strict);
-            }
-            v
+            let mut v = Map::new();
+            v.insert("type".into(), json!("json_schema"));
+            v.extend(schema_fields(s)?);
+            Value::Object(v)
         }
     };
     Ok(json!({"format": format}))
