@@ -4,8 +4,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use provider_host::bindings::types::{
-    ChatChunk, ChatRequest, Citation, ContentPart, FinishReason, Lane, Message, ProviderError,
-    Role, ThinkingEffort, Usage,
+    ChatChunk, ChatRequest, Citation, FinishReason, Lane, Message, ProviderError, Role,
+    ThinkingEffort, Usage,
 };
 use provider_host::{HostError, Session};
 use serde_json::{Value, json};
@@ -30,16 +30,6 @@ fn read_source(source: &str, what: &str) -> Result<String, HostError> {
     Ok(text)
 }
 
-fn text_message(role: Role, text: &str) -> Message {
-    Message {
-        role,
-        content: vec![ContentPart::Text(text.to_owned())],
-        tool_calls: Vec::new(),
-        tool_call_id: None,
-        reasoning: Vec::new(),
-    }
-}
-
 /// The request, and whether it asks to be streamed (`"stream": true` in a body).
 fn build_request(args: &ChatArgs) -> Result<(ChatRequest, bool), HostError> {
     let (mut request, body_stream) = if let Some(source) = &args.request {
@@ -54,7 +44,7 @@ fn build_request(args: &ChatArgs) -> Result<(ChatRequest, bool), HostError> {
     } else {
         let mut messages = Vec::new();
         if let Some(system) = &args.system {
-            messages.push(text_message(Role::System, system));
+            messages.push(Message::text(Role::System, system.as_str()));
         }
         match (&args.messages, &args.message) {
             (Some(source), _) => {
@@ -64,29 +54,14 @@ fn build_request(args: &ChatArgs) -> Result<(ChatRequest, bool), HostError> {
                 })?;
                 messages.extend(body.into_request(String::new()).map_err(invalid)?.messages);
             }
-            (None, Some(text)) => messages.push(text_message(Role::User, text)),
+            (None, Some(text)) => messages.push(Message::text(Role::User, text.as_str())),
             (None, None) => return Err(HostError::Config("give a MESSAGE or --messages".into())),
         }
-        let request = ChatRequest {
-            model: args
-                .model
-                .clone()
-                .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
-            messages,
-            lane: None,
-            tools: Vec::new(),
-            tool_choice: None,
-            parallel_tool_calls: None,
-            response_format: None,
-            stop: Vec::new(),
-            seed: None,
-            top_p: None,
-            temperature: None,
-            max_output_tokens: None,
-            thinking: None,
-            prompt_cache_key: None,
-            extra_body: None,
-        };
+        let model = args
+            .model
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+        let request = ChatRequest::new(model, messages);
         (request, false)
     };
     // Flags win over the body.

@@ -146,7 +146,7 @@ fn role(name: &str) -> Result<Role, String> {
     }
 }
 
-fn detail(d: &str) -> Result<ImageDetail, String> {
+pub(super) fn detail(d: &str) -> Result<ImageDetail, String> {
     match d {
         "auto" => Ok(ImageDetail::Auto),
         "low" => Ok(ImageDetail::Low),
@@ -156,7 +156,7 @@ fn detail(d: &str) -> Result<ImageDetail, String> {
 }
 
 /// `https://…` stays a URL; `data:<type>;base64,<bytes>` becomes inline data.
-fn image_source(url: &str) -> Result<ImageSource, String> {
+pub(super) fn image_source(url: &str) -> Result<ImageSource, String> {
     let Some(rest) = url.strip_prefix("data:") else {
         return Ok(ImageSource::Url(url.to_owned()));
     };
@@ -279,7 +279,7 @@ fn tool_choice(v: &Value) -> Result<ToolChoice, String> {
     }
 }
 
-fn effort(e: &str) -> Result<ThinkingEffort, String> {
+pub(super) fn effort(e: &str) -> Result<ThinkingEffort, String> {
     match e {
         "low" => Ok(ThinkingEffort::Low),
         "medium" => Ok(ThinkingEffort::Medium),

@@ -26,6 +26,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use provider_host::bindings::types::{ChatChunk, ChatReply, ChatRequest};
 use provider_host::{HostConfig, HostError, Runtime, RuntimeOptions};
 use serde_json::{Value, json};
 
@@ -161,11 +162,17 @@ fn router(state: Shared) -> Router {
 }
 
 /// A TLS acceptor for `cert` (a PEM chain) and `key` (a PEM private key).
-fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, HostError> {
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, HostError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let bad = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
-        HostError::Config(format!("cannot use {} as the TLS {what}: {e}", path.display()))
+        HostError::Config(format!(
+            "cannot use {} as the TLS {what}: {e}",
+            path.display()
+        ))
     };
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|i| i.collect::<Result<Vec<_>, _>>())
@@ -378,113 +385,28 @@ async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body:
         Ok(r) => r,
         Err(m) => return ApiError::invalid(m).into_response(),
     };
-    let mut lease = match state.sessions.lease(&tenant).await {
-        Ok(l) => l,
-        Err(e) => return ApiError::from_host(&e, &tenant).into_response(),
+    let turn = Turn {
+        state,
+        tenant,
+        model,
+        began,
+        request,
     };
     if !stream {
-        let response = match lease.session().chat(&request).await {
-            Ok(reply) => {
-                let tokens = reply.usage.map(|u| u.total_tokens);
-                let r = axum::Json(wire::completion(&completion_id(), unix_now(), &reply))
-                    .into_response();
-                access(&tenant, &model, 200, began, tokens, false);
-                return r;
-            }
-            Err(e) => ApiError::from_host(&e, &tenant).into_response(),
-        };
-        access(
-            &tenant,
-            &model,
-            response.status().as_u16(),
-            began,
-            None,
-            false,
-        );
-        return response;
+        return turn
+            .whole(|reply| wire::completion(&completion_id(), unix_now(), reply))
+            .await;
     }
-    let handle = match lease.session().open_chat_stream(&request).await {
-        Ok(h) => h,
-        Err(e) => {
-            let response = ApiError::from_host(&e, &tenant).into_response();
-            access(
-                &tenant,
-                &model,
-                response.status().as_u16(),
-                began,
-                None,
-                true,
-            );
-            return response;
-        }
+    let format = ChatFormat {
+        writer: ChunkWriter {
+            id: completion_id(),
+            created: unix_now(),
+            model: turn.model.clone(),
+            include_usage,
+        },
+        usage: None,
     };
-    let writer = ChunkWriter {
-        id: completion_id(),
-        created: unix_now(),
-        model: model.clone(),
-        include_usage,
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
-    let open = metrics::OpenStream::start();
-    tokio::spawn(async move {
-        let _open = open;
-        let event = |v: &Value| Bytes::from(format!("data: {v}\n\n"));
-        let mut tokens = None;
-        let mut usage = None;
-        if tx.send(event(&writer.open())).await.is_err() {
-            lease.discard();
-            return;
-        }
-        loop {
-            let next = tokio::select! {
-                next = lease.session().next_chunk(&handle) => next,
-                // The client went away: stop reading upstream at once. The abandoned call
-                // leaves the instance in an unknown state, so it is discarded (which also
-                // closes the upstream response).
-                () = tx.closed() => {
-                    access(&tenant, &model, 499, began, tokens, true);
-                    lease.discard();
-                    return;
-                }
-            };
-            match next {
-                Ok(Some(chunk)) => {
-                    if let provider_host::bindings::types::ChatChunk::Usage(u) = &chunk {
-                        tokens = Some(u.total_tokens);
-                        // OpenAI sends the usage chunk last, right before `[DONE]` (the
-                        // plugin may yield it before the finish reason).
-                        usage = writer.event(&chunk);
-                        continue;
-                    }
-                    if let Some(v) = writer.event(&chunk)
-                        && tx.send(event(&v)).await.is_err()
-                    {
-                        access(&tenant, &model, 499, began, tokens, true);
-                        lease.discard();
-                        return;
-                    }
-                }
-                Ok(None) => {
-                    if let Some(v) = usage.take() {
-                        let _ = tx.send(event(&v)).await;
-                    }
-                    let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-                    let _ = lease.session().close_chat_stream(handle).await;
-                    access(&tenant, &model, 200, began, tokens, true);
-                    return;
-                }
-                Err(e) => {
-                    // Never a silent [DONE]: an error event, then the stream closes.
-                    let err = ApiError::from_host(&e, &tenant);
-                    let _ = tx.send(event(&err.body())).await;
-                    let _ = lease.session().close_chat_stream(handle).await;
-                    access(&tenant, &model, err.status.as_u16(), began, tokens, true);
-                    return;
-                }
-            }
-        }
-    });
-    sse(rx)
+    turn.streamed(format).await
 }
 
 fn response_id() -> String {
@@ -507,102 +429,216 @@ async fn responses_api(State(state): State<Shared>, headers: HeaderMap, body: Bo
         Ok(p) => p,
         Err(m) => return ApiError::invalid(m).into_response(),
     };
-    let mut lease = match state.sessions.lease(&tenant).await {
-        Ok(l) => l,
-        Err(e) => return ApiError::from_host(&e, &tenant).into_response(),
-    };
     let id = response_id();
-    if !stream {
-        let response = match lease.session().chat(&request).await {
-            Ok(reply) => {
-                let tokens = reply.usage.map(|u| u.total_tokens);
-                access(&tenant, &model, 200, began, tokens, false);
-                return axum::Json(responses::whole(&id, unix_now(), &model, &reply))
-                    .into_response();
-            }
-            Err(e) => ApiError::from_host(&e, &tenant).into_response(),
-        };
-        access(
-            &tenant,
-            &model,
-            response.status().as_u16(),
-            began,
-            None,
-            false,
-        );
-        return response;
-    }
-    let handle = match lease.session().open_chat_stream(&request).await {
-        Ok(h) => h,
-        Err(e) => {
-            let response = ApiError::from_host(&e, &tenant).into_response();
-            access(
-                &tenant,
-                &model,
-                response.status().as_u16(),
-                began,
-                None,
-                true,
-            );
-            return response;
-        }
+    let turn = Turn {
+        state,
+        tenant,
+        model,
+        began,
+        request,
     };
-    let mut writer = responses::EventWriter::new(id, unix_now(), model.clone());
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
-    let open = metrics::OpenStream::start();
-    tokio::spawn(async move {
-        let _open = open;
-        let frame =
-            |(kind, v): (String, Value)| Bytes::from(format!("event: {kind}\ndata: {v}\n\n"));
-        let mut tokens = None;
-        for e in writer.start() {
-            if tx.send(frame(e)).await.is_err() {
-                lease.discard();
-                return;
-            }
+    if !stream {
+        let model = turn.model.clone();
+        return turn
+            .whole(|reply| responses::whole(&id, unix_now(), &model, reply))
+            .await;
+    }
+    let format = responses::EventWriter::new(id, unix_now(), turn.model.clone());
+    turn.streamed(format).await
+}
+
+/// How one API dialect writes a streamed turn as SSE bytes.
+trait StreamFormat: Send + 'static {
+    /// The events before the first chunk.
+    fn start(&mut self) -> Vec<Bytes>;
+    /// The events for one chunk of the plugin's stream.
+    fn chunk(&mut self, c: &ChatChunk) -> Vec<Bytes>;
+    /// The events after the plugin's stream ended.
+    fn finish(&mut self) -> Vec<Bytes>;
+    /// The event for a failure mid-stream (never a silent end).
+    fn error(&mut self, e: &ApiError) -> Bytes;
+}
+
+fn data(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+/// Chat completions: `chat.completion.chunk` events, then `data: [DONE]`.
+struct ChatFormat {
+    writer: ChunkWriter,
+    /// OpenAI sends the usage chunk last, right before `[DONE]` (the plugin may yield it
+    /// before the finish reason): held until the end.
+    usage: Option<Value>,
+}
+
+impl StreamFormat for ChatFormat {
+    fn start(&mut self) -> Vec<Bytes> {
+        vec![data(&self.writer.open())]
+    }
+
+    fn chunk(&mut self, c: &ChatChunk) -> Vec<Bytes> {
+        let event = self.writer.event(c);
+        if matches!(c, ChatChunk::Usage(_)) {
+            self.usage = event;
+            return Vec::new();
         }
-        loop {
-            let next = tokio::select! {
-                next = lease.session().next_chunk(&handle) => next,
-                () = tx.closed() => {
-                    access(&tenant, &model, 499, began, tokens, true);
+        event.iter().map(data).collect()
+    }
+
+    fn finish(&mut self) -> Vec<Bytes> {
+        let mut out: Vec<Bytes> = self.usage.take().iter().map(data).collect();
+        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        out
+    }
+
+    fn error(&mut self, e: &ApiError) -> Bytes {
+        data(&e.body())
+    }
+}
+
+fn frame((kind, v): (String, Value)) -> Bytes {
+    Bytes::from(format!("event: {kind}\ndata: {v}\n\n"))
+}
+
+/// The Responses API: `response.*` events.
+impl StreamFormat for responses::EventWriter {
+    fn start(&mut self) -> Vec<Bytes> {
+        responses::EventWriter::start(self)
+            .into_iter()
+            .map(frame)
+            .collect()
+    }
+
+    fn chunk(&mut self, c: &ChatChunk) -> Vec<Bytes> {
+        responses::EventWriter::chunk(self, c)
+            .into_iter()
+            .map(frame)
+            .collect()
+    }
+
+    fn finish(&mut self) -> Vec<Bytes> {
+        responses::EventWriter::finish(self)
+            .into_iter()
+            .map(frame)
+            .collect()
+    }
+
+    fn error(&mut self, e: &ApiError) -> Bytes {
+        frame(responses::EventWriter::error(self, &e.code, &e.message))
+    }
+}
+
+/// One authenticated, parsed turn of a tenant, served whole or streamed.
+struct Turn {
+    state: Shared,
+    tenant: String,
+    model: String,
+    began: Instant,
+    request: ChatRequest,
+}
+
+impl Turn {
+    fn log(&self, status: u16, tokens: Option<u32>, stream: bool) {
+        access(
+            &self.tenant,
+            &self.model,
+            status,
+            self.began,
+            tokens,
+            stream,
+        );
+    }
+
+    /// The error's response, logged.
+    fn failed(&self, e: &HostError, stream: bool) -> Response {
+        let response = ApiError::from_host(e, &self.tenant).into_response();
+        self.log(response.status().as_u16(), None, stream);
+        response
+    }
+
+    /// A complete reply, in the dialect `render` writes.
+    async fn whole(self, render: impl FnOnce(&ChatReply) -> Value) -> Response {
+        let mut lease = match self.state.sessions.lease(&self.tenant).await {
+            Ok(l) => l,
+            Err(e) => return ApiError::from_host(&e, &self.tenant).into_response(),
+        };
+        match lease.session().chat(&self.request).await {
+            Ok(reply) => {
+                self.log(200, reply.usage.map(|u| u.total_tokens), false);
+                axum::Json(render(&reply)).into_response()
+            }
+            Err(e) => self.failed(&e, false),
+        }
+    }
+
+    /// A streamed reply in `format`, fed by a task that reads the plugin's stream.
+    async fn streamed(self, mut format: impl StreamFormat) -> Response {
+        let mut lease = match self.state.sessions.lease(&self.tenant).await {
+            Ok(l) => l,
+            Err(e) => return ApiError::from_host(&e, &self.tenant).into_response(),
+        };
+        let handle = match lease.session().open_chat_stream(&self.request).await {
+            Ok(h) => h,
+            Err(e) => return self.failed(&e, true),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let open = metrics::OpenStream::start();
+        tokio::spawn(async move {
+            let _open = open;
+            let mut tokens = None;
+            for b in format.start() {
+                if tx.send(b).await.is_err() {
                     lease.discard();
                     return;
                 }
-            };
-            let events = match next {
-                Ok(Some(chunk)) => {
-                    if let provider_host::bindings::types::ChatChunk::Usage(u) = &chunk {
-                        tokens = Some(u.total_tokens);
+            }
+            loop {
+                let next = tokio::select! {
+                    next = lease.session().next_chunk(&handle) => next,
+                    // The client went away: stop reading upstream at once. The abandoned
+                    // call leaves the instance in an unknown state, so it is discarded
+                    // (which also closes the upstream response).
+                    () = tx.closed() => {
+                        self.log(499, tokens, true);
+                        lease.discard();
+                        return;
                     }
-                    writer.chunk(&chunk)
-                }
-                Ok(None) => {
-                    for e in writer.finish() {
-                        let _ = tx.send(frame(e)).await;
+                };
+                let events = match next {
+                    Ok(Some(chunk)) => {
+                        if let ChatChunk::Usage(u) = &chunk {
+                            tokens = Some(u.total_tokens);
+                        }
+                        format.chunk(&chunk)
                     }
-                    let _ = lease.session().close_chat_stream(handle).await;
-                    access(&tenant, &model, 200, began, tokens, true);
-                    return;
-                }
-                Err(e) => {
-                    let err = ApiError::from_host(&e, &tenant);
-                    let _ = tx.send(frame(writer.error(&err.code, &err.message))).await;
-                    let _ = lease.session().close_chat_stream(handle).await;
-                    access(&tenant, &model, err.status.as_u16(), began, tokens, true);
-                    return;
-                }
-            };
-            for e in events {
-                if tx.send(frame(e)).await.is_err() {
-                    access(&tenant, &model, 499, began, tokens, true);
-                    lease.discard();
-                    return;
+                    Ok(None) => {
+                        for b in format.finish() {
+                            let _ = tx.send(b).await;
+                        }
+                        let _ = lease.session().close_chat_stream(handle).await;
+                        self.log(200, tokens, true);
+                        return;
+                    }
+                    Err(e) => {
+                        // Never a silent end: an error event, then the stream closes.
+                        let err = ApiError::from_host(&e, &self.tenant);
+                        let _ = tx.send(format.error(&err)).await;
+                        let _ = lease.session().close_chat_stream(handle).await;
+                        self.log(err.status.as_u16(), tokens, true);
+                        return;
+                    }
+                };
+                for b in events {
+                    if tx.send(b).await.is_err() {
+                        self.log(499, tokens, true);
+                        lease.discard();
+                        return;
+                    }
                 }
             }
-        }
-    });
-    sse(rx)
+        });
+        sse(rx)
+    }
 }
 
 /// An event-stream response fed by `rx`.

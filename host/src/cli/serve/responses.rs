@@ -2,11 +2,12 @@
 //! `chat-request`, and the reply (whole, or as `response.*` events) in its shape.
 
 use provider_host::bindings::types::{
-    ChatChunk, ChatReply, ChatRequest, ContentPart, FunctionTool, Image, ImageData, ImageDetail,
-    ImageSource, JsonSchemaFormat, Lane, Message, ReasoningItem, ResponseFormat, Role,
-    ThinkingEffort, ToolCall, ToolChoice, Usage,
+    ChatChunk, ChatReply, ChatRequest, ContentPart, FunctionTool, Image, JsonSchemaFormat, Lane,
+    Message, ReasoningItem, ResponseFormat, Role, ToolCall, ToolChoice, Usage,
 };
 use serde_json::{Map, Value, json};
+
+use crate::cli::openai;
 
 fn str_of<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     o.get(k).and_then(Value::as_str)
@@ -124,17 +125,12 @@ pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
             _ => return Err("unsupported text.format".into()),
         }),
     };
-    let thinking = match o
+    let thinking = o
         .get("reasoning")
         .and_then(|r| r.get("effort"))
         .and_then(Value::as_str)
-    {
-        None => None,
-        Some("low") => Some(ThinkingEffort::Low),
-        Some("medium") => Some(ThinkingEffort::Medium),
-        Some("high") => Some(ThinkingEffort::High),
-        Some(other) => return Err(format!("unsupported reasoning.effort {other:?}")),
-    };
+        .map(openai::effort)
+        .transpose()?;
     let num = |k: &str| o.get(k).and_then(Value::as_f64).map(|f| f as f32);
     let mut request = ChatRequest::new(model.clone(), messages);
     request.tools = tools;
@@ -161,24 +157,10 @@ pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
 
 fn image(part: &Map<String, Value>) -> Result<ContentPart, String> {
     let url = str_of(part, "image_url").ok_or("input_image needs image_url")?;
-    let source = match url
-        .strip_prefix("data:")
-        .and_then(|r| r.split_once(";base64,"))
-    {
-        Some((media_type, base64)) => ImageSource::Data(ImageData {
-            media_type: media_type.to_owned(),
-            base64: base64.to_owned(),
-        }),
-        None => ImageSource::Url(url.to_owned()),
-    };
-    let detail = match str_of(part, "detail") {
-        None => None,
-        Some("auto") => Some(ImageDetail::Auto),
-        Some("low") => Some(ImageDetail::Low),
-        Some("high") => Some(ImageDetail::High),
-        Some(d) => return Err(format!("unknown image detail {d:?}")),
-    };
-    Ok(ContentPart::Image(Image { source, detail }))
+    Ok(ContentPart::Image(Image {
+        source: openai::image_source(url)?,
+        detail: str_of(part, "detail").map(openai::detail).transpose()?,
+    }))
 }
 
 fn input_item(i: usize, item: &Value, out: &mut Vec<Message>) -> Result<(), String> {

@@ -5,10 +5,10 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use provider_host::HostError;
-use provider_host::bindings::types::{
-    ChatChunk, ChatReply, FinishReason, ModelList, ToolCall, Usage,
-};
+use provider_host::bindings::types::{ChatChunk, ChatReply, ModelList, ToolCall, Usage};
 use serde_json::{Value, json};
+
+use crate::cli::render;
 
 /// An error as an OpenAI-compatible server answers it.
 #[derive(Debug)]
@@ -120,16 +120,6 @@ pub fn models(list: &ModelList) -> Value {
     json!({"object": "list", "data": data})
 }
 
-pub fn finish_reason(f: &FinishReason) -> &str {
-    match f {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::ToolCalls => "tool_calls",
-        FinishReason::ContentFilter => "content_filter",
-        FinishReason::Other(raw) => raw,
-    }
-}
-
 /// OpenAI usage: completion tokens include reasoning, as the WIT's output tokens do.
 pub fn usage(u: &Usage) -> Value {
     json!({
@@ -167,7 +157,7 @@ pub fn completion(id: &str, created: u64, r: &ChatReply) -> Value {
     let mut v = json!({
         "id": id, "object": "chat.completion", "created": created, "model": r.model,
         "choices": [{"index": 0, "message": message,
-                     "finish_reason": r.finish_reason.as_ref().map(finish_reason)}],
+                     "finish_reason": r.finish_reason.as_ref().map(render::finish_reason)}],
     });
     if let Some(u) = &r.usage {
         v["usage"] = usage(u);
@@ -214,7 +204,7 @@ impl ChunkWriter {
                     "url": c.url, "title": c.title, "start_index": c.start_index, "end_index": c.end_index}}]}),
                 None,
             ),
-            ChatChunk::Finish(f) => self.chunk(json!({}), Some(finish_reason(f))),
+            ChatChunk::Finish(f) => self.chunk(json!({}), Some(render::finish_reason(f))),
             ChatChunk::Usage(u) if self.include_usage => json!({
                 "id": self.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": self.model, "choices": [], "usage": usage(u)}),
