@@ -49,7 +49,11 @@ impl CompileCache {
     /// The cache in `dir` (created 0700), or `None` when the directory is not this user's
     /// alone: then nothing is cached (and nothing read) rather than trusting it.
     pub(crate) fn open(dir: &Path, key: CacheKey) -> Option<Self> {
-        if let Err(e) = fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        if let Err(e) = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
             tracing::warn!(dir = %dir.display(), error = %e, "compile cache unavailable");
             return None;
         }
@@ -103,7 +107,11 @@ impl CompileCache {
     /// Replace `name` with `body` (and its MAC), atomically, 0600.
     pub(crate) fn write(&self, name: &str, body: &[u8]) {
         let tag = self.mac(name, body).finalize().into_bytes();
-        let tmp = self.dir.join(format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>()));
+        let tmp = self.dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         let written = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -130,7 +138,10 @@ impl CompileCache {
 /// Tighten a directory this user owns to 0700 (the state directory, before anything is
 /// created in it), creating it when missing.
 pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let meta = fs::metadata(dir)?;
     if meta.uid() == euid() && meta.mode() & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
@@ -153,7 +164,10 @@ mod tests {
         let c = cache(&dir, 1);
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         c.write("a.cwasm", b"native code");
-        assert_eq!(fs::metadata(dir.join("a.cwasm")).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(dir.join("a.cwasm")).unwrap().mode() & 0o777,
+            0o600
+        );
         assert_eq!(c.read("a.cwasm").as_deref(), Some(&b"native code"[..]));
         // Another key (another host's master key) does not verify.
         assert_eq!(cache(&dir, 2).read("a.cwasm"), None);

@@ -81,7 +81,11 @@ impl StdoutStream for GuestStderr {
 }
 
 impl AsyncWrite for GuestStderr {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.take(buf);
         // Accepted whole even when dropped: the guest must not block or fail on stderr.
         Poll::Ready(Ok(buf.len()))

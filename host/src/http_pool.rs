@@ -195,7 +195,14 @@ async fn read_whole(mut body: WasiBody, max: u64) -> Result<Bytes, HttpError> {
 }
 
 /// The proxy variables the pool honours (`hyper-util`'s `Matcher::from_env` reads these).
-const PROXY_VARS: &[&str] = &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"];
+const PROXY_VARS: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
 
 /// Why the environment's proxy settings cannot be used, if they cannot. Only `http://`
 /// proxies are supported: a tunnel through an `https://` proxy would send `CONNECT` and
@@ -232,7 +239,10 @@ fn proxy_problem(var: impl Fn(&str) -> Option<String>) -> Option<String> {
             }
             None => with_scheme.clone(),
         };
-        if without_userinfo.parse::<http::Uri>().map_or(true, |u| u.host().is_none()) {
+        if without_userinfo
+            .parse::<http::Uri>()
+            .map_or(true, |u| u.host().is_none())
+        {
             return Some(format!("{name} is not a usable proxy URL"));
         }
     }
@@ -833,13 +843,28 @@ mod tests {
     #[test]
     fn proxy_schemes_other_than_http_are_refused() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
         };
         assert_eq!(proxy_problem(env(&[])), None);
-        assert_eq!(proxy_problem(env(&[("HTTPS_PROXY", "http://user:pw@proxy:3128")])), None);
-        assert_eq!(proxy_problem(env(&[("https_proxy", "proxy.local:8080")])), None);
-        let https = proxy_problem(env(&[("HTTPS_PROXY", "https://user:secretpw@proxy:443")])).unwrap();
-        assert!(https.contains("https://") && !https.contains("secretpw"), "{https}");
+        assert_eq!(
+            proxy_problem(env(&[("HTTPS_PROXY", "http://user:pw@proxy:3128")])),
+            None
+        );
+        assert_eq!(
+            proxy_problem(env(&[("https_proxy", "proxy.local:8080")])),
+            None
+        );
+        let https =
+            proxy_problem(env(&[("HTTPS_PROXY", "https://user:secretpw@proxy:443")])).unwrap();
+        assert!(
+            https.contains("https://") && !https.contains("secretpw"),
+            "{https}"
+        );
         let socks = proxy_problem(env(&[("ALL_PROXY", "socks5://proxy:1080")])).unwrap();
         assert!(socks.contains("socks5"), "{socks}");
         assert!(proxy_problem(env(&[("HTTP_PROXY", "http://")])).is_some());

@@ -258,60 +258,19 @@ mod tests {
     use wasmtime::{Config, Store};
 
     /// A component of `instances` core instances of one module whose start function fills
-    /// `fill_mib` MiB of its own memory of `pages` pages (hand-encoded: no text parser).
+    /// `fill_mib` MiB of its own memory of `pages` pages.
     fn component(instances: u8, pages: u16, fill_mib: u8) -> Vec<u8> {
-        fn uleb(mut n: u32, out: &mut Vec<u8>) {
-            loop {
-                let b = (n & 0x7f) as u8;
-                n >>= 7;
-                if n == 0 {
-                    out.push(b);
-                    break;
-                }
-                out.push(b | 0x80);
-            }
-        }
-        fn section(out: &mut Vec<u8>, id: u8, body: &[u8]) {
-            out.push(id);
-            uleb(body.len() as u32, out);
-            out.extend_from_slice(body);
-        }
-        let mut module = b"\0asm\x01\0\0\0".to_vec();
-        section(&mut module, 1, &[1, 0x60, 0, 0]);
-        section(&mut module, 3, &[1, 0]);
-        let mut memory = vec![1, 0x00];
-        uleb(u32::from(pages), &mut memory);
-        section(&mut module, 5, &memory);
-        section(&mut module, 8, &[0]);
-        // memory.fill(0, 1, fill_mib MiB), as an i32.const with a 4-byte signed LEB.
-        let n = u32::from(fill_mib) << 20;
-        let body = [
-            0x00,
-            0x41,
-            0x00,
-            0x41,
-            0x01,
-            0x41,
-            (n & 0x7f) as u8 | 0x80,
-            ((n >> 7) & 0x7f) as u8 | 0x80,
-            ((n >> 14) & 0x7f) as u8 | 0x80,
-            ((n >> 21) & 0x3f) as u8,
-            0xfc,
-            0x0b,
-            0x00,
-            0x0b,
-        ];
-        let mut code = vec![1, body.len() as u8];
-        code.extend_from_slice(&body);
-        section(&mut module, 10, &code);
-        let mut component = b"\0asm\x0d\0\x01\0".to_vec();
-        section(&mut component, 1, &module);
-        let mut inst = vec![instances];
-        for _ in 0..instances {
-            inst.extend_from_slice(&[0x00, 0x00, 0x00]);
-        }
-        section(&mut component, 2, &inst);
-        component
+        let fill = u32::from(fill_mib) << 20;
+        let instances = "(core instance (instantiate $m))".repeat(usize::from(instances));
+        wat::parse_str(format!(
+            "(component
+               (core module $m
+                 (memory {pages})
+                 (func $fill (memory.fill (i32.const 0) (i32.const 1) (i32.const {fill})))
+                 (start $fill))
+               {instances})"
+        ))
+        .expect("valid component text")
     }
 
     fn instantiate(bytes: &[u8], limit: usize) -> wasmtime::Result<()> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use provider_reference::{ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer};
 use serde_json::Value;
 
-use crate::support;
+use crate::support::{self, cli_to};
 
 #[test]
 fn status_on_a_fresh_state_dir_is_not_connected() {
@@ -120,13 +120,6 @@ fn servers() -> (AuthHandle, ApiHandle) {
     .unwrap();
     let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
     (auth, api)
-}
-
-fn cli_to(state: &std::path::Path, auth: &AuthHandle, api: &ApiHandle) -> Command {
-    let mut cmd = support::cli(state);
-    cmd.env("XAI_OAUTH_ISSUER", auth.issuer())
-        .env("XAI_API_BASE", api.base_url());
-    cmd
 }
 
 /// Runs `login` in the background, hands the user code it shows to `decide`, and returns
@@ -244,21 +237,7 @@ fn last_body(api: &ApiHandle, path: &str) -> Value {
 fn chat_flags_reach_the_api_and_each_mode_prints_its_shape() {
     let (auth, api) = servers();
     let state = support::state_dir();
-    let start = support::json_of(
-        &cli_to(state.path(), &auth, &api)
-            .arg("start")
-            .output()
-            .unwrap(),
-    );
-    auth.approve(start["user_code"].as_str().unwrap(), 4, "chatter")
-        .unwrap();
-    let poll = support::json_of(
-        &cli_to(state.path(), &auth, &api)
-            .arg("poll")
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(poll["status"], "connected", "{poll}");
+    support::login(state.path(), &auth, &api, "default", 4, "chatter");
 
     // --json with --system and --thinking on the Responses lane.
     let out = cli_to(state.path(), &auth, &api)
@@ -381,21 +360,7 @@ fn chat_with_body(cmd: Command, args: &[&str], body: &Value) -> Output {
 fn an_agent_loop_through_chat_request_on_both_lanes_whole_and_streamed() {
     let (auth, api) = servers();
     let state = support::state_dir();
-    let start = support::json_of(
-        &cli_to(state.path(), &auth, &api)
-            .arg("start")
-            .output()
-            .unwrap(),
-    );
-    auth.approve(start["user_code"].as_str().unwrap(), 1, "agent")
-        .unwrap();
-    let poll = support::json_of(
-        &cli_to(state.path(), &auth, &api)
-            .arg("poll")
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(poll["status"], "connected", "{poll}");
+    support::login(state.path(), &auth, &api, "default", 1, "agent");
     let tools = serde_json::json!([{"type": "function", "function": {
         "name": "get_weather", "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}}}]);
     for lane in [&[][..], &["--lane", "responses"][..]] {

@@ -22,6 +22,18 @@ struct World {
 
 /// Reference servers, a runtime whose HTTP timeouts are short, and a connected session.
 async fn connected_world(auth_config: AuthConfig) -> World {
+    connected_world_with(auth_config, |options| {
+        options.limits.http.first_byte_timeout = Duration::from_secs(2);
+        options.limits.http.between_bytes_timeout = Duration::from_secs(2);
+    })
+    .await
+}
+
+/// Reference servers, a runtime with the limits `tune` sets, and a connected session.
+async fn connected_world_with(
+    auth_config: AuthConfig,
+    tune: impl FnOnce(&mut RuntimeOptions),
+) -> World {
     let auth = AuthServer::start_background(AuthConfig {
         interval: 1,
         ..auth_config
@@ -31,8 +43,7 @@ async fn connected_world(auth_config: AuthConfig) -> World {
     let state = support::state_dir();
     let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state.path());
     options.key = KeySource::File(state.path().join("keyring").join("master.key"));
-    options.limits.http.first_byte_timeout = Duration::from_secs(2);
-    options.limits.http.between_bytes_timeout = Duration::from_secs(2);
+    tune(&mut options);
     let runtime = Runtime::new(options).unwrap();
     let mut session = runtime
         .session("t", &support::config(auth.issuer(), &api.base_url()))
@@ -115,31 +126,14 @@ async fn stalls_before_headers_and_mid_body_time_out() {
 /// chat may wait longer than that for its first byte (a reasoning model thinking).
 #[tokio::test]
 async fn a_stalled_model_list_fails_fast_but_a_slow_chat_is_waited_for() {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
-    let state = support::state_dir();
     // The host's own caps stay at their defaults: the plugin must ask for less.
-    let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state.path());
-    options.key = KeySource::File(state.path().join("keyring").join("master.key"));
-    let runtime = Runtime::new(options).unwrap();
-    let mut session = runtime
-        .session("t", &support::config(auth.issuer(), &api.base_url()))
-        .await
-        .unwrap();
-    let prompt = session.start().await.unwrap();
-    auth.approve(&prompt.user_code, 3, "stall-test").unwrap();
-    session.poll(Some(&prompt.pending_id)).await.unwrap();
-
-    api.push_fault(
+    let mut w = connected_world_with(AuthConfig::default(), |_| {}).await;
+    w.api.push_fault(
         Route::Models,
         Fault::StallBeforeHeaders(Duration::from_secs(90)),
     );
     let t = std::time::Instant::now();
-    let err = session.models(true).await.unwrap_err();
+    let err = w.session.models(true).await.unwrap_err();
     assert_eq!(err.code(), "network", "{err}");
     let waited = t.elapsed();
     assert!(
@@ -147,11 +141,11 @@ async fn a_stalled_model_list_fails_fast_but_a_slow_chat_is_waited_for() {
         "a stalled model list held the call for {waited:?}"
     );
 
-    api.push_fault(
+    w.api.push_fault(
         Route::ChatCompletions,
         Fault::StallBeforeHeaders(Duration::from_secs(25)),
     );
-    let reply = session.chat(&hello()).await.unwrap();
+    let reply = w.session.chat(&hello()).await.unwrap();
     assert_eq!(reply.content, "Echo: hello");
 }
 
@@ -222,37 +216,22 @@ async fn oauth_errors_in_http_200_bodies_and_malformed_token_answers_lose_nothin
 /// handle answers `stream_closed` and never reaches, or breaks, the session's next instance.
 #[tokio::test]
 async fn a_stream_handle_does_not_outlive_its_instance() {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
+    let mut w = connected_world_with(AuthConfig::default(), |options| {
+        options.limits.call_timeout = Duration::from_secs(2);
     })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
-    let state = support::state_dir();
-    let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state.path());
-    options.key = KeySource::File(state.path().join("keyring").join("master.key"));
-    options.limits.call_timeout = Duration::from_secs(2);
-    let runtime = Runtime::new(options).unwrap();
-    let mut session = runtime
-        .session("t", &support::config(auth.issuer(), &api.base_url()))
-        .await
-        .unwrap();
-    let prompt = session.start().await.unwrap();
-    auth.approve(&prompt.user_code, 3, "stream-test").unwrap();
-    session.poll(Some(&prompt.pending_id)).await.unwrap();
-
+    .await;
     let mut request = hello();
     request.messages[0] = Message::text(Role::User, "a long enough answer to span several events");
-    api.push_fault(
+    w.api.push_fault(
         Route::ChatCompletions,
         Fault::StallMidBody {
             after_events: 2,
             duration: Duration::from_secs(30),
         },
     );
-    let stream = session.open_chat_stream(&request).await.unwrap();
+    let stream = w.session.open_chat_stream(&request).await.unwrap();
     let err = loop {
-        match session.next_chunk(&stream).await {
+        match w.session.next_chunk(&stream).await {
             Ok(Some(_)) => continue,
             Ok(None) => panic!("a stalled stream ended silently"),
             Err(e) => break e,
@@ -260,10 +239,13 @@ async fn a_stream_handle_does_not_outlive_its_instance() {
     };
     assert_eq!(err.code(), "call_timeout", "{err}");
     // The session's next instance serves calls; the old handle is closed, not a trap.
-    assert!(session.status().await.unwrap().connected);
-    let err = session.next_chunk(&stream).await.unwrap_err();
+    assert!(w.session.status().await.unwrap().connected);
+    let err = w.session.next_chunk(&stream).await.unwrap_err();
     assert_eq!(err.code(), "stream_closed", "{err}");
-    session.close_chat_stream(stream).await.unwrap();
-    assert!(session.status().await.unwrap().connected);
-    assert_eq!(session.chat(&hello()).await.unwrap().content, "Echo: hello");
+    w.session.close_chat_stream(stream).await.unwrap();
+    assert!(w.session.status().await.unwrap().connected);
+    assert_eq!(
+        w.session.chat(&hello()).await.unwrap().content,
+        "Echo: hello"
+    );
 }

@@ -184,45 +184,18 @@ async fn buffered_request_bodies_are_bounded_per_session() {
 }
 
 /// A component of `instances` core instances of one module whose start function fills
-/// 32 MiB of its own 64 MiB memory (hand-encoded: the host has no text-format parser).
+/// 32 MiB of its own 64 MiB memory.
 fn many_memories_component(instances: u8) -> Vec<u8> {
-    fn uleb(mut n: u32, out: &mut Vec<u8>) {
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                break;
-            }
-            out.push(b | 0x80);
-        }
-    }
-    fn section(out: &mut Vec<u8>, id: u8, body: &[u8]) {
-        out.push(id);
-        uleb(body.len() as u32, out);
-        out.extend_from_slice(body);
-    }
-    let mut module = b"\0asm\x01\0\0\0".to_vec();
-    section(&mut module, 1, &[1, 0x60, 0, 0]); // type 0: [] -> []
-    section(&mut module, 3, &[1, 0]); // func 0: type 0
-    section(&mut module, 5, &[1, 0x00, 0x80, 0x08]); // memory: 1024 pages
-    section(&mut module, 8, &[0]); // start: func 0
-    // memory.fill(0, 1, 32 MiB)
-    let body = [
-        0x00, 0x41, 0x00, 0x41, 0x01, 0x41, 0x80, 0x80, 0x80, 0x10, 0xfc, 0x0b, 0x00, 0x0b,
-    ];
-    let mut code = vec![1, body.len() as u8];
-    code.extend_from_slice(&body);
-    section(&mut module, 10, &code);
-
-    let mut component = b"\0asm\x0d\0\x01\0".to_vec();
-    section(&mut component, 1, &module);
-    let mut inst = vec![instances];
-    for _ in 0..instances {
-        inst.extend_from_slice(&[0x00, 0x00, 0x00]); // instantiate module 0, no args
-    }
-    section(&mut component, 2, &inst);
-    component
+    let instances = "(core instance (instantiate $m))".repeat(usize::from(instances));
+    wat::parse_str(format!(
+        "(component
+           (core module $m
+             (memory 1024)
+             (func $fill (memory.fill (i32.const 0) (i32.const 1) (i32.const 33554432)))
+             (start $fill))
+           {instances})"
+    ))
+    .expect("valid component text")
 }
 
 #[tokio::test]

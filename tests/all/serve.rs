@@ -13,7 +13,7 @@ use provider_reference::{
 };
 use serde_json::Value;
 
-use crate::support;
+use crate::support::{self, cli_to};
 
 struct Served {
     auth: AuthHandle,
@@ -33,13 +33,6 @@ impl Drop for Served {
     }
 }
 
-fn cli_to(state: &std::path::Path, auth: &AuthHandle, api: &ApiHandle) -> Command {
-    let mut cmd = support::cli(state);
-    cmd.env("XAI_OAUTH_ISSUER", auth.issuer())
-        .env("XAI_API_BASE", api.base_url());
-    cmd
-}
-
 /// Reference servers, a tenant `team` logged in at tier 4, a serve key for it, and
 /// `serve` on a free loopback port.
 fn serve() -> Served {
@@ -56,21 +49,7 @@ fn serve_with(auth_config: AuthConfig) -> Served {
     .unwrap();
     let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
     let state = support::state_dir();
-    let start = support::json_of(
-        &cli_to(state.path(), &auth, &api)
-            .args(["--tenant", "team", "start"])
-            .output()
-            .unwrap(),
-    );
-    auth.approve(start["user_code"].as_str().unwrap(), 4, "served")
-        .unwrap();
-    let poll = support::json_of(
-        &cli_to(state.path(), &auth, &api)
-            .args(["--tenant", "team", "poll"])
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(poll["status"], "connected", "{poll}");
+    support::login(state.path(), &auth, &api, "team", 4, "served");
     let created = support::json_of(
         &cli_to(state.path(), &auth, &api)
             .args(["--tenant", "team", "serve-key", "create"])
@@ -358,7 +337,13 @@ fn a_non_loopback_listen_is_refused() {
     let bogus = state.path().join("bogus.pem");
     std::fs::write(&bogus, "not a certificate").unwrap();
     let out = support::cli(state.path())
-        .args(["serve", "--listen", "0.0.0.0:0", "--allow-remote", "--tls-cert"])
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--allow-remote",
+            "--tls-cert",
+        ])
         .arg(&bogus)
         .arg("--tls-key")
         .arg(&bogus)
@@ -388,7 +373,9 @@ fn serve_speaks_https_with_the_given_certificate() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let banner: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"));
     let base = banner["listening"].as_str().unwrap().to_owned();
     assert!(base.starts_with("https://127.0.0.1:"), "{base}");
@@ -402,7 +389,12 @@ fn serve_speaks_https_with_the_given_certificate() {
     let body = String::from_utf8_lossy(&out.stdout).to_string();
     // Plain HTTP to the TLS port gets no answer.
     let plain = Command::new("curl")
-        .args(["-s", "--max-time", "5", &health.replacen("https://", "http://", 1)])
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            &health.replacen("https://", "http://", 1),
+        ])
         .output()
         .unwrap();
     let _ = child.kill();

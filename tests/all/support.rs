@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 use provider_host::secrets::KeySource;
 use provider_host::{HostConfig, ProviderSettings, Runtime, RuntimeOptions};
+use provider_reference::{ApiHandle, AuthHandle};
 
 /// A fixed test master key (hex), so tests never touch a real key.
 pub const TEST_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -83,4 +84,37 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The CLI pointed at these reference servers.
+pub fn cli_to(state: &Path, auth: &AuthHandle, api: &ApiHandle) -> Command {
+    let mut cmd = cli(state);
+    cmd.env("XAI_OAUTH_ISSUER", auth.issuer())
+        .env("XAI_API_BASE", api.base_url());
+    cmd
+}
+
+/// `start` and `poll` of `tenant` through the CLI, approved at `tier` for `subject`
+/// in between: the tenant is connected.
+pub fn login(
+    state: &Path,
+    auth: &AuthHandle,
+    api: &ApiHandle,
+    tenant: &str,
+    tier: u32,
+    subject: &str,
+) {
+    let step = |sub: &str| {
+        json_of(
+            &cli_to(state, auth, api)
+                .args(["--tenant", tenant, sub])
+                .output()
+                .unwrap(),
+        )
+    };
+    let start = step("start");
+    auth.approve(start["user_code"].as_str().unwrap(), tier, subject)
+        .unwrap();
+    let poll = step("poll");
+    assert_eq!(poll["status"], "connected", "{poll}");
 }

@@ -23,7 +23,13 @@ pub async fn run(world: &World, native: &mut Native, iterations: usize, report: 
         "c) chat through the plugin vs the same request sent directly with hyper ({REPLY_BYTES} B reply)"
     ));
     let mut session = world.connect("bench-chat").await;
-    let request = ChatRequest::new("xai-grok/grok-4.3", vec![Message::text(Role::User, "Say something long enough to fill the reply.")]);
+    let request = ChatRequest::new(
+        "xai-grok/grok-4.3",
+        vec![Message::text(
+            Role::User,
+            "Say something long enough to fill the reply.",
+        )],
+    );
 
     // The exact requests the plugin sends, to replay them directly.
     world.api.clear_requests();
@@ -49,7 +55,10 @@ pub async fn run(world: &World, native: &mut Native, iterations: usize, report: 
         .to_bytes();
     let core_request = grok_provider_core::ChatRequest {
         model: request.model.clone(),
-        messages: vec![grok_provider_core::Message::text(grok_provider_core::Role::User, request.messages[0].text_content())],
+        messages: vec![grok_provider_core::Message::text(
+            grok_provider_core::Role::User,
+            request.messages[0].text_content(),
+        )],
         ..Default::default()
     };
 
@@ -123,7 +132,8 @@ pub async fn run(world: &World, native: &mut Native, iterations: usize, report: 
                 .await
                 .expect("chunk")
                 .expect("a chunk");
-            if matches!(&chunk, provider_host::bindings::types::ChatChunk::Text(t) if !t.is_empty()) {
+            if matches!(&chunk, provider_host::bindings::types::ChatChunk::Text(t) if !t.is_empty())
+            {
                 break;
             }
         }
