@@ -3,12 +3,7 @@
 //! `cargo +nightly run --manifest-path fuzz/Cargo.toml --example gen_corpus`; the files are
 //! committed, so this only needs re-running when the seeds change.
 
-#[path = "../../host/src/secrets/error.rs"]
-#[allow(dead_code)]
-mod error;
-#[path = "../../host/src/secrets/file_format.rs"]
-#[allow(dead_code)]
-mod file_format;
+use provider_secrets::file_format;
 
 use std::fs;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The secret store's on-disk value format (host/src/secrets/file_format.rs, included as is):
+//! The secret store's on-disk value format (`provider_secrets::file_format`):
 //! any file content decrypts only when it is an authentic file for this tenant, key and
 //! master key — otherwise a `Corrupt` error, never a panic; a sealed value opens back to
 //! itself and to nothing else once any byte of it changes.
@@ -7,17 +7,11 @@
 //! [`FUZZ_MASTER_KEY`] for tenant `tenant-1`, key `credentials`).
 #![no_main]
 
-// The two files are self-contained; their `super::` paths resolve to this crate's root.
-#[path = "../../host/src/secrets/error.rs"]
-#[allow(dead_code)]
-mod error;
-#[path = "../../host/src/secrets/file_format.rs"]
-#[allow(dead_code)]
-mod file_format;
+use provider_secrets::file_format;
 
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::KeyInit;
-use error::SecretStoreError;
+use provider_secrets::SecretStoreError;
 use libfuzzer_sys::fuzz_target;
 
 /// The master key of the seed files (a fuzzing-only key).

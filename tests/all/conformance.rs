@@ -1,7 +1,7 @@
 //! `provider-host conformance`: the built component passes every scenario, the report
 //! lists them all, `--only` narrows the run, and the suite needs no XAI_* configuration.
 
-use provider_host::conformance::SCENARIOS;
+use provider_conformance::SCENARIOS;
 use serde_json::Value;
 
 use crate::support;

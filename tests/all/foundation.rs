@@ -1,8 +1,8 @@
 //! The component loads and instantiates, answers `status` on a fresh store, and the host's
 //! capabilities hold: sandbox denial, tenant isolation, encryption at rest.
 
-use provider_host::HostError;
-use provider_host::bindings::types::ProviderError;
+use provider_runtime::HostError;
+use provider_runtime::bindings::types::ProviderError;
 
 use crate::support;
 
@@ -51,9 +51,9 @@ async fn a_component_of_another_world_is_refused_with_a_clear_error() {
     let state = support::state_dir();
     let bogus = state.path().join("not-a-component.wasm");
     std::fs::write(&bogus, b"\0asm\x01\0\0\0").unwrap();
-    let mut options = provider_host::RuntimeOptions::new(&bogus, state.path());
-    options.key = provider_host::secrets::KeySource::File(state.path().join("k"));
-    let err = provider_host::Runtime::new(options)
+    let mut options = provider_runtime::RuntimeOptions::new(&bogus, state.path());
+    options.key = provider_runtime::secrets::KeySource::File(state.path().join("k"));
+    let err = provider_runtime::Runtime::new(options)
         .err()
         .expect("must fail");
     assert_eq!(err.code(), "plugin_error", "{err}");
@@ -88,17 +88,17 @@ async fn the_compile_cache_is_keyed_by_the_component_file_and_follows_its_change
             .count()
     };
     let open = |cache: &std::path::Path| {
-        let mut options = provider_host::RuntimeOptions::new(&plugin, state.path());
-        options.key = provider_host::secrets::KeySource::File(state.path().join("k"));
-        options.allocation = provider_host::limits::InstanceAllocation::OnDemand;
+        let mut options = provider_runtime::RuntimeOptions::new(&plugin, state.path());
+        options.key = provider_runtime::secrets::KeySource::File(state.path().join("k"));
+        options.allocation = provider_runtime::limits::InstanceAllocation::OnDemand;
         options.compile_cache = Some(cache.to_path_buf());
-        provider_host::Runtime::new(options)
+        provider_runtime::Runtime::new(options)
     };
 
     // Two caches, so that each load goes through its own cache rather than the process's
     // registry of components already loaded.
     let (first, second) = (state.path().join("cache-1"), state.path().join("cache-2"));
-    let ours = std::fs::read(provider_host::BUILT_PLUGIN_COMPONENT).unwrap();
+    let ours = std::fs::read(env!("PROVIDER_PLUGIN_COMPONENT")).unwrap();
     std::fs::write(&plugin, &ours).unwrap();
     open(&first).unwrap();
     assert_eq!(digests_of(&first), vec![Sha256::digest(&ours).to_vec()]);

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use provider_host::bindings::types::ProviderError;
-use provider_host::secrets::KeySource;
-use provider_host::{HostError, Runtime, RuntimeOptions, Session};
+use provider_runtime::bindings::types::ProviderError;
+use provider_runtime::secrets::KeySource;
+use provider_runtime::{HostError, Runtime, RuntimeOptions, Session};
 
 use crate::support;
 
@@ -149,8 +149,8 @@ async fn one_tenants_instance_cannot_reach_another_tenants_secrets() {
 
 #[tokio::test]
 async fn a_trap_while_holding_a_lock_releases_the_lock() {
-    use provider_host::bindings::types::{ChatRequest, Message, Role};
-    use provider_host::secrets::{SecretStore, StoreConfig};
+    use provider_runtime::bindings::types::{ChatRequest, Message, Role};
+    use provider_runtime::secrets::{SecretStore, StoreConfig};
     let state = support::state_dir();
     let runtime = hostile_runtime(state.path(), Duration::from_secs(10));
     let mut s = session(&runtime, "alice").await;

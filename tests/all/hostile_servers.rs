@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use provider_host::bindings::types::{ChatRequest, Message, PollOutcome, Role};
-use provider_host::secrets::KeySource;
-use provider_host::{Runtime, RuntimeOptions, Session};
+use provider_runtime::bindings::types::{ChatRequest, Message, PollOutcome, Role};
+use provider_runtime::secrets::KeySource;
+use provider_runtime::{Runtime, RuntimeOptions, Session};
 use provider_reference::{
     ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Fault, Route,
 };
@@ -41,7 +41,7 @@ async fn connected_world_with(
     .unwrap();
     let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
     let state = support::state_dir();
-    let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state.path());
+    let mut options = RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state.path());
     options.key = KeySource::File(state.path().join("keyring").join("master.key"));
     tune(&mut options);
     let runtime = Runtime::new(options).unwrap();

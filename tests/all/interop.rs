@@ -5,11 +5,11 @@
 use std::process::Output;
 use std::time::Duration;
 
-use provider_host::bindings::types::{
+use provider_runtime::bindings::types::{
     ChatRequest, ConnectionStatus, Lane, Message, PollOutcome, Role,
 };
-use provider_host::secrets::{KeySource, SecretStore, StoreConfig};
-use provider_host::{HostConfig, Session};
+use provider_runtime::secrets::{KeySource, SecretStore, StoreConfig};
+use provider_runtime::{HostConfig, Session};
 use serde_json::Value;
 
 use crate::peers::{OidcServer, api_for};
@@ -213,7 +213,7 @@ async fn tier_gate_is_tier_denied_and_both_lanes_stream() {
         let mut text = String::new();
         let mut chunks = 0;
         while let Some(chunk) = heavy.next_chunk(&stream).await.unwrap() {
-            if let provider_host::bindings::types::ChatChunk::Text(t) = chunk {
+            if let provider_runtime::bindings::types::ChatChunk::Text(t) = chunk {
                 text.push_str(&t);
             }
             chunks += 1;

@@ -7,9 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use provider_host::bindings::types::{ChatRequest, Message, ProviderError, Role};
-use provider_host::secrets::KeySource;
-use provider_host::{HostError, PluginSource, Runtime, RuntimeOptions, Session};
+use provider_runtime::bindings::types::{ChatRequest, Message, ProviderError, Role};
+use provider_runtime::secrets::KeySource;
+use provider_runtime::{HostError, PluginSource, Runtime, RuntimeOptions, Session};
 
 use crate::support;
 

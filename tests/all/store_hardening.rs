@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use provider_host::bindings::types::ProviderError;
-use provider_host::secrets::{
+use provider_runtime::bindings::types::ProviderError;
+use provider_runtime::secrets::{
     DEFAULT_MAX_HELD_LOCKS, DEFAULT_MAX_LOCK_NAMES, DEFAULT_MAX_VALUE_BYTES, KeySource,
     SecretStore, SecretStoreError, StoreConfig,
 };
-use provider_host::{HostError, Session};
+use provider_runtime::{HostError, Session};
 
 use crate::support;
 
@@ -377,9 +377,9 @@ fn a_missing_master_key_is_not_replaced_while_values_exist() {
     }
     // The runtime refuses to start the same way.
     let mut options =
-        provider_host::RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state.path());
+        provider_runtime::RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state.path());
     options.key = KeySource::File(key.clone());
-    let err = provider_host::Runtime::new(options).err().expect("refused");
+    let err = provider_runtime::Runtime::new(options).err().expect("refused");
     assert!(err.to_string().contains("missing"), "{err}");
 
     // Restored: everything reads again.
@@ -405,7 +405,7 @@ fn a_missing_master_key_is_not_replaced_while_values_exist() {
 // 4 and 5. Through the plugin: no host paths in its errors; logout always cleans up
 // ---------------------------------------------------------------------------------------
 
-async fn plugin_session(runtime: &provider_host::Runtime, tenant: &str) -> Session {
+async fn plugin_session(runtime: &provider_runtime::Runtime, tenant: &str) -> Session {
     runtime
         .session(
             tenant,

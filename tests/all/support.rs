@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use provider_host::secrets::KeySource;
-use provider_host::{HostConfig, ProviderSettings, Runtime, RuntimeOptions};
+use provider_runtime::secrets::KeySource;
+use provider_runtime::{HostConfig, ProviderSettings, Runtime, RuntimeOptions};
 use provider_reference::{ApiHandle, AuthHandle};
 
 /// A fixed test master key (hex), so tests never touch a real key.
@@ -20,7 +20,7 @@ pub fn state_dir() -> tempfile::TempDir {
 
 /// Runtime over the built component with a key file inside `state`.
 pub fn runtime(state: &Path) -> Runtime {
-    let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, state);
+    let mut options = RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state);
     options.key = KeySource::File(state.join("keyring").join("master.key"));
     Runtime::new(options).expect("runtime")
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use provider_host::bindings::types::{ChatRequest, Message, Role};
+use provider_runtime::bindings::types::{ChatRequest, Message, Role};
 use provider_reference::RecordedRequest;
 
 use crate::native::Native;
@@ -132,7 +132,7 @@ pub async fn run(world: &World, native: &mut Native, iterations: usize, report: 
                 .await
                 .expect("chunk")
                 .expect("a chunk");
-            if matches!(&chunk, provider_host::bindings::types::ChatChunk::Text(t) if !t.is_empty())
+            if matches!(&chunk, provider_runtime::bindings::types::ChatChunk::Text(t) if !t.is_empty())
             {
                 break;
             }

@@ -9,18 +9,18 @@ use grok_provider_core::io::{
     TransportError,
 };
 use grok_provider_core::{ConnectionStatus, Provider, ProviderConfig, ProviderError};
-use provider_host::ProviderSettings;
-use provider_host::secrets::{LockGuard, TenantSecrets};
+use provider_runtime::ProviderSettings;
+use provider_runtime::secrets::{LockGuard, TenantSecrets};
 
 /// The provider logic over the host's secret store, natively.
 pub struct Native {
-    store: provider_host::secrets::SecretStore,
+    store: provider_runtime::secrets::SecretStore,
     /// Like the runtime, a tenant's directories are checked on its first use only.
     tenants: HashMap<String, TenantSecrets>,
 }
 
 impl Native {
-    pub fn new(store: provider_host::secrets::SecretStore) -> Self {
+    pub fn new(store: provider_runtime::secrets::SecretStore) -> Self {
         Self {
             store,
             tenants: HashMap::new(),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provider_host::secrets::{KeySource, SecretStore, StoreConfig};
+use provider_runtime::secrets::{KeySource, SecretStore, StoreConfig};
 
 use crate::native::Native;
 use crate::support::{Report, Row, Samples, World, dur, heading, ratio};

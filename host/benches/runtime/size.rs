@@ -8,7 +8,7 @@ const TARGET: u64 = 640 * 1024;
 
 pub fn run(world: &World, report: &mut Report) {
     heading("e) release component size");
-    let path = Path::new(provider_host::BUILT_PLUGIN_COMPONENT);
+    let path = Path::new(env!("PROVIDER_PLUGIN_COMPONENT"));
     let wasm = std::fs::read(path).expect("component");
     let size = wasm.len() as u64;
     println!(

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provider_host::bindings::types::PollOutcome;
-use provider_host::limits::InstanceAllocation;
-use provider_host::secrets::KeySource;
-use provider_host::{HostConfig, ProviderSettings, Runtime, RuntimeOptions, Session};
+use provider_runtime::bindings::types::PollOutcome;
+use provider_runtime::limits::InstanceAllocation;
+use provider_runtime::secrets::KeySource;
+use provider_runtime::{HostConfig, ProviderSettings, Runtime, RuntimeOptions, Session};
 use provider_reference::{
     ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Lifetime,
 };
@@ -106,7 +106,7 @@ impl World {
 
 /// Runtime options over the built component with a key file inside `state`.
 pub fn options(state: PathBuf) -> RuntimeOptions {
-    let mut options = RuntimeOptions::new(provider_host::BUILT_PLUGIN_COMPONENT, &state);
+    let mut options = RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), &state);
     options.key = KeySource::File(state.join("keyring").join("master.key"));
     options
 }

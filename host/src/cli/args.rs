@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use provider_host::HostError;
+use provider_runtime::HostError;
 
 /// The plugin component built with this binary (by `build.rs`).
 static EMBEDDED_PLUGIN: &[u8] = include_bytes!(env!("PROVIDER_PLUGIN_COMPONENT"));
@@ -58,10 +58,10 @@ pub struct Cli {
 impl Cli {
     /// The component to run: `--plugin`, else the one compiled into this binary (so an
     /// installed binary needs nothing from the checkout it was built in).
-    pub fn plugin_source(&self) -> provider_host::PluginSource {
+    pub fn plugin_source(&self) -> provider_runtime::PluginSource {
         match &self.plugin {
-            Some(path) => provider_host::PluginSource::File(path.clone()),
-            None => provider_host::PluginSource::Static {
+            Some(path) => provider_runtime::PluginSource::File(path.clone()),
+            None => provider_runtime::PluginSource::Static {
                 bytes: EMBEDDED_PLUGIN,
                 sha256: EMBEDDED_PLUGIN_SHA256,
             },

@@ -3,11 +3,11 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use provider_host::bindings::types::{
+use provider_runtime::bindings::types::{
     ChatChunk, ChatRequest, Citation, FinishReason, Lane, Message, ProviderError, Role,
     ThinkingEffort, Usage,
 };
-use provider_host::{HostError, Session};
+use provider_runtime::{HostError, Session};
 use serde_json::{Value, json};
 
 use super::args::{ChatArgs, LaneArg, Thinking};

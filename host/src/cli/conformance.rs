@@ -1,4 +1,4 @@
-//! `provider-host conformance`: the suite of `provider_host::conformance` as a command.
+//! `provider-host conformance`: the suite of `provider_conformance` as a command.
 //! Progress goes to stderr as each scenario finishes; stdout gets the table (or one JSON
 //! object with `--json`), ending with the line `N passed, M failed`.
 
@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use provider_host::conformance::{self, Progress, SuiteOptions, SuiteReport};
+use provider_conformance::{self as conformance, Progress, SuiteOptions, SuiteReport};
 
 use super::args::{Cli, ConformanceArgs};
 use super::{fail, print_json};

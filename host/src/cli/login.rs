@@ -4,8 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use provider_host::Session;
-use provider_host::bindings::types::PollOutcome;
+use provider_runtime::Session;
+use provider_runtime::bindings::types::PollOutcome;
 
 use super::args::LoginArgs;
 use super::{fail, ok, render};

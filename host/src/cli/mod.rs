@@ -12,7 +12,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use provider_host::{HostConfig, HostError, ProviderSettings, Runtime, RuntimeOptions, Session};
+use provider_runtime::{HostConfig, HostError, ProviderSettings, Runtime, RuntimeOptions, Session};
 use serde_json::Value;
 
 use self::args::{Cli, Command};
@@ -32,7 +32,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let message = e.render().to_string();
             return fail(&HostError::Provider(
-                provider_host::bindings::types::ProviderError::InvalidInput(
+                provider_runtime::bindings::types::ProviderError::InvalidInput(
                     message.trim().to_owned(),
                 ),
             ));
@@ -40,7 +40,7 @@ pub fn main() -> ExitCode {
     };
     if matches!(cli.command, Command::Conformance(_)) && cli.log_level == "warn" {
         // The suite provokes sandbox refusals on purpose: do not warn about those.
-        init_tracing("warn,provider_host::http_sandbox=error");
+        init_tracing("warn,provider_runtime::http_sandbox=error");
     } else {
         init_tracing(&cli.log_level);
     }
@@ -102,7 +102,7 @@ async fn open_session(cli: &Cli, config: &HostConfig) -> Result<(Runtime, Sessio
     let mut options = RuntimeOptions::new(cli.plugin_source(), state_dir);
     // One session per process: reserving the instance pool (sized for thousands of
     // tenants) would cost more than the whole call.
-    options.allocation = provider_host::limits::InstanceAllocation::OnDemand;
+    options.allocation = provider_runtime::limits::InstanceAllocation::OnDemand;
     if let Some(t) = cli.call_timeout_secs {
         options.limits.call_timeout = std::time::Duration::from_secs(t);
     }

@@ -4,7 +4,7 @@
 //! One extension: an assistant message may carry `reasoning_items` (as `chat --json`
 //! printed them) so that encrypted reasoning can round-trip through the CLI.
 
-use provider_host::bindings::types::{
+use provider_runtime::bindings::types::{
     ChatRequest, ContentPart, FunctionTool, Image, ImageData, ImageDetail, ImageSource,
     JsonSchemaFormat, Lane, Message, ReasoningItem, ResponseFormat, Role, ThinkingEffort, ToolCall,
     ToolChoice,

@@ -1,6 +1,6 @@
 //! WIT records to the script-mode JSON shapes (keys are a contract with scripts).
 
-use provider_host::bindings::types::{
+use provider_runtime::bindings::types::{
     ChatReply, Citation, ConnectionStatus, DevicePrompt, FinishReason, Lane, LogoutReport, Model,
     ModelList, PollOutcome, ReasoningItem, Usage,
 };

@@ -1,5 +1,5 @@
 // What the plugin is told to talk to (the `config` import), and the origins the sandbox
-// lets it reach. Same rules as the Rust host (host/src/config.rs): an origin must be
+// lets it reach. Same rules as the Rust host (host/runtime/src/config.rs): an origin must be
 // https://, or http:// on a loopback host named explicitly (for local test servers).
 
 /** xAI's public endpoints and client, as in the Rust host's ProviderSettings::default(). */

@@ -1,5 +1,5 @@
 // Tenant-scoped secret storage: the JavaScript side of the `secrets` interface of
-// wit/provider.wit, with the Rust host's rules (host/src/secrets/):
+// wit/provider.wit, with the Rust host's rules (host/secrets/src/):
 //
 //   <stateDir>/tenants/<tenant>/secrets/<key>.sec             one value per file, 0600
 //   <stateDir>/tenants/<tenant>/secrets/.<key>.<random>.tmp   a write in flight (ignored)

@@ -1,4 +1,4 @@
-// The JavaScript host's origin rules are the Rust host's (host/src/config.rs).
+// The JavaScript host's origin rules are the Rust host's (host/runtime/src/config.rs).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, originOf } from '../host/config.js';

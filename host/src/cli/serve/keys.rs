@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use provider_host::HostError;
-use provider_host::secrets::{KeySource, SecretStore, StoreConfig, TenantSecrets};
+use provider_runtime::HostError;
+use provider_runtime::secrets::{KeySource, SecretStore, StoreConfig, TenantSecrets};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -26,8 +26,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use provider_host::bindings::types::{ChatChunk, ChatReply, ChatRequest};
-use provider_host::{HostConfig, HostError, Runtime, RuntimeOptions};
+use provider_runtime::bindings::types::{ChatChunk, ChatReply, ChatRequest};
+use provider_runtime::{HostConfig, HostError, Runtime, RuntimeOptions};
 use serde_json::{Value, json};
 
 use self::keys::ServeKeys;

@@ -1,7 +1,7 @@
 //! `POST /v1/responses`: the Responses API's request mapped onto the WIT's
 //! `chat-request`, and the reply (whole, or as `response.*` events) in its shape.
 
-use provider_host::bindings::types::{
+use provider_runtime::bindings::types::{
     ChatChunk, ChatReply, ChatRequest, ContentPart, FunctionTool, Image, JsonSchemaFormat, Lane,
     Message, ReasoningItem, ResponseFormat, Role, ToolCall, ToolChoice, Usage,
 };
@@ -295,9 +295,9 @@ fn envelope(
 }
 
 fn status_of(
-    reply_finish: Option<&provider_host::bindings::types::FinishReason>,
+    reply_finish: Option<&provider_runtime::bindings::types::FinishReason>,
 ) -> (&'static str, Option<&'static str>) {
-    use provider_host::bindings::types::FinishReason as F;
+    use provider_runtime::bindings::types::FinishReason as F;
     match reply_finish {
         Some(F::Length) => ("incomplete", Some("max_output_tokens")),
         Some(F::ContentFilter) => ("incomplete", Some("content_filter")),
@@ -366,7 +366,7 @@ pub struct EventWriter {
     open: Open,
     annotations: Vec<Value>,
     usage: Option<Usage>,
-    finish: Option<provider_host::bindings::types::FinishReason>,
+    finish: Option<provider_runtime::bindings::types::FinishReason>,
 }
 
 impl EventWriter {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use provider_host::{HostConfig, HostError, Runtime, Session};
+use provider_runtime::{HostConfig, HostError, Runtime, Session};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Live sessions per tenant; more concurrent requests of one tenant wait for a free one.

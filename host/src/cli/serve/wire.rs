@@ -4,8 +4,8 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use provider_host::HostError;
-use provider_host::bindings::types::{ChatChunk, ChatReply, ModelList, ToolCall, Usage};
+use provider_runtime::HostError;
+use provider_runtime::bindings::types::{ChatChunk, ChatReply, ModelList, ToolCall, Usage};
 use serde_json::{Value, json};
 
 use crate::cli::render;

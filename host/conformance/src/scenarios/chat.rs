@@ -3,14 +3,14 @@
 
 use provider_reference::{Fault, Route};
 
-use crate::bindings::types::{
+use provider_runtime::bindings::types::{
     ChatChunk, ChatReply, Citation, FinishReason, Lane, Message, Model, ReasoningItem, Role,
     ThinkingEffort, ToolCall,
 };
-use crate::conformance::check::{Outcome, Step, check, describe, expect_typed, fail};
-use crate::conformance::context::{Ctx, ask, echo, models_of, names};
-use crate::error::HostError;
-use crate::runtime::{ChatStreamHandle, Session};
+use crate::check::{Outcome, Step, check, describe, expect_typed, fail};
+use crate::context::{Ctx, ask, echo, models_of, names};
+use provider_runtime::error::HostError;
+use provider_runtime::runtime::{ChatStreamHandle, Session};
 
 /// Most chunks a stream is read for before the suite calls it endless.
 const MAX_CHUNKS: usize = 100_000;
@@ -166,7 +166,7 @@ pub async fn models_cache_and_force(ctx: &mut Ctx) -> Outcome {
         "second models: expected no request, the API saw {}",
         ctx.api.stats().models_requests - requests
     );
-    let ids = |l: &crate::bindings::types::ModelList| {
+    let ids = |l: &provider_runtime::bindings::types::ModelList| {
         l.models.iter().map(|m| m.id.clone()).collect::<Vec<_>>()
     };
     check!(

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::error::HostError;
+use provider_runtime::error::HostError;
 
 /// Why a scenario failed: expected versus seen, in words. Never carries a token
 /// ([`redact`] runs over it before it leaves the suite).
@@ -30,7 +30,7 @@ pub type Outcome<T = ()> = Result<T, Failure>;
 macro_rules! check {
     ($cond:expr, $($msg:tt)+) => {
         if !$cond {
-            return Err($crate::conformance::check::Failure(format!($($msg)+)));
+            return Err($crate::check::Failure(format!($($msg)+)));
         }
     };
 }
@@ -39,7 +39,7 @@ pub(crate) use check;
 /// Fail the scenario with a formatted message.
 macro_rules! fail {
     ($($msg:tt)+) => {
-        return Err($crate::conformance::check::Failure(format!($($msg)+)))
+        return Err($crate::check::Failure(format!($($msg)+)))
     };
 }
 pub(crate) use fail;

@@ -1,8 +1,8 @@
 //! The host's allowlist is enforced whatever the plugin is told: a request to an origin
 //! outside it is refused before it leaves, and the plugin reports `denied_by_sandbox`.
 
-use crate::conformance::check::{Outcome, Step, check, expect_code};
-use crate::conformance::context::Ctx;
+use crate::check::{Outcome, Step, check, expect_code};
+use crate::context::Ctx;
 
 /// An allowlist without the issuer refuses the login; one without the API refuses chat.
 pub async fn sandbox_denial(ctx: &mut Ctx) -> Outcome {

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use provider_reference::{Fault, ModelKind, Route};
 
-use crate::bindings::types::Lane;
-use crate::conformance::check::{Outcome, Step, check, describe, expect_code, expect_typed, fail};
-use crate::conformance::context::{Ctx, ask, echo};
-use crate::conformance::scenarios::chat::{drain, model_in_lane};
-use crate::runtime::Session;
+use provider_runtime::bindings::types::Lane;
+use crate::check::{Outcome, Step, check, describe, expect_code, expect_typed, fail};
+use crate::context::{Ctx, ask, echo};
+use crate::scenarios::chat::{drain, model_in_lane};
+use provider_runtime::runtime::Session;
 
 const CHAT: &str = "chat/completions";
 /// The least wait the suite accepts before each retry of a 5xx answer (a backoff, not a

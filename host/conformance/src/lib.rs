@@ -13,9 +13,9 @@
 //! compile cache); scenarios run one after the other.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), provider_host::HostError> {
-//! use provider_host::conformance::{SuiteOptions, run};
-//! let report = run(SuiteOptions::new(provider_host::BUILT_PLUGIN_COMPONENT), |_| {}).await?;
+//! # async fn demo() -> Result<(), provider_runtime::HostError> {
+//! use provider_conformance::{SuiteOptions, run};
+//! let report = run(SuiteOptions::new("provider_plugin.wasm"), |_| {}).await?;
 //! assert!(report.ok(), "{} failed", report.failed());
 //! # Ok(()) }
 //! ```
@@ -33,16 +33,16 @@ pub use check::{Failure, redact};
 pub use context::Setup;
 pub use scenarios::{SCENARIOS, Scenario};
 
-use crate::error::HostError;
-use crate::limits::Limits;
-use crate::runtime::Runtime;
+use provider_runtime::error::HostError;
+use provider_runtime::limits::Limits;
+use provider_runtime::runtime::Runtime;
 use context::{Ctx, Env};
 
 /// How a run is set up.
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
     /// The component under test.
-    pub plugin: crate::runtime::PluginSource,
+    pub plugin: provider_runtime::runtime::PluginSource,
     /// Where compiled components are cached; `None`: a directory that lives for the run.
     pub compile_cache: Option<PathBuf>,
     /// Run only these scenarios (by name); empty runs all of them.
@@ -55,7 +55,7 @@ pub struct SuiteOptions {
 
 impl SuiteOptions {
     /// Every scenario against `plugin`, with default limits.
-    pub fn new(plugin: impl Into<crate::runtime::PluginSource>) -> Self {
+    pub fn new(plugin: impl Into<provider_runtime::runtime::PluginSource>) -> Self {
         Self {
             plugin: plugin.into(),
             compile_cache: None,

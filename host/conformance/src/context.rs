@@ -10,13 +10,13 @@ use provider_reference::{
 };
 
 use super::check::{Failure, Outcome, Step, check};
-use crate::bindings::types::{
+use provider_runtime::bindings::types::{
     ChatRequest, ConnectionStatus, DevicePrompt, Lane, Message, Model, ModelList, PollOutcome, Role,
 };
-use crate::config::{HostConfig, ProviderSettings};
-use crate::limits::Limits;
-use crate::runtime::{Runtime, RuntimeOptions, Session};
-use crate::secrets::KeySource;
+use provider_runtime::config::{HostConfig, ProviderSettings};
+use provider_runtime::limits::Limits;
+use provider_runtime::runtime::{Runtime, RuntimeOptions, Session};
+use provider_runtime::secrets::KeySource;
 
 /// Tenant every scenario's sessions use.
 pub const TENANT: &str = "conformance";
@@ -27,7 +27,7 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone)]
 pub struct Env {
     /// The component under test.
-    pub plugin: crate::runtime::PluginSource,
+    pub plugin: provider_runtime::runtime::PluginSource,
     /// Compiled-component cache shared by every scenario's runtime (compile once per run).
     pub compile_cache: PathBuf,
     /// Parent of the scenarios' state directories.

@@ -4,9 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use provider_reference::ModelKind;
 
-use crate::bindings::types::{Lane, PollOutcome};
-use crate::conformance::check::{Outcome, Step, check, expect_code, fail};
-use crate::conformance::context::{Ctx, names, poll_until_connected, subject, wait_interval};
+use provider_runtime::bindings::types::{Lane, PollOutcome};
+use crate::check::{Outcome, Step, check, expect_code, fail};
+use crate::context::{Ctx, names, poll_until_connected, subject, wait_interval};
 
 fn unix_now() -> u64 {
     SystemTime::now()

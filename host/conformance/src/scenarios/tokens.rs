@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use provider_reference::{Fault, Route};
 
-use crate::bindings::types::{ConnectionStatus, Lane};
-use crate::conformance::check::{Outcome, Step, check, expect_code, fail};
-use crate::conformance::context::{Ctx, ask, echo, models_of};
-use crate::runtime::Session;
+use provider_runtime::bindings::types::{ConnectionStatus, Lane};
+use crate::check::{Outcome, Step, check, expect_code, fail};
+use crate::context::{Ctx, ask, echo, models_of};
+use provider_runtime::runtime::Session;
 
 /// How long a refresh may be coalesced with a login or refresh that happened just before
 /// (single-flight across processes): the suite keeps asking for that long.

@@ -85,8 +85,11 @@
 //! [`DEFAULT_MAX_LOCK_NAMES`] (64) lock names (files) are in use per tenant; beyond either,
 //! `lock` fails at once with [`SecretStoreError::TooLarge`] (the WIT `too-large`).
 
+#![deny(missing_docs)]
+
+mod backend;
 mod error;
-mod file_format;
+pub mod file_format;
 mod fs_util;
 mod key;
 mod lock;
@@ -96,6 +99,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use backend::{SecretBackend, SecretLock, TenantBackend};
 pub use error::SecretStoreError;
 pub use key::{KEY_ENV_VAR, KeySource, MASTER_KEY_LEN};
 pub use lock::LockGuard;

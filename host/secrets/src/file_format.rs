@@ -12,17 +12,17 @@ use rand::rngs::OsRng;
 use super::error::SecretStoreError;
 
 /// First bytes of every value file.
-pub(super) const MAGIC: [u8; 4] = *b"PHSC";
+pub const MAGIC: [u8; 4] = *b"PHSC";
 /// The format version this code writes and reads.
-pub(super) const VERSION: u8 = 1;
+pub const VERSION: u8 = 1;
 /// Length of magic plus version.
-pub(super) const HEADER_LEN: usize = MAGIC.len() + 1;
+pub const HEADER_LEN: usize = MAGIC.len() + 1;
 /// XChaCha20 nonce length.
-pub(super) const NONCE_LEN: usize = 24;
+pub const NONCE_LEN: usize = 24;
 /// Poly1305 tag length.
-pub(super) const TAG_LEN: usize = 16;
+pub const TAG_LEN: usize = 16;
 /// Bytes a file holds on top of the value.
-pub(super) const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
+pub const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 
 /// The associated data: header plus length-prefixed tenant and key, so a file only opens
 /// under the tenant and key it was written for.
@@ -39,7 +39,7 @@ fn associated_data(tenant: &str, key: &str) -> Vec<u8> {
 }
 
 /// Encrypts `value` for `tenant`/`key` under a fresh random nonce.
-pub(super) fn seal(
+pub fn seal(
     cipher: &XChaCha20Poly1305,
     tenant: &str,
     key: &str,
@@ -71,7 +71,7 @@ pub(super) fn seal(
 /// Decrypts a file written by [`seal`] for the same `tenant`/`key`. Anything else — wrong
 /// magic or version, truncation, tampering, another tenant/key, another master key — is
 /// [`SecretStoreError::Corrupt`].
-pub(super) fn open(
+pub fn open(
     cipher: &XChaCha20Poly1305,
     tenant: &str,
     key: &str,

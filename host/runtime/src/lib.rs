@@ -16,7 +16,6 @@ pub mod bindings;
 mod capabilities;
 mod compile_cache;
 pub mod config;
-pub mod conformance;
 mod engine;
 pub mod error;
 mod guest_stderr;
@@ -24,11 +23,9 @@ mod http_pool;
 pub mod http_sandbox;
 pub mod limits;
 pub mod runtime;
-pub mod secrets;
+/// The secret backend and its default, the encrypted file store (crate `provider-secrets`).
+pub use provider_secrets as secrets;
 
 pub use config::{HostConfig, ProviderSettings};
 pub use error::HostError;
 pub use runtime::{PluginSource, Runtime, RuntimeOptions, Session};
-
-/// Path of the plugin component built together with this crate (by `build.rs`).
-pub const BUILT_PLUGIN_COMPONENT: &str = env!("PROVIDER_PLUGIN_COMPONENT");
