@@ -14,6 +14,7 @@ fn main() {
         println!("cargo:rustc-env=PROVIDER_PLUGIN_COMPONENT={prebuilt}");
         announce_digest(Path::new(&prebuilt));
         println!("cargo:rustc-env=HOSTILE_GUEST_COMPONENT=");
+        println!("cargo:rustc-env=ACME_GUEST_COMPONENT=");
         return;
     }
 
@@ -51,6 +52,8 @@ fn main() {
             "grok-provider-plugin",
             "--package",
             "hostile-guest",
+            "--package",
+            "acme-guest",
             "--target",
             "wasm32-wasip2",
         ])
@@ -94,6 +97,9 @@ fn main() {
         "cargo:rustc-env=HOSTILE_GUEST_COMPONENT={}",
         hostile.display()
     );
+    // A second, made-up vendor's plugin for the neutrality tests (tests/guests/acme).
+    let acme = plugin_target.join("wasm32-wasip2/component/acme_guest.wasm");
+    println!("cargo:rustc-env=ACME_GUEST_COMPONENT={}", acme.display());
 }
 
 /// The component's SHA-256, for the CLI that embeds it (so a call never hashes it).

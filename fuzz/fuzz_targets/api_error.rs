@@ -12,6 +12,7 @@ use grok_provider_core::http::Reply;
 use grok_provider_core::oauth::{OAuthReply, classify_oauth};
 use grok_provider_core::redact::{MAX_MESSAGE_CHARS, sanitize};
 use grok_provider_core::retry_after::parse_retry_after;
+use grok_provider_core::routes::Route;
 use grok_provider_fuzz::{NOW_MS, SECRETS, check_error, check_message, status};
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, UNIX_EPOCH};
@@ -60,9 +61,17 @@ fuzz_target!(|data: &[u8]| {
 
     check_retry_after(&retry_after);
 
-    match classify_api_error(status, Some(&retry_after), body, NOW_MS, &secrets) {
-        ApiFailure::Unauthenticated(m) | ApiFailure::Server(m) => check_message(&m, &secrets),
-        ApiFailure::Final(e) => check_error(&e, &secrets),
+    for route in Route::ALL {
+        match classify_api_error(status, Some(&retry_after), body, NOW_MS, &secrets, route) {
+            ApiFailure::Unauthenticated(m) | ApiFailure::Server(m) => check_message(&m, &secrets),
+            ApiFailure::Final(e) => {
+                check_error(&e, &secrets);
+                // A quota refusal always names the route that refused.
+                if let grok_provider_core::ProviderError::QuotaExhausted { route: r, .. } = &e {
+                    assert_eq!(r, route.name());
+                }
+            }
+        }
     }
     let m = upstream_message(status, body, &secrets);
     check_message(&m, &secrets);
@@ -76,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
     match classify_oauth(&reply, "token endpoint", NOW_MS, &secrets) {
         OAuthReply::Success(v) => assert!(v.is_object()),
         OAuthReply::Error { code, description } => {
-            check_message(&code, &secrets);
+            check_message(code.as_str(), &secrets);
             if let Some(d) = description {
                 check_message(&d, &secrets);
             }

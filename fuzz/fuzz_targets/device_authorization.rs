@@ -49,8 +49,8 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => check_error(&e, &[]),
         },
         OAuthReply::Error { code, description } => {
-            assert!(code.chars().count() <= 65, "{code:?}");
-            check_message(&code, &[]);
+            assert!(code.as_str().chars().count() <= 65, "{code:?}");
+            check_message(code.as_str(), &[]);
             if let Some(d) = description {
                 check_message(&d, &[]);
             }

@@ -1,23 +1,27 @@
 //! A complete (non-streamed) Responses-API reply body.
 #![no_main]
 
-use grok_provider_core::chat::{Route, parse_reply};
+use grok_provider_core::chat::{Plan, parse_reply};
 use grok_provider_core::http::parse_json;
-use grok_provider_core::{Lane, MODEL_PREFIX};
+use grok_provider_core::{Lane, Route, RoutedModel};
 use grok_provider_fuzz::check_error;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
-    let route = Route {
-        upstream_model: "grok-4.20-multi-agent-0309".into(),
+    let route = Plan {
+        model: RoutedModel {
+            route: Route::Api,
+            upstream: "grok-4.20-multi-agent-0309".into(),
+        },
         lane: Lane::Responses,
     };
     let parsed = parse_json(data, "chat reply");
     match parsed.clone().and_then(|v| parse_reply(&route, &v)) {
         Ok(r) => {
             assert_eq!(r.lane, Lane::Responses);
-            assert!(r.model.starts_with(MODEL_PREFIX), "{r:?}");
+            assert!(r.model.starts_with(Route::Api.prefix()), "{r:?}");
+            assert_eq!(r.route, "api");
             // A failed response is never reported as a reply.
             let v = parsed.unwrap();
             assert_ne!(v.get("status").and_then(Value::as_str), Some("failed"));

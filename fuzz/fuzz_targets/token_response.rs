@@ -83,8 +83,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         OAuthReply::Error { code, description } => {
-            assert!(code.chars().count() <= 65, "{code:?}");
-            check_message(&code, &SECRETS);
+            assert!(code.as_str().chars().count() <= 65, "{code:?}");
+            check_message(code.as_str(), &SECRETS);
             if let Some(d) = description {
                 check_message(&d, &SECRETS);
             }

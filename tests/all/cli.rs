@@ -45,9 +45,22 @@ fn plain_http_to_a_remote_host_is_refused_before_anything_runs() {
         assert_eq!(json["ok"], false);
         assert_eq!(json["error"], "config_error", "{sub:?}: {json}");
         assert!(json["message"].as_str().unwrap().contains("loopback"));
+        assert!(
+            json["message"]
+                .as_str()
+                .unwrap()
+                .contains("XAI_OAUTH_ISSUER")
+        );
     }
-    // Nothing was created: the refusal came before the store was opened.
-    assert!(support::files_below(state.path()).is_empty());
+    // No tenant was touched: the refusal came before any session opened (the component
+    // was loaded, since its manifest says which variables are endpoints).
+    assert!(
+        !support::files_below(state.path())
+            .iter()
+            .any(|f| f.starts_with(state.path().join("tenants").join("default"))),
+        "{:?}",
+        support::files_below(state.path())
+    );
 }
 
 #[test]

@@ -28,7 +28,7 @@ async fn session(runtime: &Runtime, tenant: &str) -> Session {
 
 async fn still_serves(session: &mut Session) {
     let models = session
-        .models(false)
+        .models(false, None)
         .await
         .expect("the next call is served");
     assert_eq!(models.default_model_id, "none");
@@ -58,7 +58,7 @@ async fn an_export_that_spins_forever_is_interrupted() {
 /// the credentials lock: it must come back as a call timeout, well before 20 s.
 async fn times_out_blocked(s: &mut Session, what: &str) {
     let began = Instant::now();
-    let err = tokio::time::timeout(Duration::from_secs(30), s.models(true))
+    let err = tokio::time::timeout(Duration::from_secs(30), s.models(true, None))
         .await
         .unwrap_or_else(|_| panic!("{what} ran past the wall-clock bound"))
         .unwrap_err();

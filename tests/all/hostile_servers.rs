@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use provider_runtime::bindings::types::{ChatRequest, Message, PollOutcome, Role};
-use provider_runtime::secrets::KeySource;
-use provider_runtime::{Runtime, RuntimeOptions, Session};
 use provider_reference::{
     ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Fault, Route,
 };
+use provider_runtime::bindings::types::{ChatRequest, Message, PollOutcome, Role};
+use provider_runtime::secrets::KeySource;
+use provider_runtime::{Runtime, RuntimeOptions, Session};
 
 use crate::support;
 
@@ -85,7 +85,7 @@ async fn bodies_far_over_the_cap_are_refused_without_unbounded_allocation() {
     }
     w.api
         .push_fault(Route::Models, Fault::Oversized { bytes: 40 << 20 });
-    let err = w.session.models(true).await.unwrap_err();
+    let err = w.session.models(true, None).await.unwrap_err();
     assert_eq!(err.code(), "invalid_response", "{err}");
     still_connected(&mut w).await;
 }
@@ -133,7 +133,7 @@ async fn a_stalled_model_list_fails_fast_but_a_slow_chat_is_waited_for() {
         Fault::StallBeforeHeaders(Duration::from_secs(90)),
     );
     let t = std::time::Instant::now();
-    let err = w.session.models(true).await.unwrap_err();
+    let err = w.session.models(true, None).await.unwrap_err();
     assert_eq!(err.code(), "network", "{err}");
     let waited = t.elapsed();
     assert!(

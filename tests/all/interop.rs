@@ -162,7 +162,7 @@ async fn refresh_rotates_and_the_api_accepts_the_new_token() {
         .await
         .unwrap();
     assert!(reply.content.contains("hello"), "{reply:?}");
-    let models = session.models(false).await.unwrap();
+    let models = session.models(false, None).await.unwrap();
     let ids: Vec<&str> = models.models.iter().map(|m| m.id.as_str()).collect();
     assert!(ids.contains(&"xai-grok/grok-4.3"), "{ids:?}");
     assert!(
@@ -495,6 +495,63 @@ fn no_token_appears_in_any_output_log_or_state_file() {
             String::from_utf8_lossy(&outputs.last().unwrap().1.stdout)
         );
     }
+    // The API key: set from stdin, described, spent, refused (the API then echoes it
+    // whole in its error), deleted. It must never show up either.
+    let key = provider_reference::random_api_key();
+    api.add_api_key(&key, 4u32);
+    api.set_echo_api_key_in_errors(true);
+    let key_set = {
+        use std::io::Write;
+        let mut child = command()
+            .args(["key", "set"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{key}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let set = support::json_of(&key_set);
+    assert_eq!(set["last_four"], key[key.len() - 4..], "{set}");
+    outputs.push(("key set".into(), key_set));
+    snapshot("key set");
+    for args in [
+        &["key", "status"][..],
+        &["models", "--route", "api-key"],
+        &["chat", "--json", "--route", "api-key", "by key"],
+        &[
+            "chat",
+            "--stream",
+            "--json",
+            "--route",
+            "api-key",
+            "by key, streamed",
+        ],
+    ] {
+        let step = args.join(" ");
+        outputs.push((step.clone(), cli(args)));
+        snapshot(&step);
+        assert!(
+            outputs.last().unwrap().1.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&outputs.last().unwrap().1.stdout)
+        );
+    }
+    api.remove_api_key(&key);
+    outputs.push((
+        "chat with a refused key".into(),
+        cli(&["chat", "--json", "--route", "api-key", "refused"]),
+    ));
+    snapshot("chat with a refused key");
+    assert_eq!(
+        support::json_of(&outputs.last().unwrap().1)["error"],
+        "unauthorized"
+    );
+    outputs.push(("key delete".into(), cli(&["key", "delete"])));
+    snapshot("key delete");
+    tokens.push(key);
+
     std::thread::sleep(Duration::from_millis(2100));
     outputs.push(("refresh".into(), cli(&["refresh"])));
     snapshot("refresh");
@@ -513,8 +570,8 @@ fn no_token_appears_in_any_output_log_or_state_file() {
     tokens.sort();
     tokens.dedup();
     assert!(
-        tokens.len() >= 6,
-        "expected three access and three refresh tokens (login, poll, refresh), got {}",
+        tokens.len() >= 7,
+        "expected three access and three refresh tokens (login, poll, refresh) and the key, got {}",
         tokens.len()
     );
 
@@ -564,15 +621,15 @@ async fn api_errors_cut_streams_and_the_model_cache_against_the_jwks_checking_ap
     let chat = user("xai-grok/grok-4.3", "hello");
 
     // The cache, and `force`.
-    assert!(!s.models(false).await.unwrap().cached);
+    assert!(!s.models(false, None).await.unwrap().cached);
     let before = api.stats().models_requests;
-    assert!(s.models(false).await.unwrap().cached);
+    assert!(s.models(false, None).await.unwrap().cached);
     assert_eq!(
         api.stats().models_requests,
         before,
         "a cached answer must not call the API"
     );
-    assert!(!s.models(true).await.unwrap().cached);
+    assert!(!s.models(true, None).await.unwrap().cached);
     assert_eq!(api.stats().models_requests, before + 1);
 
     // Each upstream answer becomes its typed error, without silent retries.

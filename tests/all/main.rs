@@ -3,14 +3,19 @@
 //! The plugin component is built by `host/build.rs`; these tests load it the way the CLI
 //! does and talk to it only through the WIT contract.
 
+mod capabilities;
 mod cli;
 mod conformance;
+mod embedding;
+mod fleet;
 mod foundation;
 mod hostile;
 mod hostile_servers;
 mod interop;
 mod memory_bounds;
+mod neutrality;
 mod peers;
+mod routes;
 mod serve;
 mod store_hardening;
 mod support;

@@ -58,7 +58,7 @@ fn chat(model: &str, text: &str) -> ChatRequest {
 
 async fn still_serves(session: &mut Session) {
     let models = session
-        .models(false)
+        .models(false, None)
         .await
         .expect("the next call is served");
     assert_eq!(models.default_model_id, "none");

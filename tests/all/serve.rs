@@ -42,6 +42,15 @@ fn serve() -> Served {
 /// `serve()` against an authorization server configured so (the device-poll interval is
 /// always 1 s).
 fn serve_with(auth_config: AuthConfig) -> Served {
+    serve_custom(auth_config, |_, _, _, _| {})
+}
+
+/// `serve_with`, with `prepare` run on the state directory before `serve` starts and
+/// given its command to add arguments or variables to.
+fn serve_custom(
+    auth_config: AuthConfig,
+    prepare: impl FnOnce(&mut Command, &std::path::Path, &AuthHandle, &ApiHandle),
+) -> Served {
     let auth = AuthServer::start_background(AuthConfig {
         interval: 1,
         ..auth_config
@@ -57,8 +66,10 @@ fn serve_with(auth_config: AuthConfig) -> Served {
             .unwrap(),
     );
     let key = created["key"].as_str().unwrap().to_owned();
-    let mut child = cli_to(state.path(), &auth, &api)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+    let mut serve = cli_to(state.path(), &auth, &api);
+    serve.args(["serve", "--listen", "127.0.0.1:0"]);
+    prepare(&mut serve, state.path(), &auth, &api);
+    let mut child = serve
         .env("RUST_LOG", "access=info,warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -126,6 +137,18 @@ impl Served {
 
     /// Write one HTTP/1.1 request (`Connection: close`) on a new connection.
     fn send(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> TcpStream {
+        self.send_with(method, path, key, body, &[])
+    }
+
+    /// `send` with more request headers.
+    fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> TcpStream {
         let mut conn = TcpStream::connect(self.addr()).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
@@ -133,6 +156,9 @@ impl Served {
             format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
         if let Some(k) = key {
             head.push_str(&format!("Authorization: Bearer {k}\r\n"));
+        }
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         if let Some(b) = body {
             head.push_str(&format!(
@@ -766,4 +792,89 @@ fn headers_trickling_slower_than_the_header_read_timeout_are_cut() {
     );
     // serve itself goes on.
     assert_eq!(s.request("GET", "/healthz", None, None).0, 200);
+}
+
+/// Routes through `serve`: the default route, an enabled subscription rail and the stored
+/// API key, listed side by side by `/v1/models` and picked per request by the
+/// `X-Provider-Route` header or the model's prefix.
+#[test]
+fn serve_picks_the_route_per_request_and_lists_every_enabled_route() {
+    let key = provider_reference::random_api_key();
+    let stored = key.clone();
+    let served = serve_custom(AuthConfig::default(), move |serve, state, auth, api| {
+        api.add_api_key(&stored, 4u32);
+        let mut set = cli_to(state, auth, api)
+            .args(["--tenant", "team", "key", "set"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(set.stdin.take().unwrap(), "{stored}").unwrap();
+        assert!(set.wait_with_output().unwrap().status.success());
+        serve
+            .env("XAI_SUBSCRIPTION_BASE", api.subscription_base())
+            .args(["--route", "subscription", "--route", "api-key"]);
+    });
+    let (status, body) = served.request("GET", "/v1/models", Some(&served.key), None);
+    assert_eq!(status, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    let routes: std::collections::BTreeSet<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        routes.into_iter().collect::<Vec<_>>(),
+        ["api", "api-key", "subscription"],
+        "{body}"
+    );
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "model ids of different routes collide: {ids:?}"
+    );
+
+    let chat = |headers: &[(&str, &str)], model: &str| {
+        let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": "route?"}]});
+        let mut conn = served.send_with(
+            "POST",
+            "/v1/chat/completions",
+            Some(&served.key),
+            Some(&body.to_string()),
+            headers,
+        );
+        let mut raw = Vec::new();
+        conn.read_to_end(&mut raw).unwrap();
+        parse_response(&raw)
+    };
+    let before = (served.api.stats(), served.api.rail_stats());
+    let (status, body) = chat(&[("X-Provider-Route", "api-key")], "grok-4.3");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = chat(&[], "xai-grok-sub/grok-4.3");
+    assert_eq!(status, 200, "{body}");
+    let after = (served.api.stats(), served.api.rail_stats());
+    assert!(
+        after.0.api_key_requests > before.0.api_key_requests,
+        "the header's route was not used"
+    );
+    assert!(
+        after.1.chat_completions > before.1.chat_completions,
+        "the prefix's route was not used"
+    );
+    assert_eq!(after.1.permission_denied, 0);
+    // A route the prefix contradicts is the client's error.
+    let (status, body) = chat(&[("X-Provider-Route", "api")], "xai-grok-sub/grok-4.3");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        !served.log().contains(&key),
+        "the API key reached serve's log"
+    );
 }

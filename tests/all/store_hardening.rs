@@ -379,7 +379,9 @@ fn a_missing_master_key_is_not_replaced_while_values_exist() {
     let mut options =
         provider_runtime::RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state.path());
     options.key = KeySource::File(key.clone());
-    let err = provider_runtime::Runtime::new(options).err().expect("refused");
+    let err = provider_runtime::Runtime::new(options)
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("missing"), "{err}");
 
     // Restored: everything reads again.

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use provider_runtime::secrets::KeySource;
-use provider_runtime::{HostConfig, ProviderSettings, Runtime, RuntimeOptions};
 use provider_reference::{ApiHandle, AuthHandle};
+use provider_runtime::secrets::KeySource;
+use provider_runtime::{HostConfig, Runtime, RuntimeOptions};
 
 /// A fixed test master key (hex), so tests never touch a real key.
 pub const TEST_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -27,12 +27,10 @@ pub fn runtime(state: &Path) -> Runtime {
 
 /// Settings pointing both endpoints at `issuer` / `api`.
 pub fn config(issuer: &str, api: &str) -> HostConfig {
-    HostConfig::new(ProviderSettings {
-        issuer: issuer.into(),
-        api_base: api.into(),
-        ..ProviderSettings::default()
-    })
-    .unwrap()
+    HostConfig::new()
+        .unwrap()
+        .set("oauth-issuer", issuer)
+        .set("api-base", api)
 }
 
 /// The CLI binary built with these tests.

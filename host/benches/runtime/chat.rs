@@ -12,8 +12,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use provider_runtime::bindings::types::{ChatRequest, Message, Role};
 use provider_reference::RecordedRequest;
+use provider_runtime::bindings::types::{ChatRequest, Message, Role};
 
 use crate::native::Native;
 use crate::support::{REPLY_BYTES, Report, Row, Samples, World, dur, heading, ratio};
@@ -74,14 +74,8 @@ pub async fn run(world: &World, native: &mut Native, iterations: usize, report: 
     let mut direct_kept = Samples::with_capacity(iterations);
     let mut logic = Samples::with_capacity(iterations);
     for _ in 0..iterations {
-        let reply = logic.time(|| {
-            native.chat(
-                &world.config.provider,
-                "bench-chat",
-                &core_request,
-                &reply_bytes,
-            )
-        });
+        let reply =
+            logic.time(|| native.chat(&world.settings, "bench-chat", &core_request, &reply_bytes));
         assert_eq!(reply.expect("native chat").content.len(), REPLY_BYTES);
 
         let t = Instant::now();

@@ -7,9 +7,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use provider_reference::AuthHandle;
 use provider_runtime::limits::InstanceAllocation;
 use provider_runtime::{HostConfig, Runtime};
-use provider_reference::AuthHandle;
 
 use crate::support::{Report, Row, World, bytes, dur, heading, map_count, rss_bytes};
 

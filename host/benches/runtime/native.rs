@@ -8,8 +8,8 @@ use grok_provider_core::io::{
     Clock, HttpRequest, HttpResponse, ResponseBody, SecretStore, StoreError, Transport,
     TransportError,
 };
-use grok_provider_core::{ConnectionStatus, Provider, ProviderConfig, ProviderError};
-use provider_runtime::ProviderSettings;
+use grok_provider_core::settings::Settings;
+use grok_provider_core::{ConnectionStatus, Provider, ProviderError};
 use provider_runtime::secrets::{LockGuard, TenantSecrets};
 
 /// The provider logic over the host's secret store, natively.
@@ -43,14 +43,14 @@ impl Native {
     /// parsed reply, with no network and no WebAssembly.
     pub fn chat(
         &mut self,
-        settings: &ProviderSettings,
+        settings: &Settings,
         tenant: &str,
         request: &grok_provider_core::ChatRequest,
         reply: &[u8],
     ) -> Result<grok_provider_core::ChatReply, ProviderError> {
         let secrets = self.secrets(tenant);
         Provider::new(
-            core_config(settings),
+            settings.clone(),
             Canned(reply.to_vec()),
             Store(secrets),
             SystemClock,
@@ -61,27 +61,11 @@ impl Native {
     /// `status()` of `tenant`. A call that would need the network fails.
     pub fn status(
         &mut self,
-        settings: &ProviderSettings,
+        settings: &Settings,
         tenant: &str,
     ) -> Result<ConnectionStatus, ProviderError> {
         let secrets = self.secrets(tenant);
-        Provider::new(
-            core_config(settings),
-            NoNetwork,
-            Store(secrets),
-            SystemClock,
-        )
-        .status()
-    }
-}
-
-fn core_config(settings: &ProviderSettings) -> ProviderConfig {
-    ProviderConfig {
-        issuer: settings.issuer.clone(),
-        api_base: settings.api_base.clone(),
-        client_id: settings.client_id.clone(),
-        scope: settings.scope.clone(),
-        user_agent: settings.user_agent.clone(),
+        Provider::new(settings.clone(), NoNetwork, Store(secrets), SystemClock).status()
     }
 }
 

@@ -61,7 +61,7 @@ async fn measure(
         k.drop.time(|| drop(s));
         let st = k
             .native
-            .time(|| native.status(&world.config.provider, &native_tenant));
+            .time(|| native.status(&world.settings, &native_tenant));
         assert_eq!(st.expect("native status").connected, connected);
     }
     k
@@ -252,7 +252,7 @@ pub async fn parallel(world: &World, calls: usize, report: &mut Report) {
     // The same calls natively: how well the machine itself (file system, caches) scales.
     let (native_seq, native_par) = tokio::task::block_in_place(|| {
         let tenants: Vec<String> = (0..threads).map(|i| format!("bench-par-{i}")).collect();
-        let settings = &world.config.provider;
+        let settings = &world.settings;
         let mut native = Native::new(store.clone());
         let t = Instant::now();
         for _ in 0..per_thread {

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provider_runtime::bindings::types::PollOutcome;
-use provider_runtime::limits::InstanceAllocation;
-use provider_runtime::secrets::KeySource;
-use provider_runtime::{HostConfig, ProviderSettings, Runtime, RuntimeOptions, Session};
 use provider_reference::{
     ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Lifetime,
 };
+use provider_runtime::bindings::types::PollOutcome;
+use provider_runtime::limits::InstanceAllocation;
+use provider_runtime::secrets::KeySource;
+use provider_runtime::{HostConfig, Runtime, RuntimeOptions, Session};
 
 /// Size of every chat reply the reference API sends (benchmark c).
 pub const REPLY_BYTES: usize = 1024;
@@ -22,6 +22,8 @@ pub struct World {
     pub api: ApiHandle,
     pub state: tempfile::TempDir,
     pub config: HostConfig,
+    /// The same endpoints as the native baseline's settings.
+    pub settings: grok_provider_core::settings::Settings,
     pub runtime: Arc<Runtime>,
 }
 
@@ -58,23 +60,27 @@ impl World {
             .prefix("provider-host-bench")
             .tempdir()
             .expect("state dir");
-        let config = HostConfig::new(ProviderSettings {
-            issuer: auth.issuer().to_string(),
-            api_base: api.base_url(),
-            ..ProviderSettings::default()
-        })
-        .expect("config");
+        let config = HostConfig::new()
+            .expect("config")
+            .set("oauth-issuer", auth.issuer())
+            .set("api-base", api.base_url());
         let mut options = options(state.path().to_path_buf());
         options.allocation = allocation;
         if cache.is_some() {
             options.compile_cache = cache;
         }
         let runtime = Arc::new(Runtime::new(options).expect("runtime"));
+        let settings = grok_provider_core::settings::Settings {
+            issuer: auth.issuer().to_owned(),
+            api_base: api.base_url(),
+            ..Default::default()
+        };
         World {
             auth,
             api,
             state,
             config,
+            settings,
             runtime,
         }
     }

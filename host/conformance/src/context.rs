@@ -13,7 +13,7 @@ use super::check::{Failure, Outcome, Step, check};
 use provider_runtime::bindings::types::{
     ChatRequest, ConnectionStatus, DevicePrompt, Lane, Message, Model, ModelList, PollOutcome, Role,
 };
-use provider_runtime::config::{HostConfig, ProviderSettings};
+use provider_runtime::config::HostConfig;
 use provider_runtime::limits::Limits;
 use provider_runtime::runtime::{Runtime, RuntimeOptions, Session};
 use provider_runtime::secrets::KeySource;
@@ -99,13 +99,12 @@ impl Ctx {
         let api = ApiServer::start(api_config)
             .await
             .step("starting the reference model API")?;
-        let config = HostConfig::new(ProviderSettings {
-            issuer: auth.issuer().to_owned(),
-            api_base: api.base_url(),
-            client_id: auth.client_id().to_owned(),
-            ..ProviderSettings::default()
-        })
-        .step("configuring the reference endpoints")?;
+        // The conformance profile: a plugin under test names its endpoints with these keys.
+        let config = HostConfig::new()
+            .step("configuring the reference endpoints")?
+            .set("oauth-issuer", auth.issuer())
+            .set("api-base", api.base_url())
+            .set("client-id", auth.client_id());
         let state = tempfile::Builder::new()
             .prefix("scenario-")
             .tempdir_in(&env.scratch)

@@ -33,10 +33,10 @@ pub use check::{Failure, redact};
 pub use context::Setup;
 pub use scenarios::{SCENARIOS, Scenario};
 
+use context::{Ctx, Env};
 use provider_runtime::error::HostError;
 use provider_runtime::limits::Limits;
 use provider_runtime::runtime::Runtime;
-use context::{Ctx, Env};
 
 /// How a run is set up.
 #[derive(Debug, Clone)]
@@ -199,7 +199,7 @@ pub async fn run(
     let warm = env.runtime_options(scratch.path().join("load"));
     tokio::task::spawn_blocking(move || Runtime::new(warm).map(drop))
         .await
-        .map_err(|e| HostError::Plugin(format!("loading the component failed: {e}")))??;
+        .map_err(|e| HostError::HostSetup(format!("loading the component failed: {e}")))??;
     let load_millis = millis(started.elapsed());
     progress(Progress::Loaded {
         millis: load_millis,

@@ -33,6 +33,8 @@ pub enum Route {
     ChatCompletions,
     /// `POST /v1/responses`.
     Responses,
+    /// `GET /v1/billing` (the subscription rail only).
+    Billing,
 }
 
 /// A fixed answer: status, headers and body.
@@ -126,6 +128,16 @@ impl Fault {
             status,
             &json!({"code": "personal-team-blocked:spending-limit",
                     "error": "Your team has reached its monthly spending limit."}),
+        )
+    }
+
+    /// The API free tier is used up (about 500K tokens per rolling 24 h): `status` (429
+    /// or 403, as reports differ) with `subscription:free-usage-exhausted`.
+    pub fn free_usage_exhausted(status: u16) -> Self {
+        Self::json(
+            status,
+            &json!({"code": "subscription:free-usage-exhausted",
+                    "error": "You have used up your free API usage for now. Add credits at https://console.x.ai or wait until it resets."}),
         )
     }
 

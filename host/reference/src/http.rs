@@ -205,12 +205,54 @@ pub(crate) enum Spawn {
     Thread,
 }
 
+/// When listeners last saw a request. Listeners of one server share it, so the idle guard
+/// stops none of them while another is in use.
+pub(crate) struct Activity {
+    started: Instant,
+    /// Milliseconds after `started`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            started: Instant::now(),
+            last: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        self.last
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+}
+
 /// Bind 127.0.0.1:0 and serve `handler` until the returned `Running` is dropped or the
 /// lifetime guard fires.
 pub(crate) fn start<H, F>(
     spawn: Spawn,
     lifetime: Lifetime,
     log: Arc<RequestLog>,
+    handler: H,
+) -> Result<Running>
+where
+    H: Fn(RecordedRequest) -> F + Send + Sync + 'static,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    start_with_activity(spawn, lifetime, log, Activity::new(), handler)
+}
+
+/// [`start`], sharing `activity` with other listeners.
+pub(crate) fn start_with_activity<H, F>(
+    spawn: Spawn,
+    lifetime: Lifetime,
+    log: Arc<RequestLog>,
+    activity: Arc<Activity>,
     handler: H,
 ) -> Result<Running>
 where
@@ -229,6 +271,7 @@ where
         log,
         Arc::new(handler),
         alive.clone(),
+        activity,
     );
     match spawn {
         Spawn::Current => {
@@ -259,6 +302,7 @@ async fn accept_loop<H, F>(
     log: Arc<RequestLog>,
     handler: Arc<H>,
     alive: Arc<AtomicBool>,
+    activity: Arc<Activity>,
 ) where
     H: Fn(RecordedRequest) -> F + Send + Sync + 'static,
     F: Future<Output = Outcome> + Send + 'static,
@@ -274,8 +318,6 @@ async fn accept_loop<H, F>(
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
-    let started = Instant::now();
-    let last_activity = Arc::new(AtomicU64::new(0));
     // Dropping the set aborts every connection task, so nothing outlives the server.
     let mut connections = tokio::task::JoinSet::new();
     let deadline = tokio::time::sleep(lifetime.max);
@@ -286,8 +328,7 @@ async fn accept_loop<H, F>(
             _ = &mut stop => break,
             _ = &mut deadline => break,
             _ = idle_check.tick() => {
-                let last = Duration::from_millis(last_activity.load(Ordering::Relaxed));
-                if started.elapsed().saturating_sub(last) > lifetime.idle {
+                if activity.idle_for() > lifetime.idle {
                     break;
                 }
             }
@@ -299,10 +340,10 @@ async fn accept_loop<H, F>(
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 let log = log.clone();
-                let activity = last_activity.clone();
+                let activity = activity.clone();
                 connections.spawn(async move {
                     let service = service_fn(move |req| {
-                        activity.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                        activity.touch();
                         let handler = handler.clone();
                         let log = log.clone();
                         async move {

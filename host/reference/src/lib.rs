@@ -5,6 +5,12 @@
 //!   reuse detection, revocation), driven by the test through its [`AuthHandle`].
 //! - [`ApiServer`]: a model API shaped like `api.x.ai/v1` (tier-gated models, chat
 //!   completions and the Responses API, whole and streamed), driven through [`ApiHandle`].
+//!   It accepts the authorization server's OAuth access tokens and configured API keys
+//!   ([`ApiConfig::with_api_key`]), and can refuse either kind with a standing
+//!   [`QuotaFault`]. Beside it, on its own port ([`ApiHandle::subscription_base`]), runs
+//!   the subscription rail shaped like `cli-chat-proxy.grok.com/v1`: same tokens and
+//!   answers, but no API keys, the Grok CLI headers required, streaming only, and a
+//!   `/billing` credit balance ([`RailConfig`], [`Billing`]).
 //!   Both lanes validate requests as upstream does and answer deterministically with agent
 //!   features: scripted tool calls (streamed as a [`ToolStreamStyle`] says) and answers to
 //!   tool results, images and returned reasoning visible in the echo, reasoning output,
@@ -34,7 +40,11 @@ mod http;
 mod verify;
 
 pub use api::models::{CatalogueModel, ModelKind, model_ids_for_tier, xai_catalogue};
-pub use api::{ApiConfig, ApiHandle, ApiServer, ApiStats, ToolStreamStyle, Unauthenticated};
+pub use api::{
+    ApiConfig, ApiHandle, ApiKey, ApiServer, ApiStats, Billing, CredentialScope,
+    GROK_CLI_TOKEN_AUTH, KeyAccess, QuotaFault, RailConfig, RailRefusal, RailStats,
+    ToolStreamStyle, Unauthenticated, random_api_key,
+};
 pub use auth::{AuthConfig, AuthHandle, AuthServer, AuthStats, IssuedTokens, XAI_CLIENT_ID};
 pub use error::{Error, Result, VerifyError};
 pub use faults::{CannedResponse, Fault, Route};

@@ -8,13 +8,14 @@ wasmtime::component::bindgen!({
     imports: { default: async },
     exports: { default: async },
     with: {
-        "model-provider:plugin/secrets.exclusive-lock": crate::secrets::LockGuard,
+        "model-provider:plugin/secrets.exclusive-lock": crate::secrets::SecretLock,
         // The world's standard imports are served by wasmtime-wasi and wasmtime-wasi-http
         // (linked separately, see `engine.rs`).
         "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
         "wasi:random": wasmtime_wasi::p2::bindings::random,
+        // `wasi:config/store` is generated here but linked by wasmtime-wasi-config.
     },
 });
 
@@ -50,6 +51,7 @@ impl types::ChatRequest {
     pub fn new(model: impl Into<String>, messages: Vec<types::Message>) -> Self {
         Self {
             model: model.into(),
+            route: None,
             messages,
             lane: None,
             tools: Vec::new(),
@@ -65,5 +67,34 @@ impl types::ChatRequest {
             prompt_cache_key: None,
             extra_body: None,
         }
+    }
+}
+
+impl types::PluginManifest {
+    /// The route a request that names none takes: the value of the `route-name` setting
+    /// overridden in `overrides`, else its default, else the first route.
+    pub fn default_route<'a>(&'a self, overrides: &'a [(String, String)]) -> Option<&'a str> {
+        let setting = self
+            .settings
+            .iter()
+            .find(|s| s.kind == types::SettingKind::RouteName);
+        match setting {
+            Some(s) => Some(
+                overrides
+                    .iter()
+                    .find(|(k, _)| *k == s.key)
+                    .map_or(s.default_value.as_str(), |(_, v)| v.as_str()),
+            ),
+            None => self.routes.first().map(|r| r.name.as_str()),
+        }
+    }
+
+    /// The route whose model prefix `model` carries.
+    pub fn route_of_model(&self, model: &str) -> Option<&types::RouteInfo> {
+        // The longest prefix wins (`xai-grok-sub/` over a hypothetical `xai-grok`).
+        self.routes
+            .iter()
+            .filter(|r| !r.model_prefix.is_empty() && model.starts_with(&r.model_prefix))
+            .max_by_key(|r| r.model_prefix.len())
     }
 }

@@ -1,5 +1,6 @@
-//! The host side of the plugin's imports: `secrets` and `config`, backed by the tenant's
-//! secret store and settings. Blocking file work runs on tokio's blocking pool.
+//! The host side of the plugin's `secrets` import, backed by the tenant's secret backend
+//! (`wasi:config/store` is served by wasmtime-wasi-config, see `engine.rs`). Blocking
+//! backend work runs on tokio's blocking pool.
 //!
 //! A storage error reaches the plugin as [`SecretStoreError::guest_message`]: no path of the
 //! host's state directory ever does. The full error, paths included, is logged here (warn
@@ -11,9 +12,11 @@ use std::time::Duration;
 
 use wasmtime::component::Resource;
 
-use crate::bindings::model_provider::plugin::{config, secrets, types};
+use std::sync::Arc;
+
+use crate::bindings::model_provider::plugin::{secrets, types};
 use crate::runtime::TenantState;
-use crate::secrets::{LockGuard, SecretStoreError, TenantSecrets};
+use crate::secrets::{SecretLock, SecretStoreError, TenantBackend};
 
 /// The plugin's view of a storage error (no host path), after logging the host's.
 fn wire(tenant: &str, e: SecretStoreError) -> secrets::SecretError {
@@ -44,11 +47,11 @@ fn wire(tenant: &str, e: SecretStoreError) -> secrets::SecretError {
 }
 
 async fn blocking<R: Send + 'static>(
-    secrets: &TenantSecrets,
-    f: impl FnOnce(TenantSecrets) -> Result<R, SecretStoreError> + Send + 'static,
+    secrets: &Arc<dyn TenantBackend>,
+    f: impl FnOnce(&dyn TenantBackend) -> Result<R, SecretStoreError> + Send + 'static,
 ) -> Result<R, secrets::SecretError> {
     let s = secrets.clone();
-    match tokio::task::spawn_blocking(move || f(s)).await {
+    match tokio::task::spawn_blocking(move || f(&*s)).await {
         Ok(r) => r.map_err(|e| wire(secrets.tenant_id(), e)),
         Err(e) => {
             tracing::warn!(
@@ -64,8 +67,12 @@ impl secrets::Host for TenantState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, secrets::SecretError> {
         // A small read of a local file takes microseconds: cheaper inline than a round trip
         // through the blocking pool (tens of microseconds, more when a core must be woken).
+        // A remote backend's read goes to the pool like every other call.
         let s = &self.secrets;
-        s.get(&key).map_err(|e| wire(s.tenant_id(), e))
+        if s.reads_are_local() {
+            return s.get(&key).map_err(|e| wire(s.tenant_id(), e));
+        }
+        blocking(s, move |s| s.get(&key)).await
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), secrets::SecretError> {
@@ -84,7 +91,7 @@ impl secrets::Host for TenantState {
         &mut self,
         name: String,
         timeout_ms: u32,
-    ) -> Result<Resource<LockGuard>, secrets::SecretError> {
+    ) -> Result<Resource<SecretLock>, secrets::SecretError> {
         let timeout = Duration::from_millis(timeout_ms.into()).min(self.lock_timeout_cap);
         let guard = blocking(&self.secrets, move |s| s.lock(&name, timeout)).await?;
         self.table
@@ -94,23 +101,10 @@ impl secrets::Host for TenantState {
 }
 
 impl secrets::HostExclusiveLock for TenantState {
-    async fn drop(&mut self, lock: Resource<LockGuard>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, lock: Resource<SecretLock>) -> wasmtime::Result<()> {
         // Dropping the guard releases the OS lock.
         self.table.delete(lock)?;
         Ok(())
-    }
-}
-
-impl config::Host for TenantState {
-    async fn get(&mut self) -> config::ProviderConfig {
-        let s = &self.settings;
-        config::ProviderConfig {
-            issuer: s.issuer.clone(),
-            api_base: s.api_base.clone(),
-            client_id: s.client_id.clone(),
-            scope: s.scope.clone(),
-            user_agent: s.user_agent.clone(),
-        }
     }
 }
 

@@ -1,96 +1,208 @@
-//! What the plugin is told to talk to, and which origins the sandbox lets it reach.
+//! What the operator tells a plugin, and which origins the sandbox lets it reach.
 //!
-//! Validated before anything runs: an origin must be `https://`, or `http://` on a
-//! loopback host named explicitly (for local test servers).
+//! Nothing here knows a vendor. A plugin's [`PluginManifest`] names the configuration keys it
+//! reads (with their defaults) and the endpoints among them; a [`HostConfig`] holds the
+//! operator's overrides of those keys and the routes the operator enables. Resolving one
+//! against the other ([`HostConfig::resolve`]) checks every override and derives the
+//! allowlist: the origin of every endpoint setting's effective value, a route-bound
+//! endpoint only while its route is enabled. The plugin is handed the overrides only
+//! (through `wasi:config/store`), never anything of another plugin.
+//!
+//! Origins are parsed once, here ([`Origin::parse`], on `http::Uri`): `https://`, or
+//! `http://` on a loopback host named explicitly (for local test servers).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
+use crate::bindings::types::{PluginManifest, SettingKind};
 use crate::error::HostError;
+use crate::outbound::OutboundPolicy;
 
-/// Endpoint settings handed to the plugin through the `config` import.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderSettings {
-    /// OAuth issuer (discovery lives below it).
-    pub issuer: String,
-    /// Model API base URL.
-    pub api_base: String,
-    /// Public OAuth client id.
-    pub client_id: String,
-    /// Space-separated scopes.
-    pub scope: String,
-    /// `User-Agent` sent upstream.
-    pub user_agent: String,
-}
+/// The configuration key hosts set to their own name when the manifest declares it.
+pub const USER_AGENT_KEY: &str = "user-agent";
 
-impl Default for ProviderSettings {
-    fn default() -> Self {
-        Self {
-            issuer: "https://auth.x.ai".into(),
-            api_base: "https://api.x.ai/v1".into(),
-            client_id: "b1a00492-073a-47ea-816f-4c329264a828".into(),
-            scope: "openid profile email offline_access grok-cli:access api:access".into(),
-            user_agent: concat!("provider-host/", env!("CARGO_PKG_VERSION")).into(),
-        }
-    }
-}
-
-impl ProviderSettings {
-    /// Defaults, overridden by `XAI_OAUTH_ISSUER`, `XAI_API_BASE`, `XAI_CLIENT_ID`,
-    /// `XAI_OAUTH_SCOPE` where set.
-    pub fn from_env() -> Self {
-        let mut s = Self::default();
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        if let Some(v) = var("XAI_OAUTH_ISSUER") {
-            s.issuer = v.trim_end_matches('/').to_string();
-        }
-        if let Some(v) = var("XAI_API_BASE") {
-            s.api_base = v.trim_end_matches('/').to_string();
-        }
-        if let Some(v) = var("XAI_CLIENT_ID") {
-            s.client_id = v;
-        }
-        if let Some(v) = var("XAI_OAUTH_SCOPE") {
-            s.scope = v;
-        }
-        s
-    }
-}
-
-/// Settings plus the derived sandbox allowlist, validated.
-#[derive(Debug, Clone)]
+/// The operator's configuration of a plugin, before it is checked against the plugin's
+/// manifest.
+#[derive(Clone, Default)]
 pub struct HostConfig {
-    /// What the plugin is told.
-    pub provider: ProviderSettings,
-    /// Origins outgoing requests may reach.
-    pub allowed_origins: Vec<Origin>,
+    overrides: BTreeMap<String, String>,
+    routes: BTreeSet<String>,
+    allowed_origins: Option<Vec<Origin>>,
+    user_agent: Option<String>,
+    policy: Option<Arc<dyn OutboundPolicy>>,
+}
+
+impl fmt::Debug for HostConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostConfig")
+            .field("overrides", &self.overrides)
+            .field("routes", &self.routes)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("user_agent", &self.user_agent)
+            .field("policy", &self.policy.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl HostConfig {
-    /// Validate `provider` and allow exactly the issuer's and the API's origins.
-    pub fn new(provider: ProviderSettings) -> Result<Self, HostError> {
+    /// No overrides: the manifest's defaults. Refused when the process's proxy
+    /// environment cannot be honoured (see [`crate::http_pool`]).
+    pub fn new() -> Result<Self, HostError> {
         if let Some(problem) = crate::http_pool::proxy_env_problem() {
             return Err(HostError::Config(problem));
         }
-        let issuer = Origin::parse(&provider.issuer)?;
-        let api = Origin::parse(&provider.api_base)?;
-        let mut allowed_origins = vec![issuer];
-        if !allowed_origins.contains(&api) {
-            allowed_origins.push(api);
-        }
-        Ok(Self {
-            provider,
-            allowed_origins,
-        })
+        Ok(Self::default())
     }
 
-    /// Replace the allowlist (for embedders that route discovery endpoints elsewhere, and
-    /// for tests of the sandbox itself). Each origin is validated like the endpoints.
+    /// Overrides `key` (a key of the manifest's settings; checked by [`Self::resolve`]).
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.overrides.insert(key.into(), value.into());
+        self
+    }
+
+    /// The overrides so far.
+    pub fn overrides(&self) -> &BTreeMap<String, String> {
+        &self.overrides
+    }
+
+    /// Enables a route of the manifest (its route-bound endpoints become reachable). The
+    /// route a `route-name` setting names (e.g. the default route) is enabled anyway.
+    pub fn enable_route(mut self, route: impl Into<String>) -> Self {
+        self.routes.insert(route.into());
+        self
+    }
+
+    /// The `User-Agent` the plugin is told to send, when its manifest has the
+    /// [`USER_AGENT_KEY`] setting and no override names one.
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Replaces the derived allowlist (for embedders that route endpoints through other
+    /// origins, and for tests of the sandbox itself). Each origin is validated like an
+    /// endpoint.
     pub fn with_allowed_origins(mut self, origins: &[&str]) -> Result<Self, HostError> {
-        self.allowed_origins = origins
-            .iter()
-            .map(|o| Origin::parse(o))
-            .collect::<Result<_, _>>()?;
+        self.allowed_origins = Some(
+            origins
+                .iter()
+                .map(|o| Origin::parse(o))
+                .collect::<Result<_, _>>()?,
+        );
         Ok(self)
+    }
+
+    /// An embedder's policy, asked about every request the allowlist lets through (it can
+    /// refuse more, never allow more).
+    pub fn with_outbound_policy(mut self, policy: Arc<dyn OutboundPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Checks the overrides against `manifest` and derives what a session needs. Refused:
+    /// a key the manifest does not declare, an endpoint that is not an allowed origin, a
+    /// route name (in a `route-name` setting or enabled here) the manifest does not have.
+    pub fn resolve(&self, manifest: &PluginManifest) -> Result<ResolvedConfig, HostError> {
+        let plugin = &manifest.id;
+        let routes: BTreeSet<&str> = manifest.routes.iter().map(|r| r.name.as_str()).collect();
+        let known_route = |name: &str, what: &str| {
+            if routes.contains(name) {
+                Ok(())
+            } else {
+                Err(HostError::Config(format!(
+                    "{what}: {name:?} is not a route of {plugin} (routes: {})",
+                    routes.iter().copied().collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        for key in self.overrides.keys() {
+            if !manifest.settings.iter().any(|s| &s.key == key) {
+                return Err(HostError::Config(format!(
+                    "{key:?} is not a setting of {plugin} (settings: {})",
+                    manifest
+                        .settings
+                        .iter()
+                        .map(|s| s.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let mut enabled = self.routes.clone();
+        for route in &self.routes {
+            known_route(route, "enabled route")?;
+        }
+        let mut overrides: Vec<(String, String)> = Vec::new();
+        let mut endpoints: Vec<(Origin, Option<&str>)> = Vec::new();
+        for setting in &manifest.settings {
+            let given = self.overrides.get(&setting.key).cloned().or_else(|| {
+                (setting.key == USER_AGENT_KEY)
+                    .then(|| self.user_agent.clone())
+                    .flatten()
+            });
+            let value = given.as_deref().unwrap_or(&setting.default_value);
+            let named = |e: HostError| match e {
+                HostError::Config(m) => HostError::Config(format!("{}: {m}", setting.key)),
+                other => other,
+            };
+            match setting.kind {
+                SettingKind::Endpoint => {
+                    let origin = Origin::parse(value).map_err(named)?;
+                    endpoints.push((origin, setting.route.as_deref()));
+                }
+                SettingKind::RouteName => {
+                    known_route(value, &setting.key)?;
+                    enabled.insert(value.to_owned());
+                }
+                SettingKind::Text => {}
+            }
+            if let Some(v) = given {
+                overrides.push((setting.key.clone(), v));
+            }
+        }
+        let allowed = match &self.allowed_origins {
+            Some(list) => list.clone(),
+            None => {
+                let mut list: Vec<Origin> = Vec::new();
+                for (origin, route) in endpoints {
+                    let reachable = route.is_none_or(|r| enabled.contains(r));
+                    if reachable && !list.contains(&origin) {
+                        list.push(origin);
+                    }
+                }
+                list
+            }
+        };
+        Ok(ResolvedConfig {
+            overrides: overrides.into(),
+            allowed_origins: allowed.into(),
+            enabled_routes: enabled.into_iter().collect(),
+            policy: self.policy.clone(),
+        })
+    }
+}
+
+/// A [`HostConfig`] checked against a plugin's manifest: what one session is given.
+#[derive(Clone)]
+pub struct ResolvedConfig {
+    /// What `wasi:config/store` answers the plugin: the overrides, nothing else.
+    pub overrides: Arc<[(String, String)]>,
+    /// Origins outgoing requests may reach.
+    pub allowed_origins: Arc<[Origin]>,
+    /// The routes enabled (named by the operator or by a `route-name` setting).
+    pub enabled_routes: Vec<String>,
+    /// The embedder's further policy, if any.
+    pub policy: Option<Arc<dyn OutboundPolicy>>,
+}
+
+impl fmt::Debug for ResolvedConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedConfig")
+            .field("overrides", &self.overrides)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("enabled_routes", &self.enabled_routes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,36 +237,52 @@ impl fmt::Display for Origin {
 }
 
 impl Origin {
-    /// Parse the origin of a URL; refuses non-http(s) schemes, userinfo, and plain
-    /// http to anything but a loopback host.
+    /// Parse the origin of an absolute URL; refuses non-http(s) schemes, userinfo, and
+    /// plain http to anything but a loopback host.
     pub fn parse(url: &str) -> Result<Self, HostError> {
-        let bad = |why: &str| HostError::Config(format!("{url:?}: {why}"));
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("not an absolute URL"))?;
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "https" => OriginScheme::Https,
-            "http" => OriginScheme::Http,
-            _ => return Err(bad("only https (or http on loopback) is allowed")),
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| HostError::Config(format!("{url:?}: not a URL ({e})")))?;
+        Self::of_uri(&uri).map_err(|why| HostError::Config(format!("{url:?}: {why}")))
+    }
+
+    /// The origin of a request's URI (the sandbox's check of every outgoing request).
+    pub fn of_uri(uri: &http::Uri) -> Result<Self, &'static str> {
+        let scheme = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("https") => OriginScheme::Https,
+            Some("http") => OriginScheme::Http,
+            Some(_) => return Err("only https (or http on loopback) is allowed"),
+            None => return Err("not an absolute URL"),
         };
-        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-        if authority.is_empty() || authority.contains('@') {
-            return Err(bad("missing host or contains userinfo"));
+        let authority = uri.authority().ok_or("missing host")?;
+        if authority.as_str().contains('@') {
+            return Err("contains userinfo");
         }
-        let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
-        let port = port.unwrap_or(match scheme {
-            OriginScheme::Https => 443,
-            OriginScheme::Http => 80,
-        });
+        let host = authority.host();
+        if host.is_empty() {
+            return Err("missing host");
+        }
+        // `http::Uri` accepts `host:` (an empty port) and a port past 65535 (then `port()` is
+        // `None`); an origin takes neither.
+        let text = authority.as_str();
+        let after_host = &text[text.rfind(']').map_or(0, |i| i + 1)..];
+        let port = match authority.port() {
+            Some(p) => p.as_u16(),
+            None if after_host.contains(':') => return Err("bad port"),
+            None => match scheme {
+                OriginScheme::Https => 443,
+                OriginScheme::Http => 80,
+            },
+        };
         let origin = Origin {
             scheme,
             host: host.to_ascii_lowercase(),
             port,
         };
         if origin.scheme == OriginScheme::Http && !origin.is_loopback() {
-            return Err(bad(
+            return Err(
                 "plain http is allowed only for loopback hosts (127.0.0.0/8, ::1, localhost)",
-            ));
+            );
         }
         Ok(origin)
     }
@@ -169,32 +297,17 @@ impl Origin {
     }
 }
 
-fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
-    if authority.starts_with('[') {
-        let end = authority.find(']')?;
-        let host = &authority[..=end];
-        let rest = &authority[end + 1..];
-        return match rest.strip_prefix(':') {
-            Some(p) => Some((host, Some(p.parse().ok()?))),
-            None if rest.is_empty() => Some((host, None)),
-            None => None,
-        };
-    }
-    match authority.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() => Some((h, Some(p.parse().ok()?))),
-        Some(_) => None,
-        None => Some((authority, None)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::types::{CredentialKind, RouteInfo, Setting};
 
     #[test]
     fn https_origins_get_default_ports() {
-        let o = Origin::parse("https://Auth.X.ai/oauth2/token").unwrap();
-        assert_eq!(o.to_string(), "https://auth.x.ai:443");
+        let o = Origin::parse("https://Auth.Example/oauth2/token").unwrap();
+        assert_eq!(o.to_string(), "https://auth.example:443");
+        let o = Origin::parse("https://[::1]:8443/x").unwrap();
+        assert_eq!(o.to_string(), "https://[::1]:8443");
     }
 
     #[test]
@@ -202,17 +315,112 @@ mod tests {
         assert!(Origin::parse("http://127.0.0.1:8080/x").is_ok());
         assert!(Origin::parse("http://[::1]:8080").is_ok());
         assert!(Origin::parse("http://localhost:1").is_ok());
-        let err = Origin::parse("http://auth.x.ai").unwrap_err().to_string();
+        let err = Origin::parse("http://auth.example")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("loopback"), "{err}");
         assert!(Origin::parse("http://10.0.0.1").is_err());
         assert!(Origin::parse("ftp://x").is_err());
-        assert!(Origin::parse("https://user@auth.x.ai").is_err());
+        assert!(Origin::parse("https://user@auth.example").is_err());
+        assert!(Origin::parse("https://auth.example:/x").is_err());
+        assert!(Origin::parse("auth.example").is_err());
+        assert!(Origin::parse("https://auth.example:99999").is_err());
+    }
+
+    fn manifest() -> PluginManifest {
+        let setting = |key: &str, default: &str, kind, route: Option<&str>| Setting {
+            key: key.into(),
+            env: None,
+            description: String::new(),
+            default_value: default.into(),
+            kind,
+            route: route.map(Into::into),
+        };
+        let route = |name: &str| RouteInfo {
+            name: name.into(),
+            description: String::new(),
+            credential: CredentialKind::Oauth,
+            model_prefix: format!("{name}/"),
+        };
+        PluginManifest {
+            id: "acme".into(),
+            display_name: "Acme".into(),
+            settings: vec![
+                setting(
+                    "issuer",
+                    "https://auth.acme.example",
+                    SettingKind::Endpoint,
+                    None,
+                ),
+                setting(
+                    "api",
+                    "https://api.acme.example/v1",
+                    SettingKind::Endpoint,
+                    None,
+                ),
+                setting(
+                    "rail",
+                    "https://rail.acme.example",
+                    SettingKind::Endpoint,
+                    Some("rail"),
+                ),
+                setting("default-route", "main", SettingKind::RouteName, None),
+                setting(USER_AGENT_KEY, "acme-plugin", SettingKind::Text, None),
+            ],
+            routes: vec![route("main"), route("rail")],
+        }
+    }
+
+    fn origins(r: &ResolvedConfig) -> Vec<String> {
+        r.allowed_origins.iter().map(|o| o.to_string()).collect()
     }
 
     #[test]
-    fn allowlist_is_issuer_and_api() {
-        let c = HostConfig::new(ProviderSettings::default()).unwrap();
-        let list: Vec<String> = c.allowed_origins.iter().map(|o| o.to_string()).collect();
-        assert_eq!(list, ["https://auth.x.ai:443", "https://api.x.ai:443"]);
+    fn allowlist_comes_from_the_manifest_and_route_bound_endpoints_wait_for_their_route() {
+        let r = HostConfig::default().resolve(&manifest()).unwrap();
+        assert_eq!(
+            origins(&r),
+            [
+                "https://auth.acme.example:443",
+                "https://api.acme.example:443"
+            ]
+        );
+        assert!(r.overrides.is_empty(), "defaults are not handed over");
+        let r = HostConfig::default()
+            .enable_route("rail")
+            .resolve(&manifest())
+            .unwrap();
+        assert!(origins(&r).contains(&"https://rail.acme.example:443".to_owned()));
+        // A route-name setting naming the route enables it too.
+        let r = HostConfig::default()
+            .set("default-route", "rail")
+            .resolve(&manifest())
+            .unwrap();
+        assert!(origins(&r).contains(&"https://rail.acme.example:443".to_owned()));
+    }
+
+    #[test]
+    fn overrides_are_checked_and_handed_over_alone() {
+        let r = HostConfig::default()
+            .set("api", "http://127.0.0.1:9/v1")
+            .with_user_agent("host/1")
+            .resolve(&manifest())
+            .unwrap();
+        assert_eq!(
+            origins(&r),
+            ["https://auth.acme.example:443", "http://127.0.0.1:9"]
+        );
+        let handed: Vec<_> = r
+            .overrides
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(handed, ["api=http://127.0.0.1:9/v1", "user-agent=host/1"]);
+
+        let bad = |c: HostConfig| c.resolve(&manifest()).unwrap_err().to_string();
+        assert!(bad(HostConfig::default().set("api-base", "x")).contains("not a setting of acme"));
+        assert!(bad(HostConfig::default().set("api", "http://api.acme.example")).contains("api:"));
+        assert!(bad(HostConfig::default().set("default-route", "nope")).contains("not a route"));
+        assert!(bad(HostConfig::default().enable_route("nope")).contains("not a route"));
     }
 }

@@ -124,8 +124,9 @@ impl SharedEngine {
         cache: Option<&CompileCache>,
     ) -> Result<Loaded, HostError> {
         let read = || {
-            std::fs::read(path)
-                .map_err(|e| HostError::Plugin(format!("cannot read {}: {e}", path.display())))
+            std::fs::read(path).map_err(|e| {
+                HostError::InvalidComponent(format!("cannot read {}: {e}", path.display()))
+            })
         };
         // The digest of a file already seen (same inode, size and times) comes from the
         // cache's memo, so a CLI call neither reads nor hashes the component.
@@ -149,7 +150,7 @@ impl SharedEngine {
             None => {
                 let b = read()?;
                 if <[u8; 32]>::from(Sha256::digest(&b)) != digest {
-                    return Err(HostError::Plugin(format!(
+                    return Err(HostError::InvalidComponent(format!(
                         "{} changed while it was being loaded; try again",
                         path.display()
                     )));
@@ -169,14 +170,18 @@ impl SharedEngine {
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
             // Our own interfaces one by one: the world's WASI imports are linked above.
             .and_then(|()| plugin_if::secrets::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
-            .and_then(|()| plugin_if::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .and_then(|()| plugin_if::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
-            .map_err(|e| HostError::Plugin(format!("linking: {e}")))?;
+            .and_then(|()| {
+                wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut TenantState| {
+                    wasmtime_wasi_config::WasiConfig::from(&s.config)
+                })
+            })
+            .map_err(|e| HostError::HostSetup(format!("linking: {e}")))?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(ProviderPluginPre::new)
             .map_err(|e| {
-                HostError::Plugin(format!(
+                HostError::InvalidComponent(format!(
                     "{source} does not fit the model-provider:plugin world: {e:#}"
                 ))
             })?;
@@ -231,7 +236,7 @@ pub(crate) fn shared(
     if let Some(e) = engines.iter().find(|e| e.pool.is_none()) {
         return Ok(e.clone());
     }
-    let e = Arc::new(build(None).map_err(|e| HostError::Plugin(format!("engine: {e:#}")))?);
+    let e = Arc::new(build(None).map_err(|e| HostError::HostSetup(format!("engine: {e:#}")))?);
     engines.push(e.clone());
     Ok(e)
 }
@@ -283,6 +288,25 @@ fn build(pool: Option<PoolSize>) -> wasmtime::Result<SharedEngine> {
     })
 }
 
+/// Why `Component::new` refused `source`. A component that does not fit one instance budget
+/// (more core instances, memories or tables than a wasm32-wasip2 component has) is a
+/// resource limit, pooled or not (on demand, `MemoryCap` refuses it at instantiation);
+/// wasmtime reports the pool's refusal only as text, so it is recognised here, once.
+fn refused_component(source: &PluginSource, e: wasmtime::Error) -> HostError {
+    let text = format!("{e:#}");
+    // Only the pooling engine says this.
+    if text.contains("pooling allocator") {
+        return HostError::ResourceLimit(format!(
+            "{source} does not fit one instance's budget (at most {} core instances, {} \
+             memories, {} tables): {text}",
+            crate::limits::MAX_CORE_INSTANCES,
+            crate::limits::MAX_MEMORIES,
+            crate::limits::MAX_TABLES,
+        ));
+    }
+    HostError::InvalidComponent(format!("{source} is not a valid component: {text}"))
+}
+
 /// Compile the component (its bytes, whose SHA-256 is `digest`, come from `bytes`), or load
 /// it from the on-disk cache keyed by that digest and the engine's compatibility hash (so a
 /// CLI call never recompiles).
@@ -295,8 +319,7 @@ fn load_component(
 ) -> Result<Component, HostError> {
     let compile = || {
         let bytes = bytes()?;
-        Component::new(engine, &bytes)
-            .map_err(|e| HostError::Plugin(format!("{source} is not a valid component: {e:#}")))
+        Component::new(engine, &bytes).map_err(|e| refused_component(source, e))
     };
     let Some(cache) = cache else { return compile() };
 

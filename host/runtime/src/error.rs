@@ -1,5 +1,8 @@
 //! The host's error type, and the one place where errors become the stable wire codes that
 //! scripts rely on (`{"ok": false, "error": "<code>", "message": ..., "action": ...}`).
+//!
+//! The actions here speak of the contract (its exports and routes), never of one program's
+//! commands or one vendor's settings: a CLI or a server words its own on top.
 
 use std::time::Duration;
 
@@ -15,9 +18,17 @@ pub enum HostError {
     /// The configuration is unusable (refused before anything runs).
     #[error("configuration error: {0}")]
     Config(String),
-    /// The component could not be loaded, compiled or instantiated.
-    #[error("plugin error: {0}")]
-    Plugin(String),
+    /// The component could not be read, is not a component, does not fit the
+    /// `model-provider:plugin` world, or describes itself with an unusable manifest.
+    #[error("invalid plugin component: {0}")]
+    InvalidComponent(String),
+    /// Every instance slot of the process's pool is in use: a session could not get one.
+    #[error("instance pool exhausted: {0}")]
+    PoolExhausted(String),
+    /// The host itself could not be set up (engine, linker): a host bug or a broken
+    /// installation, not the plugin's fault.
+    #[error("host setup failed: {0}")]
+    HostSetup(String),
     /// The host's secret store failed.
     #[error(transparent)]
     Secrets(#[from] SecretStoreError),
@@ -46,11 +57,11 @@ pub enum HostError {
 fn provider_message(e: &ProviderError) -> String {
     match e {
         ProviderError::RateLimited(r) => r.message.clone(),
+        ProviderError::QuotaExhausted(q) => q.message.clone(),
         ProviderError::AccessDenied(m)
         | ProviderError::DeviceCodeExpired(m)
         | ProviderError::Unauthorized(m)
         | ProviderError::TierNotAllowed(m)
-        | ProviderError::QuotaExhausted(m)
         | ProviderError::UpstreamUnavailable(m)
         | ProviderError::Network(m)
         | ProviderError::InvalidResponse(m)
@@ -66,7 +77,9 @@ impl HostError {
     pub fn code(&self) -> &'static str {
         match self {
             HostError::Config(_) => "config_error",
-            HostError::Plugin(_) => "plugin_error",
+            HostError::InvalidComponent(_) => "plugin_error",
+            HostError::PoolExhausted(_) => "pool_exhausted",
+            HostError::HostSetup(_) => "host_error",
             HostError::Secrets(_) => "storage",
             HostError::CallTimeout(_) => "call_timeout",
             HostError::MemoryLimit(_) => "memory_limit",
@@ -91,48 +104,76 @@ impl HostError {
         }
     }
 
-    /// What the user (or the agent driving the CLI) should do next.
-    pub fn action(&self) -> &'static str {
-        match self.code() {
+    /// What the caller should do next, in the contract's terms (a CLI words its own).
+    pub fn action(&self) -> String {
+        let others = self.alternatives();
+        let instead = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" Routes that could serve instead: {}.", others.join(", "))
+        };
+        let text = match self.code() {
             "access_denied" => {
-                "Do not retry: the account was refused at authorization. Check that the subscription is active, \
-                 open the verification URL in the browser where you are already signed in, or use an API key (BYOK) instead."
+                "Do not retry: the account was refused at authorization. Check that the \
+                 subscription is active, or use a route that spends an API key."
             }
-            "expired_token" => "The device code expired: run `start` (or `login`) again.",
+            "expired_token" => "The device code expired: call `start` again.",
             "rate_limited" => {
-                "Fair-use ceiling reached: wait (retry_after_seconds when given) or use an API key for this request. Do not retry in a loop."
-            }
-            "unauthorized" => {
-                "The login is no longer valid: run `logout`, then `start` (or `login`)."
-            }
-            "tier_denied" => {
-                "Your subscription tier does not include this; logging in again will not help. Pick another model or upgrade."
+                return format!(
+                    "Rate limit reached: wait (retry_after_seconds when given) or pick another \
+                     route for this request; do not retry in a loop.{instead}"
+                );
             }
             "quota_exhausted" => {
-                "Spending limit or quota reached: wait for it to reset, or use an API key."
+                return format!(
+                    "This route's quota or spending limit is spent: wait for it to reset, or \
+                     pick another route for this request.{instead}"
+                );
             }
-            "upstream_unavailable" => {
-                "Upstream is failing: retry shortly. An API key uses the same upstream and will not help."
+            "unauthorized" => {
+                "The credentials were refused: for a login, `logout` then `start` again; for \
+                 an API key, check or replace it."
             }
+            "tier_denied" => {
+                "The subscription tier does not include this; logging in again will not help. \
+                 Pick another model or upgrade."
+            }
+            "upstream_unavailable" => "Upstream is failing: retry shortly.",
             "network" => "The request did not complete: check connectivity and retry.",
             "invalid_response" => {
                 "Upstream answered something unexpected: retry later; report it if it persists."
             }
-            "not_connected" => "Not signed in (or no login pending): run `start` (or `login`).",
+            "not_connected" => "Not signed in (or no login pending): call `start`.",
             "invalid_input" => "Fix the request and try again.",
             "denied_by_sandbox" => {
-                "The host's allowlist refused the destination: check XAI_OAUTH_ISSUER and XAI_API_BASE."
+                "The host's allowlist refused the destination: check the plugin's endpoint \
+                 settings and the routes the host enables."
             }
-            "storage" => "Check the state directory's permissions and PROVIDER_HOST_KEY.",
-            "config_error" => "Fix the configuration (flags or XAI_* environment variables).",
-            "plugin_error" => {
-                "Check --plugin: it must be a component of the model-provider:plugin world."
+            "storage" => {
+                "Check the host's secret storage (its permissions, master key or database)."
             }
+            "config_error" => "Fix the host's configuration of the plugin.",
+            "plugin_error" => "Use a component of the model-provider:plugin world.",
+            "pool_exhausted" => {
+                "Every instance slot is in use: retry when a session ends, or raise the pool's size."
+            }
+            "host_error" => "The host could not start: check its installation.",
             "stream_closed" => "Open a new stream: the session itself is fine.",
             "call_timeout" | "memory_limit" | "resource_limit" | "plugin_trap" => {
-                "The plugin misbehaved and was stopped; the host is unaffected. Report it to the plugin's author."
+                "The plugin misbehaved and was stopped; the host is unaffected. Report it to the \
+                 plugin's author."
             }
             _ => "Retry; report it if it persists.",
+        };
+        text.to_owned()
+    }
+
+    /// Routes the plugin says could serve the request instead (rate limit, spent quota).
+    pub fn alternatives(&self) -> &[String] {
+        match self {
+            HostError::Provider(ProviderError::RateLimited(r)) => &r.alternatives,
+            HostError::Provider(ProviderError::QuotaExhausted(q)) => &q.alternatives,
+            _ => &[],
         }
     }
 
@@ -154,6 +195,12 @@ impl HostError {
         });
         if let Some(s) = self.retry_after_seconds() {
             v["retry_after_seconds"] = json!(s);
+        }
+        if let HostError::Provider(ProviderError::QuotaExhausted(q)) = self {
+            v["route"] = json!(q.route);
+        }
+        if !self.alternatives().is_empty() {
+            v["alternatives"] = json!(self.alternatives());
         }
         v
     }
@@ -198,10 +245,13 @@ mod tests {
         let e = HostError::Provider(ProviderError::RateLimited(RateLimit {
             message: "slow down".into(),
             retry_after_seconds: Some(30),
+            alternatives: vec!["api-key".into()],
         }));
         let json = e.to_json();
         assert_eq!(json["error"], "rate_limited");
         assert_eq!(json["retry_after_seconds"], 30);
         assert_eq!(json["message"], "slow down");
+        assert_eq!(json["alternatives"], json!(["api-key"]));
+        assert!(json["action"].as_str().unwrap().contains("api-key"));
     }
 }

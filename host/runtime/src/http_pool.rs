@@ -1,4 +1,6 @@
-//! Outgoing connections of every session of a runtime: one keep-alive pool.
+//! Outgoing connections of every session of a runtime: one keep-alive pool, behind the
+//! [`HttpClient`] trait (an embedder may bring its own client; the sandbox's caps and
+//! timeouts apply to it all the same, since they are enforced around `send`).
 //!
 //! wasi-http's default sender opens a new TCP (and TLS) connection per request and closes
 //! it when the response body is dropped; against `api.x.ai` that is a TCP and a TLS
@@ -34,6 +36,66 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_IDLE_PER_ORIGIN: usize = 32;
 
 type PooledClient = Client<HttpsConnector<ProxyConnector>, WasiBody>;
+
+/// A response body as an [`HttpClient`] streams it; its errors are wasi-http's codes.
+pub type ClientBody = http_body_util::combinators::UnsyncBoxBody<Bytes, HttpError>;
+
+/// What an [`HttpClient`] answers: the response head, with its body still streaming.
+pub type ClientFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<ClientBody>, HttpError>> + Send>>;
+
+/// Sends a request the sandbox let through. The request has an absolute URI and its whole
+/// body; the host bounds the wait for the response head (first-byte timeout), each body
+/// frame (between-bytes timeout) and the body's size itself, around this call. Redirects
+/// must not be followed (a 3xx goes back to the plugin as is).
+pub trait HttpClient: std::fmt::Debug + Send + Sync + 'static {
+    /// Sends `request` and answers its response head.
+    fn send(&self, request: http::Request<Bytes>) -> ClientFuture;
+}
+
+/// The default client: hyper's keep-alive pool, TLS with the webpki and system roots,
+/// proxies from the environment. Built on the first request, so a call that sends none
+/// (like `status`) does not pay for it.
+struct PoolClient {
+    client: OnceLock<PooledClient>,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for PoolClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolClient")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoolClient {
+    fn client(&self) -> &PooledClient {
+        self.client
+            .get_or_init(|| build_client(self.connect_timeout, trust_roots(), Matcher::from_env()))
+    }
+}
+
+impl HttpClient for PoolClient {
+    fn send(&self, request: http::Request<Bytes>) -> ClientFuture {
+        let request = request.map(|body| Full::new(body).map_err(|e| match e {}).boxed_unsync());
+        let pending = self.client().request(request);
+        Box::pin(async move {
+            let response = pending.await.map_err(classify)?;
+            Ok(response.map(|incoming| {
+                incoming
+                    .map_err(|e| {
+                        if e.is_timeout() {
+                            HttpError::ConnectionReadTimeout
+                        } else {
+                            HttpError::from(e)
+                        }
+                    })
+                    .boxed_unsync()
+            }))
+        })
+    }
+}
 
 /// TCP to the destination, or, for an `https` destination that `HTTPS_PROXY` /
 /// `ALL_PROXY` route through a proxy (and `NO_PROXY` does not exempt), a `CONNECT` tunnel
@@ -79,48 +141,43 @@ impl tower_service::Service<http::Uri> for ProxyConnector {
     }
 }
 
-/// A cheaply cloneable pool of outgoing connections. The client (and its TLS
-/// configuration) is built on the first request: a CLI call that sends none, like
-/// `status`, does not pay for it.
+/// The runtime's sender of outgoing requests: an [`HttpClient`] (the keep-alive pool by
+/// default) with the host's caps and timeouts around it. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct HttpPool {
-    client: Arc<OnceLock<PooledClient>>,
-    connect_timeout: Duration,
+    client: Arc<dyn HttpClient>,
 }
 
 impl std::fmt::Debug for HttpPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpPool")
-            .field("connect_timeout", &self.connect_timeout)
-            .finish_non_exhaustive()
+        f.debug_struct("HttpPool").finish_non_exhaustive()
     }
 }
 
 impl HttpPool {
-    /// A pool whose connection attempts give up after `connect_timeout`.
+    /// The default pool, whose connection attempts give up after `connect_timeout`.
     pub(crate) fn new(connect_timeout: Duration) -> Self {
-        Self {
-            client: Arc::default(),
+        Self::over(Arc::new(PoolClient {
+            client: OnceLock::new(),
             connect_timeout,
-        }
+        }))
     }
 
-    fn client(&self) -> &PooledClient {
-        self.client
-            .get_or_init(|| build_client(self.connect_timeout, trust_roots(), Matcher::from_env()))
+    /// Requests sent by `client` (an embedder's).
+    pub(crate) fn over(client: Arc<dyn HttpClient>) -> Self {
+        Self { client }
     }
 
     /// A pool that trusts exactly `roots` and routes through `proxies` (tests).
     #[cfg(test)]
     fn with(connect_timeout: Duration, roots: rustls::RootCertStore, proxies: Matcher) -> Self {
-        let pool = Self::new(connect_timeout);
-        let _ = pool
-            .client
-            .set(build_client(connect_timeout, roots, proxies));
-        pool
+        Self::over(Arc::new(PoolClient {
+            client: OnceLock::from(build_client(connect_timeout, roots, proxies)),
+            connect_timeout,
+        }))
     }
 
-    /// Sends `request` (absolute URI) on a pooled or new connection.
+    /// Sends `request` (absolute URI) through the client.
     ///
     /// The request body is read whole first (at most `caps.request`) and sent with a
     /// `content-length`: one write instead of a chunked stream fed piece by piece from the
@@ -141,11 +198,9 @@ impl HttpPool {
         let exchange = async {
             let (parts, body) = request.into_parts();
             let body = read_whole(body, caps.request).await?;
-            let request = http::Request::from_parts(
-                parts,
-                Full::new(body).map_err(|e| match e {}).boxed_unsync(),
-            );
-            self.client().request(request).await.map_err(classify)
+            self.client
+                .send(http::Request::from_parts(parts, body))
+                .await
         };
         let response = tokio::time::timeout(first_byte, exchange)
             .await
@@ -383,7 +438,7 @@ fn clone_error(e: &HttpError) -> Option<HttpError> {
 /// A response body whose frames must each arrive within a time budget, and that fails
 /// with `HTTP-response-body-size` once more than `max` bytes came through.
 pub(crate) struct ResponseBody {
-    inner: hyper::body::Incoming,
+    inner: ClientBody,
     between_bytes: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     seen: u64,
@@ -391,7 +446,7 @@ pub(crate) struct ResponseBody {
 }
 
 impl ResponseBody {
-    fn new(inner: hyper::body::Incoming, between_bytes: Duration, max: u64) -> Self {
+    fn new(inner: ClientBody, between_bytes: Duration, max: u64) -> Self {
         Self {
             inner,
             between_bytes,
@@ -418,11 +473,8 @@ impl Body for ResponseBody {
             Poll::Ready(frame) => {
                 // The next frame gets a fresh budget, armed only once it is waited for.
                 this.deadline = None;
-                let frame = match frame {
-                    None => return Poll::Ready(None),
-                    Some(Err(e)) if e.is_timeout() => Err(HttpError::ConnectionReadTimeout),
-                    Some(Err(e)) => Err(HttpError::from(e)),
-                    Some(Ok(frame)) => Ok(frame),
+                let Some(frame) = frame else {
+                    return Poll::Ready(None);
                 };
                 if let Ok(data) = frame.as_ref().map(Frame::data_ref)
                     && let Some(data) = data

@@ -22,6 +22,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 use crate::config::Origin;
 use crate::http_pool::{BodyCaps, HttpPool};
+use crate::outbound::{OutboundPolicy, OutboundRequest};
 
 /// Host-side caps that a plugin cannot raise.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +86,9 @@ impl Default for HttpLimits {
 
 /// The `wasi:http` hooks of one tenant session.
 pub struct SandboxHooks {
+    tenant: Arc<str>,
     allowed: Arc<[Origin]>,
+    policy: Option<Arc<dyn OutboundPolicy>>,
     limits: HttpLimits,
     denied: Arc<AtomicU64>,
     pool: HttpPool,
@@ -226,16 +229,20 @@ fn header_bytes(headers: &http::HeaderMap) -> usize {
 }
 
 impl SandboxHooks {
-    /// Hooks allowing exactly `allowed`, sending through `pool`; each refusal increments
-    /// `denied`.
+    /// Hooks allowing exactly `allowed` (and, among those, what `policy` lets through),
+    /// sending through `pool`; each refusal increments `denied`.
     pub(crate) fn new(
+        tenant: Arc<str>,
         allowed: Arc<[Origin]>,
+        policy: Option<Arc<dyn OutboundPolicy>>,
         limits: HttpLimits,
         denied: Arc<AtomicU64>,
         pool: HttpPool,
     ) -> Self {
         Self {
+            tenant,
             allowed,
+            policy,
             limits,
             denied,
             pool,
@@ -244,11 +251,21 @@ impl SandboxHooks {
     }
 
     fn is_allowed(&self, uri: &http::Uri) -> bool {
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return false;
-        };
-        Origin::parse(&format!("{scheme}://{authority}"))
-            .is_ok_and(|origin| self.allowed.contains(&origin))
+        Origin::of_uri(uri).is_ok_and(|origin| self.allowed.contains(&origin))
+    }
+
+    /// The embedder's verdict on an allowlisted request.
+    fn policy_refusal(&self, request: &http::Request<WasiBody>) -> Option<String> {
+        let policy = self.policy.as_ref()?;
+        let origin = Origin::of_uri(request.uri()).ok()?;
+        policy
+            .check(&OutboundRequest {
+                tenant: &self.tenant,
+                origin: &origin,
+                method: request.method(),
+                path: request.uri().path(),
+            })
+            .err()
     }
 
     fn clamp(&self, options: Option<RequestOptions>) -> RequestOptions {
@@ -281,11 +298,18 @@ impl WasiHttpHooks for SandboxHooks {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        if !self.is_allowed(request.uri()) {
+        let refusal = if self.is_allowed(request.uri()) {
+            self.policy_refusal(&request)
+        } else {
+            Some("not on the allowlist".to_owned())
+        };
+        if let Some(reason) = refusal {
             self.denied.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
+                tenant = &*self.tenant,
                 scheme = request.uri().scheme_str().unwrap_or(""),
                 authority = request.uri().authority().map(|a| a.as_str()).unwrap_or(""),
+                reason,
                 "sandbox denied an outgoing request"
             );
             // Keep the body's receiving end alive and drained for a while: a guest still
@@ -365,7 +389,9 @@ mod tests {
     fn hooks(allowed: &[&str]) -> SandboxHooks {
         let allowed: Vec<Origin> = allowed.iter().map(|o| Origin::parse(o).unwrap()).collect();
         SandboxHooks::new(
+            "tenant-1".into(),
             allowed.into(),
+            None,
             HttpLimits::default(),
             Default::default(),
             HttpPool::new(Duration::from_secs(1)),

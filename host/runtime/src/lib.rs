@@ -9,7 +9,19 @@
 //! - [`secrets`]: tenant-scoped, encrypted, atomically written secret storage with a
 //!   cross-process lock;
 //! - [`limits`]: memory and CPU (epoch) limits per call;
-//! - [`config`]: the endpoints the plugin is told to use.
+//! - [`config`]: the operator's overrides of the plugin's manifest, and the allowlist
+//!   derived from both; [`outbound`]: an embedder's further say over each request;
+//! - [`HttpClient`]: who sends what the sandbox lets through (default: a keep-alive pool);
+//! - [`secrets::SecretBackend`]: where tenants' secrets live (default: encrypted files).
+//!
+//! # Embedding
+//!
+//! A runtime per process, a session per tenant, and the exports as async methods (from
+//! `examples/embed.rs`, which the integration tests run against the reference servers):
+//!
+//! ```no_run
+#![doc = include_str!("../examples/embed.rs")]
+//! ```
 #![deny(missing_docs)]
 
 pub mod bindings;
@@ -22,10 +34,14 @@ mod guest_stderr;
 mod http_pool;
 pub mod http_sandbox;
 pub mod limits;
+pub mod outbound;
 pub mod runtime;
 /// The secret backend and its default, the encrypted file store (crate `provider-secrets`).
 pub use provider_secrets as secrets;
 
-pub use config::{HostConfig, ProviderSettings};
+pub use config::{HostConfig, Origin, ResolvedConfig};
 pub use error::HostError;
+pub use http_pool::{ClientBody, ClientFuture, HttpClient};
 pub use runtime::{PluginSource, Runtime, RuntimeOptions, Session};
+/// wasi-http's error codes, which an [`HttpClient`] answers with.
+pub use wasmtime_wasi_http::Error as HttpError;

@@ -13,20 +13,24 @@ use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use wasmtime_wasi_config::WasiConfigVariables;
+
 use crate::bindings::types::{
-    ChatChunk, ChatReply, ChatRequest, ConnectionStatus, DevicePrompt, LogoutReport, ModelList,
-    PollOutcome, ProviderError,
+    ApiKeyInfo, ChatChunk, ChatReply, ChatRequest, ConnectionStatus, DevicePrompt, LogoutReport,
+    ModelList, PluginManifest, PollOutcome, ProviderError, QuotaReport,
 };
 use crate::bindings::{ProviderPlugin, ProviderPluginPre};
 use crate::compile_cache::{CacheKey, CompileCache};
-use crate::config::{HostConfig, Origin, ProviderSettings};
+use crate::config::{HostConfig, ResolvedConfig};
 use crate::engine::{self, SharedEngine};
 use crate::error::HostError;
 use crate::guest_stderr::GuestStderr;
 use crate::http_pool::HttpPool;
 use crate::http_sandbox::SandboxHooks;
 use crate::limits::{InstanceAllocation, Limits, MemoryCap, MemoryLimitExceeded};
-use crate::secrets::{KeySource, SecretStore, StoreConfig, TenantSecrets};
+use crate::secrets::{
+    KeySource, SecretBackend, SecretLock, SecretStore, SecretStoreError, StoreConfig, TenantBackend,
+};
 
 /// Where the plugin component comes from.
 #[derive(Clone)]
@@ -104,6 +108,12 @@ pub struct RuntimeOptions {
     pub state_dir: PathBuf,
     /// Where the secret store's master key comes from.
     pub key: KeySource,
+    /// Where tenants' secrets live; `None`: the encrypted file store under `state_dir`,
+    /// keyed by `key`.
+    pub secrets: Option<Arc<dyn SecretBackend>>,
+    /// Who sends the requests the sandbox lets through; `None`: the host's keep-alive
+    /// pool. The sandbox's caps and timeouts apply to either.
+    pub http_client: Option<Arc<dyn crate::http_pool::HttpClient>>,
     /// Limits for every session.
     pub limits: Limits,
     /// Directory for compiled components; `None` disables the cache.
@@ -121,6 +131,8 @@ impl RuntimeOptions {
             plugin: plugin.into(),
             key: KeySource::from_env_or_file(state_dir.join("keyring").join("master.key")),
             compile_cache: Some(state_dir.join("cache")),
+            secrets: None,
+            http_client: None,
             state_dir,
             limits: Limits::default(),
             allocation: InstanceAllocation::default(),
@@ -138,8 +150,9 @@ impl RuntimeOptions {
 pub struct Runtime {
     shared: Arc<SharedEngine>,
     pre: ProviderPluginPre<TenantState>,
-    secrets: SecretStore,
-    tenants: Arc<Mutex<HashMap<String, TenantSecrets>>>,
+    secrets: Arc<dyn SecretBackend>,
+    tenants: Arc<Mutex<HashMap<String, Arc<dyn TenantBackend>>>>,
+    manifest: Arc<tokio::sync::OnceCell<Arc<PluginManifest>>>,
     limits: Limits,
     connections: HttpPool,
 }
@@ -168,38 +181,29 @@ impl Runtime {
                 options.state_dir.display()
             ))
         })?;
-        let secrets = SecretStore::open(StoreConfig {
-            state_dir: options.state_dir.clone(),
-            key: options.key.clone(),
-            ..StoreConfig::default()
-        })?;
+        let secrets: Arc<dyn SecretBackend> = match &options.secrets {
+            Some(backend) => backend.clone(),
+            None => Arc::new(SecretStore::open(StoreConfig {
+                state_dir: options.state_dir.clone(),
+                key: options.key.clone(),
+                ..StoreConfig::default()
+            })?),
+        };
         let cache = options.compile_cache.as_deref().and_then(|dir| {
             CompileCache::open(dir, CacheKey(secrets.derive_key(b"compile-cache")))
         });
         let shared = engine::shared(options.allocation, &options.limits)?;
-        let pre = match shared.plugin(&options.plugin, cache.as_ref()) {
-            Ok(pre) => pre,
-            // A component that does not fit one instance budget (more core instances,
-            // memories or tables than a wasm32-wasip2 component has) is refused, pooled or
-            // not: on demand, `MemoryCap` refuses it when a session instantiates it.
-            Err(HostError::Plugin(m)) if shared.is_pooling() && m.contains("pooling allocator") => {
-                return Err(HostError::ResourceLimit(format!(
-                    "{} does not fit one instance's budget (at most {} core instances, {} \
-                     memories, {} tables): {m}",
-                    options.plugin,
-                    crate::limits::MAX_CORE_INSTANCES,
-                    crate::limits::MAX_MEMORIES,
-                    crate::limits::MAX_TABLES,
-                )));
-            }
-            Err(e) => return Err(e),
-        };
+        let pre = shared.plugin(&options.plugin, cache.as_ref())?;
         Ok(Self {
             shared,
             pre,
             secrets,
             tenants: Arc::default(),
-            connections: HttpPool::new(options.limits.http.connect_timeout),
+            manifest: Arc::default(),
+            connections: match &options.http_client {
+                Some(client) => HttpPool::over(client.clone()),
+                None => HttpPool::new(options.limits.http.connect_timeout),
+            },
             limits: options.limits,
         })
     }
@@ -216,29 +220,52 @@ impl Runtime {
         self.shared.is_pooling()
     }
 
-    /// A live session for `tenant`, talking to what `config` allows.
+    /// The plugin's manifest, asked once per runtime (an instance with no secrets, no
+    /// configuration and no network; the export may call no import).
+    pub async fn manifest(&self) -> Result<Arc<PluginManifest>, HostError> {
+        self.manifest
+            .get_or_try_init(|| async {
+                let mut probe = self.new_session(Arc::new(NoSecrets), empty_config());
+                let manifest = probe.call_manifest().await?;
+                check_manifest(&manifest)?;
+                Ok(Arc::new(manifest))
+            })
+            .await
+            .cloned()
+    }
+
+    /// `config` checked against the plugin's manifest (see [`HostConfig::resolve`]).
+    pub async fn resolve(&self, config: &HostConfig) -> Result<ResolvedConfig, HostError> {
+        config.resolve(&*self.manifest().await?)
+    }
+
+    /// A live session for `tenant`, with `config` (checked against the plugin's manifest).
     ///
-    /// The tenant's directories are created and checked (see [`crate::secrets`]) when this
-    /// runtime opens its first session; later sessions skip those eight system calls.
+    /// The tenant's storage is prepared and checked (see [`crate::secrets`]) when this
+    /// runtime opens its first session; later sessions skip those checks.
     pub async fn session(&self, tenant: &str, config: &HostConfig) -> Result<Session, HostError> {
+        let resolved = self.resolve(config).await?;
         let secrets = self.tenant_secrets(tenant)?;
-        let mut session = Session {
+        let mut session = self.new_session(secrets, resolved);
+        session.instantiate().await?;
+        Ok(session)
+    }
+
+    fn new_session(&self, secrets: Arc<dyn TenantBackend>, config: ResolvedConfig) -> Session {
+        Session {
             pre: self.pre.clone(),
             secrets,
-            settings: config.provider.clone(),
-            allowed: config.allowed_origins.clone().into(),
+            config,
             limits: self.limits,
             denied: Arc::new(AtomicU64::new(0)),
             stderr_used: Arc::new(AtomicUsize::new(0)),
             connections: self.connections.clone(),
             live: None,
             generation: 0,
-        };
-        session.instantiate().await?;
-        Ok(session)
+        }
     }
 
-    fn tenant_secrets(&self, tenant: &str) -> Result<TenantSecrets, HostError> {
+    fn tenant_secrets(&self, tenant: &str) -> Result<Arc<dyn TenantBackend>, HostError> {
         if let Some(s) = lock(&self.tenants).get(tenant) {
             return Ok(s.clone());
         }
@@ -257,6 +284,82 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn empty_config() -> ResolvedConfig {
+    ResolvedConfig {
+        overrides: Arc::new([]),
+        allowed_origins: Arc::new([]),
+        enabled_routes: Vec::new(),
+        policy: None,
+    }
+}
+
+/// A manifest the host can act on: names it uses as keys are well-formed and unique, and
+/// every route a setting names exists.
+fn check_manifest(m: &PluginManifest) -> Result<(), HostError> {
+    let bad = |why: String| HostError::InvalidComponent(format!("its manifest: {why}"));
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 64
+            && n.bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.'))
+    };
+    if !name_ok(&m.id) {
+        return Err(bad(format!("id {:?} is not [a-z0-9._-]{{1,64}}", m.id)));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for s in &m.settings {
+        if !name_ok(&s.key) || !seen.insert(s.key.as_str()) {
+            return Err(bad(format!(
+                "setting key {:?} is malformed or repeated",
+                s.key
+            )));
+        }
+    }
+    let mut routes = std::collections::HashSet::new();
+    for r in &m.routes {
+        if !name_ok(&r.name) || !routes.insert(r.name.as_str()) {
+            return Err(bad(format!("route {:?} is malformed or repeated", r.name)));
+        }
+    }
+    for s in &m.settings {
+        if let Some(r) = &s.route
+            && !routes.contains(r.as_str())
+        {
+            return Err(bad(format!("setting {:?} names no route {r:?}", s.key)));
+        }
+    }
+    Ok(())
+}
+
+/// The storage of the manifest probe: it has none.
+#[derive(Debug)]
+struct NoSecrets;
+
+impl TenantBackend for NoSecrets {
+    fn tenant_id(&self) -> &str {
+        "(manifest)"
+    }
+    fn get(&self, _: &str) -> Result<Option<Vec<u8>>, SecretStoreError> {
+        Err(no_secrets())
+    }
+    fn set(&self, _: &str, _: &[u8]) -> Result<(), SecretStoreError> {
+        Err(no_secrets())
+    }
+    fn delete(&self, _: &str) -> Result<(), SecretStoreError> {
+        Err(no_secrets())
+    }
+    fn list_keys(&self, _: &str) -> Result<Vec<String>, SecretStoreError> {
+        Err(no_secrets())
+    }
+    fn lock(&self, _: &str, _: Duration) -> Result<SecretLock, SecretStoreError> {
+        Err(no_secrets())
+    }
+}
+
+fn no_secrets() -> SecretStoreError {
+    SecretStoreError::InvalidTenant("`manifest` may not use the secret store".into())
+}
+
 /// The data of one tenant's store.
 pub(crate) struct TenantState {
     wasi: WasiCtx,
@@ -264,8 +367,8 @@ pub(crate) struct TenantState {
     pub(crate) table: ResourceTable,
     hooks: SandboxHooks,
     memory: MemoryCap,
-    pub(crate) secrets: TenantSecrets,
-    pub(crate) settings: ProviderSettings,
+    pub(crate) secrets: Arc<dyn TenantBackend>,
+    pub(crate) config: WasiConfigVariables,
     pub(crate) lock_timeout_cap: Duration,
 }
 
@@ -297,9 +400,8 @@ struct Live {
 /// bug) the instance is discarded and the next call gets a fresh one.
 pub struct Session {
     pre: ProviderPluginPre<TenantState>,
-    secrets: TenantSecrets,
-    settings: ProviderSettings,
-    allowed: Arc<[Origin]>,
+    secrets: Arc<dyn TenantBackend>,
+    config: ResolvedConfig,
     limits: Limits,
     denied: Arc<AtomicU64>,
     /// Bytes of stderr written in the current export call.
@@ -344,7 +446,9 @@ impl Session {
     async fn instantiate(&mut self) -> Result<&mut Live, HostError> {
         // The session's counter outlives instances, so refusals are counted across traps.
         let hooks = SandboxHooks::new(
-            self.allowed.clone(),
+            self.secrets.tenant_id().into(),
+            self.config.allowed_origins.clone(),
+            self.config.policy.clone(),
             self.limits.http,
             self.denied.clone(),
             self.connections.clone(),
@@ -371,7 +475,12 @@ impl Session {
             hooks,
             memory: MemoryCap::new(self.limits.memory_bytes),
             secrets: self.secrets.clone(),
-            settings: self.settings.clone(),
+            config: self
+                .config
+                .overrides
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
             lock_timeout_cap: self.limits.lock_timeout_cap,
         };
         let mut store = Store::new(self.pre.engine(), state);
@@ -409,6 +518,18 @@ impl Session {
         }
     }
 
+    /// The configuration this session was opened with (overrides handed to the plugin,
+    /// the allowlist, the enabled routes).
+    pub fn config(&self) -> &ResolvedConfig {
+        &self.config
+    }
+
+    async fn call_manifest(&mut self) -> Result<PluginManifest, HostError> {
+        export_call!(self, |p, store| async {
+            p.call_manifest(store).await.map(Ok)
+        })
+    }
+
     /// Requests the sandbox refused during this session.
     pub fn denied_requests(&self) -> u64 {
         self.denied.load(Ordering::Relaxed)
@@ -440,9 +561,34 @@ impl Session {
         export_call!(self, |p, store| p.call_refresh(store))
     }
 
-    /// `models` export.
-    pub async fn models(&mut self, force: bool) -> Result<ModelList, HostError> {
-        export_call!(self, |p, store| p.call_models(store, force))
+    /// `models` export: the chat models of `route` (`None`: the default route).
+    pub async fn models(
+        &mut self,
+        force: bool,
+        route: Option<&str>,
+    ) -> Result<ModelList, HostError> {
+        export_call!(self, |p, store| p.call_models(store, force, route))
+    }
+
+    /// `set-api-key` export. The key goes to the plugin (which stores it encrypted) and is
+    /// never kept by the host.
+    pub async fn set_api_key(&mut self, key: &str) -> Result<ApiKeyInfo, HostError> {
+        export_call!(self, |p, store| p.call_set_api_key(store, key))
+    }
+
+    /// `api-key-status` export.
+    pub async fn api_key_status(&mut self) -> Result<ApiKeyInfo, HostError> {
+        export_call!(self, |p, store| p.call_api_key_status(store))
+    }
+
+    /// `delete-api-key` export.
+    pub async fn delete_api_key(&mut self) -> Result<ApiKeyInfo, HostError> {
+        export_call!(self, |p, store| p.call_delete_api_key(store))
+    }
+
+    /// `usage` export: what is left of `route`'s quota (`None`: the default route).
+    pub async fn usage(&mut self, route: Option<&str>) -> Result<QuotaReport, HostError> {
+        export_call!(self, |p, store| p.call_usage(store, route))
     }
 
     /// `chat` export.
@@ -500,7 +646,7 @@ impl Session {
 
 fn classify_trap(e: wasmtime::Error, call_timeout: Duration) -> HostError {
     if let Some(p) = e.downcast_ref::<PoolConcurrencyLimitError>() {
-        return HostError::Plugin(format!(
+        return HostError::PoolExhausted(format!(
             "too many live sessions in this process ({p}); drop idle sessions or raise \
              InstanceAllocation::Pooling::max_live_instances"
         ));

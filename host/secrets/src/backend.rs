@@ -5,8 +5,8 @@
 //! blocks: async callers run it on `tokio::task::spawn_blocking`, unless
 //! [`TenantBackend::reads_are_local`] says a read is a local file read worth doing inline.
 //!
-//! Contract (the suite in `tests.rs` checks it for the file store; other backends run the
-//! same checks):
+//! Contract (the suite in [`crate::contract`], feature `contract-tests`, checks it; the file
+//! store and every other backend run the same checks):
 //! - values are sealed with [`crate::file_format`] (the associated data binds a value to its
 //!   tenant and key) before they leave the host, and a value that does not open is
 //!   [`SecretStoreError::Corrupt`];
@@ -18,7 +18,10 @@
 //!   when the holder's process dies;
 //! - names are checked with the same rules everywhere (tenant `[A-Za-z0-9._-]{1,64}`, keys
 //!   and lock names `[a-z0-9._-]{1,128}`, never a leading `.`), and the same limits apply
-//!   (value size, keys per tenant, locks held per handle).
+//!   (value size, keys per tenant, locks held per handle: [`crate::Limits`]);
+//! - `derive_key` is [`crate::MasterKey::derive_key`] of the master key, so every backend
+//!   opened with one master key derives the same keys;
+//! - [`crate::rotation::rotate`] re-encrypts its values under a new master key.
 
 use std::any::Any;
 use std::fmt;
@@ -85,7 +88,9 @@ impl SecretLock {
 
 impl fmt::Debug for SecretLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretLock").field("name", &self.name).finish()
+        f.debug_struct("SecretLock")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

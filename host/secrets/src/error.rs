@@ -37,6 +37,17 @@ pub enum SecretStoreError {
     /// malformed, or badly protected).
     #[error("master key: {0}")]
     MasterKey(String),
+    /// The storage backend (a database) could not be reached or did not complete the call:
+    /// down, restarting, unreachable, too slow, or refusing the statement. The call changed
+    /// nothing, or (when the connection broke while committing) it took effect whole; never
+    /// half. Retrying later may succeed: the backend reconnects by itself.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The backend's configuration is not acceptable (a malformed database URL, a TLS mode
+    /// this host does not support, or a schema newer than this host knows). Raised when the
+    /// backend is opened, never to a plugin.
+    #[error("storage configuration: {0}")]
+    Config(String),
     /// A file-system operation failed. The display shows `context` and the path; the OS
     /// error is the [`std::error::Error::source`].
     #[error("{context}{}", path_suffix(path.as_ref()))]
@@ -99,6 +110,10 @@ impl SecretStoreError {
             // Only raised when the store is opened, never to a plugin; its text names
             // the key file's path.
             Self::MasterKey(_) => "master key: unavailable (see the host's log)".to_owned(),
+            // The database's own words may name its host, users or schema: they stay in the
+            // host's log.
+            Self::Unavailable(_) => "storage unavailable; retry later".to_owned(),
+            Self::Config(_) => "storage misconfigured (see the host's log)".to_owned(),
             // Built from names, sizes and limits only.
             other => other.to_string(),
         }

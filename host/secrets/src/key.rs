@@ -55,6 +55,12 @@ impl KeySource {
     /// Obtains the key (reading or creating the key file as needed). `values_dir` is asked
     /// only when the key file is missing: where the store holds encrypted values, if it
     /// holds any (then no new key is made).
+    /// The key as it is now, never creating a key file (a missing one is
+    /// [`SecretStoreError::MasterKey`]).
+    pub fn load_existing(&self) -> Result<MasterKey, SecretStoreError> {
+        self.load(|| Ok(Some(PathBuf::from("the state directory"))))
+    }
+
     pub(super) fn load(
         &self,
         values_dir: impl FnOnce() -> Result<Option<PathBuf>, SecretStoreError>,
@@ -84,13 +90,69 @@ impl KeySource {
     }
 }
 
-/// 32 key bytes, wiped (best effort) when dropped. Deliberately not `Debug`.
-pub(super) struct MasterKey([u8; MASTER_KEY_LEN]);
+/// A master key: 32 bytes, wiped (best effort) when dropped. Deliberately neither `Debug` nor
+/// `Clone`, and nothing reads its bytes back out: it only seals, opens and derives.
+///
+/// The file store loads it from its [`KeySource`]; other backends and the key rotation
+/// ([`crate::rotation`]) take one from [`MasterKey::from_env`], [`MasterKey::from_env_var`]
+/// or [`MasterKey::from_text`].
+pub struct MasterKey([u8; MASTER_KEY_LEN]);
 
 impl MasterKey {
-    /// The AEAD keyed with this key.
-    pub(super) fn cipher(&self) -> XChaCha20Poly1305 {
+    /// The key with these bytes (a key file's content).
+    pub fn from_bytes(bytes: [u8; MASTER_KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses the text form: 64 hex characters, or base64 (standard or URL-safe alphabet,
+    /// padded or not) of 32 bytes; surrounding whitespace is ignored. The error
+    /// ([`SecretStoreError::MasterKey`]) never repeats the text.
+    pub fn from_text(text: &str) -> Result<Self, SecretStoreError> {
+        parse_key_text(text)
+    }
+
+    /// The key in `PROVIDER_HOST_KEY` ([`KEY_ENV_VAR`]), as [`KeySource::Env`] reads it.
+    pub fn from_env() -> Result<Self, SecretStoreError> {
+        Self::from_env_var(KEY_ENV_VAR)
+    }
+
+    /// The key in the environment variable `name` (text form, see [`MasterKey::from_text`]),
+    /// e.g. the new key of a rotation; unset or empty is [`SecretStoreError::MasterKey`].
+    pub fn from_env_var(name: &str) -> Result<Self, SecretStoreError> {
+        match env::var(name) {
+            Ok(text) if !text.trim().is_empty() => parse_key_text(&text).map_err(|e| match e {
+                // parse_key_text names PROVIDER_HOST_KEY; say which variable it was.
+                SecretStoreError::MasterKey(m) if name != KEY_ENV_VAR => {
+                    SecretStoreError::MasterKey(m.replace(KEY_ENV_VAR, name))
+                }
+                other => other,
+            }),
+            Ok(_) | Err(VarError::NotPresent) => {
+                Err(SecretStoreError::MasterKey(format!("{name} is not set")))
+            }
+            Err(VarError::NotUnicode(_)) => Err(SecretStoreError::MasterKey(format!(
+                "{name} is not valid UTF-8; it must be 64 hex characters or the base64 of 32 \
+                 bytes"
+            ))),
+        }
+    }
+
+    /// The AEAD keyed with this key, for [`crate::file_format::seal`] and
+    /// [`crate::file_format::open`].
+    pub fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(Key::from_slice(&self.0))
+    }
+
+    /// The key for `purpose` that every backend's `derive_key` answers under this master key
+    /// (see [`crate::SecretBackend::derive_key`]): the file store and a database backend
+    /// opened with the same master key derive the same keys.
+    pub fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
+        derive_from_root(&self.derive_root(), purpose)
+    }
+
+    /// The root of [`MasterKey::derive_key`], which a backend keeps instead of the key.
+    pub(super) fn derive_root(&self) -> [u8; 32] {
+        self.derive(b"root")
     }
 
     /// A key for another purpose, derived from this one (HMAC-SHA256 over a label), so
@@ -103,6 +165,19 @@ impl MasterKey {
         mac.update(purpose);
         mac.finalize().into_bytes().into()
     }
+
+    /// The raw bytes, for writing a key file (rotation). Never logged.
+    pub(super) fn bytes(&self) -> &[u8; MASTER_KEY_LEN] {
+        &self.0
+    }
+}
+
+/// The second step of [`MasterKey::derive_key`]: HMAC-SHA256 of `purpose` under the root.
+pub(super) fn derive_from_root(root: &[u8; 32], purpose: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(root).expect("any key length");
+    mac.update(purpose);
+    mac.finalize().into_bytes().into()
 }
 
 impl Drop for MasterKey {

@@ -46,6 +46,12 @@
 //! file or set `PROVIDER_HOST_KEY`. The key file's own directory (`keyring/`) is tightened
 //! to 0700 every time the key is loaded.
 //!
+//! # Rotating the master key
+//!
+//! [`rotate_master_key`] re-encrypts every value of every tenant under a new key (see
+//! [`rotation`] for the procedure, which every backend shares: safe to rerun after an
+//! interruption) and, for a [`KeySource::File`], replaces the key file at the very end.
+//!
 //! # Reads
 //!
 //! `get` checks a value file's size before reading it: one over what `set` accepts
@@ -88,12 +94,15 @@
 #![deny(missing_docs)]
 
 mod backend;
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
 mod error;
 pub mod file_format;
 mod fs_util;
 mod key;
 mod lock;
-mod names;
+pub mod names;
+pub mod rotation;
 mod store;
 
 #[cfg(test)]
@@ -101,9 +110,10 @@ mod tests;
 
 pub use backend::{SecretBackend, SecretLock, TenantBackend};
 pub use error::SecretStoreError;
-pub use key::{KEY_ENV_VAR, KeySource, MASTER_KEY_LEN};
+pub use key::{KEY_ENV_VAR, KeySource, MASTER_KEY_LEN, MasterKey};
 pub use lock::LockGuard;
+pub use rotation::{RotationReport, rotate_master_key};
 pub use store::{
     DEFAULT_MAX_HELD_LOCKS, DEFAULT_MAX_KEYS, DEFAULT_MAX_LOCK_NAMES, DEFAULT_MAX_VALUE_BYTES,
-    SecretStore, StoreConfig, TenantSecrets,
+    Limits, SecretStore, StoreConfig, TenantSecrets,
 };

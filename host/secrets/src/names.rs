@@ -1,12 +1,13 @@
-//! Validation of tenant ids, keys and lock names. Checked before any path is built, so a name
-//! can never reach outside its directory.
+//! Validation of tenant ids, keys and lock names: one set of rules for every backend. The
+//! file store checks them before any path is built, so a name can never reach outside its
+//! directory; a database backend checks them before any statement.
 
 use super::error::SecretStoreError;
 
 /// Longest tenant id.
-const MAX_TENANT_LEN: usize = 64;
+pub const MAX_TENANT_LEN: usize = 64;
 /// Longest key or lock name.
-const MAX_KEY_LEN: usize = 128;
+pub const MAX_KEY_LEN: usize = 128;
 /// How much of a rejected name an error message repeats.
 const ECHO_LEN: usize = 80;
 
@@ -43,7 +44,7 @@ fn key_byte(b: u8) -> bool {
 }
 
 /// Checks a tenant id: `[A-Za-z0-9._-]`, 1 to 64 characters, not starting with `.`.
-pub(super) fn validate_tenant(id: &str) -> Result<(), SecretStoreError> {
+pub fn validate_tenant(id: &str) -> Result<(), SecretStoreError> {
     match problem(id, MAX_TENANT_LEN, tenant_byte) {
         None => Ok(()),
         Some(why) => Err(SecretStoreError::InvalidTenant(format!(
@@ -55,13 +56,21 @@ pub(super) fn validate_tenant(id: &str) -> Result<(), SecretStoreError> {
 }
 
 /// Whether `name` is a valid key or lock name.
-pub(super) fn is_valid_key(name: &str) -> bool {
+pub fn is_valid_key(name: &str) -> bool {
     problem(name, MAX_KEY_LEN, key_byte).is_none()
+}
+
+/// Whether some valid key starts with `prefix` (the empty prefix included). A `list_keys`
+/// prefix for which this is false matches nothing, so a backend can answer it without asking
+/// its storage; one for which it is true holds only key characters, none special in a SQL
+/// `LIKE` pattern but `_`.
+pub fn could_prefix_a_key(prefix: &str) -> bool {
+    prefix.len() <= MAX_KEY_LEN && !prefix.starts_with('.') && prefix.bytes().all(key_byte)
 }
 
 /// Checks a key or lock name (`what` is "key" or "lock name"): `[a-z0-9._-]`, 1 to 128
 /// characters, not starting with `.`.
-pub(super) fn validate_key(name: &str, what: &str) -> Result<(), SecretStoreError> {
+pub fn validate_key(name: &str, what: &str) -> Result<(), SecretStoreError> {
     match problem(name, MAX_KEY_LEN, key_byte) {
         None => Ok(()),
         Some(why) => Err(SecretStoreError::InvalidKey(format!(

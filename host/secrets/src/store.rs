@@ -15,7 +15,7 @@ use super::file_format::{self, OVERHEAD};
 use super::fs_util::{
     create_dir_all_private, ensure_private_dir, remove_if_stale_temp, sync_dir, write_atomic,
 };
-use super::key::KeySource;
+use super::key::{KeySource, derive_from_root};
 use super::lock::{self, LOCK_SUFFIX, LockFile, LockGuard, acquire};
 use super::names::{is_valid_key, validate_key, validate_tenant};
 
@@ -31,12 +31,37 @@ pub const DEFAULT_MAX_HELD_LOCKS: usize = 16;
 pub const DEFAULT_MAX_LOCK_NAMES: usize = 64;
 
 /// Suffix of value files.
-const VALUE_SUFFIX: &str = ".sec";
+pub(super) const VALUE_SUFFIX: &str = ".sec";
 /// Internal lock serialising `set` within a tenant, so the key cap holds across processes.
 /// Its leading dot keeps it apart from every user lock name.
-const WRITE_LOCK_FILE: &str = ".store.lock";
+pub(super) const WRITE_LOCK_FILE: &str = ".store.lock";
 /// How long `set` waits for the internal write lock.
-const WRITE_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const WRITE_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The limits every backend enforces the same way (the file store's [`StoreConfig`] holds them
+/// as fields of its own, beside its file-specific `max_lock_names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest value `set` accepts, in bytes; a stored value over it (plus the sealed
+    /// format's overhead) reads as [`SecretStoreError::TooLarge`] and is never fetched whole.
+    pub max_value_bytes: usize,
+    /// Most keys one tenant may hold; a new key beyond is [`SecretStoreError::TooLarge`].
+    pub max_keys: usize,
+    /// Most locks one tenant handle (and its clones) may hold at once; one more is
+    /// [`SecretStoreError::TooLarge`], without waiting.
+    pub max_held_locks: usize,
+}
+
+impl Default for Limits {
+    /// [`DEFAULT_MAX_VALUE_BYTES`], [`DEFAULT_MAX_KEYS`], [`DEFAULT_MAX_HELD_LOCKS`].
+    fn default() -> Self {
+        Self {
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            max_keys: DEFAULT_MAX_KEYS,
+            max_held_locks: DEFAULT_MAX_HELD_LOCKS,
+        }
+    }
+}
 
 /// How to open a [`SecretStore`].
 #[derive(Debug, Clone)]
@@ -77,6 +102,23 @@ impl StoreConfig {
             max_held_locks: DEFAULT_MAX_HELD_LOCKS,
             max_lock_names: DEFAULT_MAX_LOCK_NAMES,
         }
+    }
+
+    /// The limits shared with other backends.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_value_bytes: self.max_value_bytes,
+            max_keys: self.max_keys,
+            max_held_locks: self.max_held_locks,
+        }
+    }
+
+    /// Sets the limits shared with other backends (`max_lock_names` is left as it is).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.max_value_bytes = limits.max_value_bytes;
+        self.max_keys = limits.max_keys;
+        self.max_held_locks = limits.max_held_locks;
+        self
     }
 }
 
@@ -128,7 +170,7 @@ impl SecretStore {
             .key
             .load(|| Ok(holds_values(&tenants_dir)?.then(|| tenants_dir.clone())))?;
         let cipher = master.cipher();
-        let derive_root = master.derive(b"root");
+        let derive_root = master.derive_root();
         create_dir_all_private(&config.state_dir)?;
         ensure_private_dir(&tenants_dir)?;
         Ok(Self {
@@ -148,11 +190,8 @@ impl SecretStore {
     /// the master key: the same master key gives the same key, and it reveals nothing of
     /// the master key or of the keys of other purposes.
     pub fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
-        use hmac::Mac;
-        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.inner.derive_root)
-            .expect("any key length");
-        mac.update(purpose);
-        mac.finalize().into_bytes().into()
+        // The same derivation as MasterKey::derive_key, so every backend agrees.
+        derive_from_root(&self.inner.derive_root, purpose)
     }
 
     /// The storage of one tenant, creating its directories (0700) if needed and tightening

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use tempfile::TempDir;
 
 use super::file_format::{self, MAGIC, OVERHEAD, VERSION};
-use super::key::{MasterKey, parse_key_text};
+use super::key::parse_key_text;
 use super::*;
 
 /// Tells a re-run test binary which child part to play.
@@ -116,104 +116,6 @@ fn hex(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn round_trip() {
-    let fx = fixture();
-    let t = fx.store.tenant(TENANT).unwrap();
-    assert_eq!(t.tenant_id(), TENANT);
-    assert_eq!(t.get("missing").unwrap(), None);
-
-    t.set("oauth.refresh_token", b"first").unwrap();
-    assert_eq!(t.get("oauth.refresh_token").unwrap().unwrap(), b"first");
-    t.set("oauth.refresh_token", b"second value").unwrap();
-    assert_eq!(
-        t.get("oauth.refresh_token").unwrap().unwrap(),
-        b"second value"
-    );
-
-    let binary: Vec<u8> = (0..=255u8).collect();
-    t.set("binary", &binary).unwrap();
-    assert_eq!(t.get("binary").unwrap().unwrap(), binary);
-    t.set("empty", b"").unwrap();
-    assert_eq!(t.get("empty").unwrap().unwrap(), b"");
-
-    // A clone and a second view of the same tenant see the same data.
-    assert_eq!(t.clone().get("binary").unwrap().unwrap(), binary);
-    let again = fx.store.tenant(TENANT).unwrap();
-    assert_eq!(
-        again.get("oauth.refresh_token").unwrap().unwrap(),
-        b"second value"
-    );
-
-    t.delete("binary").unwrap();
-    assert_eq!(t.get("binary").unwrap(), None);
-    t.delete("binary").unwrap(); // absent: still Ok
-    t.delete("never-existed").unwrap();
-}
-
-#[test]
-fn list_keys_is_sorted_and_filtered() {
-    let fx = fixture();
-    let t = fx.store.tenant(TENANT).unwrap();
-    assert!(t.list_keys("").unwrap().is_empty());
-    for k in [
-        "models.cache",
-        "oauth.refresh",
-        "oauth.access",
-        "a",
-        "oauth-x",
-    ] {
-        t.set(k, k.as_bytes()).unwrap();
-    }
-    assert_eq!(
-        t.list_keys("").unwrap(),
-        [
-            "a",
-            "models.cache",
-            "oauth-x",
-            "oauth.access",
-            "oauth.refresh"
-        ]
-    );
-    assert_eq!(
-        t.list_keys("oauth.").unwrap(),
-        ["oauth.access", "oauth.refresh"]
-    );
-    assert!(t.list_keys("zzz").unwrap().is_empty());
-    assert!(t.list_keys("../").unwrap().is_empty());
-    t.delete("oauth.access").unwrap();
-    assert_eq!(t.list_keys("oauth.").unwrap(), ["oauth.refresh"]);
-}
-
-#[test]
-fn tenants_cannot_read_each_other() {
-    let fx = fixture();
-    let a = fx.store.tenant("alice").unwrap();
-    let b = fx.store.tenant("bob").unwrap();
-    a.set("token", b"alice-secret").unwrap();
-    assert_eq!(b.get("token").unwrap(), None);
-    assert!(b.list_keys("").unwrap().is_empty());
-    b.set("token", b"bob-secret").unwrap();
-    assert_eq!(a.get("token").unwrap().unwrap(), b"alice-secret");
-    assert_eq!(b.get("token").unwrap().unwrap(), b"bob-secret");
-
-    // Alice's file planted in Bob's directory does not decrypt there.
-    fs::copy(
-        secrets_dir(&fx.state, "alice").join("token.sec"),
-        secrets_dir(&fx.state, "bob").join("token.sec"),
-    )
-    .unwrap();
-    assert_corrupt(b.get("token"));
-    // Nor does it under another key name of the same tenant.
-    fs::copy(
-        secrets_dir(&fx.state, "alice").join("token.sec"),
-        secrets_dir(&fx.state, "alice").join("other.sec"),
-    )
-    .unwrap();
-    assert_corrupt(a.get("other"));
-    assert_eq!(a.get("token").unwrap().unwrap(), b"alice-secret");
-}
-
-#[test]
 fn no_plaintext_on_disk() {
     let fx = fixture();
     let t = fx.store.tenant(TENANT).unwrap();
@@ -241,138 +143,248 @@ fn no_plaintext_on_disk() {
     }
 }
 
-#[test]
-fn each_write_uses_a_fresh_nonce() {
-    let fx = fixture();
-    let t = fx.store.tenant(TENANT).unwrap();
-    let path = secrets_dir(&fx.state, TENANT).join("k.sec");
-    t.set("k", b"same value").unwrap();
-    let first = fs::read(&path).unwrap();
-    t.set("k", b"same value").unwrap();
-    let second = fs::read(&path).unwrap();
-    assert_ne!(first[5..29], second[5..29], "nonce reused");
-    assert_ne!(first, second);
-}
-
-#[test]
-fn wrong_master_key_is_corrupt() {
-    let fx = fixture();
-    let t = fx.store.tenant(TENANT).unwrap();
-    t.set("token", b"value-under-key-one").unwrap();
-
-    // Another key, made by a store that held nothing yet (over existing values, a missing
-    // key file is refused rather than created).
-    let other_key = KeySource::File(fx.root.join("keys").join("other.key"));
-    SecretStore::open(StoreConfig::new(
-        fx.root.join("elsewhere"),
-        other_key.clone(),
-    ))
-    .unwrap();
-    let other = SecretStore::open(StoreConfig::new(&fx.state, other_key)).unwrap();
-    let err = other.tenant(TENANT).unwrap().get("token").unwrap_err();
-    assert!(matches!(err, SecretStoreError::Corrupt(_)), "{err:?}");
-    assert!(!err.to_string().contains("value-under-key-one"));
-    // The list still works: it needs no decryption.
-    assert_eq!(
-        other.tenant(TENANT).unwrap().list_keys("").unwrap(),
-        ["token"]
-    );
-}
-
-#[test]
-fn damaged_files_are_corrupt_not_panics() {
-    let fx = fixture();
-    let t = fx.store.tenant(TENANT).unwrap();
-    t.set("k", b"a value of some length").unwrap();
-    let path = secrets_dir(&fx.state, TENANT).join("k.sec");
-    let good = fs::read(&path).unwrap();
-
-    let mut flipped = good.clone();
-    *flipped.last_mut().unwrap() ^= 1;
-    let mut flipped_nonce = good.clone();
-    flipped_nonce[10] ^= 0x80;
-    let mut bad_version = good.clone();
-    bad_version[4] = 2;
-    let mut bad_magic = good.clone();
-    bad_magic[0] = b'X';
-    let cases: Vec<Vec<u8>> = vec![
-        Vec::new(),
-        b"garbage".to_vec(),
-        good[..OVERHEAD - 1].to_vec(),
-        good[..good.len() - 1].to_vec(),
-        flipped,
-        flipped_nonce,
-        bad_version,
-        bad_magic,
-        vec![0; 4096],
-    ];
-    for bytes in cases {
-        fs::write(&path, &bytes).unwrap();
-        let err = t.get("k").unwrap_err();
-        assert!(matches!(err, SecretStoreError::Corrupt(_)), "{err:?}");
-        assert!(!err.to_string().contains("a value of some length"));
-    }
-    // Overwriting a corrupt value works.
-    t.set("k", b"fresh").unwrap();
-    assert_eq!(t.get("k").unwrap().unwrap(), b"fresh");
-}
-
 // ---------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------
 
+// The contract-level checks of names (every call, every rule) are in `contract`; these add
+// what is particular to files: a refused name creates nothing on disk.
+
 #[test]
-fn invalid_tenant_ids_are_rejected() {
+fn invalid_names_create_nothing_on_disk() {
     let fx = fixture();
-    let long = "a".repeat(65);
-    for bad in [
-        "", "../x", "a/b", ".hidden", ".", "..", "/abs", "a\\b", "a b", "a\0b", "é", &long,
-    ] {
-        match fx.store.tenant(bad) {
-            Err(SecretStoreError::InvalidTenant(_)) => {}
-            other => panic!("tenant {bad:?}: expected InvalidTenant, got {other:?}"),
-        }
+    for bad in ["../x", "a/b", ".hidden", "..", "/abs"] {
+        assert!(matches!(
+            fx.store.tenant(bad),
+            Err(SecretStoreError::InvalidTenant(_))
+        ));
     }
-    // Nothing was created anywhere.
     assert_eq!(names_in(&fx.state), ["tenants"]);
     assert!(names_in(&fx.state.join("tenants")).is_empty());
 
-    for good in ["A", "Tenant_1.prod-2", &"x".repeat(64)] {
-        fx.store.tenant(good).unwrap();
-    }
-}
-
-#[test]
-fn invalid_keys_and_lock_names_are_rejected() {
-    let fx = fixture();
     let t = fx.store.tenant(TENANT).unwrap();
-    let long = "a".repeat(129);
-    for bad in [
-        "", "../x", "a/b", ".hidden", ".", "..", "/abs", "Upper", "a b", "a\0b", "é", "x:y", &long,
-    ] {
-        let is_invalid = |r: Result<(), SecretStoreError>| {
-            assert!(
-                matches!(r, Err(SecretStoreError::InvalidKey(_))),
-                "{bad:?}: {r:?}"
-            )
-        };
-        is_invalid(t.get(bad).map(drop));
-        is_invalid(t.set(bad, b"v"));
-        is_invalid(t.delete(bad));
-        is_invalid(t.lock(bad, Duration::ZERO).map(drop));
+    for bad in ["../x", "a/b", ".hidden", "..", "/abs", "Upper"] {
+        assert!(t.set(bad, b"v").is_err());
+        assert!(t.lock(bad, Duration::ZERO).is_err());
+        assert!(t.delete(bad).is_err());
     }
-    // No file was written anywhere.
     assert!(
         files_under(&fx.state).is_empty(),
         "{:?}",
         files_under(&fx.state)
     );
+}
 
-    for good in ["a", "0", "a.b-c_d", &"z".repeat(128)] {
-        t.set(good, b"v").unwrap();
-        assert_eq!(t.get(good).unwrap().unwrap(), b"v");
-        drop(t.lock(good, Duration::ZERO).unwrap());
+// ---------------------------------------------------------------------------------------
+// The backend contract
+// ---------------------------------------------------------------------------------------
+
+/// The file store as the contract suite sees it: one state directory; every opening gets its
+/// key from a key file of its own holding the key it is asked for.
+struct FileHarness {
+    _dir: TempDir,
+    state: PathBuf,
+    keys: PathBuf,
+    opened: std::sync::atomic::AtomicUsize,
+}
+
+/// The master key of the contract suite's file store.
+const HARNESS_KEY: [u8; MASTER_KEY_LEN] = [0x42; MASTER_KEY_LEN];
+
+fn file_harness() -> FileHarness {
+    let dir = tempfile::tempdir().unwrap();
+    FileHarness {
+        state: dir.path().join("state"),
+        keys: dir.path().join("keys"),
+        _dir: dir,
+        opened: Default::default(),
     }
+}
+
+impl FileHarness {
+    /// A new key file (in a directory of its own) holding `key`.
+    fn key_file(&self, key: &[u8; MASTER_KEY_LEN]) -> PathBuf {
+        let n = self
+            .opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.keys.join(n.to_string());
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let path = dir.join("master.key");
+        fs::write(&path, key).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+}
+
+impl contract::Harness for FileHarness {
+    fn master_key(&self) -> [u8; MASTER_KEY_LEN] {
+        HARNESS_KEY
+    }
+
+    fn open_with(&self, key: &[u8; MASTER_KEY_LEN], limits: Limits) -> Box<dyn SecretBackend> {
+        let config =
+            StoreConfig::new(&self.state, KeySource::File(self.key_file(key))).with_limits(limits);
+        Box::new(SecretStore::open(config).unwrap())
+    }
+
+    fn read_stored(&self, tenant: &str, key: &str) -> Option<Vec<u8>> {
+        fs::read(secrets_dir(&self.state, tenant).join(format!("{key}.sec"))).ok()
+    }
+
+    fn write_stored(&self, tenant: &str, key: &str, bytes: &[u8]) {
+        fs::write(
+            secrets_dir(&self.state, tenant).join(format!("{key}.sec")),
+            bytes,
+        )
+        .unwrap();
+    }
+
+    fn rotate(
+        &self,
+        old: &[u8; MASTER_KEY_LEN],
+        new: &[u8; MASTER_KEY_LEN],
+        after_each: &mut dyn FnMut(&str, &str) -> Result<(), SecretStoreError>,
+    ) -> Result<RotationReport, SecretStoreError> {
+        rotate_master_key(
+            &self.state,
+            &KeySource::File(self.key_file(old)),
+            &MasterKey::from_bytes(*new),
+            after_each,
+        )
+    }
+}
+
+mod contract_suite {
+    crate::backend_contract_tests!(super::file_harness());
+
+    #[test]
+    fn run_all_passes_on_one_store() {
+        crate::contract::run_all(&super::file_harness());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rotation (the file store's part: its key file)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn rotation_replaces_the_key_file_only_once_every_value_is_rotated() {
+    let fx = fixture();
+    let t = fx.store.tenant(TENANT).unwrap();
+    for k in ["a", "b", "c"] {
+        t.set(k, k.as_bytes()).unwrap();
+    }
+    let old_bytes = fs::read(&fx.key_file).unwrap();
+    let new = MasterKey::from_bytes([0x17; MASTER_KEY_LEN]);
+    let source = KeySource::File(fx.key_file.clone());
+
+    // Interrupted after one value: the key file still holds the old key.
+    let err = rotate_master_key(&fx.state, &source, &new, &mut |_, _| {
+        Err(SecretStoreError::Unavailable("stop".into()))
+    })
+    .unwrap_err();
+    assert!(matches!(err, SecretStoreError::Unavailable(_)), "{err:?}");
+    assert_eq!(fs::read(&fx.key_file).unwrap(), old_bytes);
+
+    let report = rotate_master_key(&fx.state, &source, &new, &mut |_, _| Ok(())).unwrap();
+    assert_eq!((report.rotated, report.already_new), (2, 1), "{report:?}");
+    assert_eq!(
+        report.key_file_replaced.as_deref(),
+        Some(fx.key_file.as_path())
+    );
+    assert_eq!(fs::read(&fx.key_file).unwrap(), [0x17; MASTER_KEY_LEN]);
+    assert_eq!(mode(&fx.key_file), 0o600);
+    assert_eq!(names_in(fx.key_file.parent().unwrap()), ["master.key"]);
+
+    // The store opened from the same key file reads everything; a rerun from it (the key
+    // file now holds the new key) changes nothing.
+    let reopened = SecretStore::open(StoreConfig::new(&fx.state, source.clone())).unwrap();
+    let t = reopened.tenant(TENANT).unwrap();
+    for k in ["a", "b", "c"] {
+        assert_eq!(t.get(k).unwrap().unwrap(), k.as_bytes());
+    }
+    let again = rotate_master_key(&fx.state, &source, &new, &mut |_, _| Ok(())).unwrap();
+    assert_eq!((again.rotated, again.already_new), (0, 3), "{again:?}");
+    // The old store (old key in memory) can no longer read them.
+    assert_corrupt(fx.store.tenant(TENANT).unwrap().get("a"));
+}
+
+#[test]
+fn rotation_never_creates_a_key_file() {
+    let fx = fixture();
+    fx.store.tenant(TENANT).unwrap().set("k", b"v").unwrap();
+    let missing = fx.root.join("nowhere").join("master.key");
+    let new = MasterKey::from_bytes([1; MASTER_KEY_LEN]);
+    let err = rotate_master_key(
+        &fx.state,
+        &KeySource::File(missing.clone()),
+        &new,
+        &mut |_, _| Ok(()),
+    )
+    .unwrap_err();
+    assert!(matches!(err, SecretStoreError::MasterKey(_)), "{err:?}");
+    assert!(!missing.exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// Derived keys
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn derived_keys_are_stable_across_versions() {
+    // A known answer: a change here silently invalidates every compile cache (and any other
+    // key derived from the master key) of every deployment.
+    let master = MasterKey::from_bytes([7; MASTER_KEY_LEN]);
+    assert_eq!(hex(&master.derive_key(b"compile-cache")), DERIVED_KAT);
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("keys").join("master.key");
+    fs::create_dir_all(key_file.parent().unwrap()).unwrap();
+    fs::write(&key_file, [7; MASTER_KEY_LEN]).unwrap();
+    fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).unwrap();
+    let store = SecretStore::open(StoreConfig::new(
+        dir.path().join("state"),
+        KeySource::File(key_file),
+    ))
+    .unwrap();
+    assert_eq!(hex(&store.derive_key(b"compile-cache")), DERIVED_KAT);
+}
+
+/// `derive_key(b"compile-cache")` under the master key `[7; 32]`.
+const DERIVED_KAT: &str = "50a0aea925896086e261548a80c19c2fb92218c73bf009a328cea5ca7a2bc854";
+
+#[test]
+fn master_key_from_a_named_variable_in_a_child() {
+    const TEST: &str = "master_key_from_a_named_variable_in_a_child";
+    if let Ok(role) = std::env::var(CHILD_ROLE) {
+        assert_eq!(role, "named-var");
+        let key = MasterKey::from_env_var("PROVIDER_HOST_TEST_NEW_KEY").unwrap();
+        assert_eq!(hex(&key.derive_key(b"compile-cache")), DERIVED_KAT);
+        let Err(err) = MasterKey::from_env_var("PROVIDER_HOST_TEST_BAD_KEY") else {
+            panic!("a bad key was accepted");
+        };
+        let shown = err.to_string();
+        assert!(shown.contains("PROVIDER_HOST_TEST_BAD_KEY"), "{shown}");
+        assert!(!shown.contains(KEY_ENV_VAR), "{shown}");
+        assert!(!shown.contains("not-a-key"), "{shown}");
+        assert!(MasterKey::from_env_var("PROVIDER_HOST_TEST_UNSET_KEY").is_err());
+        println!("CHILD-OK");
+        return;
+    }
+    let fx = fixture();
+    let mut child = spawn_child(
+        TEST,
+        "named-var",
+        &fx,
+        &[
+            ("PROVIDER_HOST_TEST_NEW_KEY", &hex(&[7; MASTER_KEY_LEN])),
+            ("PROVIDER_HOST_TEST_BAD_KEY", "not-a-key-at-all"),
+        ],
+    );
+    drop(child.stdin.take());
+    let (status, output) = finish(&mut child);
+    assert!(status.success(), "child failed:\n{output}");
+    assert!(output.contains("CHILD-OK"), "{output}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -485,30 +497,18 @@ fn stray_temp_files_are_ignored_and_stale_ones_cleaned() {
 }
 
 #[test]
-fn concurrent_writers_never_expose_a_partial_value() {
+fn concurrent_writers_leave_one_file() {
     let fx = fixture();
     let t = fx.store.tenant(TENANT).unwrap();
-    let values: Vec<Vec<u8>> = (0..4u8)
-        .map(|i| vec![b'a' + i; 2000 + 100 * i as usize])
-        .collect();
-    t.set("shared", &values[0]).unwrap();
     thread::scope(|s| {
-        for v in &values {
+        for i in 0..4u8 {
             let t = t.clone();
             s.spawn(move || {
                 for _ in 0..10 {
-                    t.set("shared", v).unwrap();
+                    t.set("shared", &vec![i; 2000 + 100 * i as usize]).unwrap();
                 }
             });
         }
-        let t = t.clone();
-        let values = &values;
-        s.spawn(move || {
-            for _ in 0..40 {
-                let got = t.get("shared").unwrap().unwrap();
-                assert!(values.contains(&got), "read a value nobody wrote");
-            }
-        });
     });
     assert_eq!(names_in(&secrets_dir(&fx.state, TENANT)), ["shared.sec"]);
 }
@@ -516,31 +516,6 @@ fn concurrent_writers_never_expose_a_partial_value() {
 // ---------------------------------------------------------------------------------------
 // Limits
 // ---------------------------------------------------------------------------------------
-
-#[test]
-fn value_size_cap() {
-    let fx = fixture_with(|c| c.max_value_bytes = 16);
-    let t = fx.store.tenant(TENANT).unwrap();
-    t.set("k", &[7; 16]).unwrap();
-    let err = t.set("k", &[8; 17]).unwrap_err();
-    assert!(matches!(err, SecretStoreError::TooLarge(_)), "{err:?}");
-    assert_eq!(t.get("k").unwrap().unwrap(), [7; 16]);
-}
-
-#[test]
-fn default_value_size_cap_is_one_mib() {
-    let fx = fixture();
-    let t = fx.store.tenant(TENANT).unwrap();
-    t.set("big", &vec![1; DEFAULT_MAX_VALUE_BYTES]).unwrap();
-    assert_eq!(
-        t.get("big").unwrap().unwrap().len(),
-        DEFAULT_MAX_VALUE_BYTES
-    );
-    let err = t
-        .set("big", &vec![1; DEFAULT_MAX_VALUE_BYTES + 1])
-        .unwrap_err();
-    assert!(matches!(err, SecretStoreError::TooLarge(_)), "{err:?}");
-}
 
 #[test]
 fn default_config() {
@@ -557,27 +532,6 @@ fn default_config() {
     })
     .unwrap_err();
     assert!(matches!(err, SecretStoreError::Io { .. }), "{err:?}");
-}
-
-#[test]
-fn key_count_cap() {
-    let fx = fixture_with(|c| c.max_keys = 3);
-    let t = fx.store.tenant(TENANT).unwrap();
-    for k in ["a", "b", "c"] {
-        t.set(k, b"v").unwrap();
-    }
-    let err = t.set("d", b"v").unwrap_err();
-    assert!(matches!(err, SecretStoreError::TooLarge(_)), "{err:?}");
-    assert_eq!(t.get("d").unwrap(), None);
-    t.set("a", b"replacing is fine").unwrap();
-    t.delete("a").unwrap();
-    t.set("d", b"v").unwrap();
-    assert_eq!(t.list_keys("").unwrap(), ["b", "c", "d"]);
-    // The cap is per tenant.
-    let other = fx.store.tenant("other").unwrap();
-    for k in ["a", "b", "c"] {
-        other.set(k, b"v").unwrap();
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -794,60 +748,6 @@ fn child_env_key() {
 // ---------------------------------------------------------------------------------------
 // Locks
 // ---------------------------------------------------------------------------------------
-
-#[test]
-fn lock_excludes_a_second_handle_in_the_same_process() {
-    let fx = fixture();
-    let t = fx.store.tenant(TENANT).unwrap();
-    let guard = t.lock("refresh", Duration::from_secs(1)).unwrap();
-    assert_eq!(guard.name(), "refresh");
-
-    let err = t.lock("refresh", Duration::from_millis(100)).unwrap_err();
-    assert!(matches!(err, SecretStoreError::LockTimeout(_)), "{err:?}");
-    let err = t.lock("refresh", Duration::ZERO).unwrap_err();
-    assert!(matches!(err, SecretStoreError::LockTimeout(_)), "{err:?}");
-
-    // A separately opened store on the same directory is excluded too.
-    let second = SecretStore::open(StoreConfig::new(
-        &fx.state,
-        KeySource::File(fx.key_file.clone()),
-    ))
-    .unwrap();
-    let err = second
-        .tenant(TENANT)
-        .unwrap()
-        .lock("refresh", Duration::ZERO)
-        .unwrap_err();
-    assert!(matches!(err, SecretStoreError::LockTimeout(_)), "{err:?}");
-
-    // Other names and other tenants are independent; values stay writable.
-    let other_name = t.lock("models", Duration::ZERO).unwrap();
-    let other_tenant = fx
-        .store
-        .tenant("other")
-        .unwrap()
-        .lock("refresh", Duration::ZERO)
-        .unwrap();
-    t.set("k", b"v").unwrap();
-
-    drop(guard);
-    let again = t.lock("refresh", Duration::ZERO).unwrap();
-    drop((again, other_name, other_tenant));
-}
-
-#[test]
-fn a_waiting_thread_gets_the_lock_once_released() {
-    let fx = fixture();
-    let t = fx.store.tenant(TENANT).unwrap();
-    let guard = t.lock("refresh", Duration::ZERO).unwrap();
-    let waiter = {
-        let t = t.clone();
-        thread::spawn(move || t.lock("refresh", Duration::from_secs(60)).map(drop))
-    };
-    thread::sleep(Duration::from_millis(50));
-    drop(guard);
-    waiter.join().unwrap().unwrap();
-}
 
 #[test]
 fn lock_excludes_another_process() {

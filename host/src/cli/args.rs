@@ -51,6 +51,15 @@ pub struct Cli {
     /// Longest one plugin call may run, in seconds.
     #[arg(long, global = true)]
     pub call_timeout_secs: Option<u64>,
+    /// Keep tenants' secrets in this PostgreSQL database (`postgres://…`) instead of the
+    /// state directory's files; shared by every host of a fleet. Needs PROVIDER_HOST_KEY.
+    #[arg(
+        long,
+        global = true,
+        env = "PROVIDER_HOST_SECRETS_URL",
+        hide_env_values = true
+    )]
+    pub secrets_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -102,6 +111,26 @@ pub enum Command {
         /// Bypass the cache.
         #[arg(long)]
         force: bool,
+        /// The route to list (default: the tenant's default route).
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// The API key that routes such as `api-key` spend (read from stdin, never from the
+    /// command line).
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// What is left of a route's quota, when upstream says.
+    Usage {
+        /// The route to ask about (default: the tenant's default route).
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// Operations on the secret store itself.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
     },
     /// Send a chat turn.
     Chat(ChatArgs),
@@ -118,6 +147,28 @@ pub enum Command {
     Conformance(ConformanceArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Store an API key for --tenant: read from stdin (one line), or --from-file.
+    Set {
+        /// Read the key from this file instead of stdin.
+        #[arg(long)]
+        from_file: Option<PathBuf>,
+    },
+    /// Whether a key is stored, and its last four characters.
+    Status,
+    /// Delete the stored key (the OAuth login is not touched).
+    Delete,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-encrypt every stored value under a new master key. The current key comes from
+    /// PROVIDER_HOST_KEY or the key file as usual; the new one from
+    /// PROVIDER_HOST_NEW_KEY. Safe to run again after an interruption.
+    RotateKey,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (loopback unless --allow-remote).
@@ -132,6 +183,10 @@ pub struct ServeArgs {
     /// The certificate's private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Enable a route besides the default one (repeatable); requests pick among the
+    /// enabled routes by the `X-Provider-Route` header or their model's prefix.
+    #[arg(long, value_name = "ROUTE")]
+    pub route: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,10 +237,13 @@ pub enum LaneArg {
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// Model id (with or without the provider prefix); default: the request body's model,
-    /// else xai-grok/grok-4.3.
+    /// Model id (bare, or with a route's prefix, which then picks the route); default: the
+    /// request body's model, else the plugin's default model.
     #[arg(long)]
     pub model: Option<String>,
+    /// The route to pay with (default: the model's prefix, else the tenant's default).
+    #[arg(long)]
+    pub route: Option<String>,
     /// Serve the turn on this lane instead of the model's own.
     #[arg(long, value_enum)]
     pub lane: Option<LaneArg>,

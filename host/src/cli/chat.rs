@@ -13,8 +13,6 @@ use serde_json::{Value, json};
 use super::args::{ChatArgs, LaneArg, Thinking};
 use super::{fail, ok, openai, print_json, render};
 
-const DEFAULT_MODEL: &str = "xai-grok/grok-4.3";
-
 fn invalid(message: String) -> HostError {
     HostError::Provider(ProviderError::InvalidInput(message))
 }
@@ -34,11 +32,12 @@ fn read_source(source: &str, what: &str) -> Result<String, HostError> {
 fn build_request(args: &ChatArgs) -> Result<(ChatRequest, bool), HostError> {
     let (mut request, body_stream) = if let Some(source) = &args.request {
         let body = openai::parse(&read_source(source, "the request")?).map_err(invalid)?;
+        // Empty: filled with the plugin's default model by `run`.
         let model = args
             .model
             .clone()
             .or_else(|| body.model.clone())
-            .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+            .unwrap_or_default();
         let stream = body.stream == Some(true);
         (body.into_request(model).map_err(invalid)?, stream)
     } else {
@@ -57,10 +56,7 @@ fn build_request(args: &ChatArgs) -> Result<(ChatRequest, bool), HostError> {
             (None, Some(text)) => messages.push(Message::text(Role::User, text.as_str())),
             (None, None) => return Err(HostError::Config("give a MESSAGE or --messages".into())),
         }
-        let model = args
-            .model
-            .clone()
-            .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+        let model = args.model.clone().unwrap_or_default();
         let request = ChatRequest::new(model, messages);
         (request, false)
     };
@@ -74,6 +70,9 @@ fn build_request(args: &ChatArgs) -> Result<(ChatRequest, bool), HostError> {
     }
     if let Some(n) = args.max_output_tokens {
         request.max_output_tokens = Some(n);
+    }
+    if let Some(r) = &args.route {
+        request.route = Some(r.clone());
     }
     if let Some(l) = args.lane {
         request.lane = Some(match l {
@@ -110,10 +109,32 @@ fn chunk_line(chunk: &ChatChunk) -> Option<Value> {
 }
 
 pub async fn run(session: &mut Session, args: &ChatArgs) -> ExitCode {
-    let (request, body_stream) = match build_request(args) {
+    let (mut request, body_stream) = match build_request(args) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    if request.model.is_empty() {
+        // The plugin knows its vendor's default model: the route's when one is named, else
+        // the default route's (no network call while the caches are fresh).
+        let default = match request.route.clone() {
+            Some(route) => session
+                .models(false, Some(&route))
+                .await
+                .map(|l| Some(l.default_model_id)),
+            None => session.status().await.map(|s| s.default_model_id),
+        };
+        match default {
+            Ok(model) => match model {
+                Some(m) => request.model = m,
+                None => {
+                    return fail(&invalid(
+                        "no model given and the plugin names no default: pass --model".into(),
+                    ));
+                }
+            },
+            Err(e) => return fail(&e),
+        }
+    }
     if !(args.stream || body_stream) {
         return match session.chat(&request).await {
             Ok(reply) if args.json => ok(render::reply(&reply)),

@@ -3,6 +3,7 @@
 mod args;
 mod chat;
 mod conformance;
+mod key;
 mod login;
 mod openai;
 mod render;
@@ -12,7 +13,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use provider_runtime::{HostConfig, HostError, ProviderSettings, Runtime, RuntimeOptions, Session};
+use provider_runtime::bindings::types::SettingKind;
+use provider_runtime::{HostConfig, HostError, Origin, Runtime, RuntimeOptions, Session};
 use serde_json::Value;
 
 use self::args::{Cli, Command};
@@ -30,7 +32,15 @@ pub fn main() -> ExitCode {
         }
         // A script gets its one JSON object for a bad command line too.
         Err(e) => {
-            let message = e.render().to_string();
+            // `key set` takes the key on stdin: an extra argument there is most likely the
+            // key itself, which must not be repeated back.
+            let message = if std::env::args().any(|a| a == "key") {
+                "`key` takes the API key on stdin or from --from-file, never as an argument \
+                 (see `provider-host key --help`)"
+                    .to_owned()
+            } else {
+                e.render().to_string()
+            };
             return fail(&HostError::Provider(
                 provider_runtime::bindings::types::ProviderError::InvalidInput(
                     message.trim().to_owned(),
@@ -56,9 +66,13 @@ pub fn main() -> ExitCode {
     if let Command::ServeKey { command } = &cli.command {
         return serve::keys_command(&cli, command);
     }
-    // Refuse a bad configuration before anything runs, whatever the subcommand.
-    let config = match HostConfig::new(ProviderSettings::from_env()) {
-        Ok(c) => c,
+    if let Command::Secrets { command } = &cli.command {
+        return key::secrets_command(&cli, command);
+    }
+    // Refuse a bad proxy environment before anything runs, whatever the subcommand (the
+    // plugin's own settings are checked against its manifest once it is loaded).
+    let config = match HostConfig::new() {
+        Ok(c) => c.with_user_agent(concat!("provider-host/", env!("CARGO_PKG_VERSION"))),
         Err(e) => return fail(&e),
     };
     if let Command::Serve(args) = &cli.command {
@@ -74,6 +88,59 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt.block_on(run(cli, config)),
         Err(e) => fail(&e),
     }
+}
+
+/// `config` plus the operator's environment: every setting of the plugin's manifest that
+/// names an environment variable (xAI's plugin: `XAI_OAUTH_ISSUER`, `XAI_API_BASE`,
+/// `XAI_CLIENT_ID`, `XAI_OAUTH_SCOPE`, `XAI_ROUTE`, `XAI_SUBSCRIPTION_BASE`, ...) is
+/// overridden by that variable when it is set; `routes` are enabled besides the default.
+pub(crate) async fn env_config(
+    runtime: &Runtime,
+    mut config: HostConfig,
+    routes: &[&str],
+) -> Result<HostConfig, HostError> {
+    let manifest = runtime.manifest().await?;
+    let _ = ENDPOINT_VARS.set(
+        manifest
+            .settings
+            .iter()
+            .filter(|s| s.kind == SettingKind::Endpoint)
+            .filter_map(|s| s.env.clone())
+            .collect(),
+    );
+    for setting in &manifest.settings {
+        let Some(var) = &setting.env else { continue };
+        let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        let value = value.trim();
+        let value = match setting.kind {
+            SettingKind::Endpoint => {
+                // Named by its variable, which is what the operator set.
+                Origin::parse(value).map_err(|e| HostError::Config(format!("{var}: {e}")))?;
+                value.trim_end_matches('/')
+            }
+            SettingKind::RouteName | SettingKind::Text => value,
+        };
+        config = config.set(setting.key.clone(), value);
+    }
+    for route in routes {
+        config = config.enable_route(*route);
+    }
+    // Checked now, so a bad value is refused before any tenant state is touched.
+    runtime.resolve(&config).await?;
+    Ok(config)
+}
+
+/// The runtime options of this command line: state directory, embedded or given
+/// component, secret backend, call timeout.
+pub(crate) fn runtime_options(cli: &Cli) -> Result<RuntimeOptions, HostError> {
+    let mut options = RuntimeOptions::new(cli.plugin_source(), cli.state_dir()?);
+    if let Some(t) = cli.call_timeout_secs {
+        options.limits.call_timeout = std::time::Duration::from_secs(t);
+    }
+    options.secrets = key::secret_backend(cli)?;
+    Ok(options)
 }
 
 fn async_runtime(
@@ -97,22 +164,29 @@ fn init_tracing(level: &str) {
         .try_init();
 }
 
-async fn open_session(cli: &Cli, config: &HostConfig) -> Result<(Runtime, Session), HostError> {
-    let state_dir = cli.state_dir()?;
-    let mut options = RuntimeOptions::new(cli.plugin_source(), state_dir);
+async fn open_session(cli: &Cli, config: HostConfig) -> Result<(Runtime, Session), HostError> {
+    let mut options = runtime_options(cli)?;
     // One session per process: reserving the instance pool (sized for thousands of
     // tenants) would cost more than the whole call.
     options.allocation = provider_runtime::limits::InstanceAllocation::OnDemand;
-    if let Some(t) = cli.call_timeout_secs {
-        options.limits.call_timeout = std::time::Duration::from_secs(t);
-    }
     let runtime = Runtime::new(options)?;
-    let session = runtime.session(&cli.tenant, config).await?;
+    let manifest = runtime.manifest().await?;
+    let route = match &cli.command {
+        Command::Models { route, .. } | Command::Usage { route } => route.as_deref(),
+        // `--model` with a route's prefix names that route as `--route` would.
+        Command::Chat(args) => args.route.as_deref().or_else(|| {
+            let model = args.model.as_deref()?;
+            Some(manifest.route_of_model(model)?.name.as_str())
+        }),
+        _ => None,
+    };
+    let config = env_config(&runtime, config, route.as_slice()).await?;
+    let session = runtime.session(&cli.tenant, &config).await?;
     Ok((runtime, session))
 }
 
 async fn run(cli: Cli, config: HostConfig) -> ExitCode {
-    let (_runtime, mut session) = match open_session(&cli, &config).await {
+    let (_runtime, mut session) = match open_session(&cli, config).await {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
@@ -125,12 +199,22 @@ async fn run(cli: Cli, config: HostConfig) -> ExitCode {
             .map(|o| render::poll(&o)),
         Command::Logout => session.logout().await.map(|r| render::logout(&r)),
         Command::Refresh => session.refresh().await.map(|s| render::status(&s)),
-        Command::Models { force } => session.models(*force).await.map(|m| render::models(&m)),
+        Command::Models { force, route } => session
+            .models(*force, route.as_deref())
+            .await
+            .map(|m| render::models(&m)),
+        Command::Usage { route } => session
+            .usage(route.as_deref())
+            .await
+            .map(|u| render::quota(&u)),
+        Command::Key { command } => key::run(&mut session, command).await,
         Command::Login(args) => return login::run(&mut session, args).await,
         Command::Chat(args) => return chat::run(&mut session, args).await,
         // Dispatched by `main` before any session opens; kept here for completeness.
         Command::Conformance(args) => return conformance::run(&cli, args).await,
-        Command::Serve(_) | Command::ServeKey { .. } => unreachable!("dispatched by main"),
+        Command::Serve(_) | Command::ServeKey { .. } | Command::Secrets { .. } => {
+            unreachable!("dispatched by main")
+        }
     };
     match result {
         Ok(v) => ok(v),
@@ -144,10 +228,63 @@ pub(crate) fn ok(v: Value) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The environment variables of the plugin's endpoints (from its manifest, once loaded),
+/// for error actions.
+static ENDPOINT_VARS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// What to do next, in this CLI's words (its commands and flags); the library's action
+/// (in the contract's terms) where the CLI has nothing to add.
+fn cli_action(e: &HostError) -> String {
+    let others = e.alternatives().join(", ");
+    match e.code() {
+        "rate_limited" if !others.is_empty() => format!(
+            "Rate limit reached: wait (retry_after_seconds when given), or send this request \
+             on another route with --route ({others}); do not retry in a loop."
+        ),
+        "quota_exhausted" if !others.is_empty() => format!(
+            "This route's quota or spending limit is spent: wait for it to reset, or send \
+             this request on another route with --route ({others})."
+        ),
+        "quota_exhausted" => {
+            "This route's quota or spending limit is spent: wait for it to reset.".to_owned()
+        }
+        "not_connected" => {
+            "Not signed in (or no login pending): run `login` (or `start`, then `poll`); \
+             for a key route, store a key with `key set`."
+                .to_owned()
+        }
+        "expired_token" => "The device code expired: run `login` (or `start`) again.".to_owned(),
+        "access_denied" => "Do not retry: the account was refused at authorization. Check that \
+             the subscription is active and approve in the browser where you are signed in, \
+             or use an API key instead (BYOK: `key set`, then a route that spends it)."
+            .to_owned(),
+        "unauthorized" => "The credentials were refused: for the login, run `logout` then \
+             `login`; for an API key, store a valid one with `key set`."
+            .to_owned(),
+        "denied_by_sandbox" => {
+            let vars = ENDPOINT_VARS
+                .get()
+                .map(|v| v.join(", "))
+                .unwrap_or_default();
+            format!(
+                "The host's allowlist refused the destination: check the endpoint variables \
+                 ({vars}), and name a route-bound endpoint's route with --route."
+            )
+        }
+        "config_error" => "Fix the flags or the plugin's environment variables.".to_owned(),
+        "plugin_error" => {
+            "Check --plugin: it must be a component of the model-provider:plugin world.".to_owned()
+        }
+        _ => e.action(),
+    }
+}
+
 /// Print an error object and exit 1.
 pub(crate) fn fail(e: &HostError) -> ExitCode {
     tracing::debug!(code = e.code(), "command failed");
-    print_json(&e.to_json());
+    let mut v = e.to_json();
+    v["action"] = Value::String(cli_action(e));
+    print_json(&v);
     ExitCode::FAILURE
 }
 

@@ -344,6 +344,7 @@ impl Body {
             .collect::<Result<_, String>>()?;
         Ok(ChatRequest {
             model,
+            route: None,
             messages: self
                 .messages
                 .into_iter()

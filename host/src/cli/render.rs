@@ -2,7 +2,7 @@
 
 use provider_runtime::bindings::types::{
     ChatReply, Citation, ConnectionStatus, DevicePrompt, FinishReason, Lane, LogoutReport, Model,
-    ModelList, PollOutcome, ReasoningItem, Usage,
+    ModelList, PollOutcome, QuotaReport, ReasoningItem, Usage,
 };
 use serde_json::{Value, json};
 
@@ -15,7 +15,13 @@ pub fn lane(l: Lane) -> &'static str {
 }
 
 fn model(m: &Model) -> Value {
-    json!({ "id": m.id, "lane": lane(m.lane), "owned_by": m.owned_by, "created": m.created })
+    json!({
+        "id": m.id,
+        "route": m.route,
+        "lane": lane(m.lane),
+        "owned_by": m.owned_by,
+        "created": m.created,
+    })
 }
 
 fn status_fields(s: &ConnectionStatus) -> Value {
@@ -26,6 +32,29 @@ fn status_fields(s: &ConnectionStatus) -> Value {
         "expires_at": s.expires_at,
         "default_model_id": s.default_model_id,
         "models": s.models.iter().map(model).collect::<Vec<_>>(),
+        "default_route": s.default_route,
+        "api_key_stored": s.api_key_stored,
+        "routes": s.routes.iter().map(|r| json!({
+            "name": r.name,
+            "usable": r.usable,
+            "detail": r.detail,
+        })).collect::<Vec<_>>(),
+        "usable_routes": s.routes.iter().filter(|r| r.usable).map(|r| &r.name).collect::<Vec<_>>(),
+    })
+}
+
+/// `usage`: the balance when upstream reported one, and plainly `known: false` otherwise.
+pub fn quota(q: &QuotaReport) -> Value {
+    json!({
+        "ok": true,
+        "route": q.route,
+        "known": q.credits.is_some(),
+        "remaining": q.credits.as_ref().map(|c| c.remaining),
+        "total": q.credits.as_ref().and_then(|c| c.total),
+        "unit": q.credits.as_ref().map(|c| &c.unit),
+        "resets_at": q.resets_at,
+        "detail": q.detail,
+        "fetched_at": q.fetched_at,
     })
 }
 
@@ -76,6 +105,7 @@ pub fn logout(r: &LogoutReport) -> Value {
 pub fn models(m: &ModelList) -> Value {
     json!({
         "ok": true,
+        "route": m.route,
         "models": m.models.iter().map(model).collect::<Vec<_>>(),
         "media_models": m.media_models.iter().map(model).collect::<Vec<_>>(),
         "default_model_id": m.default_model_id,
@@ -126,6 +156,7 @@ pub fn reply(r: &ChatReply) -> Value {
         "reasoning_items": r.reasoning_items.iter().map(reasoning_item).collect::<Vec<_>>(),
         "citations": r.citations.iter().map(citation).collect::<Vec<_>>(),
         "model": r.model,
+        "route": r.route,
         "lane": lane(r.lane),
         "usage": usage(&r.usage),
         "finish_reason": r.finish_reason.as_ref().map(finish_reason),

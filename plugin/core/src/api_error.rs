@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::error::ProviderError;
 use crate::redact::sanitize;
 use crate::retry_after::parse_retry_after;
+use crate::routes::Route;
 
 /// What a failed API answer means for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,14 +19,21 @@ pub enum ApiFailure {
     Final(ProviderError),
 }
 
-/// Classify a non-2xx answer. `retry_after` is the header value, `secrets` are scrubbed
-/// from any upstream text that ends up in a message.
+/// The code the subscription rail answers (403) to a request without its client headers
+/// (its tier gate says "does not have permission" like the API's, in another field).
+pub const MISSING_RAIL_HEADERS_CODE: &str = "permission-denied";
+
+/// Classify a non-2xx answer of `route`. `retry_after` is the header value, `secrets` are
+/// scrubbed from any upstream text that ends up in a message. A spent quota (the API's
+/// free usage, whatever the status; 402; a 403 spending limit) is `QuotaExhausted` naming
+/// `route` (its alternatives are the caller's to add, see [`ProviderError::in_route`]).
 pub fn classify_api_error(
     status: u16,
     retry_after: Option<&str>,
     body: &[u8],
     now_ms: u64,
     secrets: &[&str],
+    route: Route,
 ) -> ApiFailure {
     let raw = String::from_utf8_lossy(body).to_ascii_lowercase();
     let msg = upstream_message(status, body, secrets);
@@ -34,14 +42,27 @@ pub fn classify_api_error(
             || raw.contains("spending limit")
             || raw.contains("run out of credits")
     };
+    let spent = |msg: String| {
+        ApiFailure::Final(ProviderError::quota_exhausted(msg).in_route(route.name(), &[]))
+    };
     match status {
         300..=399 => ApiFailure::Final(ProviderError::InvalidResponse(format!(
             "unexpected redirect (HTTP {status})"
         ))),
+        // The API's free tier is spent: a quota, whatever the status says (429 and 403 seen).
+        _ if raw.contains("free-usage-exhausted") => spent(msg),
         401 => ApiFailure::Unauthenticated(msg),
         403 if raw.contains("unauthenticated:bad-credentials") => ApiFailure::Unauthenticated(msg),
-        402 => ApiFailure::Final(ProviderError::QuotaExhausted(msg)),
-        403 if quota() => ApiFailure::Final(ProviderError::QuotaExhausted(msg)),
+        402 => spent(msg),
+        403 if quota() => spent(msg),
+        403 if route == Route::Subscription
+            && error_code(body).is_some_and(|c| c.starts_with(MISSING_RAIL_HEADERS_CODE)) =>
+        {
+            ApiFailure::Final(ProviderError::InvalidResponse(format!(
+                "the subscription rail refused the request as lacking its client headers (HTTP 403 {MISSING_RAIL_HEADERS_CODE}): \
+                 this is a bug in the plugin, which sends them on every request; please report it (upstream: {msg})"
+            )))
+        }
         403 if raw.contains("does not have permission") => {
             ApiFailure::Final(ProviderError::TierNotAllowed(format!(
                 "the subscription tier does not include this model or feature; logging in again will not help (upstream: {msg})"
@@ -56,10 +77,10 @@ pub fn classify_api_error(
         403 => ApiFailure::Final(ProviderError::TierNotAllowed(format!(
             "access refused; logging in again will not help (upstream: {msg})"
         ))),
-        429 => ApiFailure::Final(ProviderError::RateLimited {
-            message: msg,
-            retry_after_seconds: retry_after.and_then(|v| parse_retry_after(v, now_ms)),
-        }),
+        429 => ApiFailure::Final(ProviderError::rate_limited(
+            msg,
+            retry_after.and_then(|v| parse_retry_after(v, now_ms)),
+        )),
         500..=599 => ApiFailure::Server(msg),
         408 => ApiFailure::Final(ProviderError::Network(format!("upstream timed out: {msg}"))),
         400 | 404 | 413 | 422 => ApiFailure::Final(ProviderError::InvalidInput(msg)),
@@ -90,6 +111,18 @@ pub fn upstream_message(status: u16, body: &[u8], secrets: &[&str]) -> String {
     if clean.is_empty() { fallback } else { clean }
 }
 
+/// The machine-readable code of a JSON error body: `code`, `error.code`, or an `error`
+/// that is a bare code word (lower case).
+fn error_code(body: &[u8]) -> Option<String> {
+    let v = serde_json::from_slice::<Value>(body).ok()?;
+    let err = v.get("error");
+    [v.get("code"), err.and_then(|e| e.get("code")), err]
+        .into_iter()
+        .flatten()
+        .find_map(Value::as_str)
+        .map(|c| c.trim().to_ascii_lowercase())
+}
+
 fn json_message(v: &Value) -> Option<String> {
     fn s(v: Option<&Value>) -> Option<&str> {
         v.and_then(Value::as_str).filter(|s| !s.trim().is_empty())
@@ -108,8 +141,16 @@ fn json_message(v: &Value) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> ApiFailure {
+        classify_api_error(status, retry_after, body, 0, &[], Route::Api)
+    }
+
     fn final_err(status: u16, body: &str) -> ProviderError {
-        match classify_api_error(status, None, body.as_bytes(), 0, &[]) {
+        final_on(Route::Api, status, body)
+    }
+
+    fn final_on(route: Route, status: u16, body: &str) -> ProviderError {
+        match classify_api_error(status, None, body.as_bytes(), 0, &[], route) {
             ApiFailure::Final(e) => e,
             other => panic!("{other:?}"),
         }
@@ -118,13 +159,7 @@ mod tests {
     #[test]
     fn the_three_meanings_of_403() {
         assert!(matches!(
-            classify_api_error(
-                403,
-                None,
-                br#"{"code":"unauthenticated:bad-credentials"}"#,
-                0,
-                &[]
-            ),
+            classify(403, None, br#"{"code":"unauthenticated:bad-credentials"}"#),
             ApiFailure::Unauthenticated(_)
         ));
         let e = final_err(
@@ -137,14 +172,14 @@ mod tests {
         );
         assert!(matches!(
             final_err(403, r#"{"code":"personal-team-blocked:spending-limit"}"#),
-            ProviderError::QuotaExhausted(_)
+            ProviderError::QuotaExhausted { .. }
         ));
         assert!(matches!(
             final_err(403, "You have run out of credits"),
-            ProviderError::QuotaExhausted(_)
+            ProviderError::QuotaExhausted { .. }
         ));
         assert!(
-            matches!(final_err(402, "{}"), ProviderError::QuotaExhausted(m) if m == "HTTP 402")
+            matches!(final_err(402, "{}"), ProviderError::QuotaExhausted { message, route, .. } if message == "HTTP 402" && route == "api")
         );
         assert!(
             matches!(final_err(403, "<html>challenge</html>"), ProviderError::Network(m) if m.contains("non-JSON body") && !m.contains("<html>"))
@@ -155,19 +190,80 @@ mod tests {
     }
 
     #[test]
+    fn spent_quotas_on_every_route() {
+        for route in Route::ALL {
+            for (status, body) in [
+                (
+                    429,
+                    r#"{"code":"subscription:free-usage-exhausted","error":"Free usage exhausted"}"#,
+                ),
+                (
+                    403,
+                    r#"{"code":"subscription:free-usage-exhausted","error":"Free usage exhausted"}"#,
+                ),
+                (
+                    400,
+                    r#"{"error":{"code":"subscription:free-usage-exhausted"}}"#,
+                ),
+                (
+                    402,
+                    r#"{"code":"personal-team-blocked:spending-limit","error":"limit"}"#,
+                ),
+            ] {
+                let e = final_on(route, status, body);
+                assert!(
+                    matches!(&e, ProviderError::QuotaExhausted { route: r, alternatives, .. } if r == route.name() && alternatives.is_empty()),
+                    "{route} {status}: {e:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn missing_rail_headers_are_a_plugin_bug() {
+        let body = r#"{"code":"permission-denied","error":"missing X-XAI-Token-Auth"}"#;
+        let e = final_on(Route::Subscription, 403, body);
+        assert!(
+            matches!(&e, ProviderError::InvalidResponse(m) if m.contains("bug in the plugin") && m.contains("permission-denied")),
+            "{e:?}"
+        );
+        for other in [
+            r#"{"error":{"code":"PERMISSION-DENIED","message":"no client headers"}}"#,
+            r#"{"error":"permission-denied:missing-headers"}"#,
+        ] {
+            assert!(
+                matches!(
+                    final_on(Route::Subscription, 403, other),
+                    ProviderError::InvalidResponse(_)
+                ),
+                "{other}"
+            );
+        }
+        // Elsewhere it is a refusal like any other 403 of the API.
+        assert!(matches!(
+            final_on(Route::Api, 403, body),
+            ProviderError::TierNotAllowed(_)
+        ));
+        // The tier gate stays the tier gate on the rail.
+        assert!(matches!(
+            final_on(
+                Route::Subscription,
+                403,
+                r#"{"code":"The caller does not have permission to execute the specified operation"}"#
+            ),
+            ProviderError::TierNotAllowed(_)
+        ));
+    }
+
+    #[test]
     fn other_statuses() {
         assert!(
-            matches!(classify_api_error(401, None, b"", 0, &[]), ApiFailure::Unauthenticated(m) if m == "HTTP 401")
+            matches!(classify(401, None, b""), ApiFailure::Unauthenticated(m) if m == "HTTP 401")
         );
-        assert!(
-            matches!(classify_api_error(503, None, b"down", 0, &[]), ApiFailure::Server(m) if m == "down")
-        );
+        assert!(matches!(classify(503, None, b"down"), ApiFailure::Server(m) if m == "down"));
         assert_eq!(
-            classify_api_error(429, Some("7"), br#"{"error":"slow"}"#, 0, &[]),
-            ApiFailure::Final(ProviderError::RateLimited {
-                message: "slow".into(),
-                retry_after_seconds: Some(7)
-            })
+            classify(429, Some("7"), br#"{"error":"slow"}"#),
+            ApiFailure::Final(ProviderError::rate_limited("slow".into(), Some(7)))
         );
         assert_eq!(
             final_err(404, r#"{"error":{"message":"no such model"}}"#),

@@ -13,13 +13,15 @@ pub enum ProviderError {
     /// The device code expired: start again.
     #[error("device code expired: {0}")]
     DeviceCodeExpired(String),
-    /// Fair-use ceiling.
+    /// Fair-use ceiling: wait, or use another route.
     #[error("rate limited: {message}")]
     RateLimited {
         /// Upstream's message.
         message: String,
         /// Seconds from `Retry-After`.
         retry_after_seconds: Option<u32>,
+        /// Routes that could serve instead (see [`ProviderError::in_route`]).
+        alternatives: Vec<String>,
     },
     /// Credentials rejected even after one refresh: logout and start again.
     #[error("unauthorized: {0}")]
@@ -27,9 +29,16 @@ pub enum ProviderError {
     /// The tier does not include this; re-login will not help.
     #[error("tier does not allow this: {0}")]
     TierNotAllowed(String),
-    /// Spending limit or quota exhausted.
-    #[error("quota exhausted: {0}")]
-    QuotaExhausted(String),
+    /// Spending limit or quota exhausted on a route.
+    #[error("quota exhausted on route {route}: {message}")]
+    QuotaExhausted {
+        /// Upstream's message.
+        message: String,
+        /// The route that refused (empty until [`ProviderError::in_route`] names it).
+        route: String,
+        /// Routes that could serve instead.
+        alternatives: Vec<String>,
+    },
     /// Upstream 5xx after bounded retries.
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
@@ -54,6 +63,86 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// A fair-use refusal; its alternatives are filled in by [`ProviderError::in_route`].
+    pub fn rate_limited(message: String, retry_after_seconds: Option<u32>) -> Self {
+        Self::RateLimited {
+            message,
+            retry_after_seconds,
+            alternatives: Vec::new(),
+        }
+    }
+
+    /// A spent quota; its route and alternatives are filled in by [`ProviderError::in_route`].
+    pub fn quota_exhausted(message: String) -> Self {
+        Self::QuotaExhausted {
+            message,
+            route: String::new(),
+            alternatives: Vec::new(),
+        }
+    }
+
+    /// The error as met on `route`: a quota refusal names the route, and both it and a
+    /// rate limit name the routes that could serve instead (when not named yet).
+    pub fn in_route(self, route: &str, alternatives: &[String]) -> Self {
+        match self {
+            Self::RateLimited {
+                message,
+                retry_after_seconds,
+                alternatives: a,
+            } => Self::RateLimited {
+                message,
+                retry_after_seconds,
+                alternatives: if a.is_empty() {
+                    alternatives.to_vec()
+                } else {
+                    a
+                },
+            },
+            Self::QuotaExhausted {
+                message,
+                route: r,
+                alternatives: a,
+            } => Self::QuotaExhausted {
+                message,
+                route: if r.is_empty() { route.to_owned() } else { r },
+                alternatives: if a.is_empty() {
+                    alternatives.to_vec()
+                } else {
+                    a
+                },
+            },
+            other => other,
+        }
+    }
+
+    /// Whether the caller should be told which routes could serve instead.
+    pub fn wants_alternatives(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { alternatives, .. } | Self::QuotaExhausted { alternatives, .. }
+                if alternatives.is_empty()
+        )
+    }
+
+    /// The message, without the case's name.
+    pub fn message(&self) -> String {
+        match self {
+            Self::AccessDenied(m)
+            | Self::DeviceCodeExpired(m)
+            | Self::Unauthorized(m)
+            | Self::TierNotAllowed(m)
+            | Self::UpstreamUnavailable(m)
+            | Self::Network(m)
+            | Self::InvalidResponse(m)
+            | Self::NotConnected(m)
+            | Self::InvalidInput(m)
+            | Self::DeniedBySandbox(m)
+            | Self::Storage(m)
+            | Self::RateLimited { message: m, .. }
+            | Self::QuotaExhausted { message: m, .. } => m.clone(),
+        }
+    }
+
     /// The same error with every known secret (and any piece of one) masked in its
     /// message: the last word before an error leaves for the caller.
     pub fn redacted(self, secrets: &[&str]) -> Self {
@@ -64,13 +153,23 @@ impl ProviderError {
             Self::RateLimited {
                 message,
                 retry_after_seconds,
+                alternatives,
             } => Self::RateLimited {
                 message: r(&message, secrets),
                 retry_after_seconds,
+                alternatives,
             },
             Self::Unauthorized(m) => Self::Unauthorized(r(&m, secrets)),
             Self::TierNotAllowed(m) => Self::TierNotAllowed(r(&m, secrets)),
-            Self::QuotaExhausted(m) => Self::QuotaExhausted(r(&m, secrets)),
+            Self::QuotaExhausted {
+                message,
+                route,
+                alternatives,
+            } => Self::QuotaExhausted {
+                message: r(&message, secrets),
+                route,
+                alternatives,
+            },
             Self::UpstreamUnavailable(m) => Self::UpstreamUnavailable(r(&m, secrets)),
             Self::Network(m) => Self::Network(r(&m, secrets)),
             Self::InvalidResponse(m) => Self::InvalidResponse(r(&m, secrets)),

@@ -1,26 +1,22 @@
-//! The model catalogue: `/models` answers, lanes, the prefix, and the cache record.
+//! The model catalogue: `/models` answers, lanes, route prefixes, and the cache records
+//! (one per route).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{DEFAULT_MODEL_ID, MODEL_PREFIX};
 use crate::error::ProviderError;
 use crate::json::u64_field;
+use crate::routes::Route;
 use crate::types::{Lane, Model, ModelList};
 
-/// Store key of the cached catalogue.
-pub const MODELS_KEY: &str = "models";
+/// Store key of the catalogue cached before routes existed (deleted by logout).
+pub const LEGACY_MODELS_KEY: &str = "models";
 /// How long the catalogue is reused (1 h).
 pub const MODELS_TTL_MS: u64 = 60 * 60 * 1000;
 
-/// `grok-4.3` -> `xai-grok/grok-4.3`.
-pub fn prefixed(upstream_id: &str) -> String {
-    format!("{MODEL_PREFIX}{upstream_id}")
-}
-
-/// `xai-grok/grok-4.3` (or `grok-4.3`) -> `grok-4.3`.
-pub fn unprefixed(id: &str) -> &str {
-    id.strip_prefix(MODEL_PREFIX).unwrap_or(id)
+/// Store key of `route`'s cached catalogue, e.g. `models.api`.
+pub fn models_key(route: Route) -> String {
+    format!("models.{}", route.name())
 }
 
 /// Which dialect serves an (unprefixed) upstream model id.
@@ -35,28 +31,29 @@ pub fn lane_for(upstream_id: &str) -> Lane {
     }
 }
 
-/// Read `{data: [{id, created?, owned_by?}]}` into chat models and media models (ids
-/// prefixed, upstream order kept).
-pub fn parse_models(v: &Value) -> Result<(Vec<Model>, Vec<Model>), ProviderError> {
+/// Read `{data: [{id, created?, owned_by?}]}`, listed for `route`, into chat models and
+/// media models (ids with the route's prefix, upstream order kept).
+pub fn parse_models(v: &Value, route: Route) -> Result<(Vec<Model>, Vec<Model>), ProviderError> {
     let data = v
         .get("data")
         .and_then(Value::as_array)
         .ok_or_else(|| ProviderError::InvalidResponse("model list without data array".into()))?;
     let (mut chat, mut media) = (Vec::new(), Vec::new());
     for entry in data {
-        // The lane is decided on the id without our prefix, exactly as `chat::route` will
+        // The lane is decided on the id without our prefix, exactly as `chat::plan` will
         // decide it (found by fuzzing: `xai-grok/grok-imagine-image` from upstream was
         // listed as a chat model that chat then refused, and `xai-grok/` became an empty id).
         let upstream = entry
             .get("id")
             .and_then(Value::as_str)
-            .map(unprefixed)
+            .map(|id| route.unprefixed(id))
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| ProviderError::InvalidResponse("model entry without id".into()))?;
         let lane = lane_for(upstream);
         let model = Model {
-            id: prefixed(upstream),
+            id: route.prefixed(upstream),
             lane,
+            route: route.name().to_owned(),
             owned_by: entry
                 .get("owned_by")
                 .and_then(Value::as_str)
@@ -72,17 +69,18 @@ pub fn parse_models(v: &Value) -> Result<(Vec<Model>, Vec<Model>), ProviderError
     Ok((chat, media))
 }
 
-/// The default model: [`DEFAULT_MODEL_ID`] when the catalogue has it (or is unknown),
-/// else the first chat model.
-pub fn choose_default(chat_models: &[Model]) -> String {
-    if chat_models.is_empty() || chat_models.iter().any(|m| m.id == DEFAULT_MODEL_ID) {
-        DEFAULT_MODEL_ID.to_owned()
+/// The default model of `route`: [`Route::default_model_id`] when the catalogue has it
+/// (or is unknown), else the first chat model.
+pub fn choose_default(route: Route, chat_models: &[Model]) -> String {
+    let default = route.default_model_id();
+    if chat_models.is_empty() || chat_models.iter().any(|m| m.id == default) {
+        default
     } else {
         chat_models[0].id.clone()
     }
 }
 
-/// The cached catalogue (store key `models`, JSON).
+/// A route's cached catalogue (store key [`models_key`], JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelsCache {
     /// When fetched (unix ms).
@@ -104,10 +102,11 @@ impl ModelsCache {
             && now_ms - self.fetched_at_ms < MODELS_TTL_MS
     }
 
-    /// The caller-facing list.
-    pub fn to_list(&self, cached: bool) -> ModelList {
+    /// The caller-facing list of `route`.
+    pub fn to_list(&self, route: Route, cached: bool) -> ModelList {
         ModelList {
-            default_model_id: choose_default(&self.models),
+            route: route.name().to_owned(),
+            default_model_id: choose_default(route, &self.models),
             models: self.models.clone(),
             media_models: self.media_models.clone(),
             cached,
@@ -123,12 +122,15 @@ mod tests {
 
     #[test]
     fn splits_lanes() {
-        let (chat, media) = parse_models(&json!({"object": "list", "data": [
-            {"id": "grok-4.3", "created": 1700000000, "owned_by": "xai", "object": "model"},
-            {"id": "grok-4.20-multi-agent-0309"},
-            {"id": "grok-imagine-image"},
-            {"id": "grok-imagine-video", "created": "5"},
-        ]}))
+        let (chat, media) = parse_models(
+            &json!({"object": "list", "data": [
+                {"id": "grok-4.3", "created": 1700000000, "owned_by": "xai", "object": "model"},
+                {"id": "grok-4.20-multi-agent-0309"},
+                {"id": "grok-imagine-image"},
+                {"id": "grok-imagine-video", "created": "5"},
+            ]}),
+            Route::Api,
+        )
         .unwrap();
         assert_eq!(chat.len(), 2);
         assert_eq!(
@@ -136,6 +138,7 @@ mod tests {
             Model {
                 id: "xai-grok/grok-4.3".into(),
                 lane: Lane::ChatCompletions,
+                route: "api".into(),
                 owned_by: Some("xai".into()),
                 created: Some(1_700_000_000)
             }
@@ -152,20 +155,41 @@ mod tests {
             ]
         );
         assert_eq!(media[1].created, Some(5));
-        assert!(parse_models(&json!({"data": [{"created": 1}]})).is_err());
-        assert!(parse_models(&json!({"data": [{"id": "xai-grok/"}]})).is_err());
-        assert!(parse_models(&json!({"data": [{"id": " "}]})).is_err());
+        assert!(parse_models(&json!({"data": [{"created": 1}]}), Route::Api).is_err());
+        assert!(parse_models(&json!({"data": [{"id": "xai-grok/"}]}), Route::Api).is_err());
+        assert!(parse_models(&json!({"data": [{"id": " "}]}), Route::Api).is_err());
         // Already prefixed upstream ids land in the same lane as unprefixed ones.
-        let (chat, media) = parse_models(&json!({"data": [
-            {"id": "xai-grok/grok-imagine-image"}, {"id": "xai-grok/grok-4.20-multi-agent"}
-        ]}))
+        let (chat, media) = parse_models(
+            &json!({"data": [
+                {"id": "xai-grok/grok-imagine-image"}, {"id": "xai-grok/grok-4.20-multi-agent"}
+            ]}),
+            Route::Api,
+        )
         .unwrap();
         assert_eq!(media[0].id, "xai-grok/grok-imagine-image");
         assert_eq!(
             (chat[0].id.as_str(), chat[0].lane),
             ("xai-grok/grok-4.20-multi-agent", Lane::Responses)
         );
-        assert!(parse_models(&json!({"models": []})).is_err());
+        assert!(parse_models(&json!({"models": []}), Route::Api).is_err());
+        // Each route lists with its own prefix.
+        let (chat, _) = parse_models(
+            &json!({"data": [{"id": "grok-4.3"}, {"id": "xai-grok-sub/grok-4.3-build"}]}),
+            Route::Subscription,
+        )
+        .unwrap();
+        assert_eq!(
+            chat.iter()
+                .map(|m| (m.id.as_str(), m.route.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("xai-grok-sub/grok-4.3", "subscription"),
+                ("xai-grok-sub/grok-4.3-build", "subscription")
+            ]
+        );
+        let (chat, _) =
+            parse_models(&json!({"data": [{"id": "grok-4.3"}]}), Route::ApiKey).unwrap();
+        assert_eq!(chat[0].id, "xai/grok-4.3");
     }
 
     #[test]
@@ -173,16 +197,18 @@ mod tests {
         let m = |id: &str| Model {
             id: id.into(),
             lane: Lane::ChatCompletions,
+            route: "api".into(),
             owned_by: None,
             created: None,
         };
-        assert_eq!(choose_default(&[]), DEFAULT_MODEL_ID);
+        let api = Route::Api;
+        assert_eq!(choose_default(api, &[]), "xai-grok/grok-4.3");
         assert_eq!(
-            choose_default(&[m("xai-grok/a"), m(DEFAULT_MODEL_ID)]),
-            DEFAULT_MODEL_ID
+            choose_default(api, &[m("xai-grok/a"), m("xai-grok/grok-4.3")]),
+            "xai-grok/grok-4.3"
         );
-        assert_eq!(choose_default(&[m("xai-grok/a")]), "xai-grok/a");
-        assert_eq!(unprefixed("xai-grok/grok-4.3"), "grok-4.3");
-        assert_eq!(unprefixed("grok-4.3"), "grok-4.3");
+        assert_eq!(choose_default(api, &[m("xai-grok/a")]), "xai-grok/a");
+        assert_eq!(choose_default(Route::ApiKey, &[]), "xai/grok-4.3");
+        assert_eq!(models_key(Route::ApiKey), "models.api-key");
     }
 }

@@ -10,6 +10,116 @@ use crate::http::Reply;
 use crate::redact::{sanitize, truncate};
 use crate::retry_after::parse_retry_after;
 
+/// An OAuth error code (RFC 8628 §3.5, RFC 6749 §5.2 and §4.1.2.1), and what it asks of
+/// the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    /// The user has not approved yet.
+    AuthorizationPending,
+    /// Polling too fast: add 5 s to the interval.
+    SlowDown,
+    /// The user or the server refused the grant (xAI: the account gate).
+    AccessDenied,
+    /// The device code expired.
+    ExpiredToken,
+    /// The grant (device code or refresh token) is invalid, expired or revoked.
+    InvalidGrant,
+    /// The client is unknown or not allowed.
+    InvalidClient,
+    /// The request was malformed.
+    InvalidRequest,
+    /// A scope was refused.
+    InvalidScope,
+    /// The client may not use this grant type.
+    UnauthorizedClient,
+    /// The server does not know this grant type.
+    UnsupportedGrantType,
+    /// The server is overloaded or in maintenance.
+    TemporarilyUnavailable,
+    /// The server failed.
+    ServerError,
+    /// Any other code, as the server wrote it (sanitized).
+    Other(String),
+}
+
+/// What a client does about an [`OAuthError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthAction {
+    /// Poll again after the interval.
+    KeepPolling,
+    /// Poll again after a longer interval.
+    SlowDown,
+    /// This attempt is over and retrying will not help (a refusal, a misconfiguration).
+    Stop,
+    /// The grant is dead: log in again.
+    LogInAgain,
+    /// The server's trouble, not the grant's: retry shortly.
+    RetryLater,
+}
+
+impl OAuthError {
+    /// The code of an `error` field.
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "authorization_pending" => Self::AuthorizationPending,
+            "slow_down" => Self::SlowDown,
+            "access_denied" => Self::AccessDenied,
+            "expired_token" => Self::ExpiredToken,
+            "invalid_grant" => Self::InvalidGrant,
+            "invalid_client" => Self::InvalidClient,
+            "invalid_request" => Self::InvalidRequest,
+            "invalid_scope" => Self::InvalidScope,
+            "unauthorized_client" => Self::UnauthorizedClient,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "temporarily_unavailable" => Self::TemporarilyUnavailable,
+            "server_error" => Self::ServerError,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The code as the RFCs spell it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
+            Self::InvalidGrant => "invalid_grant",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::ServerError => "server_error",
+            Self::Other(code) => code,
+        }
+    }
+
+    /// What the client should do.
+    pub fn action(&self) -> OAuthAction {
+        match self {
+            Self::AuthorizationPending => OAuthAction::KeepPolling,
+            Self::SlowDown => OAuthAction::SlowDown,
+            Self::ExpiredToken | Self::InvalidGrant => OAuthAction::LogInAgain,
+            Self::TemporarilyUnavailable | Self::ServerError => OAuthAction::RetryLater,
+            Self::AccessDenied
+            | Self::InvalidClient
+            | Self::InvalidRequest
+            | Self::InvalidScope
+            | Self::UnauthorizedClient
+            | Self::UnsupportedGrantType
+            | Self::Other(_) => OAuthAction::Stop,
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What an OAuth endpoint said.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OAuthReply {
@@ -17,8 +127,8 @@ pub enum OAuthReply {
     Success(Value),
     /// An OAuth error (`error` field), whatever the status.
     Error {
-        /// The error code, e.g. `authorization_pending`.
-        code: String,
+        /// The error code.
+        code: OAuthError,
         /// `error_description`, sanitized.
         description: Option<String>,
     },
@@ -36,12 +146,12 @@ pub fn classify_oauth(reply: &Reply, what: &str, now_ms: u64, secrets: &[&str]) 
         )));
     }
     if status == 429 {
-        return OAuthReply::Failure(ProviderError::RateLimited {
-            message: format!("{what}: {}", upstream_message(status, &reply.body, secrets)),
-            retry_after_seconds: reply
+        return OAuthReply::Failure(ProviderError::rate_limited(
+            format!("{what}: {}", upstream_message(status, &reply.body, secrets)),
+            reply
                 .header("retry-after")
                 .and_then(|v| parse_retry_after(v, now_ms)),
-        });
+        ));
     }
     if status >= 500 {
         return OAuthReply::Failure(ProviderError::UpstreamUnavailable(format!(
@@ -63,7 +173,7 @@ pub fn classify_oauth(reply: &Reply, what: &str, now_ms: u64, secrets: &[&str]) 
             .map(|d| sanitize(d, secrets))
             .filter(|d| !d.is_empty());
         return OAuthReply::Error {
-            code: truncate(&sanitize(code, secrets), 64),
+            code: OAuthError::parse(&truncate(&sanitize(code, secrets), 64)),
             description,
         };
     }
@@ -80,10 +190,10 @@ pub fn classify_oauth(reply: &Reply, what: &str, now_ms: u64, secrets: &[&str]) 
 }
 
 /// `code` plus the description when there is one, for messages.
-pub fn describe(code: &str, description: Option<&str>) -> String {
+pub fn describe(code: &OAuthError, description: Option<&str>) -> String {
     match description {
         Some(d) => format!("{code}: {d}"),
-        None => code.to_owned(),
+        None => code.to_string(),
     }
 }
 
@@ -113,11 +223,38 @@ mod tests {
                     &[]
                 ),
                 OAuthReply::Error {
-                    code: "authorization_pending".into(),
+                    code: OAuthError::AuthorizationPending,
                     description: Some("wait".into())
                 }
             );
         }
+    }
+
+    #[test]
+    fn codes_know_their_action() {
+        use OAuthAction as A;
+        for (code, action) in [
+            ("authorization_pending", A::KeepPolling),
+            ("slow_down", A::SlowDown),
+            ("access_denied", A::Stop),
+            ("expired_token", A::LogInAgain),
+            ("invalid_grant", A::LogInAgain),
+            ("invalid_client", A::Stop),
+            ("invalid_request", A::Stop),
+            ("invalid_scope", A::Stop),
+            ("unauthorized_client", A::Stop),
+            ("unsupported_grant_type", A::Stop),
+            ("temporarily_unavailable", A::RetryLater),
+            ("server_error", A::RetryLater),
+            ("refresh_token_reused", A::Stop),
+        ] {
+            let e = OAuthError::parse(code);
+            assert_eq!((e.as_str(), e.action()), (code, action), "{code}");
+        }
+        assert_eq!(
+            OAuthError::parse("weird"),
+            OAuthError::Other("weird".into())
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! A tiny, strict URL origin parser: enough to decide which hosts the provider trusts
-//! (the `url` crate's IDNA tables would triple the component's size).
+//! The one URL parser of the plugin: a tiny, strict reader of absolute `http(s)` URLs,
+//! enough to decide which hosts the provider trusts and to address a request (the `url`
+//! crate's IDNA tables would triple the component's size). The settings, discovery, the
+//! device flow and the component's transport all use it.
 
 /// Scheme, host and port of an absolute `http`/`https` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,11 +14,20 @@ pub struct Origin {
     pub port: u16,
 }
 
-impl Origin {
-    /// Parse the origin of `url`. `None` for anything but a plain absolute `http(s)` URL:
-    /// user info (`user@host`), empty or odd host characters and bad ports are refused, so
-    /// that nothing parses differently here than in a browser.
-    pub fn parse(url: &str) -> Option<Origin> {
+/// An absolute `http(s)` URL taken apart for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// Its origin.
+    pub origin: Origin,
+    /// The authority as written (`host` or `host:port`), for the request line.
+    pub authority: String,
+    /// Path and query, `/` at least; the fragment is dropped (it is never sent).
+    pub path_with_query: String,
+}
+
+impl Url {
+    /// Parse `url`; `None` for anything [`Origin::parse`] refuses.
+    pub fn parse(url: &str) -> Option<Url> {
         let (scheme, rest) = url.split_once("://")?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
@@ -25,7 +36,7 @@ impl Origin {
             _ => return None,
         };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..end];
+        let (authority, tail) = rest.split_at(end);
         if authority.is_empty() || authority.contains('@') {
             return None;
         }
@@ -56,7 +67,26 @@ impl Origin {
             }
             (host.to_ascii_lowercase(), parse_port(after, default_port)?)
         };
-        Some(Origin { scheme, host, port })
+        let tail = tail.split('#').next().unwrap_or_default();
+        let path_with_query = match tail {
+            "" => "/".to_owned(),
+            t if t.starts_with('?') => format!("/{t}"),
+            t => t.to_owned(),
+        };
+        Some(Url {
+            origin: Origin { scheme, host, port },
+            authority: authority.to_owned(),
+            path_with_query,
+        })
+    }
+}
+
+impl Origin {
+    /// Parse the origin of `url`. `None` for anything but a plain absolute `http(s)` URL:
+    /// user info (`user@host`), empty or odd host characters and bad ports are refused, so
+    /// that nothing parses differently here than in a browser.
+    pub fn parse(url: &str) -> Option<Origin> {
+        Url::parse(url).map(|u| u.origin)
     }
 
     /// Whether the host is the local machine (`127.0.0.0/8`, `localhost`, `[::1]`), the
@@ -149,6 +179,37 @@ mod tests {
         ] {
             assert_eq!(Origin::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn takes_urls_apart_for_a_request() {
+        let u = Url::parse("https://API.x.ai:8443/v1/billing?format=credits#x").unwrap();
+        assert_eq!(
+            (
+                u.origin.host.as_str(),
+                u.origin.port,
+                u.authority.as_str(),
+                u.path_with_query.as_str()
+            ),
+            (
+                "api.x.ai",
+                8443,
+                "API.x.ai:8443",
+                "/v1/billing?format=credits"
+            )
+        );
+        assert_eq!(
+            Url::parse("http://127.0.0.1:9").unwrap().path_with_query,
+            "/"
+        );
+        assert_eq!(
+            Url::parse("http://127.0.0.1:9?a=1")
+                .unwrap()
+                .path_with_query,
+            "/?a=1"
+        );
+        assert_eq!(Url::parse("https://x.ai#f").unwrap().path_with_query, "/");
+        assert!(Url::parse("https://x.ai@evil.com/").is_none());
     }
 
     #[test]

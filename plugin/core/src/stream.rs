@@ -6,12 +6,14 @@
 
 use std::collections::VecDeque;
 
+use crate::chat::collect::ReplyCollector;
 use crate::chat::completions::CompletionsAssembler;
 use crate::chat::responses::ResponsesAssembler;
 use crate::error::ProviderError;
 use crate::io::ResponseBody;
+use crate::routes::Route;
 use crate::sse::{SseDecoder, SseEvent};
-use crate::types::{ChatChunk, Lane};
+use crate::types::{ChatChunk, ChatReply, Lane};
 
 /// The lane's event reader.
 #[derive(Debug)]
@@ -41,6 +43,8 @@ pub struct ChatStream<B> {
     assembler: Assembler,
     /// Secrets to mask in any error this stream reports (the credentials it was sent with).
     secrets: Vec<String>,
+    /// The route serving it, named by the quota refusals it reports.
+    route: Option<Route>,
     body_done: bool,
     /// A framing error (line or event over its cap), reported only after the events
     /// decoded before it: the outcome must not depend on where the transport cut the
@@ -80,6 +84,7 @@ impl<B: ResponseBody> ChatStream<B> {
                 _ => Assembler::Completions(CompletionsAssembler::default()),
             },
             secrets: Vec::new(),
+            route: None,
             body_done: false,
             framing_error: None,
         }
@@ -108,14 +113,36 @@ impl<B: ResponseBody> ChatStream<B> {
         self
     }
 
+    /// Served on `route`: its quota refusals name it (the routes that could serve instead
+    /// are the provider's to add, [`crate::Provider::in_route`]).
+    pub fn on_route(mut self, route: Route) -> Self {
+        self.route = Some(route);
+        self
+    }
+
     /// The lane serving this stream.
     pub fn lane(&self) -> Lane {
         self.lane
     }
 
-    /// The provider-prefixed model id requested.
+    /// The route serving this stream, when known.
+    pub fn route(&self) -> Option<Route> {
+        self.route
+    }
+
+    /// The model id requested, with its route's prefix.
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// Read the stream to its end and fold it into the complete reply `chat` answers.
+    pub fn collect(mut self) -> Result<ChatReply, ProviderError> {
+        let route = self.route.map_or("", Route::name);
+        let mut reply = ReplyCollector::new(self.model.clone(), self.lane, route);
+        while let Some(chunk) = self.next_chunk()? {
+            reply.push(chunk)?;
+        }
+        Ok(reply.finish())
     }
 
     /// The next event: text, reasoning, tool-call starts and argument deltas, reasoning
@@ -134,7 +161,10 @@ impl<B: ResponseBody> ChatStream<B> {
             }
             if let Err(e) = self.advance() {
                 let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-                let e = e.redacted(&secrets);
+                let mut e = e.redacted(&secrets);
+                if let Some(route) = self.route {
+                    e = e.in_route(route.name(), &[]);
+                }
                 self.queue.clear();
                 self.state = State::Failed(e.clone());
                 return Err(e);

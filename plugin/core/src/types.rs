@@ -15,13 +15,80 @@ pub enum Lane {
     Media,
 }
 
+/// How the host treats a configuration value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SettingKind {
+    /// A URL the plugin sends requests to (`https://`, or `http://` on loopback).
+    Endpoint,
+    /// The name of one of the manifest's routes.
+    RouteName,
+    /// Any other text.
+    Text,
+}
+
+/// A configuration key the plugin understands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setting {
+    /// The key, `[a-z0-9-]`.
+    pub key: String,
+    /// The environment variable a command-line host reads it from.
+    pub env: Option<String>,
+    /// What the value is for.
+    pub description: String,
+    /// The value used when the host sets none.
+    pub default_value: String,
+    /// How the host treats it.
+    pub kind: SettingKind,
+    /// An endpoint used only by this route (allowed only while the host enables it).
+    pub route: Option<String>,
+}
+
+/// Which credential a route spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    /// The OAuth login.
+    Oauth,
+    /// An API key stored with `set-api-key`.
+    ApiKey,
+}
+
+/// One way of paying for a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteInfo {
+    /// Its name.
+    pub name: String,
+    /// What it is, for people.
+    pub description: String,
+    /// The credential it spends.
+    pub credential: CredentialKind,
+    /// The prefix of the model ids listed for it.
+    pub model_prefix: String,
+}
+
+/// What the plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginManifest {
+    /// Stable identifier.
+    pub id: String,
+    /// Human name.
+    pub display_name: String,
+    /// Every configuration key it reads.
+    pub settings: Vec<Setting>,
+    /// Every route, the default first.
+    pub routes: Vec<RouteInfo>,
+}
+
 /// One model the connected account may use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Model {
-    /// Provider-prefixed id, e.g. `xai-grok/grok-4.3`.
+    /// Id with its route's model prefix, e.g. `xai-grok/grok-4.3`.
     pub id: String,
     /// Which API dialect serves it.
     pub lane: Lane,
+    /// The route it was listed for.
+    pub route: String,
     /// Owner as reported upstream.
     pub owned_by: Option<String>,
     /// Creation time (unix seconds) as reported upstream.
@@ -58,8 +125,60 @@ pub struct ConnectionStatus {
     pub expires_at: Option<u64>,
     /// The model to switch to after connecting.
     pub default_model_id: Option<String>,
-    /// Chat models as far as the cache knows them.
+    /// Chat models of the default route, as far as the cache knows them.
     pub models: Vec<Model>,
+    /// The route a request that names none takes.
+    pub default_route: String,
+    /// Whether an API key is stored.
+    pub api_key_stored: bool,
+    /// Each route of the manifest and whether its credential is there now.
+    pub routes: Vec<RouteStatus>,
+}
+
+/// Whether a route can serve requests now (as far as stored credentials tell).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStatus {
+    /// The route.
+    pub name: String,
+    /// Its credential is stored.
+    pub usable: bool,
+    /// Why not, when not.
+    pub detail: Option<String>,
+}
+
+/// The stored API key, described without revealing it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    /// Whether a key is stored.
+    pub stored: bool,
+    /// Its last four characters, when stored.
+    pub last_four: Option<String>,
+}
+
+/// A remaining balance as upstream reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreditBalance {
+    /// What is left.
+    pub remaining: f64,
+    /// The allowance it is part of, when reported.
+    pub total: Option<f64>,
+    /// What it is counted in (e.g. `credits`).
+    pub unit: String,
+}
+
+/// What is left of a route's quota.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaReport {
+    /// The route asked about.
+    pub route: String,
+    /// The balance, when upstream answered one.
+    pub credits: Option<CreditBalance>,
+    /// When the balance resets (unix seconds), when reported.
+    pub resets_at: Option<u64>,
+    /// Where the figure comes from, or plainly why it is unknown.
+    pub detail: String,
+    /// When upstream was asked (unix seconds).
+    pub fetched_at: u64,
 }
 
 /// A login attempt still waiting for the user.
@@ -92,9 +211,11 @@ pub struct LogoutReport {
     pub revoked: bool,
 }
 
-/// The catalogue the account's tier unlocks.
+/// The catalogue the account's tier (or API key) unlocks on one route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelList {
+    /// The route listed.
+    pub route: String,
     /// Chat models.
     pub models: Vec<Model>,
     /// Image and video models.
@@ -293,8 +414,10 @@ pub enum ResponseFormat {
 /// One chat turn.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChatRequest {
-    /// Model id, with or without the provider prefix.
+    /// Model id, bare or with a route's model prefix (which then names the route).
     pub model: String,
+    /// The route to pay with; `None`: the one the model prefix names, else the default.
+    pub route: Option<String>,
     /// The conversation.
     pub messages: Vec<Message>,
     /// Lane override.
@@ -406,14 +529,34 @@ pub struct ChatReply {
     pub reasoning_items: Vec<ReasoningItem>,
     /// Sources cited.
     pub citations: Vec<Citation>,
-    /// Model that answered (provider-prefixed).
+    /// Model that answered (with its route's prefix).
     pub model: String,
     /// Lane that served it.
     pub lane: Lane,
+    /// Route that served it.
+    pub route: String,
     /// Token accounting.
     pub usage: Option<Usage>,
     /// Why generation stopped.
     pub finish_reason: Option<FinishReason>,
+}
+
+impl ChatReply {
+    /// A reply of `model` on `lane` and `route` with nothing in it yet.
+    pub fn empty(model: String, lane: Lane, route: &str) -> Self {
+        Self {
+            content: String::new(),
+            tool_calls: Vec::new(),
+            reasoning: None,
+            reasoning_items: Vec::new(),
+            citations: Vec::new(),
+            model,
+            lane,
+            route: route.to_owned(),
+            usage: None,
+            finish_reason: None,
+        }
+    }
 }
 
 /// One event of a streamed reply.

@@ -1,19 +1,43 @@
 //! One-to-one conversions between the core's types and the generated WIT types.
 
 use grok_provider_core::ProviderError;
-use grok_provider_core::config::ProviderConfig;
 use grok_provider_core::types as core;
 
-use super::bindings::model_provider::plugin::config::ProviderConfig as HostConfig;
 use super::bindings::model_provider::plugin::types as wit;
 
-pub fn config_from_host(c: HostConfig) -> ProviderConfig {
-    ProviderConfig {
-        issuer: c.issuer,
-        api_base: c.api_base,
-        client_id: c.client_id,
-        scope: c.scope,
-        user_agent: c.user_agent,
+pub fn manifest(m: core::PluginManifest) -> wit::PluginManifest {
+    wit::PluginManifest {
+        id: m.id,
+        display_name: m.display_name,
+        settings: m
+            .settings
+            .into_iter()
+            .map(|s| wit::Setting {
+                key: s.key,
+                env: s.env,
+                description: s.description,
+                default_value: s.default_value,
+                kind: match s.kind {
+                    core::SettingKind::Endpoint => wit::SettingKind::Endpoint,
+                    core::SettingKind::RouteName => wit::SettingKind::RouteName,
+                    core::SettingKind::Text => wit::SettingKind::Text,
+                },
+                route: s.route,
+            })
+            .collect(),
+        routes: m
+            .routes
+            .into_iter()
+            .map(|r| wit::RouteInfo {
+                name: r.name,
+                description: r.description,
+                credential: match r.credential {
+                    core::CredentialKind::Oauth => wit::CredentialKind::Oauth,
+                    core::CredentialKind::ApiKey => wit::CredentialKind::ApiKey,
+                },
+                model_prefix: r.model_prefix,
+            })
+            .collect(),
     }
 }
 
@@ -25,13 +49,23 @@ pub fn error(e: ProviderError) -> wit::ProviderError {
         ProviderError::RateLimited {
             message,
             retry_after_seconds,
+            alternatives,
         } => W::RateLimited(wit::RateLimit {
             message,
             retry_after_seconds,
+            alternatives,
         }),
         ProviderError::Unauthorized(m) => W::Unauthorized(m),
         ProviderError::TierNotAllowed(m) => W::TierNotAllowed(m),
-        ProviderError::QuotaExhausted(m) => W::QuotaExhausted(m),
+        ProviderError::QuotaExhausted {
+            message,
+            route,
+            alternatives,
+        } => W::QuotaExhausted(wit::QuotaRefusal {
+            message,
+            route,
+            alternatives,
+        }),
         ProviderError::UpstreamUnavailable(m) => W::UpstreamUnavailable(m),
         ProviderError::Network(m) => W::Network(m),
         ProviderError::InvalidResponse(m) => W::InvalidResponse(m),
@@ -55,6 +89,7 @@ fn model(m: core::Model) -> wit::Model {
     wit::Model {
         id: m.id,
         lane: lane(m.lane),
+        route: m.route,
         owned_by: m.owned_by,
         created: m.created,
     }
@@ -68,6 +103,38 @@ pub fn status(s: core::ConnectionStatus) -> wit::ConnectionStatus {
         expires_at: s.expires_at,
         default_model_id: s.default_model_id,
         models: s.models.into_iter().map(model).collect(),
+        default_route: s.default_route,
+        api_key_stored: s.api_key_stored,
+        routes: s
+            .routes
+            .into_iter()
+            .map(|r| wit::RouteStatus {
+                name: r.name,
+                usable: r.usable,
+                detail: r.detail,
+            })
+            .collect(),
+    }
+}
+
+pub fn api_key_info(s: core::ApiKeyInfo) -> wit::ApiKeyInfo {
+    wit::ApiKeyInfo {
+        stored: s.stored,
+        last_four: s.last_four,
+    }
+}
+
+pub fn quota_report(q: core::QuotaReport) -> wit::QuotaReport {
+    wit::QuotaReport {
+        route: q.route,
+        credits: q.credits.map(|c| wit::CreditBalance {
+            remaining: c.remaining,
+            total: c.total,
+            unit: c.unit,
+        }),
+        resets_at: q.resets_at,
+        detail: q.detail,
+        fetched_at: q.fetched_at,
     }
 }
 
@@ -102,6 +169,7 @@ pub fn logout(r: core::LogoutReport) -> wit::LogoutReport {
 
 pub fn model_list(l: core::ModelList) -> wit::ModelList {
     wit::ModelList {
+        route: l.route,
         models: l.models.into_iter().map(model).collect(),
         media_models: l.media_models.into_iter().map(model).collect(),
         default_model_id: l.default_model_id,
@@ -186,6 +254,7 @@ fn message_in(m: wit::Message) -> core::Message {
 pub fn chat_request(r: wit::ChatRequest) -> core::ChatRequest {
     core::ChatRequest {
         model: r.model,
+        route: r.route,
         messages: r.messages.into_iter().map(message_in).collect(),
         lane: r.lane.map(lane_in),
         tools: r
@@ -270,6 +339,7 @@ pub fn chat_reply(r: core::ChatReply) -> wit::ChatReply {
         citations: r.citations.into_iter().map(citation).collect(),
         model: r.model,
         lane: lane(r.lane),
+        route: r.route,
         usage: r.usage.map(usage),
         finish_reason: r.finish_reason.map(finish),
     }

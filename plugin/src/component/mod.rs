@@ -7,7 +7,7 @@ mod transport;
 
 use std::cell::RefCell;
 
-use grok_provider_core::{ChatStream as CoreChatStream, Provider};
+use grok_provider_core::{ChatStream as CoreChatStream, Provider, ProviderError, Settings};
 
 use self::bindings::exports::model_provider::plugin::model_provider::{
     ChatStream, Guest, GuestChatStream,
@@ -32,18 +32,42 @@ mod bindings {
             "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
             "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
             "wasi:random/random@0.2.12": wasip2::random::random,
+            // Not in the `wasip2` crate: generated here from `wit/deps/config.wit`.
+            "wasi:config/store@0.2.0-rc.1": generate,
         },
     });
 }
 
 type WasiProvider = Provider<WasiTransport, HostSecrets, WasiClock>;
 
+/// The settings of this call: the manifest's defaults overridden by the host's
+/// `wasi:config/store` (read once per export call).
+fn settings() -> Result<Settings, ProviderError> {
+    let pairs = bindings::wasi::config::store::get_all().map_err(|e| {
+        use bindings::wasi::config::store::Error;
+        let (Error::Upstream(m) | Error::Io(m)) = e;
+        ProviderError::Storage(format!("the host's configuration could not be read: {m}"))
+    })?;
+    Settings::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
 /// A provider over this instance's capabilities. Cheap: all state lives in the host's
 /// secret store, so each export builds one.
-fn provider() -> WasiProvider {
-    let config = convert::config_from_host(bindings::model_provider::plugin::config::get());
-    let transport = WasiTransport::new(config.user_agent.clone());
-    Provider::new(config, transport, HostSecrets, WasiClock)
+fn provider() -> Result<WasiProvider, ProviderError> {
+    let settings = settings()?;
+    let transport = WasiTransport::new(settings.user_agent.clone());
+    Ok(Provider::new(settings, transport, HostSecrets, WasiClock))
+}
+
+/// Run `f` on a fresh provider, converting both ends.
+fn with<T, W>(
+    f: impl FnOnce(&mut WasiProvider) -> Result<T, ProviderError>,
+    out: impl FnOnce(T) -> W,
+) -> Result<W, wit::ProviderError> {
+    provider()
+        .and_then(|mut p| f(&mut p))
+        .map(out)
+        .map_err(convert::error)
 }
 
 struct Component;
@@ -51,53 +75,53 @@ struct Component;
 impl Guest for Component {
     type ChatStream = StreamState;
 
+    fn manifest() -> wit::PluginManifest {
+        convert::manifest(grok_provider_core::manifest())
+    }
+
     fn status() -> Result<wit::ConnectionStatus, wit::ProviderError> {
-        provider()
-            .status()
-            .map(convert::status)
-            .map_err(convert::error)
+        with(|p| p.status(), convert::status)
     }
 
     fn start() -> Result<wit::DevicePrompt, wit::ProviderError> {
-        provider()
-            .start()
-            .map(convert::prompt)
-            .map_err(convert::error)
+        with(|p| p.start(), convert::prompt)
     }
 
     fn poll(pending_id: Option<String>) -> Result<wit::PollOutcome, wit::ProviderError> {
-        provider()
-            .poll(pending_id.as_deref())
-            .map(convert::poll_outcome)
-            .map_err(convert::error)
+        with(|p| p.poll(pending_id.as_deref()), convert::poll_outcome)
     }
 
     fn logout() -> Result<wit::LogoutReport, wit::ProviderError> {
-        provider()
-            .logout()
-            .map(convert::logout)
-            .map_err(convert::error)
+        with(|p| p.logout(), convert::logout)
     }
 
     fn refresh() -> Result<wit::ConnectionStatus, wit::ProviderError> {
-        provider()
-            .refresh()
-            .map(convert::status)
-            .map_err(convert::error)
+        with(|p| p.refresh(), convert::status)
     }
 
-    fn models(force: bool) -> Result<wit::ModelList, wit::ProviderError> {
-        provider()
-            .models(force)
-            .map(convert::model_list)
-            .map_err(convert::error)
+    fn models(force: bool, route: Option<String>) -> Result<wit::ModelList, wit::ProviderError> {
+        with(|p| p.models(force, route.as_deref()), convert::model_list)
+    }
+
+    fn set_api_key(key: String) -> Result<wit::ApiKeyInfo, wit::ProviderError> {
+        with(|p| p.set_api_key(&key), convert::api_key_info)
+    }
+
+    fn api_key_status() -> Result<wit::ApiKeyInfo, wit::ProviderError> {
+        with(|p| p.api_key_status(), convert::api_key_info)
+    }
+
+    fn delete_api_key() -> Result<wit::ApiKeyInfo, wit::ProviderError> {
+        with(|p| p.delete_api_key(), convert::api_key_info)
+    }
+
+    fn usage(route: Option<String>) -> Result<wit::QuotaReport, wit::ProviderError> {
+        with(|p| p.usage(route.as_deref()), convert::quota_report)
     }
 
     fn chat(request: wit::ChatRequest) -> Result<wit::ChatReply, wit::ProviderError> {
-        provider()
-            .chat(&convert::chat_request(request))
-            .map(convert::chat_reply)
-            .map_err(convert::error)
+        let request = convert::chat_request(request);
+        with(|p| p.chat(&request), convert::chat_reply)
     }
 }
 
@@ -109,20 +133,31 @@ struct StreamState {
 
 impl GuestChatStream for StreamState {
     fn open(request: wit::ChatRequest) -> Result<ChatStream, wit::ProviderError> {
-        let stream = provider()
-            .open_chat_stream(&convert::chat_request(request))
-            .map_err(convert::error)?;
-        Ok(ChatStream::new(StreamState {
-            inner: RefCell::new(stream),
-        }))
+        let request = convert::chat_request(request);
+        with(
+            |p| p.open_chat_stream(&request),
+            |stream| {
+                ChatStream::new(StreamState {
+                    inner: RefCell::new(stream),
+                })
+            },
+        )
     }
 
     fn next(&self) -> Result<Option<wit::ChatChunk>, wit::ProviderError> {
-        self.inner
-            .borrow_mut()
+        let mut stream = self.inner.borrow_mut();
+        stream
             .next_chunk()
             .map(|chunk| chunk.map(convert::chunk))
-            .map_err(convert::error)
+            .map_err(|e| {
+                // A quota or rate limit met mid-stream: name the routes that could serve
+                // instead (the stream itself cannot look at the store).
+                let e = match (stream.route(), provider()) {
+                    (Some(route), Ok(mut p)) if e.wants_alternatives() => p.in_route(route, e),
+                    _ => e,
+                };
+                convert::error(e)
+            })
     }
 }
 

@@ -8,6 +8,7 @@
 use grok_provider_core::io::{
     HttpRequest, HttpResponse, Method, Patience, ResponseBody, Transport, TransportError,
 };
+use grok_provider_core::origin::Url;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingBody, IncomingResponse, Method as WasiMethod, OutgoingBody,
@@ -73,7 +74,13 @@ impl Transport for WasiTransport {
     type Body = WasiBody;
 
     fn send(&mut self, request: HttpRequest) -> Result<HttpResponse<WasiBody>, TransportError> {
-        let target = Target::parse(&request.url)?;
+        let target = Url::parse(&request.url).ok_or_else(|| {
+            TransportError::Failed(format!("not an absolute http(s) URL: {}", request.url))
+        })?;
+        let scheme = match target.origin.scheme.as_str() {
+            "https" => Scheme::Https,
+            _ => Scheme::Http,
+        };
         let mut headers: Vec<(String, Vec<u8>)> = request
             .headers
             .iter()
@@ -95,7 +102,7 @@ impl Transport for WasiTransport {
             .set_method(&method)
             .map_err(|()| invalid("method"))?;
         outgoing
-            .set_scheme(Some(&target.scheme))
+            .set_scheme(Some(&scheme))
             .map_err(|()| invalid("scheme"))?;
         outgoing
             .set_authority(Some(&target.authority))
@@ -188,39 +195,5 @@ fn transport_error(code: ErrorCode) -> TransportError {
             limit.map(|l| format!(" of {l} bytes")).unwrap_or_default()
         )),
         other => TransportError::Failed(format!("{other:?}")),
-    }
-}
-
-/// The parts of an absolute URL that wasi:http wants separately.
-struct Target {
-    scheme: Scheme,
-    authority: String,
-    path_with_query: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Self, TransportError> {
-        let bad = || TransportError::Failed(format!("not an absolute http(s) URL: {url}"));
-        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "https" => Scheme::Https,
-            "http" => Scheme::Http,
-            _ => return Err(bad()),
-        };
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(split);
-        if authority.is_empty() || authority.contains('@') {
-            return Err(bad());
-        }
-        let path_with_query = match path {
-            "" => "/".to_string(),
-            p if p.starts_with('?') => format!("/{p}"),
-            p => p.to_string(),
-        };
-        Ok(Self {
-            scheme,
-            authority: authority.to_string(),
-            path_with_query,
-        })
     }
 }

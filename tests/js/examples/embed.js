@@ -1,16 +1,17 @@
 // The README's "Embedding in a JavaScript host" example: one tenant, device login, chat.
 //   PLUGIN_WASM=…/grok_provider_plugin.wasm node examples/embed.js
-// XAI_OAUTH_ISSUER / XAI_API_BASE override the endpoints (default https://auth.x.ai and
-// https://api.x.ai/v1); the sandbox allows exactly those two origins.
+// The plugin's manifest names its settings and their environment variables (for xAI:
+// XAI_OAUTH_ISSUER, XAI_API_BASE, …); the sandbox allows exactly the origins of the
+// endpoints in use.
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { loadPlugin, SecretStore } from '../host/index.js';
+import { configFromEnv, loadPlugin, SecretStore } from '../host/index.js';
 
 const plugin = await loadPlugin(process.env.PLUGIN_WASM); // jco transpile, once per process
 const store = new SecretStore(process.env.STATE_DIR ?? './state'); // encrypted, per tenant
 const provider = await plugin.instantiate({
   secrets: store.tenant('tenant-42'),
-  config: { issuer: process.env.XAI_OAUTH_ISSUER, apiBase: process.env.XAI_API_BASE },
+  config: configFromEnv(plugin.manifest), // overrides of the manifest's defaults
 });
 
 try {
@@ -27,7 +28,7 @@ try {
     model: 'xai-grok/grok-4.3',
     messages: [{ role: 'user', content: 'Hello' }],
   });
-  console.log(reply.content);
+  console.log(`${reply.content} (route ${reply.route})`);
 } catch (e) {
   // Every export throws its `provider-error` as e.payload: {tag: 'access-denied', val: '...'}
   console.error(`${e.payload?.tag ?? 'error'}: ${e.payload?.val?.message ?? e.payload?.val ?? e}`);

@@ -1,15 +1,11 @@
-// What the plugin is told to talk to (the `config` import), and the origins the sandbox
-// lets it reach. Same rules as the Rust host (host/runtime/src/config.rs): an origin must be
-// https://, or http:// on a loopback host named explicitly (for local test servers).
+// What the plugin is configured with (the `wasi:config/store` import), and the origins the
+// sandbox lets it reach — both derived from the plugin's own manifest, so nothing here
+// knows any vendor. Same origin rules as the Rust host (host/runtime/src/config.rs): an
+// endpoint must be https://, or http:// on a loopback host named explicitly (for local test
+// servers).
 
-/** xAI's public endpoints and client, as in the Rust host's ProviderSettings::default(). */
-export const XAI_DEFAULTS = Object.freeze({
-  issuer: 'https://auth.x.ai',
-  apiBase: 'https://api.x.ai/v1',
-  clientId: 'b1a00492-073a-47ea-816f-4c329264a828',
-  scope: 'openid profile email offline_access grok-cli:access api:access',
-  userAgent: 'provider-host-js/0.1.0',
-});
+/** The `user-agent` this host sets unless the embedder overrides it. */
+export const HOST_USER_AGENT = 'provider-host-js/0.1.0';
 
 /** Loopback as the Rust host says it: `localhost`, 127.0.0.0/8, `[::1]`. */
 function isLoopback(host) {
@@ -50,21 +46,84 @@ export function originOf(url) {
 }
 
 /**
- * The record the `config` import returns: XAI_DEFAULTS overridden by `overrides`
- * ({issuer, apiBase, clientId, scope, userAgent}; undefined or empty ones are ignored),
- * trailing slashes trimmed, validated.
+ * The overrides `config` ({key: value} with the manifest's keys; undefined or empty values
+ * are ignored) checked against `manifest`: an unknown key, an endpoint that is neither
+ * https nor http on loopback, or a route name that names no route is a ConfigError. The
+ * host's own `user-agent` is added unless overridden. Returns the pairs the
+ * `wasi:config/store` import answers (overrides only: the plugin applies its defaults).
  */
-export function providerConfig(overrides = {}) {
-  const given = Object.entries(overrides).filter(([, v]) => v !== undefined && v !== '');
-  const c = { ...XAI_DEFAULTS, ...Object.fromEntries(given) };
-  c.issuer = c.issuer.replace(/\/+$/, '');
-  c.apiBase = c.apiBase.replace(/\/+$/, '');
-  originOf(c.issuer);
-  originOf(c.apiBase);
-  return Object.freeze(c);
+export function configPairs(manifest, config = {}) {
+  const byKey = new Map(manifest.settings.map((s) => [s.key, s]));
+  const routes = new Set(manifest.routes.map((r) => r.name));
+  const pairs = new Map();
+  if (byKey.has('user-agent')) pairs.set('user-agent', HOST_USER_AGENT);
+  for (const [key, value] of Object.entries(config)) {
+    if (value === undefined || value === '') continue;
+    const setting = byKey.get(key);
+    if (!setting) {
+      throw new ConfigError(
+        `unknown configuration key ${JSON.stringify(key)}: ${manifest.id} reads ${[...byKey.keys()].join(', ')}`,
+      );
+    }
+    if (typeof value !== 'string') throw new ConfigError(`configuration key ${key}: not a string`);
+    if (setting.kind === 'endpoint') originOf(value);
+    if (setting.kind === 'route-name' && !routes.has(value)) {
+      throw new ConfigError(
+        `configuration key ${key}: ${JSON.stringify(value)} names no route (routes: ${[...routes].join(', ')})`,
+      );
+    }
+    pairs.set(key, value);
+  }
+  return Object.freeze([...pairs.entries()].map(([k, v]) => Object.freeze([k, v])));
 }
 
-/** Exactly the issuer's and the API's origins. */
-export function defaultAllowlist(config) {
-  return [...new Set([originOf(config.issuer), originOf(config.apiBase)])];
+/** The value the plugin runs with for each setting: the override, else the default. */
+export function effectiveSettings(manifest, pairs) {
+  const given = new Map(pairs);
+  return Object.fromEntries(manifest.settings.map((s) => [s.key, given.get(s.key) ?? s.defaultValue]));
+}
+
+/**
+ * The routes whose endpoints the sandbox allows: those named in `enabled`, plus every route
+ * a route-name setting names (the default route). Throws ConfigError for an unknown name.
+ */
+export function enabledRoutes(manifest, settings, enabled = []) {
+  const routes = new Set(manifest.routes.map((r) => r.name));
+  for (const name of enabled) {
+    if (!routes.has(name)) {
+      throw new ConfigError(`unknown route ${JSON.stringify(name)} (routes: ${[...routes].join(', ')})`);
+    }
+  }
+  const defaults = manifest.settings.filter((s) => s.kind === 'route-name').map((s) => settings[s.key]);
+  return new Set([...enabled, ...defaults]);
+}
+
+/**
+ * The origins the plugin may reach: every endpoint setting's effective value, an endpoint
+ * bound to a route only while that route is enabled.
+ */
+export function manifestAllowlist(manifest, settings, routes) {
+  const origins = manifest.settings
+    .filter((s) => s.kind === 'endpoint' && (s.route === undefined || routes.has(s.route)))
+    .map((s) => originOf(settings[s.key]));
+  return [...new Set(origins)];
+}
+
+/**
+ * The configuration a command-line host reads from the environment: each setting with an
+ * `env` name that `env` sets, under its key.
+ */
+export function configFromEnv(manifest, env = process.env) {
+  return Object.fromEntries(
+    manifest.settings.filter((s) => s.env !== undefined && env[s.env]).map((s) => [s.key, env[s.env]]),
+  );
+}
+
+/** The `wasi:config/store` import over fixed pairs. */
+export function configStore(pairs) {
+  const map = new Map(pairs);
+  return {
+    get: (key) => map.get(key),
+    getAll: () => pairs.map(([k, v]) => [k, v]),
+  };
 }

@@ -19,6 +19,7 @@ import {
   startOidcServer,
   startReferenceApi,
 } from './support/peers.js';
+import { errorOf, filesUnder, show } from './support/values.js';
 
 const CHAT_MODEL = 'xai-grok/grok-4.3';
 const AGENT_MODEL = 'xai-grok/grok-4.20-multi-agent-0309';
@@ -153,31 +154,9 @@ function agentLoop(provider, model, question, more = {}) {
   return { reply, answer };
 }
 
-/** The provider-error a call threw (jco throws the `err` case as a ComponentError). */
-function errorOf(fn) {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e?.payload?.tag, `not a provider-error: ${e?.stack ?? e}`);
-    return e.payload;
-  }
-  assert.fail('expected the call to fail');
-}
-
-/** JSON for messages (u64 and s64 fields are BigInt). */
-function show(value) {
-  return JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? `${v}` : v));
-}
-
-function filesUnder(dir) {
-  return fs
-    .readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((d) => d.isFile())
-    .map((d) => path.join(d.parentPath ?? d.path, d.name));
-}
-
+/** The overrides pointing the plugin at the peers (keys from the plugin's manifest). */
 function config() {
-  return { issuer: oidc.issuer, apiBase: api.apiBase };
+  return { 'oauth-issuer': oidc.issuer, 'api-base': api.apiBase };
 }
 
 before(async () => {
@@ -521,7 +500,7 @@ describe('sandbox', () => {
     await assert.rejects(
       plugin.instantiate({
         secrets: store.tenant('mallory'),
-        config: { issuer: 'http://auth.example.com', apiBase: api.apiBase },
+        config: { 'oauth-issuer': 'http://auth.example.com', 'api-base': api.apiBase },
       }),
       /plain http is allowed only on loopback/,
     );

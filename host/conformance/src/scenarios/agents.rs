@@ -6,13 +6,13 @@
 use provider_reference::{RecordedRequest, ToolStreamStyle};
 use serde_json::Value;
 
+use crate::check::{Outcome, Step, check, describe, expect_code, fail};
+use crate::context::{Ctx, ask, echo};
+use crate::scenarios::chat::{Streamed, drain, model_in_lane};
 use provider_runtime::bindings::types::{
     ChatReply, ChatRequest, ContentPart, FinishReason, FunctionTool, Image, ImageData, ImageDetail,
     ImageSource, JsonSchemaFormat, Lane, Message, ResponseFormat, Role,
 };
-use crate::check::{Outcome, Step, check, describe, expect_code, fail};
-use crate::context::{Ctx, ask, echo};
-use crate::scenarios::chat::{Streamed, drain, model_in_lane};
 use provider_runtime::runtime::Session;
 
 /// The chat-completions model every tier has, also served on the Responses lane on request.
@@ -67,7 +67,11 @@ fn last_body(ctx: &Ctx, lane: Lane) -> Value {
 }
 
 /// A streamed turn, assembled; a stream error or a contract breach fails the step.
-async fn streamed(session: &mut Session, request: &ChatRequest, what: &str) -> Outcome<Streamed> {
+pub(crate) async fn streamed(
+    session: &mut Session,
+    request: &ChatRequest,
+    what: &str,
+) -> Outcome<Streamed> {
     let stream = session
         .open_chat_stream(request)
         .await
@@ -96,6 +100,7 @@ fn as_reply(s: &Streamed, lane: Lane) -> ChatReply {
         reasoning_items: s.reasoning_items.clone(),
         citations: s.citations.clone(),
         model: String::new(),
+        route: String::new(),
         lane,
         usage: None,
         finish_reason: s.finish_reason.clone(),
@@ -315,7 +320,7 @@ pub async fn image_input(ctx: &mut Ctx) -> Outcome {
 /// the encrypted reasoning item returns, and passed back it reaches upstream.
 pub async fn reasoning_output(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(4).await?;
-    let list = session.models(false).await.step("models")?;
+    let list = session.models(false, None).await.step("models")?;
     let Some(reasoner) = list
         .models
         .iter()

@@ -3,12 +3,12 @@
 
 use provider_reference::{Fault, Route};
 
+use crate::check::{Outcome, Step, check, describe, expect_typed, fail};
+use crate::context::{Ctx, ask, echo, models_of, names};
 use provider_runtime::bindings::types::{
     ChatChunk, ChatReply, Citation, FinishReason, Lane, Message, Model, ReasoningItem, Role,
     ThinkingEffort, ToolCall,
 };
-use crate::check::{Outcome, Step, check, describe, expect_typed, fail};
-use crate::context::{Ctx, ask, echo, models_of, names};
 use provider_runtime::error::HostError;
 use provider_runtime::runtime::{ChatStreamHandle, Session};
 
@@ -94,7 +94,7 @@ pub async fn drain(
 
 /// The first chat model of `lane` the connected account lists.
 pub async fn model_in_lane(session: &mut Session, lane: Lane) -> Outcome<Model> {
-    let list = session.models(false).await.step("models")?;
+    let list = session.models(false, None).await.step("models")?;
     match models_of(&list, lane).into_iter().next() {
         Some(m) => Ok(m),
         None => fail!("models: expected a chat model in lane {lane:?}, seen none"),
@@ -149,14 +149,14 @@ fn last_body(ctx: &Ctx, endpoint: &str) -> Option<serde_json::Value> {
 /// A second `models` comes from the cache without a request; `force` makes one.
 pub async fn models_cache_and_force(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(3).await?;
-    let first = session.models(false).await.step("models")?;
+    let first = session.models(false, None).await.step("models")?;
     let requests = ctx.api.stats().models_requests;
     check!(
         requests >= 1,
         "models: expected the list fetched from the API, the API saw no request"
     );
 
-    let second = session.models(false).await.step("second models")?;
+    let second = session.models(false, None).await.step("second models")?;
     check!(
         second.cached,
         "second models: expected cached=true, seen false"
@@ -176,7 +176,7 @@ pub async fn models_cache_and_force(ctx: &mut Ctx) -> Outcome {
         ids(&second)
     );
 
-    let forced = session.models(true).await.step("models with force")?;
+    let forced = session.models(true, None).await.step("models with force")?;
     check!(
         !forced.cached,
         "models with force: expected cached=false, seen true"
@@ -209,7 +209,7 @@ pub async fn models_cache_and_force(ctx: &mut Ctx) -> Outcome {
 /// with a system message and earlier turns is sent whole.
 pub async fn chat_completions_lane(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(4).await?;
-    let list = session.models(false).await.step("models")?;
+    let list = session.models(false, None).await.step("models")?;
     let models = models_of(&list, Lane::ChatCompletions);
     check!(
         models.len() >= 2,

@@ -4,9 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use provider_reference::ModelKind;
 
-use provider_runtime::bindings::types::{Lane, PollOutcome};
 use crate::check::{Outcome, Step, check, expect_code, fail};
 use crate::context::{Ctx, names, poll_until_connected, subject, wait_interval};
+use provider_runtime::bindings::types::{Lane, PollOutcome};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -106,7 +106,7 @@ pub async fn happy_path(ctx: &mut Ctx, tier: u32) -> Outcome {
         status.tier
     );
 
-    let list = session.models(false).await.step("models")?;
+    let list = session.models(false, None).await.step("models")?;
     let unlocked: Vec<_> = ctx
         .catalogue
         .iter()

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use provider_reference::{Fault, ModelKind, Route};
 
-use provider_runtime::bindings::types::Lane;
 use crate::check::{Outcome, Step, check, describe, expect_code, expect_typed, fail};
 use crate::context::{Ctx, ask, echo};
 use crate::scenarios::chat::{drain, model_in_lane};
+use provider_runtime::bindings::types::Lane;
 use provider_runtime::runtime::Session;
 
 const CHAT: &str = "chat/completions";
@@ -308,7 +308,7 @@ pub async fn hostile_bodies(ctx: &mut Ctx) -> Outcome {
     for (what, route, fault, code) in whole {
         ctx.api.push_fault(route, fault);
         let result = match route {
-            Route::Models => session.models(true).await.map(|_| ()),
+            Route::Models => session.models(true, None).await.map(|_| ()),
             _ => session.chat(&ask(&model.id, what)).await.map(|_| ()),
         };
         ctx.api.clear_faults();

@@ -2,10 +2,11 @@
 //! contract (through [`provider_runtime::runtime::Session`]), judging the plugin by its answers and
 //! by what the reference servers saw.
 
-mod agents;
+pub(crate) mod agents;
 pub(crate) mod chat;
 mod device;
 mod errors;
+mod routes;
 mod sandbox;
 mod tokens;
 
@@ -150,6 +151,30 @@ pub const SCENARIOS: &[Scenario] = &[
         "sandbox_denial",
         "origins outside the host's allowlist are refused: denied_by_sandbox",
     ),
+    scenario(
+        "subscription_rail",
+        "the subscription route: rail headers, streamed upstream, credits, nothing on the API",
+    ),
+    scenario(
+        "subscription_origin_gated",
+        "the rail's origin is reachable only while the host enables the route",
+    ),
+    scenario(
+        "api_key_route",
+        "an API key: set, last four, used without a login, kept by logout, no refresh, deleted",
+    ),
+    scenario(
+        "route_override",
+        "a request's route or model prefix picks the route; contradictions are invalid input",
+    ),
+    scenario(
+        "quota_per_route",
+        "spent quota and spending limits name the other routes; the key route keeps serving",
+    ),
+    scenario(
+        "usage_unknown",
+        "a balance the rail does not report is plainly unknown, never invented",
+    ),
 ];
 
 /// Run the scenario `name` in `ctx`.
@@ -185,6 +210,12 @@ pub(crate) async fn run(name: &str, ctx: &mut Ctx) -> Outcome {
         "upstream_5xx_backoff" => errors::upstream_5xx_backoff(ctx).await,
         "hostile_bodies" => errors::hostile_bodies(ctx).await,
         "sandbox_denial" => sandbox::sandbox_denial(ctx).await,
+        "subscription_rail" => routes::subscription_rail(ctx).await,
+        "subscription_origin_gated" => routes::subscription_origin_gated(ctx).await,
+        "api_key_route" => routes::api_key_route(ctx).await,
+        "route_override" => routes::route_override(ctx).await,
+        "quota_per_route" => routes::quota_per_route(ctx).await,
+        "usage_unknown" => routes::usage_unknown(ctx).await,
         other => Err(Failure(format!("no scenario is named {other:?}"))),
     }
 }

@@ -45,7 +45,7 @@ pub async fn sandbox_denial(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.session_with(&auth_only).await?;
     let reached = ctx.api.requests().len();
     expect_code(
-        session.models(true).await,
+        session.models(true, None).await,
         "denied_by_sandbox",
         "models with the API outside the allowlist",
     )?;

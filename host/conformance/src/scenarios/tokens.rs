@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use provider_reference::{Fault, Route};
 
-use provider_runtime::bindings::types::{ConnectionStatus, Lane};
 use crate::check::{Outcome, Step, check, expect_code, fail};
 use crate::context::{Ctx, ask, echo, models_of};
+use provider_runtime::bindings::types::{ConnectionStatus, Lane};
 use provider_runtime::runtime::Session;
 
 /// How long a refresh may be coalesced with a login or refresh that happened just before
@@ -53,7 +53,10 @@ fn last_bearer(ctx: &Ctx) -> Option<String> {
 /// token is ever presented twice (no reuse detection, no revoked grant).
 pub async fn refresh_rotation(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(2).await?;
-    session.models(true).await.step("models before refresh")?;
+    session
+        .models(true, None)
+        .await
+        .step("models before refresh")?;
     let before = last_bearer(ctx);
 
     for round in 1..=2 {
@@ -73,7 +76,10 @@ pub async fn refresh_rotation(ctx: &mut Ctx) -> Outcome {
         );
     }
 
-    session.models(true).await.step("models after refresh")?;
+    session
+        .models(true, None)
+        .await
+        .step("models after refresh")?;
     let after = last_bearer(ctx);
     check!(
         before.is_some() && after.is_some() && before != after,
@@ -141,7 +147,7 @@ pub async fn concurrent_refresh_single_flight(ctx: &mut Ctx) -> Outcome {
         stats.grants_revoked
     );
     for (i, s) in [&mut a, &mut b, &mut c, &mut d].into_iter().enumerate() {
-        s.models(true)
+        s.models(true, None)
             .await
             .step(&format!("models from session {} after the refresh", i + 1))?;
     }
@@ -158,7 +164,7 @@ pub async fn concurrent_refresh_single_flight(ctx: &mut Ctx) -> Outcome {
 pub async fn logout_revokes(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(1).await?;
     // Fill the model cache.
-    session.models(false).await.step("models")?;
+    session.models(false, None).await.step("models")?;
     let cached = session.status().await.step("status before logout")?;
     check!(
         !cached.models.is_empty(),
@@ -193,7 +199,7 @@ pub async fn logout_revokes(ctx: &mut Ctx) -> Outcome {
     );
     let requests = ctx.api.stats().models_requests;
     expect_code(
-        session.models(false).await,
+        session.models(false, None).await,
         "not_connected",
         "models after logout",
     )?;
@@ -220,7 +226,7 @@ pub async fn logout_revokes(ctx: &mut Ctx) -> Outcome {
     );
     let at_login = ctx.calls("models");
     let list = session
-        .models(false)
+        .models(false, None)
         .await
         .step("models after logging in again")?;
     let by_models = ctx.calls("models") - at_login;
@@ -244,7 +250,7 @@ pub async fn logout_revokes(ctx: &mut Ctx) -> Outcome {
 /// answer is `unauthorized` with no further attempts.
 pub async fn unauthorized_refresh_retry(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(1).await?;
-    let list = session.models(false).await.step("models")?;
+    let list = session.models(false, None).await.step("models")?;
     let Some(model) = models_of(&list, Lane::ChatCompletions).into_iter().next() else {
         fail!("models: expected a chat-completions model at tier 1, seen none");
     };

@@ -1,6 +1,8 @@
 //! The reference model API, shaped like xAI's under `/v1`: a tier-gated `/models`,
-//! `/chat/completions` and `/responses` (whole and SSE), bearer checks, a fault queue and
-//! a request log.
+//! `/chat/completions` and `/responses` (whole and SSE), bearer checks (OAuth access tokens
+//! and API keys, see `credential`), standing quota refusals (`quota`), a fault queue and a
+//! request log; and beside it, on its own port, the subscription rail (`rail`) that xAI's
+//! CLI uses with the same OAuth tokens.
 //!
 //! Both chat lanes validate requests as upstream does (400 on a malformed field, see
 //! `validate`) and answer deterministically, agent features included: scripted tool calls
@@ -11,9 +13,12 @@
 
 mod cache;
 mod chat;
+mod credential;
 mod format;
 mod handle;
 pub mod models;
+mod quota;
+mod rail;
 mod reply;
 mod responses;
 mod search;
@@ -32,12 +37,20 @@ use sha2::{Digest, Sha256};
 use crate::auth::AuthHandle;
 use crate::error::Result;
 use crate::faults::{self, FaultQueue, Route};
-use crate::http::{self, Lifetime, Outcome, RecordedRequest, Reply, RequestLog, Spawn, lock};
+use crate::http::{
+    self, Activity, Lifetime, Outcome, RecordedRequest, Reply, RequestLog, Spawn, lock,
+};
 use crate::verify::{TokenVerifier, tier_claim};
 use cache::PromptCache;
+use credential::{Keys, Kind};
 use models::CatalogueModel;
+use quota::Quotas;
+use rail::RailShared;
 
+pub use credential::{ApiKey, KeyAccess, random_api_key};
 pub use handle::ApiHandle;
+pub use quota::{CredentialScope, QuotaFault};
+pub use rail::{Billing, GROK_CLI_TOKEN_AUTH, RailConfig, RailRefusal, RailStats};
 pub use tools::ToolStreamStyle;
 
 /// How an invalid, expired or missing bearer is refused.
@@ -53,8 +66,15 @@ pub enum Unauthenticated {
 /// How the model API behaves.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Checks bearers; `None` accepts any non-empty bearer at `default_tier`.
+    /// Checks bearers; `None` accepts any non-empty bearer at `default_tier` (but API keys:
+    /// a bearer shaped like one, `xai-` without a `.`, is always looked up in `api_keys`).
     pub verifier: Option<TokenVerifier>,
+    /// API keys served like a token of their tier (default none; add with
+    /// [`ApiConfig::with_api_key`], or at run time with [`ApiHandle::add_api_key`]).
+    pub api_keys: Vec<ApiKey>,
+    /// Show an unknown API key whole in the 401's `error` instead of `xai-…` and its last
+    /// four characters (default false; lets a test prove a client redacts upstream text).
+    pub echo_api_key_in_errors: bool,
     /// Tier of callers whose token has no `tier` claim (default 1).
     pub default_tier: u32,
     /// How bad bearers are refused.
@@ -71,7 +91,10 @@ pub struct ApiConfig {
     /// How streams carry tool call arguments at start (change it at run time with
     /// [`ApiHandle::set_tool_stream_style`]).
     pub tool_stream_style: ToolStreamStyle,
-    /// Idle and maximum lifetime of the server.
+    /// The subscription rail, started beside the API on its own port.
+    pub rail: RailConfig,
+    /// Idle and maximum lifetime of the server (both listeners: activity on either keeps
+    /// both alive).
     pub lifetime: Lifetime,
 }
 
@@ -79,6 +102,8 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             verifier: None,
+            api_keys: Vec::new(),
+            echo_api_key_in_errors: false,
             default_tier: 1,
             unauthenticated: Unauthenticated::default(),
             catalogue: models::xai_catalogue(),
@@ -86,6 +111,7 @@ impl Default for ApiConfig {
             stream_chunk_bytes: 16,
             split_sse_chunks: true,
             tool_stream_style: ToolStreamStyle::default(),
+            rail: RailConfig::default(),
             lifetime: Lifetime::default(),
         }
     }
@@ -109,6 +135,16 @@ impl ApiConfig {
             ..Self::default()
         })
     }
+
+    /// Also accept this API key (`Authorization: Bearer <key>`), with the models of a tier
+    /// (`3`) or exactly the listed ids (`vec!["grok-4.3".to_owned()]`); see [`KeyAccess`].
+    pub fn with_api_key(mut self, key: impl Into<String>, access: impl Into<KeyAccess>) -> Self {
+        self.api_keys.push(ApiKey {
+            key: key.into(),
+            access: access.into(),
+        });
+        self
+    }
 }
 
 /// Counters of what the model API saw.
@@ -116,6 +152,12 @@ impl ApiConfig {
 pub struct ApiStats {
     /// Requests of any kind.
     pub requests: u64,
+    /// Requests whose bearer is an OAuth access token (anything not an API key, valid or
+    /// not), counted on arrival, faults included.
+    pub oauth_requests: u64,
+    /// Requests whose bearer is an API key (configured, or shaped like one), counted on
+    /// arrival, faults included.
+    pub api_key_requests: u64,
     /// `GET /v1/models` and `/v1/models/{id}`.
     pub models_requests: u64,
     /// `POST /v1/chat/completions`.
@@ -124,8 +166,12 @@ pub struct ApiStats {
     pub responses: u64,
     /// Successful streamed answers (either lane).
     pub streams: u64,
-    /// Requests refused for a missing or bad bearer.
+    /// Requests refused for a missing or bad bearer (unknown API keys included).
     pub unauthenticated: u64,
+    /// Requests refused for an unknown API key (401 `unauthenticated:invalid-api-key`).
+    pub invalid_api_keys: u64,
+    /// Requests refused by a standing [`QuotaFault`].
+    pub quota_refusals: u64,
     /// Requests refused by the tier gate.
     pub tier_denied: u64,
     /// Requests refused as invalid (400).
@@ -137,7 +183,10 @@ pub struct ApiStats {
 struct ApiShared {
     config: ApiConfig,
     verifier: RwLock<Option<TokenVerifier>>,
-    /// SHA-256 of every bearer presented, and of those the test asked to refuse.
+    keys: Keys,
+    quotas: Quotas,
+    rail: RailShared,
+    /// SHA-256 of every OAuth bearer presented, and of any bearer the test asked to refuse.
     seen: Mutex<HashSet<[u8; 32]>>,
     denied: Mutex<HashSet<[u8; 32]>>,
     stats: Mutex<ApiStats>,
@@ -151,13 +200,17 @@ struct ApiShared {
 /// What a handler knows about the call.
 pub(crate) struct Ctx<'a> {
     config: &'a ApiConfig,
+    /// The listener's counters (the API's or the rail's).
     stats: &'a Mutex<ApiStats>,
+    /// The models this listener knows.
+    catalogue: &'a [CatalogueModel],
     /// The request itself, for its headers.
     request: &'a RecordedRequest,
     cache: &'a PromptCache,
     /// The style current when the request arrived.
     tool_stream_style: ToolStreamStyle,
-    tier: u32,
+    /// What the caller's token tier or API key includes.
+    access: KeyAccess,
     seq: u64,
     now: u64,
 }
@@ -202,6 +255,9 @@ impl ApiServer {
             verifier: RwLock::new(config.verifier.clone()),
             tool_stream_style: Mutex::new(config.tool_stream_style),
             cache: PromptCache::default(),
+            keys: Keys::new(&config.api_keys, config.echo_api_key_in_errors),
+            quotas: Quotas::default(),
+            rail: RailShared::new(&config),
             config,
             seen: Mutex::default(),
             denied: Mutex::default(),
@@ -210,20 +266,48 @@ impl ApiServer {
             faults: FaultQueue::default(),
             log: log.clone(),
         });
+        let activity = Activity::new();
         let handler_shared = Arc::downgrade(&shared);
-        let running = http::start(spawn, shared.config.lifetime, log, move |req| {
-            let shared = handler_shared.upgrade();
-            async move {
-                match shared {
-                    Some(shared) => dispatch(shared, req).await,
-                    None => Err(http::Hangup),
+        let running = http::start_with_activity(
+            spawn,
+            shared.config.lifetime,
+            log,
+            activity.clone(),
+            move |req| {
+                let shared = handler_shared.upgrade();
+                async move {
+                    match shared {
+                        Some(shared) => dispatch(shared, req).await,
+                        None => Err(http::Hangup),
+                    }
                 }
-            }
-        })?;
-        Ok(ApiHandle { shared, running })
+            },
+        )?;
+        let rail_shared = Arc::downgrade(&shared);
+        let rail = http::start_with_activity(
+            spawn,
+            shared.config.lifetime,
+            shared.rail.log.clone(),
+            activity,
+            move |req| {
+                let shared = rail_shared.upgrade();
+                async move {
+                    match shared {
+                        Some(shared) => rail::dispatch(shared, req).await,
+                        None => Err(http::Hangup),
+                    }
+                }
+            },
+        )?;
+        Ok(ApiHandle {
+            shared,
+            running,
+            rail,
+        })
     }
 }
 
+/// The endpoint of an API path (the rail adds `/billing`).
 fn route_of(req: &RecordedRequest) -> Option<Route> {
     let path = req.path.strip_prefix("/v1")?;
     match path {
@@ -235,20 +319,40 @@ fn route_of(req: &RecordedRequest) -> Option<Route> {
     }
 }
 
-async fn dispatch(shared: Arc<ApiShared>, req: RecordedRequest) -> Outcome {
-    lock(&shared.stats).requests += 1;
-    let Some(route) = route_of(&req) else {
-        let reply = xai_error(
-            404,
-            "Some requested entity was not found",
-            "No such endpoint",
-        );
-        return Ok(reply.render(&Default::default(), false));
-    };
-    let wants_sse = req
-        .json()
+/// 404 for a path no endpoint serves.
+fn no_such_endpoint() -> Reply {
+    xai_error(
+        404,
+        "Some requested entity was not found",
+        "No such endpoint",
+    )
+}
+
+/// Count a request on arrival, by the kind of credential it presents.
+fn note_arrival(shared: &ApiShared, stats: &Mutex<ApiStats>, req: &RecordedRequest) {
+    let kind = req.bearer().map(|b| shared.keys.kind(b));
+    let mut stats = lock(stats);
+    stats.requests += 1;
+    match kind {
+        Some(Kind::OAuth) => stats.oauth_requests += 1,
+        Some(Kind::ApiKey) => stats.api_key_requests += 1,
+        None => {}
+    }
+}
+
+/// Whether the body asks for a stream (so an oversized fault answers SSE).
+fn wants_sse(req: &RecordedRequest) -> bool {
+    req.json()
         .and_then(|b| b.get("stream").and_then(Value::as_bool))
-        .unwrap_or(false);
+        .unwrap_or(false)
+}
+
+async fn dispatch(shared: Arc<ApiShared>, req: RecordedRequest) -> Outcome {
+    note_arrival(&shared, &shared.stats, &req);
+    let Some(route) = route_of(&req) else {
+        return Ok(no_such_endpoint().render(&Default::default(), false));
+    };
+    let wants_sse = wants_sse(&req);
     let split = shared.config.split_sse_chunks;
     let (outcome, faulted) = faults::serve(&shared.faults, route, wants_sse, split, || {
         handle(&shared, route, &req)
@@ -260,95 +364,159 @@ async fn dispatch(shared: Arc<ApiShared>, req: RecordedRequest) -> Outcome {
     outcome
 }
 
-fn handle(shared: &ApiShared, route: Route, req: &RecordedRequest) -> Reply {
-    {
-        let mut stats = lock(&shared.stats);
-        match route {
-            Route::Models => stats.models_requests += 1,
-            Route::ChatCompletions => stats.chat_completions += 1,
-            _ => stats.responses += 1,
-        }
+/// Count a request on its endpoint.
+fn note_endpoint(stats: &Mutex<ApiStats>, route: Route) {
+    let mut stats = lock(stats);
+    match route {
+        Route::Models => stats.models_requests += 1,
+        Route::ChatCompletions => stats.chat_completions += 1,
+        Route::Responses => stats.responses += 1,
+        _ => {}
     }
-    let tier = match authenticate(shared, req) {
-        Ok(tier) => tier,
-        Err(reply) => {
-            lock(&shared.stats).unauthenticated += 1;
+}
+
+/// Whether a route generates tokens (what quotas refuse).
+fn is_inference(route: Route) -> bool {
+    matches!(route, Route::ChatCompletions | Route::Responses)
+}
+
+fn handle(shared: &ApiShared, route: Route, req: &RecordedRequest) -> Reply {
+    note_endpoint(&shared.stats, route);
+    let (kind, access) = match authenticate(shared, req) {
+        Ok(caller) => caller,
+        Err((kind, reply)) => {
+            let mut stats = lock(&shared.stats);
+            stats.unauthenticated += 1;
+            if kind == Some(Kind::ApiKey) {
+                stats.invalid_api_keys += 1;
+            }
             return reply;
         }
     };
-    let ctx = Ctx {
-        config: &shared.config,
-        stats: &shared.stats,
-        request: req,
-        cache: &shared.cache,
-        tool_stream_style: *lock(&shared.tool_stream_style),
-        tier,
-        seq: shared.seq.fetch_add(1, Ordering::Relaxed),
-        now: http::unix_now(),
-    };
-    let method = req.method.as_str();
-    let reply = match (route, method) {
+    if is_inference(route)
+        && let Some(quota) = shared.quotas.api(kind)
+    {
+        lock(&shared.stats).quota_refusals += 1;
+        return quota.reply();
+    }
+    let ctx = shared.ctx(
+        &shared.stats,
+        &shared.config.catalogue,
+        &shared.cache,
+        req,
+        access,
+    );
+    serve_route(&ctx, route, req)
+}
+
+/// Answer an authenticated request on one of the routes both listeners share.
+fn serve_route(ctx: &Ctx<'_>, route: Route, req: &RecordedRequest) -> Reply {
+    let reply = match (route, req.method.as_str()) {
         (Route::Models, "GET") => match req.path.strip_prefix("/v1/models/") {
-            Some(id) => models::get(&ctx, id),
-            None => models::list(&ctx),
+            Some(id) => models::get(ctx, id),
+            None => models::list(ctx),
         },
-        (Route::ChatCompletions | Route::Responses, "POST") => {
-            let Some(body) = req.json() else {
-                lock(&shared.stats).invalid_requests += 1;
-                return invalid_argument("Failed to parse the request body as JSON");
-            };
-            if route == Route::ChatCompletions {
-                chat::handle(&ctx, &body)
-            } else {
-                responses::handle(&ctx, &body)
-            }
-        }
+        (Route::ChatCompletions | Route::Responses, "POST") => match req.json() {
+            None => invalid_argument("Failed to parse the request body as JSON"),
+            Some(body) if route == Route::ChatCompletions => chat::handle(ctx, &body),
+            Some(body) => responses::handle(ctx, &body),
+        },
         _ => xai_error(405, "Method not allowed", "Method not allowed"),
     };
     if let Reply::Full { status: 400, .. } = reply {
-        lock(&shared.stats).invalid_requests += 1;
+        lock(ctx.stats).invalid_requests += 1;
     }
     reply
 }
 
-/// The caller's tier, or the refusal.
-fn authenticate(shared: &ApiShared, req: &RecordedRequest) -> Result<u32, Reply> {
-    let refuse = |why: &str| match shared.config.unauthenticated {
-        Unauthenticated::XaiForbidden => Err(xai_error(
-            403,
-            "unauthenticated:bad-credentials",
-            &format!("Could not authenticate the request: {why}."),
-        )),
-        Unauthenticated::Unauthorized => Err(Reply::json(
-            401,
-            &json!({"error": {"message": format!("Invalid bearer token: {why}"),
-                              "type": "invalid_request_error", "code": "invalid_token"}}),
-        )
-        .with_header("www-authenticate", "Bearer error=\"invalid_token\"")),
-    };
-    let Some(token) = req.bearer() else {
-        return refuse("no bearer token");
-    };
-    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    if lock(&shared.denied).contains(&digest) {
-        return refuse("token refused");
-    }
-    {
-        let mut seen = lock(&shared.seen);
-        if seen.len() < 100_000 {
-            seen.insert(digest);
+impl ApiShared {
+    /// The context of an authenticated request on one listener.
+    fn ctx<'a>(
+        &'a self,
+        stats: &'a Mutex<ApiStats>,
+        catalogue: &'a [CatalogueModel],
+        cache: &'a PromptCache,
+        request: &'a RecordedRequest,
+        access: KeyAccess,
+    ) -> Ctx<'a> {
+        Ctx {
+            config: &self.config,
+            stats,
+            catalogue,
+            request,
+            cache,
+            tool_stream_style: *lock(&self.tool_stream_style),
+            access,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            now: http::unix_now(),
         }
     }
-    let verifier = shared
-        .verifier
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    match verifier {
-        None => Ok(shared.config.default_tier),
-        Some(verifier) => match verifier.verify(token) {
-            Ok(claims) => Ok(tier_claim(&claims).unwrap_or(shared.config.default_tier)),
-            Err(e) => refuse(&e.to_string()),
+
+    fn is_denied(&self, token: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        lock(&self.denied).contains(&digest)
+    }
+
+    /// A refused bearer, in the configured style.
+    fn refuse_bearer(&self, why: &str) -> Reply {
+        match self.config.unauthenticated {
+            Unauthenticated::XaiForbidden => xai_error(
+                403,
+                "unauthenticated:bad-credentials",
+                &format!("Could not authenticate the request: {why}."),
+            ),
+            Unauthenticated::Unauthorized => Reply::json(
+                401,
+                &json!({"error": {"message": format!("Invalid bearer token: {why}"),
+                                  "type": "invalid_request_error", "code": "invalid_token"}}),
+            )
+            .with_header("www-authenticate", "Bearer error=\"invalid_token\""),
+        }
+    }
+
+    /// The tier of an OAuth access token, or the refusal.
+    fn verify_oauth(&self, token: &str) -> Result<u32, Reply> {
+        if self.is_denied(token) {
+            return Err(self.refuse_bearer("token refused"));
+        }
+        {
+            let mut seen = lock(&self.seen);
+            if seen.len() < 100_000 {
+                seen.insert(Sha256::digest(token.as_bytes()).into());
+            }
+        }
+        let verifier = self
+            .verifier
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match verifier {
+            None => Ok(self.config.default_tier),
+            Some(verifier) => match verifier.verify(token) {
+                Ok(claims) => Ok(tier_claim(&claims).unwrap_or(self.config.default_tier)),
+                Err(e) => Err(self.refuse_bearer(&e.to_string())),
+            },
+        }
+    }
+}
+
+/// The caller's credential kind and access, or the refusal (with the kind, when there
+/// was a bearer).
+fn authenticate(
+    shared: &ApiShared,
+    req: &RecordedRequest,
+) -> Result<(Kind, KeyAccess), (Option<Kind>, Reply)> {
+    let Some(token) = req.bearer() else {
+        return Err((None, shared.refuse_bearer("no bearer token")));
+    };
+    match shared.keys.kind(token) {
+        Kind::ApiKey => match shared.keys.access(token) {
+            Some(access) if !shared.is_denied(token) => Ok((Kind::ApiKey, access)),
+            _ => Err((Some(Kind::ApiKey), shared.keys.invalid(token))),
+        },
+        Kind::OAuth => match shared.verify_oauth(token) {
+            Ok(tier) => Ok((Kind::OAuth, KeyAccess::Tier(tier))),
+            Err(reply) => Err((Some(Kind::OAuth), reply)),
         },
     }
 }

@@ -78,10 +78,9 @@ fn listing(model: &CatalogueModel) -> Value {
 /// `GET /v1/models`.
 pub(super) fn list(ctx: &Ctx<'_>) -> Reply {
     let data: Vec<Value> = ctx
-        .config
         .catalogue
         .iter()
-        .filter(|m| m.min_tier <= ctx.tier)
+        .filter(|m| ctx.access.allows(m))
         .map(listing)
         .collect();
     Reply::json(200, &json!({"object": "list", "data": data}))
@@ -95,9 +94,9 @@ pub(super) fn get(ctx: &Ctx<'_>, id: &str) -> Reply {
     }
 }
 
-/// The model a request names, if it exists and the caller's tier includes it.
+/// The model a request names, if it exists and the caller's tier (or key) includes it.
 pub(super) fn lookup<'c>(ctx: &Ctx<'c>, id: &str) -> Result<&'c CatalogueModel, Reply> {
-    let Some(model) = ctx.config.catalogue.iter().find(|m| m.id == id) else {
+    let Some(model) = ctx.catalogue.iter().find(|m| m.id == id) else {
         return Err(xai_error(
             404,
             "Some requested entity was not found",
@@ -107,7 +106,7 @@ pub(super) fn lookup<'c>(ctx: &Ctx<'c>, id: &str) -> Result<&'c CatalogueModel, 
             ),
         ));
     };
-    if model.min_tier > ctx.tier {
+    if !ctx.access.allows(model) {
         ctx.note_tier_denied();
         return Err(xai_error(
             403,

@@ -8,7 +8,9 @@
 //!
 //! Bearers are checked against the JWKS (ES256 or RS256 keys; the URL must be plain
 //! `http://` on loopback, e.g. an `oidc-provider` started by the test). When ready, stdout
-//! gets exactly one line, `{"api_base":"http://127.0.0.1:PORT/v1"}`. Logs go to stderr.
+//! gets exactly one line, `{"api_base":"http://127.0.0.1:PORT/v1",
+//! "subscription_base":"http://127.0.0.1:PORT2/v1"}` (the second is the subscription rail,
+//! which accepts the same tokens). Logs go to stderr.
 //! The process exits when its stdin reaches EOF (keep a pipe open), or after
 //! `--max-seconds` (default 600) in any case.
 
@@ -135,7 +137,10 @@ fn run() -> Result<(), String> {
     config.lifetime = Lifetime { idle: max, max };
     let api = ApiServer::start_background(config).map_err(|e| format!("starting: {e}"))?;
 
-    let ready = serde_json::json!({ "api_base": api.base_url() });
+    let ready = serde_json::json!({
+        "api_base": api.base_url(),
+        "subscription_base": api.subscription_base(),
+    });
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{ready}")
         .and_then(|()| stdout.flush())

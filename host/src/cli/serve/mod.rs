@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use provider_runtime::bindings::types::{ChatChunk, ChatReply, ChatRequest};
-use provider_runtime::{HostConfig, HostError, Runtime, RuntimeOptions};
+use provider_runtime::{HostConfig, HostError, Runtime};
 use serde_json::{Value, json};
 
 use self::keys::ServeKeys;
@@ -108,12 +108,14 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
         Ok(k) => k,
         Err(e) => return fail(&e),
     };
-    let mut options = RuntimeOptions::new(cli.plugin_source(), state_dir);
-    if let Some(t) = cli.call_timeout_secs {
-        options.limits.call_timeout = Duration::from_secs(t);
-    }
-    let runtime = match Runtime::new(options) {
+    let _ = state_dir;
+    let runtime = match super::runtime_options(cli).and_then(Runtime::new) {
         Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let routes: Vec<&str> = args.route.iter().map(String::as_str).collect();
+    let config = match super::env_config(&runtime, config, &routes).await {
+        Ok(c) => c,
         Err(e) => return fail(&e),
     };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
@@ -263,6 +265,22 @@ async fn shutdown_signal() {
 }
 
 /// The tenant the request's key selects.
+/// The header a request names its route with (else its model's prefix, else the
+/// tenant's default route).
+const ROUTE_HEADER: &str = "x-provider-route";
+
+fn route_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get(ROUTE_HEADER) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .map(|r| Some(r.trim().to_owned()))
+            .filter(|r| r.as_deref().is_some_and(|r| !r.is_empty()))
+            .ok_or_else(|| ApiError::invalid(format!("{ROUTE_HEADER} must name a route"))),
+    }
+}
+
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -324,16 +342,43 @@ async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let result = match state.sessions.lease(&tenant).await {
-        Ok(mut lease) => lease.session().models(false).await,
-        Err(e) => Err(e),
+    let route = match route_header(&headers) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
     };
-    let response = match result {
-        Ok(list) => axum::Json(wire::models(&list)).into_response(),
+    let response = match state.sessions.lease(&tenant).await {
+        Ok(mut lease) => match models_of_routes(lease.session(), route).await {
+            Ok(lists) => axum::Json(wire::models(&lists)).into_response(),
+            Err(e) => ApiError::from_host(&e, &tenant).into_response(),
+        },
         Err(e) => ApiError::from_host(&e, &tenant).into_response(),
     };
     access(&tenant, "", response.status().as_u16(), began, None, false);
     response
+}
+
+/// The models of `route`, or (none named) of every enabled route side by side, their ids
+/// told apart by each route's prefix: the default route's error is the answer's, another
+/// route that cannot list now (no API key stored, say) is left out.
+async fn models_of_routes(
+    session: &mut provider_runtime::Session,
+    route: Option<String>,
+) -> Result<Vec<provider_runtime::bindings::types::ModelList>, HostError> {
+    if let Some(r) = route {
+        return Ok(vec![session.models(false, Some(&r)).await?]);
+    }
+    let mut lists = vec![session.models(false, None).await?];
+    let routes = session.config().enabled_routes.clone();
+    for r in routes {
+        if lists.iter().any(|l| l.route == r) {
+            continue;
+        }
+        match session.models(false, Some(&r)).await {
+            Ok(list) => lists.push(list),
+            Err(e) => tracing::debug!(route = r, code = e.code(), "route left out of /v1/models"),
+        }
+    }
+    Ok(lists)
 }
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
@@ -381,10 +426,14 @@ async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body:
     };
     let stream = body.stream == Some(true);
     let include_usage = body.include_usage();
-    let request = match body.into_request(model.clone()) {
+    let mut request = match body.into_request(model.clone()) {
         Ok(r) => r,
         Err(m) => return ApiError::invalid(m).into_response(),
     };
+    match route_header(&headers) {
+        Ok(r) => request.route = r,
+        Err(e) => return e.into_response(),
+    }
     let turn = Turn {
         state,
         tenant,
@@ -425,10 +474,14 @@ async fn responses_api(State(state): State<Shared>, headers: HeaderMap, body: Bo
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let (model, stream, request) = match responses::parse(&bytes) {
+    let (model, stream, mut request) = match responses::parse(&bytes) {
         Ok(p) => p,
         Err(m) => return ApiError::invalid(m).into_response(),
     };
+    match route_header(&headers) {
+        Ok(r) => request.route = r,
+        Err(e) => return e.into_response(),
+    }
     let id = response_id();
     let turn = Turn {
         state,

@@ -108,13 +108,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub fn models(list: &ModelList) -> Value {
-    let data: Vec<Value> = list
-        .models
+/// `GET /v1/models`: the lists of one or more routes in one OpenAI list; each entry also
+/// says its `route` (an extension field SDKs ignore).
+pub fn models(lists: &[ModelList]) -> Value {
+    let data: Vec<Value> = lists
         .iter()
+        .flat_map(|l| &l.models)
         .map(|m| {
             json!({"id": m.id, "object": "model", "created": m.created.unwrap_or(0),
-                   "owned_by": m.owned_by.as_deref().unwrap_or("xai")})
+                   "owned_by": m.owned_by.as_deref().unwrap_or("unknown"), "route": m.route})
         })
         .collect();
     json!({"object": "list", "data": data})

@@ -11,13 +11,15 @@ use serde::Serialize;
 use serde_json::{Number, Value, json};
 
 use super::{
-    decimal, effort, function_fields, response_failure, schema_fields, takes_reasoning_effort,
+    FunctionFields, SchemaFields, WireToolChoice, decimal, effort, function_tools,
+    response_failure, schema_fields, takes_reasoning_effort,
 };
 use crate::error::ProviderError;
 use crate::json::as_u64;
+use crate::routes::Route;
 use crate::types::{
     ChatChunk, ChatReply, ChatRequest, Citation, ContentPart, FinishReason, ImageDetail,
-    ImageSource, Lane, Message, ResponseFormat, Role, ToolCall, ToolChoice, Usage,
+    ImageSource, Lane, Message, ResponseFormat, Role, ToolCall, Usage,
 };
 
 use super::usage::chat_completions_usage;
@@ -28,7 +30,7 @@ struct Body<'a> {
     messages: Vec<WireMessage<'a>>,
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<Value>,
+    stream_options: Option<StreamOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,13 +40,13 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_effort: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<Value>,
+    tools: Vec<WireTool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<Value>,
+    tool_choice: Option<WireToolChoice<NamedFunction<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parallel_tool_calls: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    response_format: Option<Value>,
+    response_format: Option<WireResponseFormat<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     stop: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,15 +54,42 @@ struct Body<'a> {
 }
 
 #[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
 struct WireMessage<'a> {
     role: &'static str,
-    /// A string, an array of parts (user messages with images), or null (an assistant
-    /// turn that is only tool calls).
-    content: Value,
+    content: WireContent<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<WireToolCall<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_call_id: Option<&'a str>,
+}
+
+/// A message's content: a string, an array of parts (user messages with images), or
+/// null (an assistant turn that is only tool calls).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireContent<'a> {
+    Text(String),
+    Parts(Vec<WirePart<'a>>),
+    Null,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WirePart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: WireImageUrl },
+}
+
+#[derive(Serialize)]
+struct WireImageUrl {
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -75,6 +104,33 @@ struct WireToolCall<'a> {
 struct WireFunction<'a> {
     name: &'a str,
     arguments: &'a str,
+}
+
+/// `{type: "function", function: {name, description, parameters, strict}}`.
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionFields<'a>,
+}
+
+/// How a tool choice names its function here: `{"function": {"name": ...}}`.
+#[derive(Serialize)]
+struct NamedFunction<'a> {
+    function: FunctionName<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionName<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireResponseFormat<'a> {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: SchemaFields<'a> },
 }
 
 pub(crate) fn role(r: Role) -> &'static str {
@@ -102,30 +158,29 @@ pub(crate) fn image_url(source: &ImageSource) -> String {
     }
 }
 
-fn content(m: &Message) -> Value {
+fn content(m: &Message) -> WireContent<'_> {
     let has_image = m.content.iter().any(|p| matches!(p, ContentPart::Image(_)));
     if has_image {
         let parts = m
             .content
             .iter()
             .map(|p| match p {
-                ContentPart::Text(t) => json!({"type": "text", "text": t}),
-                ContentPart::Image(i) => {
-                    let mut url = json!({"url": image_url(&i.source)});
-                    if let Some(d) = i.detail {
-                        url["detail"] = json!(detail(d));
-                    }
-                    json!({"type": "image_url", "image_url": url})
-                }
+                ContentPart::Text(text) => WirePart::Text { text },
+                ContentPart::Image(i) => WirePart::ImageUrl {
+                    image_url: WireImageUrl {
+                        url: image_url(&i.source),
+                        detail: i.detail.map(detail),
+                    },
+                },
             })
             .collect();
-        return Value::Array(parts);
+        return WireContent::Parts(parts);
     }
     let text = m.text_content();
     if text.is_empty() && m.role == Role::Assistant && !m.tool_calls.is_empty() {
-        Value::Null
+        WireContent::Null
     } else {
-        Value::String(text)
+        WireContent::Text(text)
     }
 }
 
@@ -149,30 +204,13 @@ fn message(m: &Message) -> WireMessage<'_> {
     }
 }
 
-/// The function tools, as `{type, function: {name, description, parameters, strict}}`.
-fn tools(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
-    req.tools
-        .iter()
-        .map(|t| Ok(json!({"type": "function", "function": function_fields(t)?})))
-        .collect()
-}
-
-fn tool_choice(c: &ToolChoice) -> Value {
-    match c {
-        ToolChoice::Auto => json!("auto"),
-        ToolChoice::None => json!("none"),
-        ToolChoice::Required => json!("required"),
-        ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
-    }
-}
-
-fn response_format(f: &ResponseFormat) -> Result<Value, ProviderError> {
+fn response_format(f: &ResponseFormat) -> Result<WireResponseFormat<'_>, ProviderError> {
     Ok(match f {
-        ResponseFormat::Text => json!({"type": "text"}),
-        ResponseFormat::JsonObject => json!({"type": "json_object"}),
-        ResponseFormat::JsonSchema(s) => {
-            json!({"type": "json_schema", "json_schema": schema_fields(s)?})
-        }
+        ResponseFormat::Text => WireResponseFormat::Text,
+        ResponseFormat::JsonObject => WireResponseFormat::JsonObject,
+        ResponseFormat::JsonSchema(s) => WireResponseFormat::JsonSchema {
+            json_schema: schema_fields(s)?,
+        },
     })
 }
 
@@ -182,7 +220,9 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value
         model,
         messages: req.messages.iter().map(message).collect(),
         stream,
-        stream_options: stream.then(|| json!({"include_usage": true})),
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
         max_tokens: req.max_output_tokens,
         temperature: req.temperature.and_then(decimal),
         top_p: req.top_p.and_then(decimal),
@@ -190,8 +230,15 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value
             .thinking
             .filter(|_| takes_reasoning_effort(model))
             .map(effort),
-        tools: tools(req)?,
-        tool_choice: req.tool_choice.as_ref().map(tool_choice),
+        tools: function_tools(req, |function| WireTool {
+            kind: "function",
+            function,
+        })?,
+        tool_choice: req.tool_choice.as_ref().map(|c| {
+            WireToolChoice::of(c, |name| NamedFunction {
+                function: FunctionName { name },
+            })
+        }),
         parallel_tool_calls: req.parallel_tool_calls,
         response_format: req
             .response_format
@@ -261,7 +308,11 @@ fn tool_call(v: &Value) -> Result<ToolCall, ProviderError> {
     Ok(call)
 }
 
-pub(crate) fn parse_reply(v: &Value, model: String) -> Result<ChatReply, ProviderError> {
+pub(crate) fn parse_reply(
+    v: &Value,
+    model: String,
+    route: Route,
+) -> Result<ChatReply, ProviderError> {
     let choice = v
         .get("choices")
         .and_then(Value::as_array)
@@ -289,6 +340,7 @@ pub(crate) fn parse_reply(v: &Value, model: String) -> Result<ChatReply, Provide
         citations: citations(v.get("citations"), message.get("annotations")),
         model,
         lane: Lane::ChatCompletions,
+        route: route.name().to_owned(),
         usage: v.get("usage").and_then(chat_completions_usage),
         finish_reason: choice
             .get("finish_reason")

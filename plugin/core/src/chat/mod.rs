@@ -1,20 +1,27 @@
-//! Chat in both lanes: routing and validation here; each lane's wire format (request
-//! body, complete reply, stream events) in its own module.
+//! Chat in both lanes: validation and the lane choice here; each lane's wire format
+//! (request body, complete reply, stream events) in its own module.
 //!
-//! * [`completions`]: OpenAI-compatible `POST {api}/chat/completions`.
-//! * [`responses`]: `POST {api}/responses` (multi-agent models only work there; any chat
+//! * [`completions`]: OpenAI-compatible `POST {base}/chat/completions`.
+//! * [`responses`]: `POST {base}/responses` (multi-agent models only work there; any chat
 //!   model may be sent there on request).
+//!
+//! The route (who pays, which base) is decided before, by [`crate::routes::resolve`]; the
+//! plan keeps it because the subscription rail has rules of its own (streamed upstream,
+//! nothing stored upstream).
 
+pub mod collect;
 pub mod completions;
 pub mod responses;
 mod usage;
 
 use base64::Engine as _;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::ProviderError;
-use crate::models::{lane_for, prefixed, unprefixed};
+use crate::models::lane_for;
 use crate::redact::sanitize;
+use crate::routes::{Route, RoutedModel};
 use crate::types::{
     ChatReply, ChatRequest, ContentPart, FunctionTool, ImageSource, JsonSchemaFormat, Lane,
     Message, ResponseFormat, Role, ThinkingEffort, ToolChoice,
@@ -25,22 +32,38 @@ pub use usage::{chat_completions_usage, responses_usage};
 /// Media types accepted for inline images.
 const IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/webp", "image/gif"];
 
-/// Where a request goes.
+/// Where a turn goes: the model on its route, and the dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// Model id as upstream knows it (no prefix).
-    pub upstream_model: String,
+pub struct Plan {
+    /// The route and the model id as upstream knows it (no prefix).
+    pub model: RoutedModel,
     /// The dialect.
     pub lane: Lane,
 }
 
-impl Route {
-    /// Path under the API base.
+impl Plan {
+    /// Path under the route's base.
     pub fn path(&self) -> &'static str {
         match self.lane {
             Lane::Responses => "responses",
             _ => "chat/completions",
         }
+    }
+
+    /// The route that pays.
+    pub fn route(&self) -> Route {
+        self.model.route
+    }
+
+    /// The model id as upstream knows it.
+    pub fn upstream_model(&self) -> &str {
+        &self.model.upstream
+    }
+
+    /// Whether upstream is asked for a stream: when the caller streams, and always on a
+    /// route that serves nothing else.
+    pub fn streams_upstream(&self, caller_streams: bool) -> bool {
+        caller_streams || self.route().stream_only()
     }
 }
 
@@ -57,10 +80,12 @@ fn invalid(msg: impl Into<String>) -> ProviderError {
     ProviderError::InvalidInput(msg.into())
 }
 
-/// Validate a request and pick its lane: the model's own, or the one asked for.
-pub fn route(req: &ChatRequest) -> Result<Route, ProviderError> {
-    let model = unprefixed(req.model.trim());
-    if model.is_empty() {
+/// Validate a request for `model` (its route resolved) and pick its lane: the model's
+/// own, or the one asked for.
+pub fn plan(req: &ChatRequest, model: RoutedModel) -> Result<Plan, ProviderError> {
+    let shown = model.id();
+    let model_id = model.upstream.as_str();
+    if model_id.is_empty() {
         return Err(invalid("model is empty"));
     }
     if req.messages.is_empty() {
@@ -75,11 +100,10 @@ pub fn route(req: &ChatRequest) -> Result<Route, ProviderError> {
     {
         return Err(invalid("top_p must be a number between 0 and 1"));
     }
-    let own = lane_for(model);
+    let own = lane_for(model_id);
     if own == Lane::Media {
         return Err(invalid(format!(
-            "{} is an image/video model, not usable for chat",
-            prefixed(model)
+            "{shown} is an image/video model, not usable for chat"
         )));
     }
     let lane = match req.lane {
@@ -87,8 +111,7 @@ pub fn route(req: &ChatRequest) -> Result<Route, ProviderError> {
         Some(Lane::Media) => return Err(invalid("the media lane does not serve chat")),
         Some(Lane::ChatCompletions) if own == Lane::Responses => {
             return Err(invalid(format!(
-                "{} is served only by the Responses API (lane responses)",
-                prefixed(model)
+                "{shown} is served only by the Responses API (lane responses)"
             )));
         }
         Some(lane) => lane,
@@ -115,10 +138,7 @@ pub fn route(req: &ChatRequest) -> Result<Route, ProviderError> {
             return Err(invalid("seed is not supported on the Responses lane"));
         }
     }
-    Ok(Route {
-        upstream_model: model.to_owned(),
-        lane,
-    })
+    Ok(Plan { model, lane })
 }
 
 fn check_message(i: usize, m: &Message) -> Result<(), ProviderError> {
@@ -210,36 +230,93 @@ fn check_tools(req: &ChatRequest) -> Result<(), ProviderError> {
 
 /// A function tool's `{name, description?, parameters?, strict?}`, as both lanes write
 /// them (chat-completions nests them under `function`, Responses flattens them).
-pub(crate) fn function_fields(t: &FunctionTool) -> Result<Map<String, Value>, ProviderError> {
-    let mut f = Map::new();
-    f.insert("name".into(), Value::String(t.name.clone()));
-    if let Some(d) = &t.description {
-        f.insert("description".into(), Value::String(d.clone()));
-    }
-    if let Some(p) = &t.parameters {
-        let parameters = json_object(p, &format!("tool {} parameters", t.name))?;
-        f.insert("parameters".into(), Value::Object(parameters));
-    }
-    if let Some(strict) = t.strict {
-        f.insert("strict".into(), Value::Bool(strict));
-    }
-    Ok(f)
+#[derive(Debug, Serialize)]
+pub(crate) struct FunctionFields<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+/// The request's function tools, each written the lane's way by `wrap`.
+pub(crate) fn function_tools<'a, W>(
+    req: &'a ChatRequest,
+    wrap: impl Fn(FunctionFields<'a>) -> W,
+) -> Result<Vec<W>, ProviderError> {
+    req.tools
+        .iter()
+        .map(|t| function_fields(t).map(&wrap))
+        .collect()
+}
+
+fn function_fields(t: &FunctionTool) -> Result<FunctionFields<'_>, ProviderError> {
+    Ok(FunctionFields {
+        name: &t.name,
+        description: t.description.as_deref(),
+        parameters: t
+            .parameters
+            .as_deref()
+            .map(|p| json_object(p, &format!("tool {} parameters", t.name)))
+            .transpose()?,
+        strict: t.strict,
+    })
 }
 
 /// A JSON schema format's `{name, schema, description?, strict?}`, as both lanes write
 /// them (chat-completions under `json_schema`, Responses beside `type` in `text.format`).
-pub(crate) fn schema_fields(s: &JsonSchemaFormat) -> Result<Map<String, Value>, ProviderError> {
-    let mut f = Map::new();
-    f.insert("name".into(), Value::String(s.name.clone()));
-    let schema = json_object(&s.schema, "response_format json_schema schema")?;
-    f.insert("schema".into(), Value::Object(schema));
-    if let Some(d) = &s.description {
-        f.insert("description".into(), Value::String(d.clone()));
+#[derive(Debug, Serialize)]
+pub(crate) struct SchemaFields<'a> {
+    name: &'a str,
+    schema: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+pub(crate) fn schema_fields(s: &JsonSchemaFormat) -> Result<SchemaFields<'_>, ProviderError> {
+    Ok(SchemaFields {
+        name: &s.name,
+        schema: json_object(&s.schema, "response_format json_schema schema")?,
+        description: s.description.as_deref(),
+        strict: s.strict,
+    })
+}
+
+/// A tool choice that is a mode (`"auto"`, `"none"`, `"required"`) or names a function
+/// (each lane writes the function its own way).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum WireToolChoice<F> {
+    /// A mode.
+    Mode(&'static str),
+    /// `{"type": "function", ...}`.
+    Function {
+        /// Always `function`.
+        #[serde(rename = "type")]
+        kind: &'static str,
+        /// The lane's way of naming it.
+        #[serde(flatten)]
+        function: F,
+    },
+}
+
+impl<F> WireToolChoice<F> {
+    /// The choice `c`, a function named the lane's way by `named`.
+    pub(crate) fn of<'a>(c: &'a ToolChoice, named: impl FnOnce(&'a str) -> F) -> Self {
+        match c {
+            ToolChoice::Auto => Self::Mode("auto"),
+            ToolChoice::None => Self::Mode("none"),
+            ToolChoice::Required => Self::Mode("required"),
+            ToolChoice::Function(name) => Self::Function {
+                kind: "function",
+                function: named(name),
+            },
+        }
     }
-    if let Some(strict) = s.strict {
-        f.insert("strict".into(), Value::Bool(strict));
-    }
-    Ok(f)
 }
 
 /// Parse `text` as a JSON object, or say which field is not one.
@@ -250,19 +327,20 @@ pub(crate) fn json_object(text: &str, what: &str) -> Result<Map<String, Value>, 
     }
 }
 
-/// The body (and headers) for `route`; `stream` selects SSE.
+/// Fields the subscription rail refuses, which `extra_body` may therefore not add there.
+const REFUSED_BY_STREAM_ONLY_ROUTES: &[&str] = &["previous_response_id"];
+
+/// The body (and headers) for `plan`; `stream` selects SSE (see [`Plan::streams_upstream`]).
 pub fn request_body(
-    route: &Route,
+    plan: &Plan,
     req: &ChatRequest,
     stream: bool,
 ) -> Result<UpstreamRequest, ProviderError> {
-    let (body, headers) = match route.lane {
-        Lane::Responses => (
-            responses::body(&route.upstream_model, req, stream)?,
-            Vec::new(),
-        ),
+    let model = plan.upstream_model();
+    let (body, headers) = match plan.lane {
+        Lane::Responses => (responses::body(model, req, stream)?, Vec::new()),
         _ => (
-            completions::body(&route.upstream_model, req, stream)?,
+            completions::body(model, req, stream)?,
             // xAI routes cache hits by this header on chat-completions.
             req.prompt_cache_key
                 .iter()
@@ -275,7 +353,18 @@ pub fn request_body(
         _ => unreachable!("bodies are objects"),
     };
     if let Some(extra) = &req.extra_body {
-        merge_extra(&mut body, json_object(extra, "extra_body")?)?;
+        let extra = json_object(extra, "extra_body")?;
+        if plan.route().stream_only()
+            && let Some(field) = REFUSED_BY_STREAM_ONLY_ROUTES
+                .iter()
+                .find(|f| extra.contains_key(**f))
+        {
+            return Err(invalid(format!(
+                "extra_body field {field} is not accepted on the {} route (nothing is stored upstream there)",
+                plan.route()
+            )));
+        }
+        merge_extra(&mut body, extra)?;
     }
     Ok(UpstreamRequest {
         body: serde_json::to_vec(&body).expect("json body"),
@@ -332,23 +421,22 @@ pub fn takes_reasoning_effort(upstream_model: &str) -> bool {
 }
 
 /// Read a complete (non-streamed) reply.
-pub fn parse_reply(route: &Route, v: &Value) -> Result<ChatReply, ProviderError> {
+pub fn parse_reply(plan: &Plan, v: &Value) -> Result<ChatReply, ProviderError> {
+    let route = plan.route();
     let model = v
         .get("model")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .map_or_else(
-            || prefixed(&route.upstream_model),
-            |m| prefixed(unprefixed(m)),
-        );
-    match route.lane {
-        Lane::Responses => responses::parse_reply(v, model),
-        _ => completions::parse_reply(v, model),
+        .map_or_else(|| plan.model.id(), |m| route.prefixed(route.unprefixed(m)));
+    match plan.lane {
+        Lane::Responses => responses::parse_reply(v, model, route),
+        _ => completions::parse_reply(v, model, route),
     }
 }
 
 /// The error of a failed response or `error` event (`{code?, message?}`): rate limits
-/// stay rate limits, rejected input stays the caller's, the rest is upstream trouble.
+/// stay rate limits, a spent quota (free usage, spending limit) is a quota refusal,
+/// rejected input stays the caller's, the rest is upstream trouble.
 pub fn response_failure(err: Option<&Value>) -> ProviderError {
     let field = |k: &str| {
         err.and_then(|e| e.get(k))
@@ -364,11 +452,10 @@ pub fn response_failure(err: Option<&Value>) -> ProviderError {
         (false, false) => format!("{code}: {message}"),
     };
     let code_l = code.to_ascii_lowercase();
-    if code_l.contains("rate_limit") {
-        ProviderError::RateLimited {
-            message: text,
-            retry_after_seconds: None,
-        }
+    if code_l.contains("free-usage-exhausted") || code_l.contains("spending-limit") {
+        ProviderError::quota_exhausted(text)
+    } else if code_l.contains("rate_limit") {
+        ProviderError::rate_limited(text, None)
     } else if code_l.starts_with("invalid") {
         ProviderError::InvalidInput(text)
     } else {
@@ -378,14 +465,14 @@ pub fn response_failure(err: Option<&Value>) -> ProviderError {
 
 /// A 400 that says the model refuses client tools becomes an error naming the model and
 /// the way out (multi-agent models need xAI's beta access for function tools).
-pub fn explain_refusal(e: ProviderError, route: &Route, req: &ChatRequest) -> ProviderError {
+pub fn explain_refusal(e: ProviderError, plan: &Plan, req: &ChatRequest) -> ProviderError {
     match e {
         ProviderError::InvalidInput(m)
             if !req.tools.is_empty() && m.to_ascii_lowercase().contains("client-side tools") =>
         {
             ProviderError::InvalidInput(format!(
                 "{} does not accept client-side tools (function tools need xAI beta access for multi-agent models): drop the tools or pick another model (upstream: {m})",
-                prefixed(&route.upstream_model)
+                plan.model.id()
             ))
         }
         other => other,

@@ -9,26 +9,31 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use serde::Serialize;
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Map, Number, Value};
 
 use super::completions::{detail, image_url};
 use super::usage::responses_usage;
-use super::{decimal, effort, function_fields, json_object, response_failure, schema_fields};
+use super::{
+    FunctionFields, SchemaFields, WireToolChoice, decimal, effort, function_tools, json_object,
+    response_failure, schema_fields,
+};
 use crate::error::ProviderError;
 use crate::json::as_u32;
+use crate::routes::Route;
 use crate::types::{
     ChatChunk, ChatReply, ChatRequest, Citation, ContentPart, FinishReason, Lane, ReasoningItem,
-    ResponseFormat, Role, ToolCall, ToolChoice,
+    ResponseFormat, Role, ToolCall,
 };
 
 #[derive(Serialize)]
 struct Body<'a> {
     model: &'a str,
-    input: Vec<Value>,
+    input: Vec<InputItem<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instructions: Option<String>,
     stream: bool,
-    /// Nothing needs to live upstream: every turn carries the whole conversation.
+    /// Nothing needs to live upstream: every turn carries the whole conversation (and the
+    /// subscription rail refuses anything else).
     store: bool,
     include: [&'static str; 1],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,40 +43,119 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning: Option<Value>,
+    reasoning: Option<Reasoning>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<Value>,
+    tools: Vec<WireTool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<Value>,
+    tool_choice: Option<WireToolChoice<FunctionName<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parallel_tool_calls: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<Value>,
+    text: Option<TextOptions<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt_cache_key: Option<&'a str>,
 }
 
-fn input_items(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
+#[derive(Serialize)]
+struct Reasoning {
+    effort: &'static str,
+}
+
+/// One `input` item: one we write, or a reasoning item passed back as it came.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum InputItem<'a> {
+    Ours(OurItem<'a>),
+    PassedBack(Map<String, Value>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OurItem<'a> {
+    Message {
+        role: &'static str,
+        content: MessageContent<'a>,
+    },
+    FunctionCall {
+        call_id: &'a str,
+        name: &'a str,
+        arguments: &'a str,
+    },
+    FunctionCallOutput {
+        call_id: &'a str,
+        output: String,
+    },
+}
+
+/// User messages are parts; assistant messages plain text.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum MessageContent<'a> {
+    Parts(Vec<InputPart<'a>>),
+    Text(String),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum InputPart<'a> {
+    InputText {
+        text: &'a str,
+    },
+    InputImage {
+        image_url: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<&'static str>,
+    },
+}
+
+/// `{type: "function", name, description, parameters, strict}`.
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    function: FunctionFields<'a>,
+}
+
+/// How a tool choice names its function here: `{"name": ...}` beside the type.
+#[derive(Serialize)]
+struct FunctionName<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct TextOptions<'a> {
+    format: TextFormat<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum TextFormat<'a> {
+    Text,
+    JsonObject,
+    JsonSchema(SchemaFields<'a>),
+}
+
+fn input_items(req: &ChatRequest) -> Result<Vec<InputItem<'_>>, ProviderError> {
     let mut items = Vec::new();
     for m in req.messages.iter().filter(|m| m.role != Role::System) {
         match m.role {
             Role::User => {
-                let parts: Vec<Value> = m
+                let parts = m
                     .content
                     .iter()
                     .map(|p| match p {
-                        ContentPart::Text(t) => json!({"type": "input_text", "text": t}),
-                        ContentPart::Image(i) => {
-                            let mut part =
-                                json!({"type": "input_image", "image_url": image_url(&i.source)});
-                            if let Some(d) = i.detail {
-                                part["detail"] = json!(detail(d));
-                            }
-                            part
-                        }
+                        ContentPart::Text(text) => InputPart::InputText { text },
+                        ContentPart::Image(i) => InputPart::InputImage {
+                            image_url: image_url(&i.source),
+                            detail: i.detail.map(detail),
+                        },
                     })
                     .collect();
-                items.push(json!({"type": "message", "role": "user", "content": parts}));
+                items.push(InputItem::Ours(OurItem::Message {
+                    role: "user",
+                    content: MessageContent::Parts(parts),
+                }));
             }
             Role::Assistant => {
                 for r in m.reasoning.iter().filter(|r| r.lane == Lane::Responses) {
@@ -83,23 +167,26 @@ fn input_items(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
                                 "a reasoning item was not made by this plugin".into(),
                             )
                         })?;
-                    items.push(Value::Object(item));
+                    items.push(InputItem::PassedBack(item));
                 }
                 let text = m.text_content();
                 if !text.is_empty() {
-                    items.push(json!({"type": "message", "role": "assistant", "content": text}));
+                    items.push(InputItem::Ours(OurItem::Message {
+                        role: "assistant",
+                        content: MessageContent::Text(text),
+                    }));
                 }
                 for c in &m.tool_calls {
-                    items.push(json!({
-                        "type": "function_call", "call_id": c.id, "name": c.name,
-                        "arguments": c.arguments,
+                    items.push(InputItem::Ours(OurItem::FunctionCall {
+                        call_id: &c.id,
+                        name: &c.name,
+                        arguments: &c.arguments,
                     }));
                 }
             }
-            Role::Tool => items.push(json!({
-                "type": "function_call_output",
-                "call_id": m.tool_call_id.as_deref().unwrap_or_default(),
-                "output": m.text_content(),
+            Role::Tool => items.push(InputItem::Ours(OurItem::FunctionCallOutput {
+                call_id: m.tool_call_id.as_deref().unwrap_or_default(),
+                output: m.text_content(),
             })),
             Role::System => {}
         }
@@ -107,39 +194,13 @@ fn input_items(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
     Ok(items)
 }
 
-fn tools(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
-    req.tools
-        .iter()
-        .map(|t| {
-            let mut f = Map::new();
-            f.insert("type".into(), json!("function"));
-            f.extend(function_fields(t)?);
-            Ok(Value::Object(f))
-        })
-        .collect()
-}
-
-fn tool_choice(c: &ToolChoice) -> Value {
-    match c {
-        ToolChoice::Auto => json!("auto"),
-        ToolChoice::None => json!("none"),
-        ToolChoice::Required => json!("required"),
-        ToolChoice::Function(name) => json!({"type": "function", "name": name}),
-    }
-}
-
-fn text_format(f: &ResponseFormat) -> Result<Value, ProviderError> {
+fn text_format(f: &ResponseFormat) -> Result<TextOptions<'_>, ProviderError> {
     let format = match f {
-        ResponseFormat::Text => json!({"type": "text"}),
-        ResponseFormat::JsonObject => json!({"type": "json_object"}),
-        ResponseFormat::JsonSchema(s) => {
-            let mut v = Map::new();
-            v.insert("type".into(), json!("json_schema"));
-            v.extend(schema_fields(s)?);
-            Value::Object(v)
-        }
+        ResponseFormat::Text => TextFormat::Text,
+        ResponseFormat::JsonObject => TextFormat::JsonObject,
+        ResponseFormat::JsonSchema(s) => TextFormat::JsonSchema(schema_fields(s)?),
     };
-    Ok(json!({"format": format}))
+    Ok(TextOptions { format })
 }
 
 pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value, ProviderError> {
@@ -159,9 +220,15 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value
         max_output_tokens: req.max_output_tokens,
         temperature: req.temperature.and_then(decimal),
         top_p: req.top_p.and_then(decimal),
-        reasoning: req.thinking.map(|e| json!({"effort": effort(e)})),
-        tools: tools(req)?,
-        tool_choice: req.tool_choice.as_ref().map(tool_choice),
+        reasoning: req.thinking.map(|e| Reasoning { effort: effort(e) }),
+        tools: function_tools(req, |function| WireTool {
+            kind: "function",
+            function,
+        })?,
+        tool_choice: req
+            .tool_choice
+            .as_ref()
+            .map(|c| WireToolChoice::of(c, |name| FunctionName { name })),
         parallel_tool_calls: req.parallel_tool_calls,
         text: req.response_format.as_ref().map(text_format).transpose()?,
         prompt_cache_key: req.prompt_cache_key.as_deref(),
@@ -223,16 +290,30 @@ fn reasoning_item(item: &Value) -> Option<ReasoningItem> {
     item.get("encrypted_content")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())?;
-    let mut keep = Map::new();
-    for k in ["type", "id", "summary", "encrypted_content"] {
-        if let Some(v) = item.get(k) {
-            keep.insert(k.to_owned(), v.clone());
-        }
-    }
+    let keep = KeptReasoning {
+        encrypted_content: item.get("encrypted_content"),
+        id: item.get("id"),
+        summary: item.get("summary"),
+        kind: item.get("type"),
+    };
     Some(ReasoningItem {
         lane: Lane::Responses,
-        data: Value::Object(keep).to_string(),
+        data: serde_json::to_string(&keep).expect("json"),
     })
+}
+
+/// The fields of a reasoning output item that passing it back needs (in the order a JSON
+/// object of them always had: sorted).
+#[derive(Serialize)]
+struct KeptReasoning<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encrypted_content: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a Value>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a Value>,
 }
 
 /// Why a response stopped: `completed` -> stop (tool calls when it made any),
@@ -251,7 +332,11 @@ pub fn finish_reason(resp: &Value, made_calls: bool) -> Option<FinishReason> {
     }
 }
 
-pub(crate) fn parse_reply(v: &Value, model: String) -> Result<ChatReply, ProviderError> {
+pub(crate) fn parse_reply(
+    v: &Value,
+    model: String,
+    route: Route,
+) -> Result<ChatReply, ProviderError> {
     if v.get("status").and_then(Value::as_str) == Some("failed") {
         return Err(response_failure(v.get("error")));
     }
@@ -260,15 +345,8 @@ pub(crate) fn parse_reply(v: &Value, model: String) -> Result<ChatReply, Provide
         .and_then(Value::as_array)
         .ok_or_else(|| ProviderError::InvalidResponse("response without output".into()))?;
     let mut reply = ChatReply {
-        content: String::new(),
-        tool_calls: Vec::new(),
-        reasoning: None,
-        reasoning_items: Vec::new(),
-        citations: Vec::new(),
-        model,
-        lane: Lane::Responses,
         usage: v.get("usage").and_then(responses_usage),
-        finish_reason: None,
+        ..ChatReply::empty(model, Lane::Responses, route.name())
     };
     let mut reasoning = Vec::new();
     for item in output {

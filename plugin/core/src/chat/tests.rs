@@ -3,6 +3,7 @@ use serde_json::{Value, json};
 use super::completions::CompletionsAssembler;
 use super::responses::ResponsesAssembler;
 use super::*;
+use crate::routes::{Route, resolve};
 use crate::types::{
     ChatChunk, Citation, FinishReason, FunctionTool, Image, ImageDetail, JsonSchemaFormat,
     ReasoningItem, ToolCall, Usage,
@@ -25,8 +26,13 @@ fn req(model: &str) -> ChatRequest {
     }
 }
 
+/// The plan of `r` on its route (the default route: `api`).
+fn plan_of(r: &ChatRequest) -> Result<Plan, ProviderError> {
+    plan(r, resolve(r.route.as_deref(), &r.model, Route::Api)?)
+}
+
 fn body(r: &ChatRequest, stream: bool) -> Value {
-    serde_json::from_slice(&request_body(&route(r).unwrap(), r, stream).unwrap().body).unwrap()
+    serde_json::from_slice(&request_body(&plan_of(r).unwrap(), r, stream).unwrap().body).unwrap()
 }
 
 fn weather_tool() -> FunctionTool {
@@ -66,45 +72,48 @@ fn tool_round_trip(model: &str) -> ChatRequest {
 #[test]
 fn validates_and_routes() {
     assert_eq!(
-        route(&req("xai-grok/grok-4.3")).unwrap(),
-        Route {
-            upstream_model: "grok-4.3".into(),
+        plan_of(&req("xai-grok/grok-4.3")).unwrap(),
+        Plan {
+            model: RoutedModel {
+                route: Route::Api,
+                upstream: "grok-4.3".into()
+            },
             lane: Lane::ChatCompletions
         }
     );
-    let r = route(&req("grok-4.20-multi-agent-0309")).unwrap();
+    let r = plan_of(&req("grok-4.20-multi-agent-0309")).unwrap();
     assert_eq!((r.lane, r.path()), (Lane::Responses, "responses"));
     for bad in ["", "xai-grok/", "xai-grok/grok-imagine-image"] {
         assert!(
-            matches!(route(&req(bad)), Err(ProviderError::InvalidInput(_))),
+            matches!(plan_of(&req(bad)), Err(ProviderError::InvalidInput(_))),
             "{bad}"
         );
     }
     let mut r = req("grok-4.3");
     r.messages.clear();
-    assert!(matches!(route(&r), Err(ProviderError::InvalidInput(_))));
+    assert!(matches!(plan_of(&r), Err(ProviderError::InvalidInput(_))));
     let mut r = req("grok-4.3");
     r.temperature = Some(f32::NAN);
-    assert!(matches!(route(&r), Err(ProviderError::InvalidInput(_))));
+    assert!(matches!(plan_of(&r), Err(ProviderError::InvalidInput(_))));
     let mut r = req("grok-4.3");
     r.top_p = Some(1.5);
-    assert!(matches!(route(&r), Err(ProviderError::InvalidInput(_))));
+    assert!(matches!(plan_of(&r), Err(ProviderError::InvalidInput(_))));
 }
 
 #[test]
 fn a_lane_may_be_asked_for() {
     let mut r = req("grok-4.3");
     r.lane = Some(Lane::Responses);
-    assert_eq!(route(&r).unwrap().lane, Lane::Responses);
+    assert_eq!(plan_of(&r).unwrap().lane, Lane::Responses);
     let mut r = req("grok-4.20-multi-agent-0309");
     r.lane = Some(Lane::ChatCompletions);
-    assert!(matches!(route(&r), Err(ProviderError::InvalidInput(m)) if m.contains("Responses")));
+    assert!(matches!(plan_of(&r), Err(ProviderError::InvalidInput(m)) if m.contains("Responses")));
     r.lane = Some(Lane::Media);
-    assert!(matches!(route(&r), Err(ProviderError::InvalidInput(_))));
+    assert!(matches!(plan_of(&r), Err(ProviderError::InvalidInput(_))));
 }
 
 fn refused(r: &ChatRequest) -> String {
-    match route(r).and_then(|ro| request_body(&ro, r, false)) {
+    match plan_of(r).and_then(|ro| request_body(&ro, r, false)) {
         Err(ProviderError::InvalidInput(m)) => m,
         other => panic!("expected invalid input, got {other:?}"),
     }
@@ -213,7 +222,7 @@ fn chat_completions_agent_request() {
     r.top_p = Some(0.9);
     r.prompt_cache_key = Some("conv-1".into());
     r.extra_body = Some(r#"{"search_parameters":{"mode":"auto"}}"#.into());
-    let up = request_body(&route(&r).unwrap(), &r, false).unwrap();
+    let up = request_body(&plan_of(&r).unwrap(), &r, false).unwrap();
     assert_eq!(
         up.headers,
         vec![("x-grok-conv-id".to_owned(), "conv-1".to_owned())]
@@ -291,7 +300,7 @@ fn responses_agent_request() {
         },
     ];
     r.extra_body = Some(r#"{"tools":[{"type":"web_search"}]}"#.into());
-    let up = request_body(&route(&r).unwrap(), &r, true).unwrap();
+    let up = request_body(&plan_of(&r).unwrap(), &r, true).unwrap();
     assert!(up.headers.is_empty());
     let b: Value = serde_json::from_slice(&up.body).unwrap();
     assert_eq!(
@@ -325,18 +334,22 @@ fn responses_agent_request() {
     assert!(refused(&r).contains("reasoning item"));
 }
 
-fn completions_route() -> Route {
-    Route {
-        upstream_model: "grok-4.3".into(),
-        lane: Lane::ChatCompletions,
+fn on_api(upstream: &str, lane: Lane) -> Plan {
+    Plan {
+        model: RoutedModel {
+            route: Route::Api,
+            upstream: upstream.into(),
+        },
+        lane,
     }
 }
 
-fn responses_route() -> Route {
-    Route {
-        upstream_model: "grok-4.20-multi-agent-0309".into(),
-        lane: Lane::Responses,
-    }
+fn completions_route() -> Plan {
+    on_api("grok-4.3", Lane::ChatCompletions)
+}
+
+fn responses_route() -> Plan {
+    on_api("grok-4.20-multi-agent-0309", Lane::Responses)
 }
 
 #[test]
@@ -366,6 +379,7 @@ fn chat_completions_reply() {
             }],
             model: "xai-grok/grok-4.3-0101".into(),
             lane: Lane::ChatCompletions,
+            route: "api".into(),
             usage: Some(Usage {
                 input_tokens: 5,
                 output_tokens: 10,
@@ -473,7 +487,7 @@ fn failures() {
         ProviderError::InvalidInput(
             "Client-side tools for multi-agent models require beta access".into(),
         ),
-        &route(&r).unwrap(),
+        &plan_of(&r).unwrap(),
         &r,
     );
     assert!(

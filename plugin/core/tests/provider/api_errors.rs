@@ -87,7 +87,7 @@ fn unauthorized_twice_is_final_and_never_loops() {
     h.t.json(401, json!({"error": "no"}));
     rotated(&h);
     h.t.json(401, json!({"error": "still no"}));
-    let e = err(h.p.models(true));
+    let e = err(h.p.models(true, None));
     assert!(
         matches!(&e, ProviderError::Unauthorized(m) if m.contains("logout")),
         "{e:?}"
@@ -106,7 +106,7 @@ fn unauthorized_twice_is_final_and_never_loops() {
     rotated(&h);
     h.t.json(401, json!({}));
     assert!(matches!(
-        err(h.p.models(true)),
+        err(h.p.models(true, None)),
         ProviderError::Unauthorized(_)
     ));
     let urls: Vec<String> = h.t.requests().into_iter().map(|r| r.url).collect();
@@ -117,7 +117,7 @@ fn unauthorized_twice_is_final_and_never_loops() {
     h.t.json(401, json!({}));
     h.t.json(400, json!({"error": "invalid_grant"}));
     assert!(
-        matches!(err(h.p.models(true)), ProviderError::Unauthorized(m) if m.contains("revoked"))
+        matches!(err(h.p.models(true, None)), ProviderError::Unauthorized(m) if m.contains("revoked"))
     );
     assert_eq!(h.t.count(), 2);
 }
@@ -142,20 +142,24 @@ fn forbidden_has_three_meanings() {
         h.t.json(403, body);
         assert!(matches!(
             err(h.p.chat(&simple_request("grok-4.3"))),
-            ProviderError::QuotaExhausted(_)
+            ProviderError::QuotaExhausted { .. }
         ));
         assert_eq!(h.t.count(), 1);
     }
     let mut h = H::connected(1);
     h.t.json(402, json!({"error": "payment required"}));
     assert_eq!(
-        err(h.p.models(true)),
-        ProviderError::QuotaExhausted("payment required".into())
+        err(h.p.models(true, None)),
+        ProviderError::QuotaExhausted {
+            message: "payment required".into(),
+            route: "api".into(),
+            alternatives: vec!["subscription".into(), "api-key".into()],
+        }
     );
     let mut h = H::connected(1);
     h.t.json(403, json!({"error": "Region not supported"}));
     assert!(
-        matches!(err(h.p.models(true)), ProviderError::TierNotAllowed(m) if m.contains("Region not supported"))
+        matches!(err(h.p.models(true, None)), ProviderError::TierNotAllowed(m) if m.contains("Region not supported"))
     );
 }
 
@@ -171,7 +175,8 @@ fn rate_limits_are_not_retried() {
         err(h.p.chat(&simple_request("grok-4.3"))),
         ProviderError::RateLimited {
             message: "rate limit exceeded".into(),
-            retry_after_seconds: Some(30)
+            retry_after_seconds: Some(30),
+            alternatives: vec!["subscription".into(), "api-key".into()],
         }
     );
     assert_eq!(h.t.count(), 1);
@@ -185,7 +190,7 @@ fn rate_limits_are_not_retried() {
         "{}",
     );
     assert!(matches!(
-        err(h.p.models(true)),
+        err(h.p.models(true, None)),
         ProviderError::RateLimited {
             retry_after_seconds: Some(100),
             ..
@@ -194,7 +199,7 @@ fn rate_limits_are_not_retried() {
     let mut h = H::connected(1);
     h.t.reply_h(429, &[], "{}");
     assert!(matches!(
-        err(h.p.models(true)),
+        err(h.p.models(true, None)),
         ProviderError::RateLimited {
             retry_after_seconds: None,
             ..
@@ -217,7 +222,7 @@ fn server_errors_back_off_twice() {
         h.t.reply(502, r#"{"error":"bad gateway"}"#);
     }
     assert_eq!(
-        err(h.p.models(true)),
+        err(h.p.models(true, None)),
         ProviderError::UpstreamUnavailable("bad gateway".into())
     );
     assert_eq!(h.c.sleeps(), vec![250, 1_000]);
@@ -238,7 +243,7 @@ fn client_errors_and_redirects() {
     let mut h = H::connected(1);
     h.t.reply_h(307, &[("location", "https://elsewhere.example/")], "");
     assert_eq!(
-        err(h.p.models(true)),
+        err(h.p.models(true, None)),
         ProviderError::InvalidResponse("unexpected redirect (HTTP 307)".into())
     );
     assert_eq!(h.t.count(), 1);
@@ -265,13 +270,13 @@ fn body_caps() {
         ))
     });
     assert!(
-        matches!(err(h.p.models(true)), ProviderError::InvalidResponse(m) if m.contains("4 MiB"))
+        matches!(err(h.p.models(true, None)), ProviderError::InvalidResponse(m) if m.contains("4 MiB"))
     );
     // An error body is read up to 64 KiB only; the message is bounded.
     let mut h = H::connected(1);
     let huge = format!("{{\"error\":\"{}\"}}", "y".repeat(1024 * 1024));
     h.t.reply(400, &huge);
-    let ProviderError::InvalidInput(m) = err(h.p.models(true)) else {
+    let ProviderError::InvalidInput(m) = err(h.p.models(true, None)) else {
         panic!()
     };
     assert!(m.chars().count() <= 301, "{}", m.len());
@@ -314,7 +319,7 @@ fn network_errors_are_reported_as_such() {
     let mut h = H::connected(1);
     h.t.fail(TransportError::Denied("api.x.ai not allowed".into()));
     assert!(matches!(
-        err(h.p.models(true)),
+        err(h.p.models(true, None)),
         ProviderError::DeniedBySandbox(_)
     ));
 }
@@ -328,7 +333,7 @@ fn request_debug_output_hides_secrets() {
     );
     h.t.json(200, models_body());
     ok(h.p.refresh());
-    ok(h.p.models(true));
+    ok(h.p.models(true, None));
     for req in h.t.requests() {
         crate::assert_clean(&format!("{req:?}"));
     }

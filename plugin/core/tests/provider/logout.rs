@@ -6,10 +6,10 @@ use grok_provider_core::{LogoutReport, TransportError};
 use crate::*;
 
 fn with_leftovers(h: &H) {
-    h.s.put(
-        "models",
-        br#"{"fetched_at_ms":0,"models":[],"media_models":[]}"#,
-    );
+    // The caches of both OAuth routes, and the one kept before routes existed.
+    for key in ["models.api", "models.subscription", "models"] {
+        h.s.put(key, br#"{"fetched_at_ms":0,"models":[],"media_models":[]}"#);
+    }
     h.s.put("pending.0123456789abcdef0123456789abcdef", b"{}");
     h.s.put("pending.fedcba9876543210fedcba9876543210", b"garbage");
 }
@@ -156,10 +156,7 @@ fn logout_deletes_credentials_the_store_reports_corrupt() {
         let h = H::connected(3);
         with_leftovers(&h);
         let mut p = grok_provider_core::Provider::new(
-            grok_provider_core::ProviderConfig {
-                user_agent: UA.into(),
-                ..grok_provider_core::ProviderConfig::xai()
-            },
+            settings(),
             h.t.clone(),
             UnreadableStore {
                 inner: h.s.clone(),

@@ -3,21 +3,25 @@
 mod fakes;
 
 mod api_errors;
+mod api_key;
 mod chat;
 mod logout;
 mod models;
 mod poll;
 mod recorded;
 mod refresh;
+mod routes;
 mod start;
 mod stream;
+mod subscription;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use fakes::{FakeClock, FakeTransport, MemoryStore};
 use grok_provider_core::discovery::{DISCOVERY_KEY, DiscoveryCache, Endpoints};
-use grok_provider_core::{Credentials, HttpRequest, Provider, ProviderConfig, ProviderError};
+use grok_provider_core::{Credentials, HttpRequest, Provider, ProviderError, Settings};
 use serde_json::{Value, json};
 
 pub const NOW: u64 = 1_700_000_000_000;
@@ -30,7 +34,15 @@ pub const REVOKE_URL: &str = "https://auth.x.ai/oauth2/revoke";
 pub const MODELS_URL: &str = "https://api.x.ai/v1/models";
 pub const CHAT_URL: &str = "https://api.x.ai/v1/chat/completions";
 pub const RESPONSES_URL: &str = "https://api.x.ai/v1/responses";
+pub const SUB_MODELS_URL: &str = "https://cli-chat-proxy.grok.com/v1/models";
+pub const SUB_CHAT_URL: &str = "https://cli-chat-proxy.grok.com/v1/chat/completions";
+pub const SUB_RESPONSES_URL: &str = "https://cli-chat-proxy.grok.com/v1/responses";
+pub const SUB_BILLING_URL: &str = "https://cli-chat-proxy.grok.com/v1/billing?format=credits";
+/// An API key as xAI's console hands them out (the tests' secret: no error may show it).
+pub const API_KEY: &str = "xai-SECRET0123456789abcdefghijklmnopqrstuvwxyzKEY9";
 pub const UA: &str = "grok-provider-tests/1";
+/// The default model on the default route (`api`).
+pub const DEFAULT_MODEL_ID: &str = "xai-grok/grok-4.3";
 
 pub fn discovery_doc() -> Value {
     json!({
@@ -96,10 +108,7 @@ impl H {
             MemoryStore::default(),
             FakeClock::at(NOW),
         );
-        let config = ProviderConfig {
-            user_agent: UA.into(),
-            ..ProviderConfig::xai()
-        };
+        let config = settings();
         let p = Provider::new(config, t.clone(), s.clone(), c.clone());
         H { t, s, c, p }
     }
@@ -152,6 +161,33 @@ impl H {
 
     pub fn set_creds(&self, c: Credentials) {
         self.s.put("credentials", &c.to_bytes());
+    }
+
+    /// With [`API_KEY`] stored.
+    pub fn with_key(mut self) -> H {
+        ok(self.p.set_api_key(API_KEY));
+        self
+    }
+
+    /// No login, only [`API_KEY`].
+    pub fn key_only() -> H {
+        H::new().with_key()
+    }
+
+    /// The provider with other settings (same fakes).
+    pub fn configured(mut self, pairs: &[(&str, &str)]) -> H {
+        let mut settings = Settings::from_pairs(pairs.iter().copied()).unwrap();
+        settings.user_agent = UA.into();
+        self.p = Provider::new(settings, self.t.clone(), self.s.clone(), self.c.clone());
+        self
+    }
+}
+
+/// The manifest's defaults, with the tests' user agent.
+pub fn settings() -> Settings {
+    Settings {
+        user_agent: UA.into(),
+        ..Settings::default()
     }
 }
 

@@ -1,6 +1,6 @@
 //! `models` and the model part of `status`.
 
-use grok_provider_core::{DEFAULT_MODEL_ID, Lane, ProviderError, TransportError};
+use grok_provider_core::{Lane, ProviderError, TransportError};
 use serde_json::json;
 
 use crate::*;
@@ -9,7 +9,7 @@ use crate::*;
 fn fetches_splits_and_caches() {
     let mut h = H::connected(4);
     h.t.json(200, models_body());
-    let list = ok(h.p.models(false));
+    let list = ok(h.p.models(false, None));
     let req = &h.t.requests()[0];
     assert_eq!(req.url, MODELS_URL);
     assert_eq!(
@@ -51,18 +51,18 @@ fn fetches_splits_and_caches() {
 
     // Cached for an hour.
     h.c.advance(HOUR - 1);
-    let again = ok(h.p.models(false));
+    let again = ok(h.p.models(false, None));
     assert!(again.cached);
     assert_eq!(again.models, list.models);
     assert_eq!(h.t.count(), 1);
     // force bypasses the cache.
     h.t.json(200, models_body());
-    assert!(!ok(h.p.models(true)).cached);
+    assert!(!ok(h.p.models(true, None)).cached);
     assert_eq!(h.t.count(), 2);
     // Stale after the TTL.
     h.c.advance(HOUR);
     h.t.json(200, json!({"data": [{"id": "grok-4.6"}]}));
-    let l = ok(h.p.models(false));
+    let l = ok(h.p.models(false, None));
     assert_eq!(
         (l.cached, l.default_model_id.as_str()),
         (false, "xai-grok/grok-4.6")
@@ -73,12 +73,12 @@ fn fetches_splits_and_caches() {
 fn cache_of_another_tier_is_ignored() {
     let mut h = H::connected(1);
     h.t.json(200, models_body());
-    ok(h.p.models(false));
+    ok(h.p.models(false, None));
     let mut c = h.creds();
     c.tier = Some(4);
     h.set_creds(c);
     h.t.json(200, models_body());
-    assert!(!ok(h.p.models(false)).cached);
+    assert!(!ok(h.p.models(false, None)).cached);
     assert_eq!(h.t.count(), 2);
 }
 
@@ -86,24 +86,37 @@ fn cache_of_another_tier_is_ignored() {
 fn models_errors() {
     let mut h = H::new();
     assert!(matches!(
-        err(h.p.models(false)),
+        err(h.p.models(false, None)),
         ProviderError::NotConnected(_)
     ));
     let mut h = H::connected(1);
     h.t.json(200, json!({"data": [{"object": "model"}]}));
     assert!(matches!(
-        err(h.p.models(false)),
+        err(h.p.models(false, None)),
         ProviderError::InvalidResponse(_)
     ));
-    assert!(h.s.raw("models").is_none());
+    assert!(h.s.raw("models.api").is_none());
 }
 
 #[test]
 fn status_when_not_connected_touches_nothing() {
     let mut h = H::bare();
     let s = ok(h.p.status());
-    assert_eq!(s, grok_provider_core::ConnectionStatus::default());
     assert!(!s.connected && s.models.is_empty() && s.default_model_id.is_none());
+    assert_eq!(
+        (
+            s.tier,
+            s.tier_name.as_deref(),
+            s.expires_at,
+            s.api_key_stored
+        ),
+        (None, None, None, false)
+    );
+    assert_eq!(s.default_route, "api");
+    assert!(
+        s.routes.iter().all(|r| !r.usable && r.detail.is_some()),
+        "{s:?}"
+    );
     assert_eq!(h.t.count(), 0);
 }
 
@@ -112,7 +125,7 @@ fn status_uses_the_cache_or_fetches_once() {
     // Fresh cache: no request.
     let mut h = H::connected(2);
     h.t.json(200, models_body());
-    ok(h.p.models(false));
+    ok(h.p.models(false, None));
     let s = ok(h.p.status());
     assert_eq!(s.models.len(), 3);
     assert_eq!(s.default_model_id.as_deref(), Some(DEFAULT_MODEL_ID));
@@ -127,7 +140,7 @@ fn status_uses_the_cache_or_fetches_once() {
     h.t.json(200, models_body());
     assert_eq!(ok(h.p.status()).models.len(), 3);
     assert_eq!(h.t.count(), 1);
-    assert!(h.s.raw("models").is_some());
+    assert!(h.s.raw("models.api").is_some());
 
     // Fetch fails: empty list, no error, no retry loop beyond the API policy.
     let mut h = H::connected(2);
@@ -140,7 +153,7 @@ fn status_uses_the_cache_or_fetches_once() {
     // Stale cache of the same tier, fetch fails: the stale list is still shown.
     let mut h = H::connected(2);
     h.t.json(200, models_body());
-    ok(h.p.models(false));
+    ok(h.p.models(false, None));
     h.c.advance(HOUR);
     h.t.reply_h(429, &[], "{}");
     assert_eq!(ok(h.p.status()).models.len(), 3);

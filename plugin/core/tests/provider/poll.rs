@@ -1,6 +1,6 @@
 //! `poll`: one token request per call, paced, every outcome.
 
-use grok_provider_core::{DEFAULT_MODEL_ID, PollOutcome, ProviderError, TransportError};
+use grok_provider_core::{PollOutcome, ProviderError, TransportError};
 use serde_json::json;
 
 use crate::*;
@@ -318,10 +318,9 @@ fn a_poll_waits_for_the_credentials_lock_before_using_the_device_code() {
 #[test]
 fn relogin_bumps_the_generation_and_drops_the_model_cache() {
     let mut h = H::connected(1);
-    h.s.put(
-        "models",
-        br#"{"fetched_at_ms":0,"models":[],"media_models":[]}"#,
-    );
+    for key in ["models.api", "models.subscription"] {
+        h.s.put(key, br#"{"fetched_at_ms":0,"models":[],"media_models":[]}"#);
+    }
     let id = started(&mut h, 2);
     h.t.json(200, token_body(&jwt(4, NOW + HOUR, "a2"), None, None));
     ok(h.p.poll(Some(&id)));
@@ -332,7 +331,7 @@ fn relogin_bumps_the_generation_and_drops_the_model_cache() {
     );
     // A fresh login never inherits the previous login's refresh token.
     assert_eq!(c.refresh_token, None);
-    assert!(h.s.raw("models").is_none());
+    assert!(h.s.raw("models.api").is_none() && h.s.raw("models.subscription").is_none());
 }
 
 #[test]

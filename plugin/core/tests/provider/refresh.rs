@@ -77,7 +77,7 @@ fn new_refresh_token_is_saved_before_the_access_token_is_used() {
             FakeBody::bytes(models_body().to_string().as_bytes()),
         ))
     });
-    ok(h.p.models(false));
+    ok(h.p.models(false, None));
     assert_eq!(h.t.count(), 2);
     assert_eq!(h.t.unused(), 0);
 }
@@ -88,7 +88,7 @@ fn auto_refresh_threshold() {
     let mut h = H::connected(1);
     h.travel(NOW + 5 * HOUR - 300_000);
     h.t.json(200, models_body());
-    ok(h.p.models(true));
+    ok(h.p.models(true, None));
     assert_eq!(
         h.t.requests()[0].url,
         MODELS_URL,
@@ -105,7 +105,7 @@ fn auto_refresh_threshold() {
         ),
     );
     h.t.json(200, models_body());
-    ok(h.p.models(true));
+    ok(h.p.models(true, None));
     let urls: Vec<String> = h.t.requests().into_iter().map(|r| r.url).collect();
     assert_eq!(urls, vec![MODELS_URL, TOKEN_URL, MODELS_URL]);
 
@@ -118,7 +118,7 @@ fn auto_refresh_threshold() {
     });
     h.travel(NOW + 810_000);
     h.t.json(200, models_body());
-    ok(h.p.models(true));
+    ok(h.p.models(true, None));
     assert_eq!(h.t.count(), 1);
     h.c.advance(1);
     h.t.json(
@@ -126,7 +126,7 @@ fn auto_refresh_threshold() {
         token_body(&jwt(1, NOW + 2 * HOUR, "a2"), None, Some(900)),
     );
     h.t.json(200, models_body());
-    ok(h.p.models(true));
+    ok(h.p.models(true, None));
     assert_eq!(h.t.requests()[1].url, TOKEN_URL);
 }
 
@@ -213,7 +213,7 @@ fn waiting_on_the_lock_finds_the_refreshed_record() {
         map.insert("credentials".into(), bytes.clone());
     });
     h.t.json(200, models_body());
-    ok(h.p.models(false));
+    ok(h.p.models(false, None));
     assert_eq!(h.t.count(), 1, "no redemption: the other process refreshed");
     assert_eq!(
         header(&h.t.requests()[0], "authorization"),
@@ -310,7 +310,7 @@ fn refresh_failures() {
 #[test]
 fn status_survives_transient_refresh_failures_while_the_token_is_valid() {
     let mut h = H::connected(4);
-    h.s.put("models", &serde_json::to_vec(&json!({"fetched_at_ms": NOW + 5 * HOUR - 100_000, "tier": 4, "models": [], "media_models": []})).unwrap());
+    h.s.put("models.api", &serde_json::to_vec(&json!({"fetched_at_ms": NOW + 5 * HOUR - 100_000, "tier": 4, "models": [], "media_models": []})).unwrap());
     h.travel(NOW + 5 * HOUR - 60_000);
     h.t.reply(503, "down");
     let s = ok(h.p.status());

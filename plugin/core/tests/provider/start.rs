@@ -265,7 +265,8 @@ fn device_endpoint_errors() {
         err(h.p.start()),
         ProviderError::RateLimited {
             message: "device authorization: slow down".into(),
-            retry_after_seconds: Some(12)
+            retry_after_seconds: Some(12),
+            alternatives: vec![],
         }
     );
     let mut h = H::new();

@@ -10,7 +10,7 @@ use crate::chat::{simple_request, tool_round_trip, weather_schema};
 use crate::fakes::{FakeBody, response};
 use crate::*;
 
-const CC: &str = concat!(
+pub const CC: &str = concat!(
     ": keep-alive\n\n",
     "data: {\"id\":\"1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\r\n\r\n",
@@ -21,7 +21,7 @@ const CC: &str = concat!(
     "data: [DONE]\n\n",
 );
 
-const RESP: &str = concat!(
+pub const RESP: &str = concat!(
     "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"status\":\"in_progress\"}}\n\n",
     "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Multi\"}\n\n",
     ": ping\r\r",
@@ -31,7 +31,7 @@ const RESP: &str = concat!(
     "\"usage\":{\"input_tokens\":11,\"output_tokens\":22,\"total_tokens\":33,\"output_tokens_details\":{\"reasoning_tokens\":5}}}}\n\n",
 );
 
-const SSE: (&str, &str) = ("content-type", "text/event-stream; charset=utf-8");
+pub const SSE: (&str, &str) = ("content-type", "text/event-stream; charset=utf-8");
 
 pub fn open(h: &mut H, model: &str, body: FakeBody) -> Result<ChatStream<FakeBody>, ProviderError> {
     open_request(h, &simple_request(model), body)

@@ -33,6 +33,7 @@ mod component {
                 "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
                 "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
                 "wasi:random/random@0.2.12": wasip2::random::random,
+                "wasi:config/store@0.2.0-rc.1": generate,
             },
         });
     }
@@ -270,8 +271,68 @@ mod component {
             .join(";")
     }
 
+    fn endpoint(key: &str, default: &str) -> Setting {
+        Setting {
+            key: key.into(),
+            env: None,
+            description: "where the hostile guest pretends to go".into(),
+            default_value: default.into(),
+            kind: SettingKind::Endpoint,
+            route: None,
+        }
+    }
+
     impl Guest for Hostile {
         type ChatStream = NoStream;
+
+        // The keys the hardening tests configure (the conformance profile's endpoints).
+        fn manifest() -> PluginManifest {
+            PluginManifest {
+                id: "hostile".into(),
+                display_name: "Hostile test guest".into(),
+                settings: vec![
+                    endpoint("oauth-issuer", "https://auth.hostile.example"),
+                    endpoint("api-base", "https://api.hostile.example/v1"),
+                    Setting {
+                        key: "client-id".into(),
+                        env: None,
+                        description: "ignored".into(),
+                        default_value: "hostile".into(),
+                        kind: SettingKind::Text,
+                        route: None,
+                    },
+                ],
+                routes: vec![RouteInfo {
+                    name: "main".into(),
+                    description: "the only route".into(),
+                    credential: CredentialKind::Oauth,
+                    model_prefix: "hostile/".into(),
+                }],
+            }
+        }
+
+        fn set_api_key(_key: String) -> Result<ApiKeyInfo, ProviderError> {
+            Err(ProviderError::InvalidInput(
+                "hostile guest keeps no keys".into(),
+            ))
+        }
+
+        fn api_key_status() -> Result<ApiKeyInfo, ProviderError> {
+            Ok(ApiKeyInfo {
+                stored: false,
+                last_four: None,
+            })
+        }
+
+        fn delete_api_key() -> Result<ApiKeyInfo, ProviderError> {
+            Self::api_key_status()
+        }
+
+        fn usage(_route: Option<String>) -> Result<QuotaReport, ProviderError> {
+            Err(ProviderError::InvalidInput(
+                "hostile guest has no quota".into(),
+            ))
+        }
 
         fn status() -> Result<ConnectionStatus, ProviderError> {
             let mut x: u64 = 0;
@@ -322,7 +383,7 @@ mod component {
             )))
         }
 
-        fn models(force: bool) -> Result<ModelList, ProviderError> {
+        fn models(force: bool, _route: Option<String>) -> Result<ModelList, ProviderError> {
             if force {
                 // Wait on the host forever while holding the tenant's credentials lock:
                 // no guest instruction runs, so only a wall-clock bound on the whole call
@@ -333,6 +394,7 @@ mod component {
                 return Err(ProviderError::Storage("woke up".into()));
             }
             Ok(ModelList {
+                route: "main".into(),
                 models: Vec::new(),
                 media_models: Vec::new(),
                 default_model_id: "none".into(),

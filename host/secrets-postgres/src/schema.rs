@@ -1,0 +1,103 @@
+//! The schema, embedded and versioned: `provider_secrets_schema` records the migrations
+//! applied; opening the backend applies the missing ones, one replica at a time.
+
+use provider_secrets::SecretStoreError;
+use tokio_postgres::Client;
+
+/// The schema version this code writes and reads: the number of migrations.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`. Never edit one that has
+/// shipped: add the next.
+const MIGRATIONS: &[&str] = &[
+    // 1: values and tenants. `COLLATE "C"`: keys sort bytewise (as the file store lists them)
+    // and a prefix `LIKE` may use the primary key. The checks repeat the names rules, so a row
+    // no host would write cannot be stored.
+    r#"
+    CREATE TABLE provider_secrets_tenants (
+        tenant text COLLATE "C" PRIMARY KEY
+            CHECK (tenant ~ '^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$')
+    );
+    CREATE TABLE provider_secrets_values (
+        tenant text COLLATE "C" NOT NULL
+            CHECK (tenant ~ '^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$'),
+        key text COLLATE "C" NOT NULL
+            CHECK (key ~ '^[a-z0-9_-][a-z0-9._-]{0,127}$'),
+        sealed bytea NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, key)
+    );
+    COMMENT ON TABLE provider_secrets_values IS
+        'provider-host secrets: values sealed by the host (XChaCha20-Poly1305, bound to tenant and key); the database never sees a value or the key';
+    "#,
+];
+
+/// The two-key advisory lock (a space apart from the one-key locks of tenants) that
+/// serialises migrations across replicas starting at once.
+const MIGRATION_LOCK: (i32, i32) = (0x5048_5343, 1); // "PHSC", 1
+
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction (all or nothing). A database
+/// already at a later version is refused: this host does not know what changed.
+pub(crate) async fn migrate(client: &mut Client) -> Result<(), MigrateError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&MIGRATION_LOCK.0, &MIGRATION_LOCK.1],
+    )
+    .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS provider_secrets_schema (
+            version integer PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )
+    .await?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM provider_secrets_schema",
+            &[],
+        )
+        .await?
+        .get(0);
+    if current > SCHEMA_VERSION {
+        return Err(MigrateError::Newer(current));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i32 + 1;
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO provider_secrets_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+        tracing::info!(version, "secret store schema migrated");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Why [`migrate`] failed.
+pub(crate) enum MigrateError {
+    /// The database talked back with an error, or went away.
+    Db(tokio_postgres::Error),
+    /// The schema is at this later version.
+    Newer(i32),
+}
+
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl MigrateError {
+    pub(crate) fn into_store_error(self) -> SecretStoreError {
+        match self {
+            Self::Db(e) => crate::error::unavailable("preparing the schema", &e),
+            Self::Newer(v) => SecretStoreError::Config(format!(
+                "the database's secret schema is at version {v}, newer than this host's \
+                 {SCHEMA_VERSION}: a newer provider-host migrated it; upgrade this host"
+            )),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! What is stored (`status`) and forgetting the login (`logout`).
+
+use super::credentials::CREDENTIALS_KEY;
+use super::routes::{Stored, StoredCredentials};
+use super::{CREDENTIALS_LOCK, LOCK_TIMEOUT_MS, LOGIN_LOCK, Provider};
+use crate::error::ProviderError;
+use crate::http::post_form;
+use crate::io::{Clock, SecretStore, Transport};
+use crate::models::{LEGACY_MODELS_KEY, ModelsCache, choose_default, models_key};
+use crate::routes::Route;
+use crate::tier::tier_name;
+use crate::token::Credentials;
+use crate::types::{ConnectionStatus, CredentialKind, LogoutReport, Model};
+
+impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
+    /// The stored credentials' state: the OAuth login (refreshed first when close to
+    /// expiry; a transient refresh failure while the token is still valid reports the
+    /// current state anyway), the API key's presence, each route's usability, and the
+    /// default route's models from the cache, fetched once (best effort) when the cache
+    /// is absent or stale and the route's credential is stored. Nothing stored: no
+    /// network.
+    pub fn status(&mut self) -> Result<ConnectionStatus, ProviderError> {
+        let creds = match self.load_credentials()? {
+            Some(creds) => Some(self.fresh_credentials(creds)?),
+            None => None,
+        };
+        Ok(self.status_of(creds, true))
+    }
+
+    /// The status with the OAuth login `creds`; with `fetch`, a missing or stale model
+    /// cache of the default route is refilled best effort.
+    pub(super) fn status_of(
+        &mut self,
+        mut creds: Option<Credentials>,
+        fetch: bool,
+    ) -> ConnectionStatus {
+        let default = self.settings.default_route;
+        let stored = StoredCredentials {
+            oauth: if creds.is_some() {
+                Stored::Usable
+            } else {
+                Stored::Absent
+            },
+            api_key: self.stored_api_key(),
+        };
+        let (models, default_model_id) = if stored.of(default) == Stored::Usable {
+            let tier = match default.credential() {
+                CredentialKind::Oauth => creds.as_ref().and_then(|c| c.tier),
+                CredentialKind::ApiKey => None,
+            };
+            let (models, fetched) = self.known_models(default, tier, fetch);
+            // The fetch may have refreshed the credentials.
+            if fetched
+                && default.credential() == CredentialKind::Oauth
+                && let Ok(Some(latest)) = self.load_credentials()
+            {
+                creds = Some(latest);
+            }
+            let id = choose_default(default, &models);
+            (models, Some(id))
+        } else {
+            (Vec::new(), None)
+        };
+        ConnectionStatus {
+            connected: creds.is_some(),
+            tier: creds.as_ref().and_then(|c| c.tier),
+            tier_name: creds.as_ref().and_then(|c| c.tier).map(tier_name),
+            expires_at: creds.as_ref().map(|c| c.expires_at_ms / 1000),
+            default_model_id,
+            models,
+            default_route: default.name().to_owned(),
+            api_key_stored: stored.api_key != Stored::Absent,
+            routes: stored.route_statuses(),
+        }
+    }
+
+    /// `route`'s chat models as the cache knows them (fresh for `tier`); else, with
+    /// `fetch`, fetched once; else the stale list of the same tier, or none. The flag
+    /// says whether they were fetched.
+    fn known_models(&mut self, route: Route, tier: Option<u32>, fetch: bool) -> (Vec<Model>, bool) {
+        let now = self.now();
+        let cache: Option<ModelsCache> = self.load_json(&models_key(route)).unwrap_or(None);
+        match cache {
+            Some(c) if c.is_fresh(now, tier) => (c.models, false),
+            stale => {
+                let stale = stale.filter(|c| c.tier == tier).map(|c| c.models);
+                let fetched = if fetch {
+                    self.fetch_models(route).ok()
+                } else {
+                    None
+                };
+                match fetched {
+                    Some(c) => (c.models, true),
+                    None => (stale.unwrap_or_default(), false),
+                }
+            }
+        }
+    }
+
+    /// Revoke the refresh token (best effort), then delete the credentials, the OAuth
+    /// routes' model caches and every pending login. Credentials that cannot be read back
+    /// (corrupt, over the store's size limit, undecodable) are still deleted, without
+    /// revocation. The API key and its model cache stay.
+    pub fn logout(&mut self) -> Result<LogoutReport, ProviderError> {
+        // Login first, as `poll` takes them: a poll in flight finishes before its flow and
+        // credentials are deleted, and cannot write them back afterwards.
+        let _login = self.store.lock(LOGIN_LOCK, LOCK_TIMEOUT_MS)?;
+        let _guard = self.store.lock(CREDENTIALS_LOCK, LOCK_TIMEOUT_MS)?;
+        let (was_connected, refresh_token) = self.stored_refresh_token();
+        let revoked = match refresh_token {
+            Some(token) => self.revoke(&token),
+            None => false,
+        };
+        self.store.delete(CREDENTIALS_KEY)?;
+        self.forget_oauth_models()?;
+        self.forget_pending_logins()?;
+        Ok(LogoutReport {
+            was_connected,
+            revoked,
+        })
+    }
+
+    /// Delete the model caches of the routes that spend the OAuth login.
+    pub(super) fn forget_oauth_models(&mut self) -> Result<(), ProviderError> {
+        for route in Route::ALL {
+            if route.credential() == CredentialKind::Oauth {
+                self.store.delete(&models_key(route))?;
+            }
+        }
+        Ok(self.store.delete(LEGACY_MODELS_KEY)?)
+    }
+
+    /// For `logout`: whether credentials are stored, and their refresh token if they can be
+    /// read. A read that fails (the host reports the stored value corrupt or too large, or
+    /// any other storage failure) counts as stored credentials without a token: logout
+    /// must still be able to delete them, and the delete reports a real storage failure.
+    fn stored_refresh_token(&mut self) -> (bool, Option<String>) {
+        match self.store.get(CREDENTIALS_KEY) {
+            Ok(None) => (false, None),
+            Ok(Some(bytes)) => (
+                true,
+                Credentials::from_bytes(&bytes)
+                    .ok()
+                    .and_then(|c| c.refresh_token.clone()),
+            ),
+            Err(_) => (true, None),
+        }
+    }
+
+    /// RFC 7009 revocation; `true` only on a 2xx answer.
+    fn revoke(&mut self, refresh_token: &str) -> bool {
+        let Ok(endpoints) = self.endpoints() else {
+            return false;
+        };
+        let Some(endpoint) = endpoints.revocation_endpoint else {
+            return false;
+        };
+        let client_id = self.settings.client_id.clone();
+        let req = post_form(
+            endpoint,
+            &self.user_agent(),
+            &[
+                ("token", refresh_token),
+                ("token_type_hint", "refresh_token"),
+                ("client_id", &client_id),
+            ],
+        );
+        matches!(self.send(req), Ok(r) if (200..300).contains(&r.status))
+    }
+}
