@@ -6,7 +6,7 @@
 //! read. A file that fails any check is recompiled from the component and replaced.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -104,27 +104,14 @@ impl CompileCache {
         Some(bytes)
     }
 
-    /// Replace `name` with `body` (and its MAC), atomically, 0600.
+    /// Replace `name` with `body` (and its MAC), atomically, 0600 (the store's one atomic
+    /// write). Best effort: a cache that cannot be written is only slower.
     pub(crate) fn write(&self, name: &str, body: &[u8]) {
         let tag = self.mac(name, body).finalize().into_bytes();
-        let tmp = self.dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        let written = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(body)?;
-                f.write_all(&tag)?;
-                f.sync_all()
-            })
-            .and_then(|()| fs::rename(&tmp, self.dir.join(name)));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
+        let mut bytes = Vec::with_capacity(body.len() + tag.len());
+        bytes.extend_from_slice(body);
+        bytes.extend_from_slice(&tag);
+        if let Err(e) = crate::secrets::write_atomic(&self.dir, name, &bytes) {
             tracing::debug!(error = %e, "could not write a cache file");
         }
     }

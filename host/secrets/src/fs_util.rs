@@ -94,9 +94,11 @@ pub(super) fn write_temp(dir: &Path, stem: &str, bytes: &[u8]) -> Result<String,
     Ok(name)
 }
 
-/// Replaces `dir/final_name` with `bytes` atomically: temp file, fsync, rename, fsync dir.
-/// Readers see the old content or the new, never a mix, even across a crash.
-pub(super) fn write_atomic(
+/// Replaces `dir/final_name` with `bytes` atomically: temp file (0600, created
+/// exclusively), fsync, rename, fsync dir. Readers see the old content or the new, never a
+/// mix, even across a crash. The one atomic write of the host (the secret store, key files,
+/// the compile cache).
+pub fn write_atomic(
     dir: &Path,
     final_name: &str,
     bytes: &[u8],

@@ -110,6 +110,7 @@ mod tests;
 
 pub use backend::{SecretBackend, SecretLock, TenantBackend};
 pub use error::SecretStoreError;
+pub use fs_util::write_atomic;
 pub use key::{KEY_ENV_VAR, KeySource, MASTER_KEY_LEN, MasterKey};
 pub use lock::LockGuard;
 pub use rotation::{RotationReport, rotate_master_key};
