@@ -24,6 +24,7 @@ fn main() {
         "wit",
         "plugin/src",
         "plugin/core/src",
+        "plugin/redact",
         "plugin/Cargo.toml",
         "plugin/core/Cargo.toml",
         "tests/guests",

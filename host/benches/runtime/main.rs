@@ -1,4 +1,4 @@
-//! Benchmarks of the runtime against baselines measured in the same run (issue 6).
+//! Benchmarks of the runtime against baselines measured in the same run (issues 6, 14, 16).
 //!
 //! `scripts/bench` (or `cargo bench -p provider-host --bench runtime`) runs all of them;
 //! `-- a c` runs a subset, `-- --quick` uses fewer iterations. Figures are printed, never
@@ -10,19 +10,26 @@
 //! - c) non-streaming chat through the plugin vs the same request sent with hyper, and the
 //!   first streamed chunk;
 //! - d) resident memory per idle live session at 1,000 and 10,000 sessions;
-//! - e) release component size.
+//! - e) release component size;
+//! - f) `provider-host serve` vs the same chat sent directly to the reference API and vs
+//!   LiteLLM's proxy in front of it: latency and requests/s at concurrency 1 and 64, first
+//!   streamed token;
+//! - g) the PostgreSQL secret backend vs the file store: `status()`, and 8 sessions of one
+//!   tenant refreshing at once (wall time, refresh-token redemptions).
 
 mod chat;
 mod cli;
 mod memory;
 mod native;
+mod postgres;
+mod serve;
 mod sessions;
 mod size;
 mod support;
 
 use support::{Report, World};
 
-const SECTIONS: [&str; 5] = ["a", "b", "c", "d", "e"];
+const SECTIONS: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -94,6 +101,12 @@ fn main() {
             let logins = if quick { 200 } else { 1000 };
             // Child processes: keep the other workers free for the servers.
             tokio::task::block_in_place(|| memory::run(&world, counts, logins, &mut report));
+        }
+        if wants("f") {
+            serve::run(&world, serve::Counts::new(quick), &mut report).await;
+        }
+        if wants("g") {
+            postgres::run(&world, quick, &mut report).await;
         }
         report.print();
     };

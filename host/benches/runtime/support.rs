@@ -88,8 +88,13 @@ impl World {
     /// A session of `tenant`, logged in through the plugin's device flow (approved on the
     /// reference server) and with its model cache filled.
     pub async fn connect(&self, tenant: &str) -> Session {
-        let mut session = self
-            .runtime
+        self.connect_on(&self.runtime, tenant).await
+    }
+
+    /// [`World::connect`] through another runtime over the same reference servers (e.g.
+    /// one with another secret backend).
+    pub async fn connect_on(&self, runtime: &Runtime, tenant: &str) -> Session {
+        let mut session = runtime
             .session(tenant, &self.config)
             .await
             .expect("session");

@@ -96,46 +96,12 @@ pub fn expect_typed<T>(result: Result<T, HostError>, what: &str) -> Outcome<Host
     }
 }
 
-/// Shortest run of token-like characters that is masked even when no server logged it.
-const LONG_RUN: usize = 40;
-
-/// Mask every known secret in `message`, then anything shaped like a JWT or a long
-/// base64url string, so a failure message can never show a token (a plugin under test
-/// may well put one in an error message).
+/// Mask every known secret in `message` (and pieces of them), then anything shaped like a
+/// JWT or a long opaque token, so a failure message can never show a token (a plugin under
+/// test may well put one in an error message). The project's one redactor.
 pub fn redact(message: &str, secrets: &[String]) -> String {
-    let mut out = message.to_owned();
-    let mut secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 8).collect();
-    // Longest first, so a secret containing another is masked whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for secret in secrets {
-        out = out.replace(secret.as_str(), "[redacted]");
-    }
-    mask_long_runs(&out)
-}
-
-fn mask_long_runs(text: &str) -> String {
-    let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        // A JWT has dots; plain words and model ids are short.
-        if run.len() >= LONG_RUN || (run.starts_with("eyJ") && run.matches('.').count() >= 2) {
-            out.push_str("[redacted]");
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if token_char(c) {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    provider_redact::redact(message, &secrets)
 }
 
 #[cfg(test)]
@@ -147,7 +113,7 @@ mod tests {
         let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
         let msg = format!(
             "bad token {jwt} and secret-value-1 and {} ok",
-            "A".repeat(43)
+            "A1".repeat(22)
         );
         let red = redact(&msg, &["secret-value-1".into()]);
         assert_eq!(

@@ -29,7 +29,8 @@ pub mod oauth;
 pub mod origin;
 pub mod provider;
 pub mod quota;
-pub mod redact;
+/// The one redactor (crate `provider-redact`).
+pub use provider_redact as redact;
 pub mod retry_after;
 pub mod routes;
 pub mod settings;

@@ -1,5 +1,8 @@
-//! Making upstream text safe to put in an error: no secrets, no control characters,
-//! bounded length.
+//! Making text safe to show: no secrets, no control characters, bounded length. The one
+//! redactor of the project: the plugin cleans upstream text with it before it goes into an
+//! error, and the conformance suite cleans its failure reports with it (a plugin under
+//! test may put a token in a message).
+#![deny(missing_docs)]
 
 /// Longest upstream message kept in an error (characters).
 pub const MAX_MESSAGE_CHARS: usize = 300;
@@ -16,13 +19,18 @@ pub const SECRET_FRAGMENT_MIN: usize = 16;
 /// become spaces, and the result is cut to [`MAX_MESSAGE_CHARS`]. Redaction runs before
 /// truncation so that a secret can never survive half-cut.
 pub fn sanitize(text: &str, secrets: &[&str]) -> String {
-    let s = redact_secrets(text, secrets);
-    let s = redact_token_like(&s);
+    let s = redact(text, secrets);
     let cleaned: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     truncate(cleaned.trim(), MAX_MESSAGE_CHARS)
+}
+
+/// Mask `secrets` (and their pieces, see [`redact_secrets`]) and every token-shaped word
+/// (long runs mixing letters and digits, JWTs), keeping everything else as it is.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    redact_token_like(&redact_secrets(text, secrets))
 }
 
 /// Mask every occurrence of a secret and of any piece of one at least
@@ -80,14 +88,16 @@ fn is_token_char(c: char) -> bool {
 }
 
 /// Replace runs of at least [`TOKEN_LIKE_MIN`] token-alphabet characters that mix letters
-/// and digits (so long words and paths of plain prose survive).
+/// and digits (so long words and paths of plain prose survive), and JWT-shaped runs
+/// (`eyJ…` with two dots) of any length.
 fn redact_token_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
-        let looks_secret = run.chars().count() >= TOKEN_LIKE_MIN
+        let looks_secret = (run.chars().count() >= TOKEN_LIKE_MIN
             && run.chars().any(|c| c.is_ascii_digit())
-            && run.chars().any(|c| c.is_ascii_alphabetic());
+            && run.chars().any(|c| c.is_ascii_alphabetic()))
+            || (run.starts_with("eyJ") && run.matches('.').count() >= 2);
         if looks_secret {
             out.push_str("[redacted]");
         } else {
