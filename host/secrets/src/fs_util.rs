@@ -98,11 +98,7 @@ pub(super) fn write_temp(dir: &Path, stem: &str, bytes: &[u8]) -> Result<String,
 /// exclusively), fsync, rename, fsync dir. Readers see the old content or the new, never a
 /// mix, even across a crash. The one atomic write of the host (the secret store, key files,
 /// the compile cache).
-pub fn write_atomic(
-    dir: &Path,
-    final_name: &str,
-    bytes: &[u8],
-) -> Result<(), SecretStoreError> {
+pub fn write_atomic(dir: &Path, final_name: &str, bytes: &[u8]) -> Result<(), SecretStoreError> {
     let temp = write_temp(dir, final_name, bytes)?;
     let temp_path = dir.join(&temp);
     let final_path = dir.join(final_name);
