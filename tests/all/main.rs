@@ -15,6 +15,7 @@ mod interop;
 mod memory_bounds;
 mod neutrality;
 mod peers;
+mod rotation;
 mod routes;
 mod serve;
 mod store_hardening;
