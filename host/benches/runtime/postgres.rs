@@ -62,7 +62,7 @@ impl Backend {
 
 pub async fn run(world: &World, quick: bool, report: &mut Report) {
     heading("g) PostgreSQL secret backend vs the file store (status, refresh under contention)");
-    let (iterations, rounds) = if quick { (300, 3) } else { (2000, 8) };
+    let (iterations, rounds) = if quick { (300, 3) } else { (2000, 10) };
     let cluster = match tokio::task::block_in_place(|| std::panic::catch_unwind(pg::Cluster::start))
     {
         Ok(c) => c,

@@ -9,7 +9,8 @@
 //! - **serve**: the release CLI's `serve` (a child process) with a serve key, for a tenant
 //!   logged in through the CLI; every request runs through the plugin;
 //! - **LiteLLM**: `litellm --config … --num_workers 1` (a child process) with one model
-//!   routed to the reference API with that API key. `scripts/bench` installs it from PyPI
+//!   routed to the reference API with that API key, its clients authenticated by a master
+//!   key (it refuses to start without one). `scripts/bench` installs it from PyPI
 //!   into `target/bench-venv` (`PROVIDER_BENCH_LITELLM`, else `litellm` on `PATH`); when it
 //!   is missing or does not start, that is said and the rest is still measured.
 //!
@@ -62,9 +63,9 @@ impl Counts {
             }
         } else {
             Self {
-                sequential: 400,
+                sequential: 1000,
                 per_connection: 20,
-                streams: 200,
+                streams: 300,
             }
         }
     }
@@ -435,6 +436,7 @@ async fn start_litellm(
     world: &World,
     dir: &Path,
     api_key: &str,
+    master_key: &str,
 ) -> Result<(Proc, SocketAddr, String), String> {
     let program = litellm_program()?;
     let version = litellm_version(&program);
@@ -463,6 +465,8 @@ async fn start_litellm(
         // No network here: the model price list shipped in the package, not the one online.
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .env("LITELLM_LOG", "ERROR")
+        // Its clients authenticate, as serve's do (it refuses to start without a key).
+        .env("LITELLM_MASTER_KEY", master_key)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env_remove("DATABASE_URL")
         .current_dir(dir)
@@ -617,7 +621,11 @@ pub async fn run(world: &World, counts: Counts, report: &mut Report) {
 
     let (serve_proc, serve_addr, serve_key) =
         tokio::task::block_in_place(|| start_serve(world, dir.path()));
-    let litellm = start_litellm(world, dir.path(), &api_key).await;
+    let master_key = format!(
+        "sk-{}",
+        provider_reference::random_api_key().trim_start_matches("xai-")
+    );
+    let litellm = start_litellm(world, dir.path(), &api_key, &master_key).await;
     let (litellm_proc, litellm_note) = match &litellm {
         Ok((_, _, note)) => (true, note.clone()),
         Err(e) => (false, e.clone()),
@@ -652,7 +660,7 @@ pub async fn run(world: &World, counts: Counts, report: &mut Report) {
             "LiteLLM",
             addr,
             "/v1/chat/completions",
-            "unused",
+            &master_key,
             "grok-4.3",
         )));
         litellm_guard = Some(proc);
@@ -709,6 +717,22 @@ pub async fn run(world: &World, counts: Counts, report: &mut Report) {
         f.wide = samples;
         f.wide_wall = wall;
     }
+    // What LiteLLM complained about, if anything (a failing side call would slow it).
+    let litellm_log = litellm_guard.as_ref().map(|p| {
+        let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+        let noisy: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("error") || l.contains("traceback") || l.contains("warn")
+            })
+            .collect();
+        (
+            text.lines().count(),
+            noisy.len(),
+            noisy.last().map(|l| l.to_string()),
+        )
+    });
     drop(litellm_guard);
     let serve_log = serve_proc.log_tail();
     drop(serve_proc);
@@ -734,6 +758,12 @@ pub async fn run(world: &World, counts: Counts, report: &mut Report) {
     println!("   first streamed text delta, concurrency 1:");
     for (t, f) in targets.iter().zip(&figures) {
         println!("     {:<8}: {}", t.name, f.first.summary());
+    }
+    if let Some((lines, noisy, last)) = litellm_log {
+        println!(
+            "   LiteLLM's log: {lines} lines, {noisy} with error/warning{}",
+            last.map(|l| format!(" (last: {l})")).unwrap_or_default()
+        );
     }
     if !serve_log.trim().is_empty() {
         println!("   serve's log (last lines):\n      {serve_log}");
