@@ -91,7 +91,7 @@ impl types::PluginManifest {
 
     /// The route whose model prefix `model` carries.
     pub fn route_of_model(&self, model: &str) -> Option<&types::RouteInfo> {
-        // The longest prefix wins (`xai-grok-sub/` over a hypothetical `xai-grok`).
+        // The longest prefix wins: `acme-sub/` over a hypothetical `acme-`.
         self.routes
             .iter()
             .filter(|r| !r.model_prefix.is_empty() && model.starts_with(&r.model_prefix))
