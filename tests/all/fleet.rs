@@ -2,7 +2,9 @@
 //! for. Three host processes with their own state directories serve one tenant; its access
 //! token has expired; each gets 8 concurrent chats. The rotating refresh token must be
 //! redeemed exactly once at the authorization server (the npm `oidc-provider`, which revokes
-//! the grant on a reuse), and all 24 chats succeed. Then `secrets rotate-key` re-encrypts
+//! the grant on a reuse), and all 24 chats succeed. One serve key, made on one replica,
+//! opens all three (the database holds the keys too); one revoked on another is refused at
+//! once. Then `secrets rotate-key` re-encrypts
 //! the database under a new key, and the fleet works on with it.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -121,17 +123,30 @@ fn three_replicas_on_one_database_redeem_an_expired_login_once() {
         );
     }
 
-    let start_serving = |r: &mut Replica, master: &str| {
+    // One serve key, made through the first replica: the database holds it (its salted
+    // hash, in the host's space), so every replica accepts it.
+    let serve_key = |r: &Replica| {
         let created = support::json_of(
-            &command(r.state.path(), master)
+            &command(r.state.path(), support::TEST_KEY_HEX)
                 .args(["serve-key", "create"])
                 .output()
                 .unwrap(),
         );
-        r.key = created["key"]
+        let key = created["key"]
             .as_str()
-            .unwrap_or_else(|| panic!("{created}"))
-            .to_owned();
+            .unwrap_or_else(|| panic!("{created}"));
+        (key.to_owned(), created["id"].as_str().unwrap().to_owned())
+    };
+    let (fleet_key, fleet_key_id) = serve_key(&replicas[0]);
+    let listed = support::json_of(
+        &command(replicas[2].state.path(), support::TEST_KEY_HEX)
+            .args(["serve-key", "list"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(listed["keys"][0]["id"], fleet_key_id.as_str(), "{listed}");
+    let start_serving = |r: &mut Replica, master: &str| {
+        r.key = fleet_key.clone();
         let mut child = command(r.state.path(), master)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -180,6 +195,27 @@ fn three_replicas_on_one_database_redeem_an_expired_login_once() {
     );
     assert_eq!(stats["refresh_reuse_detected"], 0, "{stats}");
 
+    // A key made on one replica and revoked on another is refused by a third at once.
+    let (second, second_id) = serve_key(&replicas[1]);
+    assert_eq!(chat(&replicas[2].addr, &second, "second key").0, 200);
+    let revoked = support::json_of(
+        &command(replicas[0].state.path(), support::TEST_KEY_HEX)
+            .args(["serve-key", "revoke", &second_id])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(revoked["revoked"], true, "{revoked}");
+    assert_eq!(chat(&replicas[2].addr, &second, "revoked key").0, 401);
+    // No state directory holds a serve key.
+    for r in &replicas {
+        assert!(
+            !support::files_below(r.state.path())
+                .iter()
+                .any(|f| f.starts_with(r.state.path().join("serve"))),
+            "serve keys in a state directory"
+        );
+    }
+
     // Master-key rotation: stop the fleet, rotate (twice: a rerun changes nothing), restart
     // under the new key.
     for r in replicas.iter_mut() {
@@ -219,5 +255,19 @@ fn three_replicas_on_one_database_redeem_an_expired_login_once() {
             .unwrap(),
     );
     assert_eq!(new["connected"], true, "{new}");
+    // The serve keys were rotated with the rest: the fleet's key is listed under the new key.
+    let listed = support::json_of(
+        &command(replicas[2].state.path(), NEW_KEY_HEX)
+            .args(["serve-key", "list"])
+            .output()
+            .unwrap(),
+    );
+    let ids: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [fleet_key_id.as_str()], "{listed}");
     drop(cluster);
 }

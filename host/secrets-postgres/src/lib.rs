@@ -51,7 +51,8 @@
 //! Tables `provider_secrets_schema` (applied migrations), `provider_secrets_tenants`
 //! (one row per tenant that ever stored a value: the row lock of new keys) and
 //! `provider_secrets_values` (`tenant`, `key`, `sealed` bytea, `updated_at`), in the
-//! connection's search path. Migrations are embedded ([`SCHEMA_VERSION`]) and applied at
+//! connection's search path. The host's own data (`serve`'s key hashes) is in rows of
+//! tenant `.host.<name>` ([`PostgresBackend::host_space`]). Migrations are embedded ([`SCHEMA_VERSION`]) and applied at
 //! open, under an advisory lock so replicas starting together apply them once; a database
 //! migrated by a newer host is refused ([`SecretStoreError::Config`]).
 
@@ -87,6 +88,9 @@ pub use crate::config::{
 pub use crate::lock::lock_key;
 pub use crate::rotation::rotate_master_key;
 pub use crate::schema::SCHEMA_VERSION;
+
+/// Longest name of a [`PostgresBackend::host_space`] (the schema's check says the same).
+pub const MAX_HOST_SPACE_LEN: usize = 32;
 
 /// Secrets of every tenant in one PostgreSQL database. Cheap to clone (an `Arc` inside);
 /// `Send + Sync + 'static`.
@@ -175,6 +179,24 @@ impl PostgresBackend {
         })
     }
 
+    /// The host's own space `name` (`serve`'s key hashes): stored as tenant `.host.<name>`,
+    /// an id [`PostgresBackend::tenant`] refuses (tenant ids never start with `.`), so no
+    /// tenant's plugin can reach it; sealed, listed, locked and rotated like a tenant's
+    /// values. `name` follows the key rules, 1 to [`MAX_HOST_SPACE_LEN`] characters.
+    pub fn host_space(&self, name: &str) -> Result<PostgresTenant, SecretStoreError> {
+        validate_key(name, "host space")?;
+        if name.len() > MAX_HOST_SPACE_LEN {
+            return Err(SecretStoreError::InvalidKey(format!(
+                "host space {name:?} is longer than {MAX_HOST_SPACE_LEN} characters"
+            )));
+        }
+        Ok(PostgresTenant {
+            inner: Arc::clone(&self.inner),
+            tenant: format!(".host.{name}").into(),
+            held: Arc::default(),
+        })
+    }
+
     /// The database as shown in logs: `postgres://user@host:port/db (tls|plaintext)`, never
     /// the password.
     pub fn database(&self) -> &str {
@@ -193,6 +215,10 @@ impl SecretBackend for PostgresBackend {
 
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn host_space(&self, name: &str) -> Result<Option<Arc<dyn TenantBackend>>, SecretStoreError> {
+        Ok(Some(Arc::new(PostgresBackend::host_space(self, name)?)))
     }
 }
 

@@ -30,6 +30,18 @@ const MIGRATIONS: &[&str] = &[
     COMMENT ON TABLE provider_secrets_values IS
         'provider-host secrets: values sealed by the host (XChaCha20-Poly1305, bound to tenant and key); the database never sees a value or the key';
     "#,
+    // 2: the host's own spaces beside the tenants (`.host.<name>`, see
+    // `PostgresBackend::host_space`): a leading `.` no tenant id may have.
+    r#"
+    ALTER TABLE provider_secrets_tenants
+        DROP CONSTRAINT provider_secrets_tenants_tenant_check,
+        ADD CONSTRAINT provider_secrets_tenants_tenant_check
+            CHECK (tenant ~ '^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}|\.host\.[a-z0-9_-][a-z0-9._-]{0,31})$');
+    ALTER TABLE provider_secrets_values
+        DROP CONSTRAINT provider_secrets_values_tenant_check,
+        ADD CONSTRAINT provider_secrets_values_tenant_check
+            CHECK (tenant ~ '^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}|\.host\.[a-z0-9_-][a-z0-9._-]{0,31})$');
+    "#,
 ];
 
 /// The two-key advisory lock (a space apart from the one-key locks of tenants) that

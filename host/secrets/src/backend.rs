@@ -41,6 +41,16 @@ pub trait SecretBackend: fmt::Debug + Send + Sync + 'static {
 
     /// A short name for logs and `status` (`file`, `postgres`).
     fn kind(&self) -> &'static str;
+
+    /// Storage the host keeps for itself in this backend, beside its tenants (`serve`'s
+    /// key hashes), named `name` (a key name): a space no tenant id can name, so no
+    /// tenant's plugin can read or write it. Shared by every host on the backend, as the
+    /// tenants are. `Ok(None)`, the default: the backend has no such space and the host
+    /// keeps that data its own way (the file store: in a store of its own beside it).
+    fn host_space(&self, name: &str) -> Result<Option<Arc<dyn TenantBackend>>, SecretStoreError> {
+        let _ = name;
+        Ok(None)
+    }
 }
 
 /// One tenant's secrets and locks.

@@ -100,7 +100,8 @@ pub fn secrets_command(cli: &Cli, command: &SecretsCommand) -> ExitCode {
 /// Where the new master key is read from (never from the command line).
 const NEW_KEY_VAR: &str = "PROVIDER_HOST_NEW_KEY";
 
-/// Every value of the store (and of `serve`'s key store, which shares the master key)
+/// Every value of the store (and of `serve`'s key store, which shares the master key: its
+/// own files, or rows of the database's host space, rotated with the tenants' rows)
 /// re-encrypted under the key in [`NEW_KEY_VAR`]. The key file, if the key lives in one, is
 /// replaced last, so an interrupted run is completed by running it again.
 fn rotate(cli: &Cli) -> Result<Value, HostError> {

@@ -700,3 +700,59 @@ fn a_huge_lock_timeout_is_no_overflow() {
     let t = default_backend(&cluster.url()).tenant(TENANT).unwrap();
     drop(t.lock_dyn("refresh", Duration::MAX));
 }
+
+#[test]
+fn the_hosts_own_space_is_beside_the_tenants_and_out_of_their_reach() {
+    let cluster = Cluster::start();
+    let admin = cluster.admin();
+    let backend = default_backend(&cluster.url());
+    let space = SecretBackend::host_space(&backend, "serve-keys")
+        .unwrap()
+        .expect("postgres has host spaces");
+    space.set("key.0123", b"salted hash").unwrap();
+    backend
+        .tenant("serve-keys")
+        .unwrap()
+        .set("key.0123", b"a tenant's")
+        .unwrap();
+    // A tenant of the same name is another row; no tenant id reaches the space.
+    assert_eq!(space.get("key.0123").unwrap().unwrap(), b"salted hash");
+    assert_eq!(space.list_keys("key.").unwrap(), ["key.0123"]);
+    for id in [".host.serve-keys", ".host", "..host.serve-keys"] {
+        assert!(
+            matches!(backend.tenant(id), Err(SecretStoreError::InvalidTenant(_))),
+            "{id}"
+        );
+    }
+    // Names follow the key rules and the schema's bound.
+    for bad in ["", "Serve", "../x", &"a".repeat(33)] {
+        assert!(backend.host_space(bad).is_err(), "{bad:?}");
+    }
+    backend
+        .host_space(&"a".repeat(32))
+        .unwrap()
+        .set("k", b"v")
+        .unwrap();
+    // Sealed and bound to its name: a copy under a tenant's name does not open.
+    admin.execute(
+        "UPDATE provider_secrets_values SET sealed = \
+         (SELECT sealed FROM provider_secrets_values WHERE tenant = '.host.serve-keys') \
+         WHERE tenant = 'serve-keys'",
+    );
+    assert!(matches!(
+        backend.tenant("serve-keys").unwrap().get("key.0123"),
+        Err(SecretStoreError::Corrupt(_))
+    ));
+    // Locks work there as for a tenant.
+    let held = space.lock("create", Duration::from_secs(1)).unwrap();
+    assert!(space.lock("create", Duration::from_millis(50)).is_err());
+    drop(held);
+    // The database itself refuses any other dotted tenant.
+    let refused = admin.try_execute(
+        "INSERT INTO provider_secrets_values (tenant, key, sealed) VALUES ('.other', 'k', '\\x00')",
+    );
+    assert!(
+        refused.is_err(),
+        "a dotted tenant other than .host.* was stored"
+    );
+}

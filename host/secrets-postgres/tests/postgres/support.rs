@@ -373,6 +373,10 @@ impl Admin {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    pub fn try_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.runtime.block_on(self.client.batch_execute(sql))
+    }
+
     pub fn execute_with(
         &self,
         sql: &str,

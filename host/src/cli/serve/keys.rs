@@ -1,15 +1,21 @@
 //! Local API keys of `serve`: `provider-host serve-key create|list|revoke`. A key is shown
-//! once; only a salted SHA-256 of it is kept (in the host's encrypted store, under
-//! `<state-dir>/serve`), next to the tenant it selects.
+//! once; only a salted SHA-256 of it is kept, next to the tenant it selects: in the secret
+//! backend's host space when it has one (PostgreSQL: every replica of a fleet knows every
+//! key), else in an encrypted store of its own under `<state-dir>/serve`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use provider_runtime::HostError;
-use provider_runtime::secrets::{KeySource, SecretStore, StoreConfig, TenantSecrets};
+use provider_runtime::secrets::{
+    KeySource, SecretBackend, SecretStore, StoreConfig, TenantBackend,
+};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The name of the keys' space in a backend that has host spaces.
+const HOST_SPACE: &str = "serve-keys";
 const PREFIX: &str = "phk_";
 const ENTRY: &str = "key.";
 
@@ -33,7 +39,7 @@ pub struct KeyInfo {
 /// The store of serve keys.
 #[derive(Clone)]
 pub struct ServeKeys {
-    store: TenantSecrets,
+    store: Arc<dyn TenantBackend>,
 }
 
 fn digest(salt: &[u8], secret: &str) -> [u8; 32] {
@@ -55,13 +61,29 @@ fn now() -> u64 {
 }
 
 impl ServeKeys {
-    /// Open (creating) the key store of `state_dir`, under the host's master key.
-    pub fn open(state_dir: &Path) -> Result<Self, HostError> {
+    /// Open the key store: `backend`'s host space when it has one, else (no backend given,
+    /// or one without host spaces) the store of `state_dir`, under the host's master key.
+    pub fn open(
+        state_dir: &Path,
+        backend: Option<&Arc<dyn SecretBackend>>,
+    ) -> Result<Self, HostError> {
+        if let Some(store) = backend
+            .map(|b| b.host_space(HOST_SPACE))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(Self { store });
+        }
         let key = KeySource::from_env_or_file(state_dir.join("keyring").join("master.key"));
         let store = SecretStore::open(StoreConfig::new(state_dir.join("serve"), key))?;
         Ok(Self {
-            store: store.tenant("keys")?,
+            store: Arc::new(store.tenant("keys")?),
         })
+    }
+
+    /// Whether a lookup is a local file read (cheap inline) rather than a database call.
+    pub fn reads_are_local(&self) -> bool {
+        self.store.reads_are_local()
     }
 
     /// A new key for `tenant`: returned once, stored only as a salted hash.
@@ -157,7 +179,7 @@ mod tests {
     #[test]
     fn keys_select_their_tenant_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = ServeKeys::open(dir.path()).unwrap();
+        let keys = ServeKeys::open(dir.path(), None).unwrap();
         let (alice, info) = keys.create("alice").unwrap();
         let (bob, _) = keys.create("bob").unwrap();
         assert_eq!(keys.tenant_of(&alice).unwrap().as_deref(), Some("alice"));

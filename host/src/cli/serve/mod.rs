@@ -53,7 +53,10 @@ type Shared = Arc<AppState>;
 
 /// `serve-key create|list|revoke`.
 pub fn keys_command(cli: &Cli, command: &ServeKeyCommand) -> ExitCode {
-    let keys = match cli.state_dir().and_then(|d| ServeKeys::open(&d)) {
+    let keys = match cli.state_dir().and_then(|d| {
+        let backend = super::key::secret_backend(cli)?;
+        ServeKeys::open(&d, backend.as_ref())
+    }) {
         Ok(k) => k,
         Err(e) => return fail(&e),
     };
@@ -100,16 +103,17 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
             return fail(&HostError::Config(refusal));
         }
     }
-    let state_dir = match cli.state_dir() {
-        Ok(d) => d,
+    let options = match super::runtime_options(cli) {
+        Ok(o) => o,
         Err(e) => return fail(&e),
     };
-    let keys = match ServeKeys::open(&state_dir) {
+    // The keys live with the tenants' secrets when the backend can hold them (one database:
+    // every replica knows every key).
+    let keys = match ServeKeys::open(&options.state_dir, options.secrets.as_ref()) {
         Ok(k) => k,
         Err(e) => return fail(&e),
     };
-    let _ = state_dir;
-    let runtime = match super::runtime_options(cli).and_then(Runtime::new) {
+    let runtime = match Runtime::new(options) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
@@ -281,7 +285,7 @@ fn route_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -291,7 +295,20 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiErro
         })
         .map(str::trim)
         .ok_or_else(ApiError::bad_key)?;
-    match state.keys.tenant_of(presented) {
+    let found = if state.keys.reads_are_local() {
+        state.keys.tenant_of(presented)
+    } else {
+        // A database round trip: not on an async worker.
+        let (keys, presented) = (state.keys.clone(), presented.to_owned());
+        tokio::task::spawn_blocking(move || keys.tenant_of(&presented))
+            .await
+            .unwrap_or_else(|e| {
+                Err(HostError::HostSetup(format!(
+                    "the key lookup task failed: {e}"
+                )))
+            })
+    };
+    match found {
         Ok(Some(t)) => Ok(t),
         Ok(None) => Err(ApiError::bad_key()),
         Err(e) => {
@@ -338,7 +355,7 @@ fn access(
 
 async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let began = Instant::now();
-    let tenant = match authenticate(&state, &headers) {
+    let tenant = match authenticate(&state, &headers).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
@@ -406,7 +423,7 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 
 async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let began = Instant::now();
-    let tenant = match authenticate(&state, &headers) {
+    let tenant = match authenticate(&state, &headers).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
@@ -466,7 +483,7 @@ fn response_id() -> String {
 
 async fn responses_api(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let began = Instant::now();
-    let tenant = match authenticate(&state, &headers) {
+    let tenant = match authenticate(&state, &headers).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
