@@ -487,6 +487,8 @@ fn metrics_count_requests_latency_upstream_errors_and_streams_without_a_key() {
 
     let text = s.metrics();
     assert_openmetrics_lines(&text);
+    // A fresh login needed no refresh.
+    assert!(!text.contains("serve_token_refreshes_total{"), "{text}");
     let at = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} in\n{text}"));
     assert_eq!(
         at(r#"serve_requests_total{route="/v1/models",status="200"}"#),
@@ -580,6 +582,18 @@ fn fifty_concurrent_requests_meeting_an_expired_token_redeem_the_refresh_token_o
     let stats = s.auth.stats();
     assert_eq!(stats.refresh_redemptions, 1, "{stats:?}");
     assert_eq!(stats.reuse_detections, 0, "{stats:?}");
+    // The one redemption is what /metrics counts.
+    let text = s.metrics();
+    assert_eq!(
+        sample(&text, r#"serve_token_refreshes_total{outcome="ok"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"serve_token_refreshes_total{outcome="refused"}"#),
+        None,
+        "{text}"
+    );
 }
 
 /// A streamed chat whose upstream pauses for `stall` after two events.

@@ -53,6 +53,18 @@ pub trait HttpClient: std::fmt::Debug + Send + Sync + 'static {
     fn send(&self, request: http::Request<Bytes>) -> ClientFuture;
 }
 
+/// The client a runtime sends with when [`crate::RuntimeOptions::http_client`] is `None`:
+/// hyper's keep-alive pool, TLS with the webpki and system roots, proxies from the
+/// environment, connection attempts given up after `connect_timeout`. An embedder that
+/// wants to observe or decorate requests (count token refreshes, add tracing) wraps this
+/// one in an [`HttpClient`] of its own and passes that.
+pub fn default_http_client(connect_timeout: Duration) -> Arc<dyn HttpClient> {
+    Arc::new(PoolClient {
+        client: OnceLock::new(),
+        connect_timeout,
+    })
+}
+
 /// The default client: hyper's keep-alive pool, TLS with the webpki and system roots,
 /// proxies from the environment. Built on the first request, so a call that sends none
 /// (like `status`) does not pay for it.
@@ -157,10 +169,7 @@ impl std::fmt::Debug for HttpPool {
 impl HttpPool {
     /// The default pool, whose connection attempts give up after `connect_timeout`.
     pub(crate) fn new(connect_timeout: Duration) -> Self {
-        Self::over(Arc::new(PoolClient {
-            client: OnceLock::new(),
-            connect_timeout,
-        }))
+        Self::over(default_http_client(connect_timeout))
     }
 
     /// Requests sent by `client` (an embedder's).

@@ -11,7 +11,8 @@
 //! - [`limits`]: memory and CPU (epoch) limits per call;
 //! - [`config`]: the operator's overrides of the plugin's manifest, and the allowlist
 //!   derived from both; [`outbound`]: an embedder's further say over each request;
-//! - [`HttpClient`]: who sends what the sandbox lets through (default: a keep-alive pool);
+//! - [`HttpClient`]: who sends what the sandbox lets through (default: a keep-alive pool,
+//!   [`default_http_client`], which an embedder may wrap to observe requests);
 //! - [`secrets::SecretBackend`]: where tenants' secrets live (default: encrypted files).
 //!
 //! # Embedding
@@ -41,7 +42,7 @@ pub use provider_secrets as secrets;
 
 pub use config::{HostConfig, Origin, ResolvedConfig};
 pub use error::HostError;
-pub use http_pool::{ClientBody, ClientFuture, HttpClient};
+pub use http_pool::{ClientBody, ClientFuture, HttpClient, default_http_client};
 pub use runtime::{PluginSource, Runtime, RuntimeOptions, Session};
 /// wasi-http's error codes, which an [`HttpClient`] answers with.
 pub use wasmtime_wasi_http::Error as HttpError;

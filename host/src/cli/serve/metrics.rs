@@ -9,18 +9,21 @@
 //!   code (`rate_limited`, `unauthorized`, `network`, …), streamed or not;
 //! - `serve_open_streams`: streams being relayed now.
 //!
-//! Token refreshes are not counted: the plugin redeems the refresh token inside its own
-//! export calls, and nothing of it reaches serve (the host library reports no such event).
+//! - `serve_token_refreshes{outcome}`: refresh-token redemptions the plugin sent (RFC 6749
+//!   section 6: a form `POST` with `grant_type=refresh_token`), seen on their way out by
+//!   [`RefreshCounting`], a wrapper of the runtime's HTTP client, by the authorization
+//!   server's answer: `ok` (2xx), `refused` (4xx: the grant is gone, log in again),
+//!   `failed` (anything else, or no answer).
 //!
 //! Routes are the fixed set the router serves (anything else is `other`), so a client
 //! cannot grow the label space.
 
 use std::pin::Pin;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::header;
 use axum::middleware::Next;
@@ -31,6 +34,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use provider_runtime::{ClientFuture, HttpClient};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteStatus {
@@ -48,6 +52,11 @@ struct CodeLabel {
     code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
 type Histograms = Family<RouteLabel, Histogram, fn() -> Histogram>;
 
 struct Metrics {
@@ -56,6 +65,7 @@ struct Metrics {
     latency: Histograms,
     upstream_errors: Family<CodeLabel, Counter>,
     open_streams: Gauge,
+    refreshes: Family<OutcomeLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -89,12 +99,19 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Streams being relayed now",
         open_streams.clone(),
     );
+    let refreshes = Family::<OutcomeLabel, Counter>::default();
+    registry.register(
+        "token_refreshes",
+        "Refresh-token redemptions sent by the plugin, by the authorization server's answer",
+        refreshes.clone(),
+    );
     Metrics {
         registry,
         requests,
         latency,
         upstream_errors,
         open_streams,
+        refreshes,
     }
 });
 
@@ -118,6 +135,60 @@ pub fn upstream_error(code: &str) {
             code: code.to_owned(),
         })
         .inc();
+}
+
+/// The runtime's HTTP client, with the plugin's refresh-token redemptions counted on the
+/// way (`serve_token_refreshes`). Only the method, content type and `grant_type` field are
+/// looked at; nothing of a request or its answer is kept.
+#[derive(Debug)]
+pub struct RefreshCounting {
+    inner: Arc<dyn HttpClient>,
+}
+
+impl RefreshCounting {
+    pub fn new(inner: Arc<dyn HttpClient>) -> Self {
+        Self { inner }
+    }
+}
+
+impl HttpClient for RefreshCounting {
+    fn send(&self, request: http::Request<Bytes>) -> ClientFuture {
+        let refresh = is_refresh(&request);
+        let sent = self.inner.send(request);
+        if !refresh {
+            return sent;
+        }
+        Box::pin(async move {
+            let answer = sent.await;
+            let outcome = match &answer {
+                Ok(r) if r.status().is_success() => "ok",
+                Ok(r) if r.status().is_client_error() => "refused",
+                _ => "failed",
+            };
+            METRICS
+                .refreshes
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc();
+            answer
+        })
+    }
+}
+
+/// A form `POST` whose `grant_type` is `refresh_token` (RFC 6749 section 6).
+fn is_refresh(request: &http::Request<Bytes>) -> bool {
+    let form = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    request.method() == http::Method::POST
+        && form
+        && form_urlencoded::parse(request.body())
+            .any(|(k, v)| k == "grant_type" && v == "refresh_token")
 }
 
 /// Held while a stream is relayed: `serve_open_streams` counts the live ones.

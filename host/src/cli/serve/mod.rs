@@ -103,10 +103,15 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
             return fail(&HostError::Config(refusal));
         }
     }
-    let options = match super::runtime_options(cli) {
+    let mut options = match super::runtime_options(cli) {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
+    // The plugin's requests, with its token refreshes counted for /metrics.
+    let client = options.http_client.take().unwrap_or_else(|| {
+        provider_runtime::default_http_client(options.limits.http.connect_timeout)
+    });
+    options.http_client = Some(Arc::new(metrics::RefreshCounting::new(client)));
     // The keys live with the tenants' secrets when the backend can hold them (one database:
     // every replica knows every key).
     let keys = match ServeKeys::open(&options.state_dir, options.secrets.as_ref()) {
