@@ -47,7 +47,7 @@ impl fmt::Debug for HostConfig {
 
 impl HostConfig {
     /// No overrides: the manifest's defaults. Refused when the process's proxy
-    /// environment cannot be honoured (see [`crate::http_pool`]).
+    /// environment cannot be honoured (see [`crate::default_http_client`]).
     pub fn new() -> Result<Self, HostError> {
         if let Some(problem) = crate::http_pool::proxy_env_problem() {
             return Err(HostError::Config(problem));

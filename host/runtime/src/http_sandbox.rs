@@ -6,7 +6,7 @@
 //! A refused request fails with `HttpRequestDenied`, which the guest sees as
 //! `error-code::HTTP-request-denied` (the plugin reports `denied_by_sandbox`). Redirects are
 //! never followed here: a 3xx is handed to the plugin as is. Allowed requests go out through
-//! the runtime's keep-alive pool ([`crate::http_pool`]).
+//! the runtime's keep-alive pool ([`crate::default_http_client`]).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -57,7 +57,7 @@ pub const DEFAULT_MAX_RESOURCES: usize = 2_048;
 
 /// What one component instance may contain, whichever the allocation: a `wasm32-wasip2`
 /// component (like the plugin) instantiates three core modules with one memory and two
-/// tables. The pool's slots are sized by these; on demand, [`MemoryCap`] enforces them. A
+/// tables. The pool's slots are sized by these; on demand, `MemoryCap` enforces them. A
 /// component that needs more is refused ([`HostError::ResourceLimit`](crate::HostError)).
 pub const MAX_CORE_INSTANCES: u32 = 4;
 /// See [`MAX_CORE_INSTANCES`].
