@@ -2,11 +2,14 @@
 //! process (`--exact <this test> --nocapture`) with [`CHILD_ROLE`] set; the test function
 //! then plays the child's part instead of the parent's.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout};
+
+use crate::contract::child::{finish, wait_for_marker};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
@@ -832,51 +835,13 @@ fn child_hold_lock() {
 
 /// Re-runs this test binary to play `role` in test `test_fn` of this module.
 fn spawn_child(test_fn: &str, role: &str, fx: &Fixture, env: &[(&str, &str)]) -> Child {
-    // module_path!() is `<crate>::…::tests`; libtest names tests without the crate.
-    let module = module_path!();
-    let module = module.split_once("::").map_or(module, |(_, rest)| rest);
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &format!("{module}::{test_fn}"), "--nocapture"])
-        .args(["--test-threads", "1"])
-        .env(CHILD_ROLE, role)
-        .env(CHILD_STATE, &fx.state)
-        .env(CHILD_KEY_FILE, &fx.key_file)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Reads the child's stdout up to a line containing `marker`; fails with the child's output
-/// when it ends first.
-fn wait_for_marker(out: &mut BufReader<ChildStdout>, marker: &str, child: &mut Child) {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            let (status, stderr) = finish(child);
-            panic!("child ended ({status}) before {marker}:\n{seen}\n{stderr}");
-        }
-        if line.contains(marker) {
-            return;
-        }
-        seen.push_str(&line);
-    }
-}
-
-/// Waits for the child; returns its status and everything it wrote (stdout not yet taken,
-/// then stderr).
-fn finish(child: &mut Child) -> (std::process::ExitStatus, String) {
-    let mut text = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut text).unwrap();
-    }
-    if let Some(mut err) = child.stderr.take() {
-        err.read_to_string(&mut text).unwrap();
-    }
-    (child.wait().unwrap(), text)
+    let mut vars: Vec<(&str, &OsStr)> = vec![
+        (CHILD_ROLE, OsStr::new(role)),
+        (CHILD_STATE, fx.state.as_os_str()),
+        (CHILD_KEY_FILE, fx.key_file.as_os_str()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (*k, OsStr::new(v))));
+    contract::child::spawn(module_path!(), test_fn, &vars)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 //! child (`--exact <test> --nocapture`) with [`CHILD_ROLE`] set; the test function then plays
 //! the child's part, with the master key in `PROVIDER_HOST_KEY` as a replica would have it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::ffi::OsStr;
+use std::io::{BufReader, Read, Write};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use provider_secrets::contract::child::{self, finish, wait_for_marker};
 use provider_secrets::file_format;
 use provider_secrets::{
     KEY_ENV_VAR, KeySource, Limits, MasterKey, SecretBackend, SecretStore, SecretStoreError,
@@ -51,48 +53,16 @@ fn unavailable<T: std::fmt::Debug>(what: &str, r: Result<T, SecretStoreError>) -
 
 /// Re-runs this test binary to play `role` in test `test_fn` of this module.
 fn spawn_child(test_fn: &str, role: &str, url: &str) -> Child {
-    // module_path!() is `<crate>::server`; libtest names tests without the crate.
-    let module = module_path!();
-    let module = module.split_once("::").map_or(module, |(_, rest)| rest);
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &format!("{module}::{test_fn}"), "--nocapture"])
-        .args(["--test-threads", "1"])
-        .env(CHILD_ROLE, role)
-        .env(CHILD_URL, url)
-        .env(KEY_ENV_VAR, hex(&HARNESS_KEY))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Reads the child's stdout up to a line containing `marker`.
-fn wait_for_marker(out: &mut BufReader<ChildStdout>, marker: &str, child: &mut Child) {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            let (status, stderr) = finish(child);
-            panic!("child ended ({status}) before {marker}:\n{seen}\n{stderr}");
-        }
-        if line.contains(marker) {
-            return;
-        }
-        seen.push_str(&line);
-    }
-}
-
-/// Waits for the child; its status and what it wrote (stdout not yet taken, then stderr).
-fn finish(child: &mut Child) -> (std::process::ExitStatus, String) {
-    let mut text = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut text).unwrap();
-    }
-    if let Some(mut err) = child.stderr.take() {
-        err.read_to_string(&mut text).unwrap();
-    }
-    (child.wait().unwrap(), text)
+    let key = hex(&HARNESS_KEY);
+    child::spawn(
+        module_path!(),
+        test_fn,
+        &[
+            (CHILD_ROLE, OsStr::new(role)),
+            (CHILD_URL, OsStr::new(url)),
+            (KEY_ENV_VAR, OsStr::new(&key)),
+        ],
+    )
 }
 
 /// The backend a child opens, as a replica does: the URL, and the key from the environment.
