@@ -18,7 +18,8 @@
 //!   fetched.
 //! - **Locks** are session-level advisory locks, see [`lock_key`] and the `lock` module docs:
 //!   released when the guard is dropped, and by the server when the holder's connection or
-//!   process dies.
+//!   process dies. A lock that was held when the server restarted is fenced for
+//!   [`PostgresOptions::restart_grace`]: its holder may still be at work.
 //! - **Names and limits** are the file store's ([`provider_secrets::names`], [`Limits`]); the
 //!   file store's cap on lock *names* is about lock files and has no counterpart here.
 //! - **`derive_key`** is [`MasterKey::derive_key`], as for the file store.
@@ -83,7 +84,7 @@ use crate::db::{Db, run};
 
 pub use crate::config::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS, DEFAULT_LOCK_CONNECTIONS,
-    PostgresOptions,
+    DEFAULT_RESTART_GRACE, PostgresOptions,
 };
 pub use crate::lock::lock_key;
 pub use crate::rotation::rotate_master_key;
@@ -355,10 +356,11 @@ impl TenantBackend for PostgresTenant {
         lock::wait_for_releases(key);
         let pool = self.inner.db.locks.clone();
         let call_timeout = self.inner.db.options.call_timeout;
+        let grace = self.inner.db.options.restart_grace;
         let what = format!("lock {name:?} of tenant {:?}", self.tenant);
         let client = self.inner.db.block(async move {
             let deadline = db::deadline_after(timeout);
-            lock::acquire(&pool, key, deadline, call_timeout, &what).await
+            lock::acquire(&pool, key, deadline, call_timeout, grace, &what).await
         })?;
         let mut held = lock::HeldLock::new(
             client,

@@ -22,6 +22,20 @@
 //! closes it when the unlock did not answer `true` in time. Closing a session releases its
 //! locks, as does the server noticing a dead client, so a killed host never wedges a tenant.
 //!
+//! # The restart fence
+//!
+//! A server that restarts forgets every advisory lock, but a holder whose connection it
+//! dropped may still be at work: a replica half-way through redeeming a rotating refresh
+//! token, about to save the new one. Granting its lock at once would let another replica
+//! read the old token and redeem it a second time, which revokes the login. So each holder
+//! records its holding in `provider_secrets_lock_holds` (lock key, the server's start time
+//! `pg_postmaster_start_time()`, since when) and deletes the row when it releases. A lock
+//! taken while a row of another server incarnation is left over (its holder held it across
+//! a restart and never released) is granted only once that holding is `restart_grace` old;
+//! the wait counts against the caller's timeout, and the lock is kept meanwhile, so no one
+//! else gets in. A row left by a holder that died on a running server (a killed process, a
+//! dropped connection) is of the same incarnation and delays nothing.
+//!
 //! Because the release runs in the background, a lock taken in this process right after a
 //! guard of the same key was dropped first waits for that release to finish (see
 //! [`Releasing`]): within one process, dropped means released, as with the file store.
@@ -112,9 +126,101 @@ pub(crate) fn wait_for_releases(key: i64) {
     }
 }
 
+/// How long from now a leftover holding of `$1` from another server incarnation is
+/// fenced (no row: nothing fenced).
+const FENCED_FOR: &str = "SELECT extract(epoch FROM held_since + make_interval(secs => $2) \
+    - clock_timestamp())::float8 FROM provider_secrets_lock_holds \
+    WHERE lock_key = $1 AND server_started <> pg_postmaster_start_time()";
+/// Records the holding of `$1`, from now, on this incarnation of the server.
+const RECORD_HOLD: &str = "INSERT INTO provider_secrets_lock_holds \
+    (lock_key, server_started, held_since) VALUES ($1, pg_postmaster_start_time(), clock_timestamp()) \
+    ON CONFLICT (lock_key) DO UPDATE SET server_started = EXCLUDED.server_started, \
+    held_since = EXCLUDED.held_since";
+/// Forgets the holding of `$1` and releases it (the row goes first: see the module docs).
+const RELEASE: &str = "WITH gone AS (DELETE FROM provider_secrets_lock_holds WHERE lock_key = $1) \
+    SELECT pg_advisory_unlock($1)";
+
 /// Takes lock `key` on a connection of `pool`, polling until `deadline` (one attempt at
-/// least); `what` names the lock in errors.
+/// least), then waits out the restart fence (`grace`, see the module docs) within the same
+/// deadline; `what` names the lock in errors.
 pub(crate) async fn acquire(
+    pool: &Pool,
+    key: i64,
+    deadline: Instant,
+    call_timeout: Duration,
+    grace: Duration,
+    what: &str,
+) -> Result<Object, SecretStoreError> {
+    let client = take(pool, key, deadline, call_timeout, what).await?;
+    match fence(&client, key, deadline, call_timeout, grace, what).await {
+        Ok(()) => Ok(client),
+        Err(e) => {
+            // Not kept: its connection goes, and with it the lock (the row stays).
+            drop(Object::take(client));
+            Err(e)
+        }
+    }
+}
+
+/// Waits out a leftover holding of `key` from before a server restart, then records this
+/// one.
+async fn fence(
+    client: &Object,
+    key: i64,
+    deadline: Instant,
+    call_timeout: Duration,
+    grace: Duration,
+    what: &str,
+) -> Result<(), SecretStoreError> {
+    let step = |e: Option<tokio_postgres::Error>| match e {
+        Some(e) => crate::error::unavailable(what, &e),
+        None => crate::db::timed_out(what),
+    };
+    if !grace.is_zero() {
+        let fenced = timeout(call_timeout, async {
+            let statement = client.prepare_cached(FENCED_FOR).await?;
+            let row = client
+                .query_opt(&statement, &[&key, &grace.as_secs_f64()])
+                .await?;
+            Ok::<_, tokio_postgres::Error>(row.and_then(|r| r.get::<_, Option<f64>>(0)))
+        })
+        .await
+        .map_err(|_| step(None))?
+        .map_err(|e| step(Some(e)))?;
+        // Never longer than the grace itself (a clock that jumped back).
+        if let Some(wait) = fenced
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .filter(|w| !w.is_zero())
+            .map(|w| grace.min(w))
+        {
+            if Instant::now() + wait > deadline {
+                return Err(SecretStoreError::LockTimeout(format!(
+                    "{what} was held when the database restarted, and its holder may still \
+                     be at work: it is granted again {:.1} s from now (the restart grace); \
+                     gave up after the timeout",
+                    wait.as_secs_f64()
+                )));
+            }
+            tracing::info!(
+                lock_key = key,
+                wait_ms = wait.as_millis() as u64,
+                "lock held across a database restart: waiting out the restart grace"
+            );
+            sleep(wait).await;
+        }
+    }
+    timeout(call_timeout, async {
+        let statement = client.prepare_cached(RECORD_HOLD).await?;
+        client.execute(&statement, &[&key]).await
+    })
+    .await
+    .map_err(|_| step(None))?
+    .map_err(|e| step(Some(e)))?;
+    Ok(())
+}
+
+/// Takes the advisory lock `key` (see [`acquire`]).
+async fn take(
     pool: &Pool,
     key: i64,
     deadline: Instant,
@@ -218,9 +324,7 @@ impl Drop for HeldLock {
         self.handle.spawn(async move {
             let _ticket = ticket;
             let unlocked = timeout(UNLOCK_TIMEOUT, async {
-                let statement = client
-                    .prepare_cached("SELECT pg_advisory_unlock($1)")
-                    .await?;
+                let statement = client.prepare_cached(RELEASE).await?;
                 let released: bool = client.query_one(&statement, &[&key]).await?.get(0);
                 Ok::<_, tokio_postgres::Error>(released)
             })

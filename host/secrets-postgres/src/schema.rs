@@ -42,6 +42,17 @@ const MIGRATIONS: &[&str] = &[
         ADD CONSTRAINT provider_secrets_values_tenant_check
             CHECK (tenant ~ '^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}|\.host\.[a-z0-9_-][a-z0-9._-]{0,31})$');
     "#,
+    // 3: who holds which lock since when, on which incarnation of the server: the restart
+    // fence of the `lock` module. Only lock keys and times, never a name or a value.
+    r#"
+    CREATE TABLE provider_secrets_lock_holds (
+        lock_key bigint PRIMARY KEY,
+        server_started timestamptz NOT NULL,
+        held_since timestamptz NOT NULL
+    );
+    COMMENT ON TABLE provider_secrets_lock_holds IS
+        'provider-host secret locks held now, or by a holder cut off without releasing: a lock held when the server restarted is granted again only after the restart grace';
+    "#,
 ];
 
 /// The two-key advisory lock (a space apart from the one-key locks of tenants) that

@@ -273,9 +273,110 @@ fn a_database_restart_fails_calls_with_a_typed_error_then_recovers_by_itself() {
     t.set("token", b"after the restart").unwrap();
     assert_eq!(t.get("token").unwrap().unwrap(), b"after the restart");
     t.delete("doomed").unwrap();
-    // The server lost every lock when it stopped.
-    drop(t.lock_dyn("held", Duration::ZERO));
+    // The server lost every lock when it stopped; the one held across the restart is
+    // fenced for the restart grace (its holder might still be at work), the others are free.
+    match t.lock("held", Duration::ZERO) {
+        Err(SecretStoreError::LockTimeout(m)) => assert!(m.contains("restart"), "{m}"),
+        other => panic!("expected the restart fence, got {other:?}"),
+    }
     drop(t.lock_dyn("other", Duration::ZERO));
+}
+
+#[test]
+fn a_lock_held_across_a_restart_is_granted_again_only_after_the_restart_grace() {
+    const GRACE: Duration = Duration::from_secs(3);
+    let mut cluster = Cluster::start();
+    let options = || PostgresOptions {
+        call_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_secs(2),
+        restart_grace: GRACE,
+        ..PostgresOptions::default()
+    };
+    // Two replicas; the first holds `refresh` when the server restarts.
+    let first = backend(&cluster.url(), options());
+    let second = backend(&cluster.url(), options());
+    let held = first
+        .tenant(TENANT)
+        .unwrap()
+        .lock_dyn("refresh", Duration::ZERO);
+    let taken = Instant::now();
+    cluster.stop();
+    cluster.restart();
+    let t = second.tenant(TENANT).unwrap();
+    // Within the grace, a short wait gives up (and leaves the fence in place)...
+    match t.lock("refresh", Duration::from_millis(300)) {
+        Err(SecretStoreError::LockTimeout(m)) => assert!(m.contains("restart grace"), "{m}"),
+        other => panic!("expected the restart fence, got {other:?}"),
+    }
+    // ...a long enough one is granted once the first holding is GRACE old, not before.
+    let lock = t.lock("refresh", Duration::from_secs(30)).unwrap();
+    assert!(
+        taken.elapsed() >= GRACE,
+        "granted after {:?}",
+        taken.elapsed()
+    );
+    assert!(
+        taken.elapsed() < GRACE + Duration::from_secs(10),
+        "{:?}",
+        taken.elapsed()
+    );
+    // Meanwhile no one else gets it, and a clean release leaves no fence behind.
+    assert!(matches!(
+        first
+            .tenant(TENANT)
+            .unwrap()
+            .lock("refresh", Duration::ZERO),
+        Err(SecretStoreError::LockTimeout(_))
+    ));
+    drop(lock);
+    drop(t.lock_dyn("refresh", Duration::from_secs(2)));
+    let admin = cluster.admin();
+    assert_eq!(
+        admin.query("SELECT count(*) FROM provider_secrets_lock_holds", &[])[0].get::<_, i64>(0),
+        0
+    );
+    // The old guard's release finds its connection gone: nothing blocks, nothing panics.
+    drop(held);
+
+    // A holder that dies on a running server (here: its connection cut) fences nothing.
+    let cut = second
+        .tenant(TENANT)
+        .unwrap()
+        .lock_dyn("refresh", Duration::ZERO);
+    admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()",
+    );
+    let began = Instant::now();
+    drop(
+        first
+            .tenant(TENANT)
+            .unwrap()
+            .lock_dyn("refresh", Duration::from_secs(2)),
+    );
+    assert!(began.elapsed() < GRACE, "{:?}", began.elapsed());
+    drop(cut);
+    // Zero turns the fence off.
+    let unfenced = backend(
+        &cluster.url(),
+        PostgresOptions {
+            restart_grace: Duration::ZERO,
+            ..options()
+        },
+    );
+    let held = unfenced
+        .tenant(TENANT)
+        .unwrap()
+        .lock_dyn("refresh", Duration::from_secs(2));
+    cluster.stop();
+    cluster.restart();
+    drop(
+        unfenced
+            .tenant(TENANT)
+            .unwrap()
+            .lock_dyn("refresh", Duration::from_secs(2)),
+    );
+    drop(held);
 }
 
 #[test]
