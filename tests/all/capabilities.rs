@@ -16,17 +16,20 @@ use provider_runtime::{ClientFuture, HostError, HttpClient, HttpError, Runtime, 
 
 use crate::support;
 
+/// Every tenant's values, by tenant id.
+type Values = Arc<Mutex<HashMap<String, BTreeMap<String, Vec<u8>>>>>;
+
 /// Secrets in memory: what an embedder with its own vault would write.
 #[derive(Debug, Default)]
 struct MemoryVault {
-    values: Arc<Mutex<HashMap<String, BTreeMap<String, Vec<u8>>>>>,
+    values: Values,
     locks: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 #[derive(Debug)]
 struct MemoryTenant {
     id: String,
-    values: Arc<Mutex<HashMap<String, BTreeMap<String, Vec<u8>>>>>,
+    values: Values,
     locks: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 

@@ -4,7 +4,7 @@
 //! run on demand). Each flood comes from the hostile guest; the host's peak RSS stays
 //! within [`RSS_BOUND`] of what it was before, and the session answers a typed error.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use provider_runtime::bindings::types::{ChatRequest, Message, ProviderError, Role};
@@ -17,7 +17,7 @@ use crate::support;
 const RSS_BOUND: u64 = 300 << 20;
 
 /// The floods measure the process's peak RSS: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -97,7 +97,7 @@ fn flood_report(err: HostError) -> String {
 }
 
 async fn fields_flood(text: &str, expect: &str) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let state = support::state_dir();
     let runtime = runtime(state.path());
     let mut s = session(&runtime, "https://auth.x.ai").await;
@@ -129,7 +129,7 @@ async fn a_flood_of_fields_fills_the_resource_table_not_the_host() {
 
 #[tokio::test]
 async fn requests_in_flight_are_capped_per_session() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let (origin, listener) = silent_listener().await;
     let state = support::state_dir();
     let runtime = runtime(state.path());
@@ -156,7 +156,7 @@ async fn requests_in_flight_are_capped_per_session() {
 
 #[tokio::test]
 async fn buffered_request_bodies_are_bounded_per_session() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let (origin, listener) = silent_listener().await;
     let state = support::state_dir();
     let runtime = runtime(state.path());

@@ -94,7 +94,7 @@ impl SharedEngine {
             }
         };
         let component = match component {
-            Loaded::Known(pre) => return Ok(pre),
+            Loaded::Known(pre) => return Ok(*pre),
             Loaded::New(digest, c) => (digest, c),
         };
         self.link(source, component)
@@ -110,7 +110,7 @@ impl SharedEngine {
         bytes: impl FnOnce() -> Result<Vec<u8>, HostError>,
     ) -> Result<Loaded, HostError> {
         if let Some(pre) = lock(&self.plugins).get(digest) {
-            return Ok(Loaded::Known(pre.clone()));
+            return Ok(Loaded::Known(Box::new(pre.clone())));
         }
         // Loaded outside the lock: a slow compile must not stall other runtimes. Two
         // threads racing here both compile; the registry keeps one.
@@ -349,7 +349,8 @@ fn load_component(
 
 /// A component this process already linked, or one just loaded.
 enum Loaded {
-    Known(ProviderPluginPre<TenantState>),
+    // Boxed: a pre-linked component is far larger than a digest and a `Component`.
+    Known(Box<ProviderPluginPre<TenantState>>),
     New([u8; 32], Component),
 }
 

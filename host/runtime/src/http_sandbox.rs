@@ -165,12 +165,11 @@ impl Body for CountedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Ok(f)) = &frame {
-            if let Some(data) = f.data_ref() {
-                if !self.permit.reserve(data.len() as u64, self.max) {
-                    return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(self.max)))));
-                }
-            }
+        if let Some(Ok(f)) = &frame
+            && let Some(data) = f.data_ref()
+            && !self.permit.reserve(data.len() as u64, self.max)
+        {
+            return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(self.max)))));
         }
         Poll::Ready(frame)
     }

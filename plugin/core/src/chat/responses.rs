@@ -511,26 +511,25 @@ impl ResponsesAssembler {
             .to_owned();
         let delta = v.get("delta").and_then(Value::as_str).unwrap_or("");
         match kind.as_str() {
-            "response.output_text.delta" => {
-                if !delta.is_empty() {
-                    self.streamed_text.insert(item_id);
-                    out.push_back(ChatChunk::Text(delta.to_owned()));
-                }
+            // An empty delta says nothing (the `_` arm).
+            "response.output_text.delta" if !delta.is_empty() => {
+                self.streamed_text.insert(item_id);
+                out.push_back(ChatChunk::Text(delta.to_owned()));
             }
-            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
-                if !delta.is_empty() {
-                    // Parts (and items) are separated as `chat` joins them: a blank line.
-                    let part = (
-                        item_id.clone(),
-                        v.get("summary_index").and_then(Value::as_u64),
-                    );
-                    if self.reasoning_part.as_ref().is_some_and(|p| *p != part) {
-                        out.push_back(ChatChunk::Reasoning("\n\n".into()));
-                    }
-                    self.reasoning_part = Some(part);
-                    self.streamed_reasoning.insert(item_id);
-                    out.push_back(ChatChunk::Reasoning(delta.to_owned()));
+            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta"
+                if !delta.is_empty() =>
+            {
+                // Parts (and items) are separated as `chat` joins them: a blank line.
+                let part = (
+                    item_id.clone(),
+                    v.get("summary_index").and_then(Value::as_u64),
+                );
+                if self.reasoning_part.as_ref().is_some_and(|p| *p != part) {
+                    out.push_back(ChatChunk::Reasoning("\n\n".into()));
                 }
+                self.reasoning_part = Some(part);
+                self.streamed_reasoning.insert(item_id);
+                out.push_back(ChatChunk::Reasoning(delta.to_owned()));
             }
             "response.output_text.annotation.added" => {
                 if let Some(c) = v.get("annotation").and_then(citation) {
