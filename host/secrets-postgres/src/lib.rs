@@ -53,9 +53,11 @@
 //! (one row per tenant that ever stored a value: the row lock of new keys) and
 //! `provider_secrets_values` (`tenant`, `key`, `sealed` bytea, `updated_at`), in the
 //! connection's search path. The host's own data (`serve`'s key hashes) is in rows of
-//! tenant `.host.<name>` ([`PostgresBackend::host_space`]). Migrations are embedded ([`SCHEMA_VERSION`]) and applied at
-//! open, under an advisory lock so replicas starting together apply them once; a database
-//! migrated by a newer host is refused ([`SecretStoreError::Config`]).
+//! tenant `.host.<name>` ([`PostgresBackend::host_space`]); `provider_secrets_lock_holds`
+//! records held locks for the restart fence (see the `lock` module). Migrations are
+//! embedded ([`SCHEMA_VERSION`]) and applied at open, under an advisory lock so replicas
+//! starting together apply them once; a database migrated by a newer host is refused
+//! ([`SecretStoreError::Config`]).
 
 #![deny(missing_docs)]
 

@@ -41,6 +41,7 @@
 //! [`Releasing`]): within one process, dropped means released, as with the file store.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -172,21 +173,15 @@ async fn fence(
     grace: Duration,
     what: &str,
 ) -> Result<(), SecretStoreError> {
-    let step = |e: Option<tokio_postgres::Error>| match e {
-        Some(e) => crate::error::unavailable(what, &e),
-        None => crate::db::timed_out(what),
-    };
     if !grace.is_zero() {
-        let fenced = timeout(call_timeout, async {
+        let fenced = bounded(call_timeout, what, async {
             let statement = client.prepare_cached(FENCED_FOR).await?;
             let row = client
                 .query_opt(&statement, &[&key, &grace.as_secs_f64()])
                 .await?;
-            Ok::<_, tokio_postgres::Error>(row.and_then(|r| r.get::<_, Option<f64>>(0)))
+            Ok(row.and_then(|r| r.get::<_, Option<f64>>(0)))
         })
-        .await
-        .map_err(|_| step(None))?
-        .map_err(|e| step(Some(e)))?;
+        .await?;
         // Never longer than the grace itself (a clock that jumped back).
         if let Some(wait) = fenced
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
@@ -209,14 +204,25 @@ async fn fence(
             sleep(wait).await;
         }
     }
-    timeout(call_timeout, async {
+    bounded(call_timeout, what, async {
         let statement = client.prepare_cached(RECORD_HOLD).await?;
         client.execute(&statement, &[&key]).await
     })
-    .await
-    .map_err(|_| step(None))?
-    .map_err(|e| step(Some(e)))?;
+    .await?;
     Ok(())
+}
+
+/// One statement on a lock connection, given `call_timeout`; its failure typed for `what`.
+async fn bounded<T>(
+    call_timeout: Duration,
+    what: &str,
+    statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, SecretStoreError> {
+    match timeout(call_timeout, statement).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(crate::error::unavailable(what, &e)),
+        Err(_) => Err(crate::db::timed_out(what)),
+    }
 }
 
 /// Takes the advisory lock `key` (see [`acquire`]).
@@ -247,24 +253,22 @@ async fn take(
     };
     let mut pause = FIRST_PAUSE;
     loop {
-        let attempt = timeout(call_timeout, async {
+        let attempt = bounded(call_timeout, what, async {
             let statement = client
                 .prepare_cached("SELECT pg_try_advisory_lock($1)")
                 .await?;
-            let taken: bool = client.query_one(&statement, &[&key]).await?.get(0);
-            Ok::<_, tokio_postgres::Error>(taken)
+            Ok(client
+                .query_one(&statement, &[&key])
+                .await?
+                .get::<_, bool>(0))
         })
         .await;
         match attempt {
-            Ok(Ok(true)) => return Ok(client),
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => {
+            Ok(true) => return Ok(client),
+            Ok(false) => {}
+            Err(e) => {
                 drop(Object::take(client));
-                return Err(crate::error::unavailable(what, &e));
-            }
-            Err(_) => {
-                drop(Object::take(client));
-                return Err(crate::db::timed_out(what));
+                return Err(e);
             }
         }
         let now = Instant::now();

@@ -7,8 +7,7 @@
 //!   response body (the last event of a stream, or the client going away);
 //! - `serve_upstream_errors{code}`: host and plugin errors answered, by the host's error
 //!   code (`rate_limited`, `unauthorized`, `network`, …), streamed or not;
-//! - `serve_open_streams`: streams being relayed now.
-//!
+//! - `serve_open_streams`: streams being relayed now;
 //! - `serve_token_refreshes{outcome}`: refresh-token redemptions the plugin sent (RFC 6749
 //!   section 6: a form `POST` with `grant_type=refresh_token`), seen on their way out by
 //!   [`RefreshCounting`], a wrapper of the runtime's HTTP client, by the authorization
