@@ -9,9 +9,10 @@ use provider_reference::{
     ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, CatalogueModel, Lifetime,
 };
 
-use super::check::{Failure, Outcome, Step, check};
+use super::check::{Failure, Outcome, Step, check, fail};
 use provider_runtime::bindings::types::{
-    ChatRequest, ConnectionStatus, DevicePrompt, Lane, Message, Model, ModelList, PollOutcome, Role,
+    ChatRequest, ConnectionStatus, DevicePrompt, Lane, Message, Model, ModelList, PendingLogin,
+    PollOutcome, Role,
 };
 use provider_runtime::config::HostConfig;
 use provider_runtime::limits::Limits;
@@ -211,6 +212,19 @@ pub fn subject(tier: u32) -> String {
 pub async fn wait_interval(prompt: &DevicePrompt) {
     let wait = Duration::from_secs(u64::from(prompt.interval_seconds.clamp(1, 10)));
     tokio::time::sleep(wait).await;
+}
+
+/// Poll `pending_id` once as `step`, expecting the login still pending; a connection fails
+/// the scenario.
+pub async fn poll_pending(
+    session: &mut Session,
+    pending_id: &str,
+    step: &str,
+) -> Outcome<PendingLogin> {
+    match session.poll(Some(pending_id)).await.step(step)? {
+        PollOutcome::Pending(p) => Ok(p),
+        PollOutcome::Connected(_) => fail!("{step}: expected pending, seen connected"),
+    }
 }
 
 /// Poll `pending_id` until connected, waiting the interval the plugin asks for between

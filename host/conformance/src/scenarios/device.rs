@@ -4,9 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use provider_reference::ModelKind;
 
-use crate::check::{Outcome, Step, check, expect_code, fail};
-use crate::context::{Ctx, names, poll_until_connected, subject, wait_interval};
-use provider_runtime::bindings::types::{Lane, PollOutcome};
+use crate::check::{Outcome, Step, check, expect_code};
+use crate::context::{Ctx, names, poll_pending, poll_until_connected, subject, wait_interval};
+use provider_runtime::bindings::types::Lane;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -53,21 +53,13 @@ pub async fn happy_path(ctx: &mut Ctx, tier: u32) -> Outcome {
     );
 
     wait_interval(&prompt).await;
-    match session
-        .poll(Some(&prompt.pending_id))
-        .await
-        .step("poll before approval")?
-    {
-        PollOutcome::Pending(p) => check!(
-            p.pending_id == prompt.pending_id,
-            "poll before approval: expected pending id {:?}, seen {:?}",
-            prompt.pending_id,
-            p.pending_id
-        ),
-        PollOutcome::Connected(_) => {
-            fail!("poll before approval: expected pending, seen connected");
-        }
-    }
+    let p = poll_pending(&mut session, &prompt.pending_id, "poll before approval").await?;
+    check!(
+        p.pending_id == prompt.pending_id,
+        "poll before approval: expected pending id {:?}, seen {:?}",
+        prompt.pending_id,
+        p.pending_id
+    );
     check!(
         ctx.polls(&prompt.user_code) == 1,
         "poll before approval: expected 1 token request, the server saw {}",
@@ -202,16 +194,9 @@ pub async fn slow_down_pacing(ctx: &mut Ctx) -> Outcome {
     let prompt = session.start().await.step("start")?;
     ctx.auth.force_slow_down(1);
     wait_interval(&prompt).await;
-    let raised = match session
-        .poll(Some(&prompt.pending_id))
-        .await
-        .step("poll answered slow_down")?
-    {
-        PollOutcome::Pending(p) => p.interval_seconds,
-        PollOutcome::Connected(_) => {
-            fail!("poll answered slow_down: expected pending, seen connected");
-        }
-    };
+    let raised = poll_pending(&mut session, &prompt.pending_id, "poll answered slow_down")
+        .await?
+        .interval_seconds;
     check!(
         ctx.auth.stats().slow_downs == 1,
         "poll: expected the server to answer slow_down once, it did {} times",
@@ -224,20 +209,17 @@ pub async fn slow_down_pacing(ctx: &mut Ctx) -> Outcome {
         prompt.interval_seconds + 5
     );
     let before = ctx.polls(&prompt.user_code);
-    match session
-        .poll(Some(&prompt.pending_id))
-        .await
-        .step("poll sooner than the raised interval")?
-    {
-        PollOutcome::Pending(p) => check!(
-            p.interval_seconds == raised,
-            "poll sooner than the interval: expected the interval to stay {raised} s, seen {} s",
-            p.interval_seconds
-        ),
-        PollOutcome::Connected(_) => {
-            fail!("poll sooner than the interval: expected pending, seen connected");
-        }
-    }
+    let p = poll_pending(
+        &mut session,
+        &prompt.pending_id,
+        "poll sooner than the raised interval",
+    )
+    .await?;
+    check!(
+        p.interval_seconds == raised,
+        "poll sooner than the interval: expected the interval to stay {raised} s, seen {} s",
+        p.interval_seconds
+    );
     let after = ctx.polls(&prompt.user_code);
     check!(
         after == before,
@@ -257,21 +239,14 @@ pub async fn pending_without_server_call(ctx: &mut Ctx) -> Outcome {
         prompt.interval_seconds
     );
     for attempt in 1..=4 {
-        match session
-            .poll(Some(&prompt.pending_id))
-            .await
-            .step("poll before approval")?
-        {
-            PollOutcome::Pending(p) => check!(
-                p.pending_id == prompt.pending_id,
-                "poll {attempt}: expected pending id {:?}, seen {:?}",
-                prompt.pending_id,
-                p.pending_id
-            ),
-            PollOutcome::Connected(_) => {
-                fail!("poll {attempt}: expected pending, seen connected");
-            }
-        }
+        let step = format!("poll {attempt} before approval");
+        let p = poll_pending(&mut session, &prompt.pending_id, &step).await?;
+        check!(
+            p.pending_id == prompt.pending_id,
+            "{step}: expected pending id {:?}, seen {:?}",
+            prompt.pending_id,
+            p.pending_id
+        );
     }
     // One token request if the plugin counts the interval from its first poll, none if
     // from `start`: either way no more than one.

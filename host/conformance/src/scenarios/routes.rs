@@ -5,7 +5,7 @@
 //! contradictions, quota errors that name the alternatives, and what is left of a quota.
 
 use provider_reference::{Billing, CredentialScope, QuotaFault, random_api_key};
-use provider_runtime::bindings::types::{Lane, Model, ProviderError};
+use provider_runtime::bindings::types::{ChatReply, ChatRequest, Lane, Model, ProviderError};
 use provider_runtime::config::HostConfig;
 use provider_runtime::error::HostError;
 use provider_runtime::runtime::Session;
@@ -64,6 +64,22 @@ async fn chat_model(session: &mut Session, ctx: &Ctx, route: &str) -> Outcome<Mo
     }
 }
 
+/// Sends `request` as `step` and checks that route `route` served it.
+async fn served_by(
+    session: &mut Session,
+    request: &ChatRequest,
+    route: &str,
+    step: &str,
+) -> Outcome<ChatReply> {
+    let reply = session.chat(request).await.step(step)?;
+    check!(
+        reply.route == route,
+        "{step}: expected route {route:?} to serve it, served by {:?}",
+        reply.route
+    );
+    Ok(reply)
+}
+
 fn no_header_refusals(ctx: &Ctx, what: &str) -> Outcome {
     let denied = ctx.api.rail_stats().permission_denied;
     check!(
@@ -82,16 +98,18 @@ pub async fn subscription_rail(ctx: &mut Ctx) -> Outcome {
     let api_chats = ctx.calls("chat/completions");
     let model = chat_model(&mut session, ctx, RAIL).await?;
 
-    let reply = session
-        .chat(&ask(&model.id, "rail whole"))
-        .await
-        .step("chat on the subscription route")?;
+    let reply = served_by(
+        &mut session,
+        &ask(&model.id, "rail whole"),
+        RAIL,
+        "chat on the subscription route",
+    )
+    .await?;
     check!(
-        reply.content == echo("rail whole") && reply.route == RAIL,
-        "chat on the subscription route: expected {:?} served by route {RAIL:?}, seen {:?} by {:?}",
+        reply.content == echo("rail whole"),
+        "chat on the subscription route: expected {:?}, seen {:?}",
         echo("rail whole"),
-        reply.content,
-        reply.route
+        reply.content
     );
     let out = streamed(
         &mut session,
@@ -182,16 +200,18 @@ pub async fn api_key_route(ctx: &mut Ctx) -> Outcome {
     );
     let before = ctx.api.stats();
     let model = chat_model(&mut session, ctx, KEY).await?;
-    let reply = session
-        .chat(&ask(&model.id, "by key"))
-        .await
-        .step("chat on the api-key route")?;
+    let reply = served_by(
+        &mut session,
+        &ask(&model.id, "by key"),
+        KEY,
+        "chat on the api-key route",
+    )
+    .await?;
     check!(
-        reply.content == echo("by key") && reply.route == KEY,
-        "chat on the api-key route: expected {:?} by route {KEY:?}, seen {:?} by {:?}",
+        reply.content == echo("by key"),
+        "chat on the api-key route: expected {:?}, seen {:?}",
         echo("by key"),
-        reply.content,
-        reply.route
+        reply.content
     );
     let after = ctx.api.stats();
     check!(
@@ -265,33 +285,21 @@ pub async fn route_override(ctx: &mut Ctx) -> Outcome {
 
     let mut by_field = ask(&bare, "named route");
     by_field.route = Some(KEY.into());
-    let reply = session
-        .chat(&by_field)
-        .await
-        .step("chat naming route api-key")?;
-    check!(
-        reply.route == KEY,
-        "chat naming route api-key: served by {:?}",
-        reply.route
-    );
-    let reply = session
-        .chat(&ask(&format!("{rail_prefix}{bare}"), "by prefix"))
-        .await
-        .step("chat with a subscription-prefixed model")?;
-    check!(
-        reply.route == RAIL,
-        "chat with a subscription-prefixed model: served by {:?}",
-        reply.route
-    );
-    let reply = session
-        .chat(&ask(&bare, "default"))
-        .await
-        .step("chat naming no route")?;
-    check!(
-        reply.route == API,
-        "chat naming no route: expected the default route {API:?}, served by {:?}",
-        reply.route
-    );
+    served_by(&mut session, &by_field, KEY, "chat naming route api-key").await?;
+    served_by(
+        &mut session,
+        &ask(&format!("{rail_prefix}{bare}"), "by prefix"),
+        RAIL,
+        "chat with a subscription-prefixed model",
+    )
+    .await?;
+    served_by(
+        &mut session,
+        &ask(&bare, "default"),
+        API,
+        "chat naming no route (the default route)",
+    )
+    .await?;
 
     let mut contradiction = ask(&format!("{rail_prefix}{bare}"), "contradiction");
     contradiction.route = Some(API.into());
@@ -373,15 +381,13 @@ pub async fn quota_per_route(ctx: &mut Ctx) -> Outcome {
         );
         names_alternatives(&err, API, &[RAIL, KEY], what)?;
         // The key route is not affected.
-        let reply = session
-            .chat(&ask(&key_model.id, "still served"))
-            .await
-            .step(&format!("{what}: chat on the api-key route"))?;
-        check!(
-            reply.route == KEY,
-            "{what}: the api-key route answered by {:?}",
-            reply.route
-        );
+        served_by(
+            &mut session,
+            &ask(&key_model.id, "still served"),
+            KEY,
+            &format!("{what}: chat on the api-key route"),
+        )
+        .await?;
     }
     ctx.api.set_quota_fault(
         CredentialScope::OAuth,
