@@ -7,12 +7,10 @@
 //! once. Then `secrets rotate-key` re-encrypts
 //! the database under a new key, and the fleet works on with it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::Duration;
-
-use serde_json::Value;
 
 use crate::peers::{OidcServer, api_for};
 use crate::support;
@@ -153,14 +151,7 @@ fn three_replicas_on_one_database_redeem_an_expired_login_once() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let banner: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"));
-        r.addr = banner["listening"]
-            .as_str()
-            .unwrap()
+        r.addr = support::serve_base(&mut child)
             .trim_start_matches("http://")
             .trim_end_matches("/v1")
             .to_owned();

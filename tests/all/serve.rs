@@ -75,12 +75,7 @@ fn serve_custom(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let banner: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("banner: {line:?}"));
-    let base = banner["listening"].as_str().unwrap().to_owned();
+    let base = support::serve_base(&mut child);
     let log = Arc::new(Mutex::new(String::new()));
     let stderr = child.stderr.take().unwrap();
     let sink = log.clone();
@@ -398,12 +393,7 @@ fn serve_speaks_https_with_the_given_certificate() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let banner: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"));
-    let base = banner["listening"].as_str().unwrap().to_owned();
+    let base = support::serve_base(&mut child);
     assert!(base.starts_with("https://127.0.0.1:"), "{base}");
     let health = base.trim_end_matches("/v1").to_owned() + "/healthz";
     let out = Command::new("curl")

@@ -1,7 +1,8 @@
 //! Shared helpers: temporary state directories, runtimes and the CLI binary.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 use provider_reference::{ApiHandle, AuthHandle};
 use provider_runtime::secrets::KeySource;
@@ -65,6 +66,21 @@ pub fn json_of(out: &Output) -> serde_json::Value {
         "more than one line on stdout: {stdout}"
     );
     serde_json::from_str(first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"))
+}
+
+/// The base URL (`http(s)://127.0.0.1:PORT/v1`) a `serve` child says it listens on: its
+/// first line on stdout (piped), which it prints once bound.
+pub fn serve_base(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("serve's stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    let banner: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("serve's banner: {line:?}"));
+    banner["listening"]
+        .as_str()
+        .unwrap_or_else(|| panic!("serve's banner: {banner}"))
+        .to_owned()
 }
 
 /// Every regular file below `dir`.
