@@ -204,6 +204,7 @@ async fn fence(
             sleep(wait).await;
         }
     }
+    // Recorded even when this host's fence is off: other replicas may have one.
     bounded(call_timeout, what, async {
         let statement = client.prepare_cached(RECORD_HOLD).await?;
         client.execute(&statement, &[&key]).await

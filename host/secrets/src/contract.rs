@@ -918,10 +918,10 @@ pub mod child {
     pub fn finish(child: &mut Child) -> (ExitStatus, String) {
         let mut text = String::new();
         if let Some(mut out) = child.stdout.take() {
-            let _ = out.read_to_string(&mut text);
+            out.read_to_string(&mut text).expect("the child's stdout");
         }
         if let Some(mut err) = child.stderr.take() {
-            let _ = err.read_to_string(&mut text);
+            err.read_to_string(&mut text).expect("the child's stderr");
         }
         (child.wait().expect("waiting for the child"), text)
     }
