@@ -39,6 +39,10 @@ pub enum ProviderError {
         /// Routes that could serve instead.
         alternatives: Vec<String>,
     },
+    /// Upstream refuses the client version the plugin announces (the rail's HTTP 426):
+    /// change the setting the message names; logging in again will not help.
+    #[error("client outdated: {0}")]
+    ClientOutdated(String),
     /// Upstream 5xx after bounded retries.
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
@@ -138,6 +142,7 @@ impl ProviderError {
             | Self::InvalidInput(m)
             | Self::DeniedBySandbox(m)
             | Self::Storage(m)
+            | Self::ClientOutdated(m)
             | Self::RateLimited { message: m, .. }
             | Self::QuotaExhausted { message: m, .. } => m.clone(),
         }
@@ -177,6 +182,7 @@ impl ProviderError {
             Self::InvalidInput(m) => Self::InvalidInput(r(&m, secrets)),
             Self::DeniedBySandbox(m) => Self::DeniedBySandbox(r(&m, secrets)),
             Self::Storage(m) => Self::Storage(r(&m, secrets)),
+            Self::ClientOutdated(m) => Self::ClientOutdated(r(&m, secrets)),
         }
     }
 }

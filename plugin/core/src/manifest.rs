@@ -31,9 +31,21 @@ pub mod keys {
     pub const SUBSCRIPTION_CLIENT_IDENTIFIER: &str = "subscription-client-identifier";
     /// Value of `x-grok-client-version` on the subscription rail.
     pub const SUBSCRIPTION_CLIENT_VERSION: &str = "subscription-client-version";
+    /// Value of `x-grok-client-mode` on the subscription rail.
+    pub const SUBSCRIPTION_CLIENT_MODE: &str = "subscription-client-mode";
+    /// Value of `x-authenticateresponse` on the subscription rail.
+    pub const SUBSCRIPTION_AUTHENTICATE_RESPONSE: &str = "subscription-authenticate-response";
     /// `User-Agent` sent upstream.
     pub const USER_AGENT: &str = "user-agent";
 }
+
+/// The `x-grok-client-version` the rail is sent by default: a real release of xAI's own
+/// CLI. The rail refuses (HTTP 426) versions below its floor and, since about 2026-09-13,
+/// versions that are no real release, so this must name one. Source: `xai-org/grok-build`
+/// at commit 19d42e35 (2026-08-19), crate version 1.0.6 (also what vercel-labs/fx sends);
+/// see `shared/reference/xai-wire-2026.md` §2.2. Operators override it with
+/// `XAI_SUBSCRIPTION_CLIENT_VERSION` when the rail asks for a newer one.
+pub const DEFAULT_CLIENT_VERSION: &str = "1.0.6";
 
 /// A configuration key, statically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +101,8 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         key: keys::DEFAULT_ROUTE,
         env: Some("XAI_ROUTE"),
-        description: "The route a request that names none takes",
-        default_value: "api",
+        description: "The route a request that names none takes (subscription: spend the Grok subscription)",
+        default_value: "subscription",
         kind: SettingKind::RouteName,
         route: None,
     },
@@ -121,8 +133,24 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         key: keys::SUBSCRIPTION_CLIENT_VERSION,
         env: Some("XAI_SUBSCRIPTION_CLIENT_VERSION"),
-        description: "Value of the x-grok-client-version header on the subscription rail",
-        default_value: "0.1.0",
+        description: "Value of the x-grok-client-version header on the subscription rail: a real release of xAI's grok CLI (the rail refuses others with HTTP 426)",
+        default_value: DEFAULT_CLIENT_VERSION,
+        kind: SettingKind::Text,
+        route: None,
+    },
+    SettingSpec {
+        key: keys::SUBSCRIPTION_CLIENT_MODE,
+        env: Some("XAI_SUBSCRIPTION_CLIENT_MODE"),
+        description: "Value of the x-grok-client-mode header on the subscription rail (interactive or headless)",
+        default_value: "headless",
+        kind: SettingKind::Text,
+        route: None,
+    },
+    SettingSpec {
+        key: keys::SUBSCRIPTION_AUTHENTICATE_RESPONSE,
+        env: Some("XAI_SUBSCRIPTION_AUTHENTICATE_RESPONSE"),
+        description: "Value of the x-authenticateresponse header on the subscription rail",
+        default_value: "authenticate-response",
         kind: SettingKind::Text,
         route: None,
     },
@@ -149,23 +177,27 @@ pub struct RouteSpec {
     pub credential: CredentialKind,
     /// The prefix of its model ids.
     pub model_prefix: &'static str,
+    /// Which pool its requests spend, for people.
+    pub bills: &'static str,
 }
 
 /// Every route, the default first.
 pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
-        route: Route::Api,
-        name: "api",
-        description: "OAuth bearer on api.x.ai (the default)",
-        credential: CredentialKind::Oauth,
-        model_prefix: "xai-grok/",
-    },
-    RouteSpec {
         route: Route::Subscription,
         name: "subscription",
-        description: "OAuth bearer on the Grok CLI subscription rail",
+        description: "OAuth bearer on the Grok CLI subscription rail (the default)",
         credential: CredentialKind::Oauth,
         model_prefix: "xai-grok-sub/",
+        bills: "the Grok subscription's allowance (weekly or monthly), then its pay-as-you-go or prepaid credits",
+    },
+    RouteSpec {
+        route: Route::Api,
+        name: "api",
+        description: "OAuth bearer on api.x.ai",
+        credential: CredentialKind::Oauth,
+        model_prefix: "xai-grok/",
+        bills: "xAI's API pool, not the subscription: its free allowance, then the personal team's API credits",
     },
     RouteSpec {
         route: Route::ApiKey,
@@ -173,6 +205,7 @@ pub const ROUTES: &[RouteSpec] = &[
         description: "an xAI API key on api.x.ai (BYOK)",
         credential: CredentialKind::ApiKey,
         model_prefix: "xai/",
+        bills: "the API key's team credits (console.x.ai)",
     },
 ];
 
@@ -219,7 +252,7 @@ mod tests {
         let m = manifest();
         assert_eq!(
             (m.id.as_str(), m.routes[0].name.as_str()),
-            ("xai-grok", "api")
+            ("xai-grok", "subscription")
         );
         let keys: BTreeSet<&str> = m.settings.iter().map(|s| s.key.as_str()).collect();
         assert_eq!(keys.len(), m.settings.len(), "keys are unique");

@@ -107,6 +107,7 @@ impl ModelsCache {
         ModelList {
             route: route.name().to_owned(),
             default_model_id: choose_default(route, &self.models),
+            bills: route.bills().to_owned(),
             models: self.models.clone(),
             media_models: self.media_models.clone(),
             cached,

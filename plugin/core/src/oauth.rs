@@ -138,7 +138,7 @@ pub enum OAuthReply {
 }
 
 /// Classify `reply` of the endpoint named `what`.
-pub fn classify_oauth(reply: &Reply, what: &str, now_ms: u64, secrets: &[&str]) -> OAuthReply {
+pub fn classify_oauth(reply: &Reply, what: &str, secrets: &[&str]) -> OAuthReply {
     let status = reply.status;
     if (300..400).contains(&status) {
         return OAuthReply::Failure(ProviderError::InvalidResponse(format!(
@@ -150,7 +150,7 @@ pub fn classify_oauth(reply: &Reply, what: &str, now_ms: u64, secrets: &[&str]) 
             format!("{what}: {}", upstream_message(status, &reply.body, secrets)),
             reply
                 .header("retry-after")
-                .and_then(|v| parse_retry_after(v, now_ms)),
+                .and_then(parse_retry_after),
         ));
     }
     if status >= 500 {
@@ -219,7 +219,6 @@ mod tests {
                         r#"{"error":"authorization_pending","error_description":"wait"}"#
                     ),
                     "t",
-                    0,
                     &[]
                 ),
                 OAuthReply::Error {
@@ -260,29 +259,29 @@ mod tests {
     #[test]
     fn other_answers() {
         assert!(matches!(
-            classify_oauth(&reply(200, r#"{"access_token":"a"}"#), "t", 0, &[]),
+            classify_oauth(&reply(200, r#"{"access_token":"a"}"#), "t", &[]),
             OAuthReply::Success(_)
         ));
         assert!(matches!(
-            classify_oauth(&reply(200, "<html>"), "t", 0, &[]),
+            classify_oauth(&reply(200, "<html>"), "t", &[]),
             OAuthReply::Failure(ProviderError::InvalidResponse(_))
         ));
         assert!(matches!(
-            classify_oauth(&reply(429, ""), "t", 0, &[]),
+            classify_oauth(&reply(429, ""), "t", &[]),
             OAuthReply::Failure(ProviderError::RateLimited {
                 retry_after_seconds: Some(3),
                 ..
             })
         ));
         assert!(matches!(
-            classify_oauth(&reply(502, r#"{"error":"server_error"}"#), "t", 0, &[]),
+            classify_oauth(&reply(502, r#"{"error":"server_error"}"#), "t", &[]),
             OAuthReply::Failure(ProviderError::UpstreamUnavailable(_))
         ));
         assert!(
-            matches!(classify_oauth(&reply(301, ""), "t", 0, &[]), OAuthReply::Failure(ProviderError::InvalidResponse(m)) if m.contains("redirect"))
+            matches!(classify_oauth(&reply(301, ""), "t", &[]), OAuthReply::Failure(ProviderError::InvalidResponse(m)) if m.contains("redirect"))
         );
         assert!(
-            matches!(classify_oauth(&reply(403, "<html>cf</html>"), "t", 0, &[]), OAuthReply::Failure(ProviderError::InvalidResponse(m)) if m.contains("HTTP 403"))
+            matches!(classify_oauth(&reply(403, "<html>cf</html>"), "t", &[]), OAuthReply::Failure(ProviderError::InvalidResponse(m)) if m.contains("HTTP 403"))
         );
     }
 }

@@ -25,7 +25,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, in the manifest's order (the default first).
-    pub const ALL: [Route; 3] = [Route::Api, Route::Subscription, Route::ApiKey];
+    pub const ALL: [Route; 3] = [Route::Subscription, Route::Api, Route::ApiKey];
 
     fn spec(self) -> &'static RouteSpec {
         ROUTES
@@ -47,6 +47,11 @@ impl Route {
     /// The credential it spends.
     pub fn credential(self) -> CredentialKind {
         self.spec().credential
+    }
+
+    /// Which pool its requests spend, for people.
+    pub fn bills(self) -> &'static str {
+        self.spec().bills
     }
 
     /// The route called `name`.
@@ -93,7 +98,7 @@ impl std::fmt::Display for Route {
     }
 }
 
-/// `api, subscription, api-key`, for messages.
+/// `subscription, api, api-key`, for messages.
 pub fn route_list() -> String {
     Route::ALL.map(Route::name).join(", ")
 }
@@ -213,15 +218,31 @@ mod tests {
     }
 
     #[test]
+    fn the_seeds_model_ids_keep_their_route_under_the_subscription_default() {
+        // grok-4.3 is API-only: the seed's `xai-grok/` id names the api route, whatever the
+        // default; a bare id takes the default, now the subscription.
+        assert_eq!(
+            ok(None, "xai-grok/grok-4.3", Route::Subscription),
+            (Route::Api, "grok-4.3".into())
+        );
+        assert_eq!(
+            ok(None, "grok-4.6", Route::Subscription),
+            (Route::Subscription, "grok-4.6".into())
+        );
+        assert_eq!(crate::settings::Settings::default().default_route, Route::Subscription);
+        assert_eq!(Route::ALL[0], Route::Subscription, "the default first");
+    }
+
+    #[test]
     fn contradictions_and_unknown_names_are_invalid_input() {
         let e = resolve(Some("api"), "xai-grok-sub/grok-4.3", Route::Api).unwrap_err();
         assert!(
-            matches!(&e, ProviderError::InvalidInput(m) if m.contains("names the route subscription") && m.contains("api, subscription, api-key")),
+            matches!(&e, ProviderError::InvalidInput(m) if m.contains("names the route subscription") && m.contains("subscription, api, api-key")),
             "{e:?}"
         );
         let e = resolve(Some("premium"), "grok-4.3", Route::Api).unwrap_err();
         assert!(
-            matches!(&e, ProviderError::InvalidInput(m) if m.contains("\"premium\"") && m.contains("api, subscription, api-key")),
+            matches!(&e, ProviderError::InvalidInput(m) if m.contains("\"premium\"") && m.contains("subscription, api, api-key")),
             "{e:?}"
         );
     }
@@ -238,7 +259,7 @@ mod tests {
         );
         assert_eq!(
             alternatives(Route::ApiKey, |_| true),
-            ["api", "subscription"]
+            ["subscription", "api"]
         );
     }
 

@@ -34,6 +34,10 @@ pub struct Settings {
     pub subscription_client_identifier: String,
     /// `x-grok-client-version` on the subscription rail.
     pub subscription_client_version: String,
+    /// `x-grok-client-mode` on the subscription rail.
+    pub subscription_client_mode: String,
+    /// `x-authenticateresponse` on the subscription rail.
+    pub subscription_authenticate_response: String,
     /// `User-Agent` sent upstream.
     pub user_agent: String,
 }
@@ -124,6 +128,8 @@ impl Settings {
             subscription_token_auth: get(keys::SUBSCRIPTION_TOKEN_AUTH)?,
             subscription_client_identifier: get(keys::SUBSCRIPTION_CLIENT_IDENTIFIER)?,
             subscription_client_version: get(keys::SUBSCRIPTION_CLIENT_VERSION)?,
+            subscription_client_mode: get(keys::SUBSCRIPTION_CLIENT_MODE)?,
+            subscription_authenticate_response: get(keys::SUBSCRIPTION_AUTHENTICATE_RESPONSE)?,
             user_agent: get(keys::USER_AGENT)?,
         })
     }
@@ -157,6 +163,14 @@ impl Settings {
                 (
                     "x-grok-client-version".to_owned(),
                     self.subscription_client_version.clone(),
+                ),
+                (
+                    "x-grok-client-mode".to_owned(),
+                    self.subscription_client_mode.clone(),
+                ),
+                (
+                    "x-authenticateresponse".to_owned(),
+                    self.subscription_authenticate_response.clone(),
                 ),
             ],
             Route::Api | Route::ApiKey => Vec::new(),
@@ -201,7 +215,15 @@ mod tests {
             s.scope,
             "openid profile email offline_access grok-cli:access api:access"
         );
-        assert_eq!(s.default_route, Route::Api);
+        assert_eq!(s.default_route, Route::Subscription);
+        assert_eq!(
+            (
+                s.subscription_client_version.as_str(),
+                s.subscription_client_mode.as_str(),
+                s.subscription_authenticate_response.as_str()
+            ),
+            ("1.0.6", "headless", "authenticate-response")
+        );
         assert_eq!(
             (
                 s.subscription_token_auth.as_str(),
@@ -223,12 +245,14 @@ mod tests {
             ("no-such-key", "whatever"),
             ("user-agent", " "),
             ("subscription-client-version", "2.0.1"),
+            ("subscription-client-mode", "interactive"),
         ])
         .unwrap();
         assert_eq!(s.api_base, "http://127.0.0.1:9/v1");
         assert_eq!(s.default_route, Route::ApiKey);
         assert_eq!(s.user_agent, Settings::default().user_agent);
         assert_eq!(s.subscription_client_version, "2.0.1");
+        assert_eq!(s.subscription_client_mode, "interactive");
         assert_eq!(with("user-agent", "host/1").unwrap().user_agent, "host/1");
     }
 
@@ -239,7 +263,7 @@ mod tests {
         refused("subscription-base", "not a url");
         refused("subscription-base", "https://x.ai/v1?debug=1");
         refused("api-base", "https://user@api.x.ai/v1");
-        assert!(refused("default-route", "premium").contains("api, subscription, api-key"));
+        assert!(refused("default-route", "premium").contains("subscription, api, api-key"));
         refused("client-id", "");
         refused("client-id", "  ");
         refused("subscription-token-auth", "a\r\nx-evil: 1");
@@ -290,7 +314,9 @@ mod tests {
             [
                 "x-xai-token-auth",
                 "x-grok-client-identifier",
-                "x-grok-client-version"
+                "x-grok-client-version",
+                "x-grok-client-mode",
+                "x-authenticateresponse"
             ]
         );
     }

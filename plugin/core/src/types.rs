@@ -121,6 +121,8 @@ pub struct ConnectionStatus {
     pub tier: Option<u32>,
     /// Human name of the tier.
     pub tier_name: Option<String>,
+    /// The subscription the rail names (`GET /user?include=subscription`), when known.
+    pub subscription: Option<String>,
     /// Access-token expiry (unix seconds).
     pub expires_at: Option<u64>,
     /// The model to switch to after connecting.
@@ -140,10 +142,12 @@ pub struct ConnectionStatus {
 pub struct RouteStatus {
     /// The route.
     pub name: String,
-    /// Its credential is stored.
+    /// Its credential is stored (and, for the login, not known to be revoked).
     pub usable: bool,
     /// Why not, when not.
     pub detail: Option<String>,
+    /// Which pool its requests spend, for people.
+    pub bills: String,
 }
 
 /// The stored API key, described without revealing it.
@@ -166,15 +170,37 @@ pub struct CreditBalance {
     pub unit: String,
 }
 
-/// What is left of a route's quota.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The length of a quota's allowance period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaPeriod {
+    /// Resets weekly.
+    Weekly,
+    /// Resets monthly.
+    Monthly,
+}
+
+/// What is left of a route's quota. Money in US cents; `None`: not reported.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct QuotaReport {
     /// The route asked about.
     pub route: String,
-    /// The balance, when upstream answered one.
-    pub credits: Option<CreditBalance>,
-    /// When the balance resets (unix seconds), when reported.
+    /// Share of the period's included allowance used, 0 to 100.
+    pub percent_used: Option<f64>,
+    /// The period of the allowance.
+    pub period: Option<QuotaPeriod>,
+    /// When the current period began (unix seconds).
+    pub period_start: Option<u64>,
+    /// When the period ends and the allowance resets (unix seconds).
     pub resets_at: Option<u64>,
+    /// Cap on pay-as-you-go spending this period (US cents).
+    pub on_demand_cap_cents: Option<u64>,
+    /// Pay-as-you-go spending this period (US cents).
+    pub on_demand_used_cents: Option<u64>,
+    /// Prepaid credit balance (US cents, magnitude).
+    pub prepaid_balance_cents: Option<u64>,
+    /// A limit and its use, when upstream answered the legacy shape.
+    pub credits: Option<CreditBalance>,
     /// Where the figure comes from, or plainly why it is unknown.
     pub detail: String,
     /// When upstream was asked (unix seconds).
@@ -222,6 +248,8 @@ pub struct ModelList {
     pub media_models: Vec<Model>,
     /// The default model.
     pub default_model_id: String,
+    /// Which pool the route's requests spend, for people.
+    pub bills: String,
     /// Whether this came from the cache.
     pub cached: bool,
     /// When fetched upstream (unix seconds).

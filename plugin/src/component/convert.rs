@@ -73,6 +73,7 @@ pub fn error(e: ProviderError) -> wit::ProviderError {
         ProviderError::InvalidInput(m) => W::InvalidInput(m),
         ProviderError::DeniedBySandbox(m) => W::DeniedBySandbox(m),
         ProviderError::Storage(m) => W::Storage(m),
+        ProviderError::ClientOutdated(m) => W::ClientOutdated(m),
         other => W::InvalidResponse(other.to_string()),
     }
 }
@@ -100,6 +101,7 @@ pub fn status(s: core::ConnectionStatus) -> wit::ConnectionStatus {
         connected: s.connected,
         tier: s.tier,
         tier_name: s.tier_name,
+        subscription: s.subscription,
         expires_at: s.expires_at,
         default_model_id: s.default_model_id,
         models: s.models.into_iter().map(model).collect(),
@@ -112,6 +114,7 @@ pub fn status(s: core::ConnectionStatus) -> wit::ConnectionStatus {
                 name: r.name,
                 usable: r.usable,
                 detail: r.detail,
+                bills: r.bills,
             })
             .collect(),
     }
@@ -127,12 +130,21 @@ pub fn api_key_info(s: core::ApiKeyInfo) -> wit::ApiKeyInfo {
 pub fn quota_report(q: core::QuotaReport) -> wit::QuotaReport {
     wit::QuotaReport {
         route: q.route,
+        percent_used: q.percent_used,
+        period: q.period.map(|p| match p {
+            core::QuotaPeriod::Weekly => wit::QuotaPeriod::Weekly,
+            core::QuotaPeriod::Monthly => wit::QuotaPeriod::Monthly,
+        }),
+        period_start: q.period_start,
+        resets_at: q.resets_at,
+        on_demand_cap_cents: q.on_demand_cap_cents,
+        on_demand_used_cents: q.on_demand_used_cents,
+        prepaid_balance_cents: q.prepaid_balance_cents,
         credits: q.credits.map(|c| wit::CreditBalance {
             remaining: c.remaining,
             total: c.total,
             unit: c.unit,
         }),
-        resets_at: q.resets_at,
         detail: q.detail,
         fetched_at: q.fetched_at,
     }
@@ -173,6 +185,7 @@ pub fn model_list(l: core::ModelList) -> wit::ModelList {
         models: l.models.into_iter().map(model).collect(),
         media_models: l.media_models.into_iter().map(model).collect(),
         default_model_id: l.default_model_id,
+        bills: l.bills,
         cached: l.cached,
         fetched_at: l.fetched_at,
     }

@@ -3,7 +3,7 @@
 
 use super::credentials::RefreshMode;
 use super::routes::no_api_key;
-use super::{Provider, SERVER_ERROR_BACKOFF_MS};
+use super::{GENERIC_RETRY_WAIT_CAP_SECONDS, Provider, SERVER_ERROR_BACKOFF_MS};
 use crate::api_error::{ApiFailure, classify_api_error};
 use crate::api_key::{API_KEY_CONSOLE, ApiKey};
 use crate::chat::{Plan, UpstreamRequest, explain_refusal, parse_reply, plan, request_body};
@@ -74,9 +74,10 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     /// Send a request of `route` built by `build` (given the bearer), with the route's
     /// headers, under the error policy of the model API: on 401 (or 403 bad-credentials)
     /// one forced refresh and one retry for the OAuth login, none for an API key (no
-    /// refresh exists for it); two backed-off retries on 5xx (unless `server_errors`
-    /// says report); everything else final. Returns the 2xx response and the bearer it
-    /// was sent with.
+    /// refresh exists for it); two retries on 5xx (unless `server_errors` says report, or
+    /// upstream answered `x-should-retry: false`), each after the backoff or the
+    /// answer's `Retry-After` clamped to 30 s; everything else final. Returns the 2xx
+    /// response and the bearer it was sent with.
     pub(super) fn api_send(
         &mut self,
         route: Route,
@@ -95,11 +96,14 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
                 return Ok((resp, bearer));
             }
             let reply = read_reply(resp, "model API")?;
+            // xAI's CLI: `false` makes any status final; `true` is ignored.
+            let retry_forbidden = reply
+                .header("x-should-retry")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
             let failure = classify_api_error(
                 reply.status,
                 reply.header("retry-after"),
                 &reply.body,
-                self.now(),
                 &bearer.secrets(),
                 route,
             );
@@ -119,15 +123,24 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
                         "the credentials were rejected even after a refresh: logout, then start again (upstream: {msg})"
                     )));
                 }
-                (ApiFailure::Server(_), _)
+                (ApiFailure::Server { retry_after, .. }, _)
                     if server_errors == ServerErrors::Retry
+                        && !retry_forbidden
                         && server_retries < SERVER_ERROR_BACKOFF_MS.len() =>
                 {
-                    self.clock.sleep_ms(SERVER_ERROR_BACKOFF_MS[server_retries]);
+                    let wait = retry_after.map_or(SERVER_ERROR_BACKOFF_MS[server_retries], |s| {
+                        u64::from(s.min(GENERIC_RETRY_WAIT_CAP_SECONDS)) * 1000
+                    });
+                    self.clock.sleep_ms(wait);
                     server_retries += 1;
                 }
-                (ApiFailure::Server(msg), _) => {
-                    return Err(ProviderError::UpstreamUnavailable(msg));
+                (ApiFailure::Server { message, .. }, _) => {
+                    let why = if retry_forbidden {
+                        " (upstream said not to retry)"
+                    } else {
+                        ""
+                    };
+                    return Err(ProviderError::UpstreamUnavailable(format!("{message}{why}")));
                 }
                 (ApiFailure::Final(e), _) => return Err(e),
             }

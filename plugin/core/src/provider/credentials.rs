@@ -1,15 +1,46 @@
 //! The stored OAuth login (secret key `credentials`) and its single-flight refresh.
 
-use super::{CREDENTIALS_LOCK, FORCED_REFRESH_MIN_AGE_MS, LOCK_TIMEOUT_MS, Provider, is_transient};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    CREDENTIALS_LOCK, FORCED_REFRESH_MIN_AGE_MS, LOCK_TIMEOUT_MS, Provider, REFRESH_ATTEMPTS,
+    REFRESH_BACKOFF_MS, is_transient,
+};
 use crate::error::ProviderError;
 use crate::http::{post_form, read_reply};
 use crate::io::{Clock, SecretStore, Transport};
-use crate::oauth::{OAuthAction, OAuthError, OAuthReply, classify_oauth, describe};
+use crate::oauth::{OAuthError, OAuthReply, classify_oauth, describe};
 use crate::token::{Credentials, TokenResponse};
 use crate::types::ConnectionStatus;
 
 /// Store key of the credential record.
 pub const CREDENTIALS_KEY: &str = "credentials";
+/// Store key of the mark left when the token endpoint declared the stored login dead
+/// (`invalid_grant`, `invalid_client`): `status` then no longer says connected, and calls
+/// fail at once instead of redeeming a dead refresh token again.
+pub const REVOKED_KEY: &str = "credentials-revoked";
+
+/// What the token endpoint said of the stored login, and which record it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedMark {
+    /// The `generation` of the credential record refused.
+    pub generation: u64,
+    /// When the refusal was met (unix ms).
+    pub at_ms: u64,
+    /// The message callers get (no secret in it).
+    pub message: String,
+}
+
+/// What a caller is told about a login the token endpoint declared dead.
+pub fn revoked_message(code: &OAuthError, description: Option<&str>) -> String {
+    format!(
+        "the login was revoked or has expired (token endpoint: {}). Another client using the same \
+         xAI client id for this account (such as xAI's own `grok` CLI) may have rotated it, which \
+         revokes this one: log in again (logout, then start); to keep both, sign the other client \
+         in with its own login after this one",
+        describe(code, description)
+    )
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum RefreshMode {
@@ -66,7 +97,19 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
 
     pub(super) fn usable_credentials(&mut self) -> Result<Credentials, ProviderError> {
         let creds = self.load_credentials()?.ok_or_else(not_connected)?;
+        if let Some(mark) = self.revoked_mark(&creds) {
+            return Err(ProviderError::Unauthorized(mark.message));
+        }
         self.fresh_credentials(creds)
+    }
+
+    /// The revocation mark of `creds`, when the token endpoint declared that very record
+    /// dead (a newer login or a refresh by another process moved the generation on).
+    pub(super) fn revoked_mark(&mut self, creds: &Credentials) -> Option<RevokedMark> {
+        self.load_json::<RevokedMark>(REVOKED_KEY)
+            .ok()
+            .flatten()
+            .filter(|m| m.generation == creds.generation)
     }
 
     /// Single-flight refresh. `seen_generation` is the record the caller worked with:
@@ -97,51 +140,87 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         })?;
         let endpoints = self.endpoints()?;
         let client_id = self.settings.client_id.clone();
-        let req = post_form(
-            endpoints.token_endpoint,
-            &self.user_agent(),
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &refresh_token),
-                ("client_id", &client_id),
-            ],
-        );
-        // A network error leaves the old record: whether the token was consumed is unknowable.
-        let reply = read_reply(self.send(req)?, "token endpoint")?;
-        match classify_oauth(&reply, "token refresh", now, &current.secrets()) {
-            OAuthReply::Success(v) => {
-                let tokens = TokenResponse::parse(&v)?;
-                let next = Credentials::from_token_response(
-                    tokens,
-                    self.now(),
-                    Some(&current),
-                    current.generation.wrapping_add(1),
-                );
-                // Saved before use: the old refresh token is dead from now on.
-                self.save_credentials(&next)?;
-                Ok(next)
+        // Like xAI's CLI: only `invalid_grant` and `invalid_client` end the login; any other
+        // failure (network, 5xx, 429, other 4xx, unknown codes) is tried again, up to
+        // REFRESH_ATTEMPTS in all, and then reported as transient with the login kept. A
+        // resend after a cut answer relies on the issuer's short grace for a just-rotated
+        // token (xAI's CLI assumes one of up to 60 s).
+        let mut attempt = 0;
+        loop {
+            let req = post_form(
+                endpoints.token_endpoint.clone(),
+                &self.user_agent(),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &refresh_token),
+                    ("client_id", &client_id),
+                ],
+            );
+            let failure = match self.send(req).and_then(|r| read_reply(r, "token endpoint")) {
+                Err(e) => e,
+                Ok(reply) => match classify_oauth(&reply, "token refresh", &current.secrets()) {
+                    OAuthReply::Success(v) => {
+                        // A 2xx answer consumed the refresh token: never resent, even when
+                        // its body is unreadable.
+                        let tokens = TokenResponse::parse(&v)?;
+                        let next = Credentials::from_token_response(
+                            tokens,
+                            self.now(),
+                            Some(&current),
+                            current.generation.wrapping_add(1),
+                        );
+                        // Saved before use: the old refresh token is dead from now on.
+                        self.save_credentials(&next)?;
+                        return Ok(next);
+                    }
+                    OAuthReply::Error {
+                        code: code @ (OAuthError::InvalidGrant | OAuthError::InvalidClient),
+                        description,
+                    } => return self.login_refused(&current, &code, description.as_deref()),
+                    OAuthReply::Error { code, description } => {
+                        ProviderError::UpstreamUnavailable(format!(
+                            "the token endpoint could not refresh now ({}); the login is kept: retry shortly",
+                            describe(&code, description.as_deref())
+                        ))
+                    }
+                    OAuthReply::Failure(ProviderError::InvalidResponse(m)) if !reply.is_success() => {
+                        ProviderError::UpstreamUnavailable(format!(
+                            "{m}; the login is kept: retry shortly"
+                        ))
+                    }
+                    OAuthReply::Failure(e) => e,
+                },
+            };
+            if !is_transient(&failure) || attempt + 1 >= REFRESH_ATTEMPTS {
+                return Err(failure);
             }
-            OAuthReply::Error {
-                code: OAuthError::InvalidGrant,
-                ..
-            } => match self.load_credentials()? {
-                Some(c) if c.generation != current.generation => Ok(c),
-                _ => Err(ProviderError::Unauthorized(
-                    "the login was revoked or expired: logout, then start again".into(),
-                )),
-            },
-            // The server's trouble, not the login's: the refresh token was not consumed.
-            OAuthReply::Error { code, description } if code.action() == OAuthAction::RetryLater => {
-                Err(ProviderError::UpstreamUnavailable(format!(
-                    "the token endpoint could not refresh now ({}): retry shortly",
-                    describe(&code, description.as_deref())
-                )))
-            }
-            OAuthReply::Error { code, description } => Err(ProviderError::Unauthorized(format!(
-                "the token endpoint refused the refresh ({}): logout, then start again",
-                describe(&code, description.as_deref())
-            ))),
-            OAuthReply::Failure(e) => Err(e),
+            self.clock.sleep_ms(REFRESH_BACKOFF_MS[attempt]);
+            attempt += 1;
         }
+    }
+
+    /// The token endpoint declared the login dead. Another process may have refreshed
+    /// meanwhile (its record is newer): use that. Otherwise mark the record revoked, so
+    /// that `status` stops calling it connected, and say what may have happened.
+    fn login_refused(
+        &mut self,
+        current: &Credentials,
+        code: &OAuthError,
+        description: Option<&str>,
+    ) -> Result<Credentials, ProviderError> {
+        if let Some(c) = self.load_credentials()?
+            && c.generation != current.generation
+        {
+            return Ok(c);
+        }
+        let message = revoked_message(code, description);
+        let mark = RevokedMark {
+            generation: current.generation,
+            at_ms: self.now(),
+            message: message.clone(),
+        };
+        // The refusal is reported even if the mark cannot be written.
+        let _ = self.save_json(REVOKED_KEY, &mark);
+        Err(ProviderError::Unauthorized(message))
     }
 }

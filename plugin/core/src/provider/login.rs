@@ -51,7 +51,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             ));
         }
         let reply = read_reply(resp, "device authorization")?;
-        let auth = match classify_oauth(&reply, "device authorization", self.now(), &[]) {
+        let auth = match classify_oauth(&reply, "device authorization", &[]) {
             OAuthReply::Success(v) => parse_device_authorization(&v)?,
             OAuthReply::Error {
                 code: OAuthError::AccessDenied,
@@ -180,7 +180,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         let reply = read_reply(self.send(req)?, "token endpoint")?;
         flow.last_poll_ms = Some(now);
         let device_code = flow.device_code.clone();
-        match classify_oauth(&reply, "device token poll", now, &[&device_code]) {
+        match classify_oauth(&reply, "device token poll", &[&device_code]) {
             OAuthReply::Success(v) => {
                 let saved = TokenResponse::parse(&v).and_then(|t| self.store_new_login(t));
                 // A used device code is never polled again, whatever happened above; the
@@ -242,6 +242,8 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             Credentials::from_token_response(tokens, self.now(), None, generation.wrapping_add(1));
         self.save_credentials(&creds)?;
         let _ = self.forget_oauth_models();
+        // A mark left on an older login does not concern this one.
+        let _ = self.store.delete(super::credentials::REVOKED_KEY);
         Ok(creds)
     }
 

@@ -35,7 +35,8 @@ use crate::oauth::{OAuthReply, classify_oauth};
 use crate::origin::Origin;
 use crate::settings::Settings;
 
-pub use credentials::CREDENTIALS_KEY;
+pub use credentials::{CREDENTIALS_KEY, REVOKED_KEY, RevokedMark};
+pub use status::{SUBSCRIPTION_KEY, SubscriptionCache, USER_PATH};
 pub use login::ACCESS_DENIED_GUIDANCE;
 
 /// Lock serializing refresh-token redemption, credential writes and logout.
@@ -48,8 +49,16 @@ pub const LOGIN_LOCK: &str = "login";
 pub const LOCK_TIMEOUT_MS: u32 = 150_000;
 /// A forced refresh of credentials younger than this reuses them (someone just refreshed).
 pub const FORCED_REFRESH_MIN_AGE_MS: u64 = 2_000;
-/// Waits before the retries of a 5xx answer.
+/// Waits before the retries of a 5xx answer (without `Retry-After`).
 pub const SERVER_ERROR_BACKOFF_MS: [u64; 2] = [250, 1_000];
+/// The longest a retry of a 5xx answer waits, whatever its `Retry-After` says (xAI's CLI
+/// clamps generic retries to 30 s).
+pub const GENERIC_RETRY_WAIT_CAP_SECONDS: u32 = 30;
+/// Attempts of one refresh before a transient failure is reported (xAI's CLI: 3). The
+/// login is kept either way.
+pub const REFRESH_ATTEMPTS: usize = 3;
+/// Waits between refresh attempts.
+pub const REFRESH_BACKOFF_MS: [u64; REFRESH_ATTEMPTS - 1] = [200, 1_000];
 
 fn is_transient(e: &ProviderError) -> bool {
     matches!(
@@ -146,10 +155,9 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         }
         let req = get_json(self.settings.discovery_url(), &self.user_agent(), None);
         let reply = read_reply(self.send(req)?, "discovery")?;
-        let now = self.now();
         match reply.status {
             200..=299 => parse_discovery(issuer, &parse_json(&reply.body, "discovery")?),
-            _ => match classify_oauth(&reply, "discovery", now, &[]) {
+            _ => match classify_oauth(&reply, "discovery", &[]) {
                 OAuthReply::Failure(e) => Err(e),
                 _ => Err(ProviderError::InvalidResponse(format!(
                     "discovery failed: HTTP {}",

@@ -31,6 +31,8 @@ pub(super) enum Stored {
     Usable,
     /// Something that cannot be read back.
     Unreadable,
+    /// A login the token endpoint declared dead (revoked or expired).
+    Revoked,
 }
 
 /// What the store holds for each kind of credential.
@@ -67,11 +69,17 @@ impl StoredCredentials {
                         "the stored API key is unreadable: call delete-api-key, then set-api-key"
                             .to_owned(),
                     ),
+                    (Stored::Revoked, _) => Some(
+                        "the login was revoked upstream (another client using the same xAI client id, \
+                         such as xAI's own grok CLI, may have rotated it): logout, then start again"
+                            .to_owned(),
+                    ),
                 };
                 RouteStatus {
                     name: route.name().to_owned(),
                     usable: detail.is_none(),
                     detail,
+                    bills: route.bills().to_owned(),
                 }
             })
             .collect()
@@ -109,8 +117,15 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
 
     /// What the store holds for each kind of credential.
     pub(super) fn stored(&mut self) -> StoredCredentials {
+        let oauth = match self.stored_value(CREDENTIALS_KEY, |b| Credentials::from_bytes(b).is_ok()) {
+            Stored::Usable => match self.load_credentials() {
+                Ok(Some(c)) if self.revoked_mark(&c).is_some() => Stored::Revoked,
+                _ => Stored::Usable,
+            },
+            other => other,
+        };
         StoredCredentials {
-            oauth: self.stored_value(CREDENTIALS_KEY, |b| Credentials::from_bytes(b).is_ok()),
+            oauth,
             api_key: self.stored_api_key(),
         }
     }

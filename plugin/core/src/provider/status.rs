@@ -1,30 +1,123 @@
 //! What is stored (`status`) and forgetting the login (`logout`).
 
-use super::credentials::CREDENTIALS_KEY;
+use serde::{Deserialize, Serialize};
+
+use super::api::ServerErrors;
+use super::credentials::{CREDENTIALS_KEY, REVOKED_KEY};
 use super::routes::{Stored, StoredCredentials};
 use super::{CREDENTIALS_LOCK, LOCK_TIMEOUT_MS, LOGIN_LOCK, Provider};
 use crate::error::ProviderError;
-use crate::http::post_form;
+use crate::http::{get_json, post_form, read_json};
 use crate::io::{Clock, SecretStore, Transport};
-use crate::models::{LEGACY_MODELS_KEY, ModelsCache, choose_default, models_key};
+use crate::models::{LEGACY_MODELS_KEY, MODELS_TTL_MS, ModelsCache, choose_default, models_key};
 use crate::routes::Route;
-use crate::tier::tier_name;
+use crate::tier::{subscription_name, tier_name};
 use crate::token::Credentials;
 use crate::types::{ConnectionStatus, CredentialKind, LogoutReport, Model};
+
+/// Store key of the subscription the rail named (`GET /user?include=subscription`).
+pub const SUBSCRIPTION_KEY: &str = "subscription";
+/// Path (under the subscription base) of the user's profile with the subscription.
+pub const USER_PATH: &str = "user?include=subscription";
+
+/// The rail's profile answer; only the subscription is read (`subscriptionTier` is present
+/// only with `?include=subscription` and an active subscription).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserInfo {
+    #[serde(default)]
+    subscription_tier: Option<String>,
+}
+
+/// The cached subscription, reused like the model catalogue (1 h, same tier).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionCache {
+    /// When fetched (unix ms).
+    pub fetched_at_ms: u64,
+    /// The JWT tier of the credentials it was fetched with.
+    #[serde(default)]
+    pub tier: Option<u32>,
+    /// Its display name; `None`: the rail named no active subscription.
+    pub name: Option<String>,
+}
+
+impl SubscriptionCache {
+    fn is_fresh(&self, now_ms: u64, tier: Option<u32>) -> bool {
+        self.tier == tier && self.fetched_at_ms <= now_ms && now_ms - self.fetched_at_ms < MODELS_TTL_MS
+    }
+}
 
 impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     /// The stored credentials' state: the OAuth login (refreshed first when close to
     /// expiry; a transient refresh failure while the token is still valid reports the
-    /// current state anyway), the API key's presence, each route's usability, and the
-    /// default route's models from the cache, fetched once (best effort) when the cache
-    /// is absent or stale and the route's credential is stored. Nothing stored: no
-    /// network.
+    /// current state anyway; a login the token endpoint declared dead is reported not
+    /// connected), the API key's presence, each route's usability and the pool it bills,
+    /// the subscription the rail names (when the subscription route is usable; cached like
+    /// the models), and the default route's models from the cache, fetched once (best
+    /// effort) when the cache is absent or stale and the route's credential is stored.
+    /// Nothing stored: no network.
     pub fn status(&mut self) -> Result<ConnectionStatus, ProviderError> {
         let creds = match self.load_credentials()? {
-            Some(creds) => Some(self.fresh_credentials(creds)?),
+            Some(creds) if self.revoked_mark(&creds).is_some() => Some(creds),
+            Some(creds) => match self.fresh_credentials(creds) {
+                Ok(c) => Some(c),
+                // The refresh has just learned that the login is dead: say so.
+                Err(ProviderError::Unauthorized(_))
+                    if self
+                        .load_credentials()?
+                        .is_some_and(|c| self.revoked_mark(&c).is_some()) =>
+                {
+                    self.load_credentials()?
+                }
+                Err(e) => return Err(e),
+            },
             None => None,
         };
         Ok(self.status_of(creds, true))
+    }
+
+    /// The subscription the rail names for `tier`: from the cache, else (with `fetch`)
+    /// asked once, best effort; `None` when unknown or none.
+    fn known_subscription(&mut self, tier: Option<u32>, fetch: bool) -> Option<String> {
+        let now = self.now();
+        let cache: Option<SubscriptionCache> = self.load_json(SUBSCRIPTION_KEY).unwrap_or(None);
+        if let Some(c) = &cache
+            && c.is_fresh(now, tier)
+        {
+            return c.name.clone();
+        }
+        let stale = cache.filter(|c| c.tier == tier).and_then(|c| c.name);
+        if !fetch {
+            return stale;
+        }
+        match self.fetch_subscription() {
+            Ok(name) => {
+                let record = SubscriptionCache {
+                    fetched_at_ms: now,
+                    tier,
+                    name: name.clone(),
+                };
+                let _ = self.save_json(SUBSCRIPTION_KEY, &record);
+                name
+            }
+            Err(_) => stale,
+        }
+    }
+
+    /// `GET {subscription-base}/user?include=subscription` -> the subscription's name.
+    fn fetch_subscription(&mut self) -> Result<Option<String>, ProviderError> {
+        let (url, ua) = (
+            self.settings.api_url(Route::Subscription, USER_PATH),
+            self.user_agent(),
+        );
+        let (mut resp, _) = self.api_send(Route::Subscription, ServerErrors::Report, &|token| {
+            get_json(url.clone(), &ua, Some(token))
+        })?;
+        let v = read_json(&mut resp.body, "user profile")?;
+        let user: UserInfo = serde_json::from_value(v).map_err(|_| {
+            ProviderError::InvalidResponse("the rail's user profile is not the expected object".into())
+        })?;
+        Ok(user.subscription_tier.as_deref().and_then(subscription_name))
     }
 
     /// The status with the OAuth login `creds`; with `fetch`, a missing or stale model
@@ -35,11 +128,14 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         fetch: bool,
     ) -> ConnectionStatus {
         let default = self.settings.default_route;
+        let revoked = creds
+            .as_ref()
+            .is_some_and(|c| self.revoked_mark(c).is_some());
         let stored = StoredCredentials {
-            oauth: if creds.is_some() {
-                Stored::Usable
-            } else {
-                Stored::Absent
+            oauth: match &creds {
+                Some(_) if revoked => Stored::Revoked,
+                Some(_) => Stored::Usable,
+                None => Stored::Absent,
             },
             api_key: self.stored_api_key(),
         };
@@ -61,8 +157,17 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         } else {
             (Vec::new(), None)
         };
+        // Asked only when the rail is the default route (its origin is then allowed for
+        // sure); otherwise what an earlier answer cached.
+        let subscription = if stored.of(Route::Subscription) == Stored::Usable {
+            let tier = creds.as_ref().and_then(|c| c.tier);
+            self.known_subscription(tier, fetch && default == Route::Subscription)
+        } else {
+            None
+        };
         ConnectionStatus {
-            connected: creds.is_some(),
+            connected: creds.is_some() && !revoked,
+            subscription,
             tier: creds.as_ref().and_then(|c| c.tier),
             tier_name: creds.as_ref().and_then(|c| c.tier).map(tier_name),
             expires_at: creds.as_ref().map(|c| c.expires_at_ms / 1000),
@@ -112,6 +217,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             None => false,
         };
         self.store.delete(CREDENTIALS_KEY)?;
+        self.store.delete(REVOKED_KEY)?;
         self.forget_oauth_models()?;
         self.forget_pending_logins()?;
         Ok(LogoutReport {
@@ -120,8 +226,10 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         })
     }
 
-    /// Delete the model caches of the routes that spend the OAuth login.
+    /// Delete the model caches of the routes that spend the OAuth login, and the
+    /// subscription the rail named for it.
     pub(super) fn forget_oauth_models(&mut self) -> Result<(), ProviderError> {
+        self.store.delete(SUBSCRIPTION_KEY)?;
         for route in Route::ALL {
             if route.credential() == CredentialKind::Oauth {
                 self.store.delete(&models_key(route))?;

@@ -1,4 +1,4 @@
-//! What is left of a route's quota (`usage`): the subscription rail reports its credits;
+//! What is left of a route's quota (`usage`): the subscription rail reports its allowance;
 //! xAI's API reports nothing to this client.
 
 use super::Provider;
@@ -6,55 +6,59 @@ use super::api::ServerErrors;
 use crate::error::ProviderError;
 use crate::http::{get_json, read_json};
 use crate::io::{Clock, SecretStore, Transport};
-use crate::quota::{BILLING_PATH, BILLING_SOURCE, NO_API_QUOTA, parse_credits};
+use crate::quota::{BILLING_PATH, BILLING_SOURCE, NO_API_QUOTA, Quota, parse_quota};
 use crate::routes::Route;
 use crate::types::QuotaReport;
 
 impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     /// What is left of `route`'s quota (`None`: the default route). The subscription rail
     /// is asked (`GET {subscription-base}/billing?format=credits`, its bearer and
-    /// headers); an answer without a readable balance (404, 5xx, anything unparsable) is
-    /// a report with no credits saying why, while a missing or rejected login stays an
-    /// error, as do transport and storage failures. The other routes report no figure,
-    /// without a request.
+    /// headers): the share of the allowance used, its period and reset, the pay-as-you-go
+    /// cap and use and the prepaid balance (US cents), as far as the answer says; the
+    /// legacy shape (`monthlyLimit`, `used`) is read too. An answer without a readable
+    /// figure (`config: null`, 404, 5xx, anything unparsable) is a report with no figures
+    /// saying why, while a missing or rejected login stays an error, as do transport and
+    /// storage failures. The other routes report no figure, without a request.
     pub fn usage(&mut self, route: Option<&str>) -> Result<QuotaReport, ProviderError> {
         let route = self.route_or_default(route)?;
-        let fetched_at = self.now() / 1000;
-        let report = |credits, resets_at, detail: String| QuotaReport {
+        let unknown = |detail: String, fetched_at: u64| QuotaReport {
             route: route.name().to_owned(),
-            credits,
-            resets_at,
             detail,
             fetched_at,
+            ..QuotaReport::default()
         };
+        let fetched_at = self.now() / 1000;
         if route != Route::Subscription {
-            return Ok(report(None, None, NO_API_QUOTA.to_owned()));
+            return Ok(unknown(NO_API_QUOTA.to_owned(), fetched_at));
         }
-        match self.fetch_credits(route) {
-            Ok(Some(c)) => Ok(report(
-                Some(c.balance),
-                c.resets_at,
-                format!("from {BILLING_SOURCE}"),
-            )),
-            Ok(None) => Ok(report(
-                None,
-                None,
-                "unknown: the subscription rail's billing answer has no balance this plugin can read"
+        match self.fetch_quota(route) {
+            Ok(Some(q)) => Ok(QuotaReport {
+                route: route.name().to_owned(),
+                percent_used: q.percent_used,
+                period: q.period,
+                period_start: q.period_start,
+                resets_at: q.resets_at,
+                on_demand_cap_cents: q.on_demand_cap_cents,
+                on_demand_used_cents: q.on_demand_used_cents,
+                prepaid_balance_cents: q.prepaid_balance_cents,
+                credits: q.credits,
+                detail: format!("from {BILLING_SOURCE}; amounts in US cents"),
+                fetched_at,
+            }),
+            Ok(None) => Ok(unknown(
+                "unknown: the subscription rail's billing answer reports no figures (no billing configuration)"
                     .to_owned(),
+                fetched_at,
             )),
-            Err(e) if figure_unknown(&e) => Ok(report(
-                None,
-                None,
-                format!("unknown: the subscription rail did not report credits ({e})"),
+            Err(e) if figure_unknown(&e) => Ok(unknown(
+                format!("unknown: the subscription rail did not report its quota ({e})"),
+                fetched_at,
             )),
             Err(e) => Err(self.in_route(route, e)),
         }
     }
 
-    fn fetch_credits(
-        &mut self,
-        route: Route,
-    ) -> Result<Option<crate::quota::Credits>, ProviderError> {
+    fn fetch_quota(&mut self, route: Route) -> Result<Option<Quota>, ProviderError> {
         let (url, ua) = (
             self.settings.api_url(route, BILLING_PATH),
             self.user_agent(),
@@ -63,7 +67,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             get_json(url.clone(), &ua, Some(token))
         })?;
         let v = read_json(&mut resp.body, "billing")?;
-        Ok(parse_credits(&v))
+        Ok(parse_quota(&v))
     }
 }
 

@@ -174,6 +174,11 @@ impl H {
         H::new().with_key()
     }
 
+    /// The provider with the manifest's own defaults (default route `subscription`).
+    pub fn defaults(self) -> H {
+        self.configured(&[])
+    }
+
     /// The provider with other settings (same fakes).
     pub fn configured(mut self, pairs: &[(&str, &str)]) -> H {
         let mut settings = Settings::from_pairs(pairs.iter().copied()).unwrap();
@@ -183,10 +188,13 @@ impl H {
     }
 }
 
-/// The manifest's defaults, with the tests' user agent.
+/// The manifest's defaults, with the tests' user agent and the default route pinned to
+/// `api` (most tests here were written against the developer API's URLs; the manifest's
+/// own default, `subscription`, is tested with `H::defaults`).
 pub fn settings() -> Settings {
     Settings {
         user_agent: UA.into(),
+        default_route: grok_provider_core::Route::Api,
         ..Settings::default()
     }
 }
