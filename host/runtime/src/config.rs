@@ -10,6 +10,24 @@
 //!
 //! Origins are parsed once, here ([`Origin::parse`], on `http::Uri`): `https://`, or
 //! `http://` on a loopback host named explicitly (for local test servers).
+//!
+//! Capabilities are granted, not taken: what a plugin's manifest says is a request, and
+//! the operator decides.
+//! - **Destinations.** An endpoint the operator set ([`HostConfig::set`],
+//!   [`HostConfig::with_allowed_origins`]) may be any address; one that is only the
+//!   plugin's own default reaches public addresses only ([`AllowedOrigin::operator_set`],
+//!   [`is_public_ip`]): loopback, private, link-local (cloud metadata), multicast,
+//!   unspecified and reserved addresses are refused, whether named literally or reached
+//!   through DNS (the sandbox checks literals, the connection pool the resolved
+//!   addresses), and plain http is never allowed to a default.
+//! - **Routes.** A route-bound endpoint opens when the operator enables its route, or sets
+//!   the `route-name` setting naming it; the plugin's own default `route-name` enables its
+//!   route only when the operator grants it ([`HostConfig::grant_default_route`], as the
+//!   CLI does for the plugin built into it).
+//! - **Environment.** A host that reads settings from its environment uses
+//!   [`env_overrides`]: a setting may name only variables with the plugin's own prefix
+//!   ([`env_prefix`]) or ones the operator approved, and never the host's own, proxy or
+//!   credential variables ([`forbidden_env`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -31,6 +49,7 @@ pub struct HostConfig {
     allowed_origins: Option<Vec<Origin>>,
     user_agent: Option<String>,
     policy: Option<Arc<dyn OutboundPolicy>>,
+    default_route_granted: bool,
 }
 
 impl fmt::Debug for HostConfig {
@@ -41,6 +60,7 @@ impl fmt::Debug for HostConfig {
             .field("allowed_origins", &self.allowed_origins)
             .field("user_agent", &self.user_agent)
             .field("policy", &self.policy.as_ref().map(|_| "custom"))
+            .field("default_route_granted", &self.default_route_granted)
             .finish()
     }
 }
@@ -67,9 +87,19 @@ impl HostConfig {
     }
 
     /// Enables a route of the manifest (its route-bound endpoints become reachable). The
-    /// route a `route-name` setting names (e.g. the default route) is enabled anyway.
+    /// route a `route-name` setting the operator overrode names is enabled anyway; the one
+    /// its default names only with [`Self::grant_default_route`].
     pub fn enable_route(mut self, route: impl Into<String>) -> Self {
         self.routes.insert(route.into());
+        self
+    }
+
+    /// Grants the plugin's own default `route-name` settings: the routes they name are
+    /// enabled as if the operator had named them. For a plugin the operator trusts (the
+    /// CLI grants it to the plugin built into it); without it, a plugin cannot open a
+    /// route-bound endpoint by its own default.
+    pub fn grant_default_route(mut self) -> Self {
+        self.default_route_granted = true;
         self
     }
 
@@ -82,7 +112,7 @@ impl HostConfig {
 
     /// Replaces the derived allowlist (for embedders that route endpoints through other
     /// origins, and for tests of the sandbox itself). Each origin is validated like an
-    /// endpoint.
+    /// endpoint, and counts as set by the operator (any address).
     pub fn with_allowed_origins(mut self, origins: &[&str]) -> Result<Self, HostError> {
         self.allowed_origins = Some(
             origins
@@ -134,7 +164,7 @@ impl HostConfig {
             known_route(route, "enabled route")?;
         }
         let mut overrides: Vec<(String, String)> = Vec::new();
-        let mut endpoints: Vec<(Origin, Option<&str>)> = Vec::new();
+        let mut endpoints: Vec<(AllowedOrigin, Option<&str>)> = Vec::new();
         for setting in &manifest.settings {
             let given = self.overrides.get(&setting.key).cloned().or_else(|| {
                 (setting.key == USER_AGENT_KEY)
@@ -149,11 +179,18 @@ impl HostConfig {
             match setting.kind {
                 SettingKind::Endpoint => {
                     let origin = Origin::parse(value).map_err(named)?;
-                    endpoints.push((origin, setting.route.as_deref()));
+                    let entry = AllowedOrigin {
+                        origin,
+                        operator_set: given.is_some(),
+                    };
+                    endpoints.push((entry, setting.route.as_deref()));
                 }
                 SettingKind::RouteName => {
                     known_route(value, &setting.key)?;
-                    enabled.insert(value.to_owned());
+                    // The plugin's own default opens nothing unless the operator grants it.
+                    if given.is_some() || self.default_route_granted {
+                        enabled.insert(value.to_owned());
+                    }
                 }
                 SettingKind::Text => {}
             }
@@ -162,13 +199,23 @@ impl HostConfig {
             }
         }
         let allowed = match &self.allowed_origins {
-            Some(list) => list.clone(),
+            Some(list) => list
+                .iter()
+                .map(|origin| AllowedOrigin {
+                    origin: origin.clone(),
+                    operator_set: true,
+                })
+                .collect(),
             None => {
-                let mut list: Vec<Origin> = Vec::new();
-                for (origin, route) in endpoints {
-                    let reachable = route.is_none_or(|r| enabled.contains(r));
-                    if reachable && !list.contains(&origin) {
-                        list.push(origin);
+                let mut list: Vec<AllowedOrigin> = Vec::new();
+                for (entry, route) in endpoints {
+                    if !route.is_none_or(|r| enabled.contains(r)) {
+                        continue;
+                    }
+                    // One entry per origin; the operator's word wins over a default's.
+                    match list.iter_mut().find(|e| e.origin == entry.origin) {
+                        Some(e) => e.operator_set |= entry.operator_set,
+                        None => list.push(entry),
                     }
                 }
                 list
@@ -183,14 +230,204 @@ impl HostConfig {
     }
 }
 
+/// The prefix of the environment names a plugin's settings may read without the
+/// operator's approval: the first word (letters and digits) of its manifest id,
+/// upper-cased, then `_` (`xai-grok` → `XAI_`, `acme` → `ACME_`). A first word shorter
+/// than three characters gives no prefix (such a plugin reads only approved names).
+pub fn env_prefix(plugin_id: &str) -> Option<String> {
+    let word: String = plugin_id
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    (word.len() >= 3).then(|| format!("{}_", word.to_ascii_uppercase()))
+}
+
+/// Variables of the host's own process that no plugin may read, whatever it is granted.
+const FORBIDDEN_ENV_PREFIXES: &[(&str, &str)] = &[
+    (
+        "PROVIDER_HOST_",
+        "the host's own configuration (its master key, its database)",
+    ),
+    ("AWS_", "cloud credentials"),
+    ("AZURE_", "cloud credentials"),
+    ("GOOGLE_", "cloud credentials"),
+    ("GCLOUD_", "cloud credentials"),
+    ("ARM_", "cloud credentials"),
+    ("ACTIONS_", "CI credentials"),
+];
+
+/// Exact names (compared upper-cased) of the same.
+const FORBIDDEN_ENV_NAMES: &[(&str, &str)] = &[
+    (
+        "HTTP_PROXY",
+        "the host's proxy (which may carry credentials)",
+    ),
+    (
+        "HTTPS_PROXY",
+        "the host's proxy (which may carry credentials)",
+    ),
+    (
+        "ALL_PROXY",
+        "the host's proxy (which may carry credentials)",
+    ),
+    ("NO_PROXY", "the host's proxy settings"),
+    (
+        "FTP_PROXY",
+        "the host's proxy (which may carry credentials)",
+    ),
+    ("SSL_CERT_FILE", "the host's trust store"),
+    ("SSL_CERT_DIR", "the host's trust store"),
+    ("GITHUB_TOKEN", "a credential"),
+    ("GH_TOKEN", "a credential"),
+    ("GITLAB_TOKEN", "a credential"),
+    ("CI_JOB_TOKEN", "a credential"),
+    ("NPM_TOKEN", "a credential"),
+    ("NODE_AUTH_TOKEN", "a credential"),
+    ("CARGO_REGISTRY_TOKEN", "a credential"),
+    ("DOCKER_PASSWORD", "a credential"),
+    ("DOCKER_AUTH_CONFIG", "a credential"),
+    ("VAULT_TOKEN", "a credential"),
+    ("PGPASSWORD", "a credential"),
+    ("DATABASE_URL", "a credential"),
+    ("SSH_AUTH_SOCK", "a credential"),
+    ("KUBECONFIG", "a credential"),
+    ("RUST_LOG", "the host's own configuration"),
+];
+
+/// Why no plugin may read the environment variable `name`, if none may: the host's own
+/// variables (`PROVIDER_HOST_*`), proxy variables in any case, and known credential
+/// variables (`AWS_*`, `GITHUB_TOKEN`, ...). The operator cannot approve these.
+pub fn forbidden_env(name: &str) -> Option<&'static str> {
+    let upper = name.to_ascii_uppercase();
+    FORBIDDEN_ENV_PREFIXES
+        .iter()
+        .find(|(p, _)| upper.starts_with(p))
+        .or_else(|| FORBIDDEN_ENV_NAMES.iter().find(|(n, _)| upper == *n))
+        .map(|(_, why)| *why)
+}
+
+/// One setting's value read from the environment by [`env_overrides`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnvOverride {
+    /// The setting's key.
+    pub key: String,
+    /// The variable it was read from.
+    pub var: String,
+    /// Its value, trimmed (an endpoint's trailing `/` removed).
+    pub value: String,
+    /// Whether the variable carries the plugin's own prefix; a value read from any other
+    /// (approved) variable is never repeated in an error.
+    pub own: bool,
+}
+
+impl fmt::Debug for EnvOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvOverride")
+            .field("key", &self.key)
+            .field("var", &self.var)
+            .field("own", &self.own)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The operator's overrides a host reads from its environment for `manifest`: each
+/// setting with an `env` name whose variable `lookup` finds set (and not blank).
+///
+/// Every `env` name of the manifest is checked first, set or not: a name no plugin may
+/// read ([`forbidden_env`]) is refused even if approved; any other name must carry the
+/// plugin's prefix ([`env_prefix`]) or be in `approved`. A refusal is a
+/// [`HostError::Config`] naming the setting and the variable. An endpoint's value must be
+/// an origin the sandbox accepts and a route name a route of the plugin; the error names
+/// the variable, and repeats the value only when the variable is the plugin's own.
+pub fn env_overrides(
+    manifest: &PluginManifest,
+    approved: &BTreeSet<String>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<EnvOverride>, HostError> {
+    let prefix = env_prefix(&manifest.id);
+    let plugin = &manifest.id;
+    let own = |var: &str| prefix.as_deref().is_some_and(|p| var.starts_with(p));
+    for setting in &manifest.settings {
+        let Some(var) = &setting.env else { continue };
+        let key = &setting.key;
+        if let Some(why) = forbidden_env(var) {
+            return Err(HostError::Config(format!(
+                "setting {key:?} of {plugin} reads the environment variable {var}, which no \
+                 plugin may read ({why})"
+            )));
+        }
+        if !own(var) && !approved.contains(var) {
+            let allowed = match &prefix {
+                Some(p) => format!("only {p}* names"),
+                None => "no name".to_owned(),
+            };
+            return Err(HostError::Config(format!(
+                "setting {key:?} of {plugin} reads the environment variable {var}: {plugin} \
+                 may read {allowed} unless the operator approves another"
+            )));
+        }
+    }
+    let mut found = Vec::new();
+    for setting in &manifest.settings {
+        let Some(var) = &setting.env else { continue };
+        let Some(value) = lookup(var).filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        let own = own(var);
+        let value = value.trim();
+        let value = match setting.kind {
+            SettingKind::Endpoint => {
+                if let Err(e) = Origin::parse(value) {
+                    return Err(HostError::Config(if own {
+                        format!("{var}: {e}")
+                    } else {
+                        // Not the plugin's variable: its value may be anything of the
+                        // operator's, so only the reason is told.
+                        format!("{var}: not an endpoint (https, or http on a loopback host)")
+                    }));
+                }
+                value.trim_end_matches('/')
+            }
+            SettingKind::RouteName => {
+                if !manifest.routes.iter().any(|r| r.name == value) {
+                    let routes = manifest
+                        .routes
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let shown = if own {
+                        format!("{value:?}")
+                    } else {
+                        "its value".into()
+                    };
+                    return Err(HostError::Config(format!(
+                        "{var}: {shown} is not a route of {plugin} (routes: {routes})"
+                    )));
+                }
+                value
+            }
+            SettingKind::Text => value,
+        };
+        found.push(EnvOverride {
+            key: setting.key.clone(),
+            var: var.clone(),
+            value: value.to_owned(),
+            own,
+        });
+    }
+    Ok(found)
+}
+
 /// A [`HostConfig`] checked against a plugin's manifest: what one session is given.
 #[derive(Clone)]
 pub struct ResolvedConfig {
     /// What `wasi:config/store` answers the plugin: the overrides, nothing else.
     pub overrides: Arc<[(String, String)]>,
-    /// Origins outgoing requests may reach.
-    pub allowed_origins: Arc<[Origin]>,
-    /// The routes enabled (named by the operator or by a `route-name` setting).
+    /// Origins outgoing requests may reach, each with whether the operator set it.
+    pub allowed_origins: Arc<[AllowedOrigin]>,
+    /// The routes enabled (named by the operator, by a `route-name` setting the operator
+    /// set, or by its default when granted).
     pub enabled_routes: Vec<String>,
     /// The embedder's further policy, if any.
     pub policy: Option<Arc<dyn OutboundPolicy>>,
@@ -203,6 +440,90 @@ impl fmt::Debug for ResolvedConfig {
             .field("allowed_origins", &self.allowed_origins)
             .field("enabled_routes", &self.enabled_routes)
             .finish_non_exhaustive()
+    }
+}
+
+/// An origin on a session's allowlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedOrigin {
+    /// The origin.
+    pub origin: Origin,
+    /// Set by the operator (an override, an explicit allowlist): it may be any address,
+    /// loopback and private ones included, and plain http on loopback. Otherwise it is
+    /// the plugin's own default, which may reach public addresses over https only.
+    pub operator_set: bool,
+}
+
+impl fmt::Display for AllowedOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.origin.fmt(f)
+    }
+}
+
+/// Which addresses a connection may reach: attached by the sandbox to every request it
+/// lets through (as an `http` extension), honoured by the default pool on every address
+/// it connects to after DNS. An embedder's own [`crate::HttpClient`] should honour it too
+/// (a request without it is treated as [`Reach::Public`] by the default pool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Public addresses only ([`is_public_ip`]).
+    Public,
+    /// Any address (an endpoint the operator set).
+    Any,
+}
+
+/// Whether `ip` is a public unicast address a plugin's own default may reach: not
+/// loopback, private (RFC 1918, RFC 4193 ULA, 100.64/10 shared), link-local (including
+/// the 169.254.169.254 metadata service), multicast, unspecified, broadcast, reserved or
+/// documentation ranges, nor an IPv6 form embedding one of those (IPv4-mapped,
+/// IPv4-compatible, NAT64, 6to4).
+pub fn is_public_ip(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    fn v4(ip: Ipv4Addr) -> bool {
+        let [a, b, c, _] = ip.octets();
+        !(a == 0 // "this network", 0.0.0.0
+            || a == 10
+            || a == 127
+            || (a == 100 && (64..128).contains(&b))
+            || (a == 169 && b == 254)
+            || (a == 172 && (16..32).contains(&b))
+            || (a == 192 && b == 168)
+            || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+            || (a == 192 && b == 0 && c == 2)
+            || (a == 198 && (b == 18 || b == 19)) // benchmarking
+            || (a == 198 && b == 51 && c == 100)
+            || (a == 203 && b == 0 && c == 113)
+            || a >= 224) // multicast, reserved, broadcast
+    }
+    fn v6(ip: Ipv6Addr) -> bool {
+        let s = ip.segments();
+        if let Some(inner) = ip.to_ipv4_mapped() {
+            return v4(inner);
+        }
+        // IPv4-compatible (::a.b.c.d, deprecated), NAT64 (64:ff9b::/96) and 6to4
+        // (2002::/16) carry an IPv4 address a relay may reach.
+        if s[..6] == [0; 6] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            let [a, b] = s[6].to_be_bytes();
+            let [c, d] = s[7].to_be_bytes();
+            return !ip.is_unspecified() && !ip.is_loopback() && v4(Ipv4Addr::new(a, b, c, d));
+        }
+        if s[0] == 0x2002 {
+            let [a, b] = s[1].to_be_bytes();
+            let [c, d] = s[2].to_be_bytes();
+            return v4(Ipv4Addr::new(a, b, c, d));
+        }
+        !(ip.is_unspecified()
+            || ip.is_loopback()
+            || ip.is_multicast()
+            || (s[0] & 0xfe00) == 0xfc00 // unique local
+            || (s[0] & 0xffc0) == 0xfe80 // link-local
+            || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+            || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+            || (s[0] == 0x0100 && s[1..4] == [0, 0, 0])) // discard-only
+    }
+    match ip {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => v6(ip),
     }
 }
 
@@ -285,6 +606,32 @@ impl Origin {
             );
         }
         Ok(origin)
+    }
+
+    /// The host as an IP address, when it is one (IPv6 without its brackets).
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()
+    }
+
+    /// Why a plugin's own default may not reach this origin, if it may not: plain http,
+    /// `localhost`, or an address that is not public ([`is_public_ip`]). A name is checked
+    /// again on the addresses it resolves to, when connecting.
+    pub fn default_refusal(&self) -> Option<&'static str> {
+        if self.scheme == OriginScheme::Http {
+            return Some("plain http only to an endpoint the operator set");
+        }
+        let host = self.host.trim_end_matches('.');
+        if host == "localhost" || host.ends_with(".localhost") {
+            return Some("a loopback name");
+        }
+        match self.ip() {
+            Some(ip) if !is_public_ip(ip) => Some("not a public address"),
+            _ => None,
+        }
     }
 
     /// Whether the host is a loopback address or `localhost`.
@@ -422,5 +769,176 @@ mod tests {
         assert!(bad(HostConfig::default().set("api", "http://api.acme.example")).contains("api:"));
         assert!(bad(HostConfig::default().set("default-route", "nope")).contains("not a route"));
         assert!(bad(HostConfig::default().enable_route("nope")).contains("not a route"));
+    }
+
+    #[test]
+    fn a_default_route_name_opens_its_route_only_when_granted() {
+        let mut m = manifest();
+        for s in &mut m.settings {
+            if s.key == "default-route" {
+                s.default_value = "rail".into();
+            }
+        }
+        let r = HostConfig::default().resolve(&m).unwrap();
+        assert!(!origins(&r).contains(&"https://rail.acme.example:443".to_owned()));
+        assert!(r.enabled_routes.is_empty(), "{:?}", r.enabled_routes);
+        let r = HostConfig::default()
+            .grant_default_route()
+            .resolve(&m)
+            .unwrap();
+        assert!(origins(&r).contains(&"https://rail.acme.example:443".to_owned()));
+    }
+
+    #[test]
+    fn only_endpoints_the_operator_set_may_be_private() {
+        let r = HostConfig::default()
+            .set("api", "http://127.0.0.1:9/v1")
+            .resolve(&manifest())
+            .unwrap();
+        let set: Vec<_> = r
+            .allowed_origins
+            .iter()
+            .map(|o| (o.to_string(), o.operator_set))
+            .collect();
+        assert_eq!(
+            set,
+            [
+                ("https://auth.acme.example:443".to_owned(), false),
+                ("http://127.0.0.1:9".to_owned(), true)
+            ]
+        );
+        let r = HostConfig::default()
+            .with_allowed_origins(&["https://10.0.0.1"])
+            .unwrap()
+            .resolve(&manifest())
+            .unwrap();
+        assert!(r.allowed_origins.iter().all(|o| o.operator_set));
+    }
+
+    #[test]
+    fn non_public_addresses_are_recognised_in_every_form() {
+        for private in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:169.254.169.254",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+        ] {
+            let ip: std::net::IpAddr = private.parse().unwrap();
+            assert!(!is_public_ip(ip), "{private} counted as public");
+        }
+        for public in [
+            "1.1.1.1",
+            "104.18.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+        ] {
+            let ip: std::net::IpAddr = public.parse().unwrap();
+            assert!(is_public_ip(ip), "{public} counted as private");
+        }
+        let refusal = |u: &str| Origin::parse(u).unwrap().default_refusal();
+        assert!(refusal("https://169.254.169.254").is_some());
+        assert!(refusal("https://[::ffff:169.254.169.254]").is_some());
+        assert!(refusal("https://[::ffff:a9fe:a9fe]").is_some());
+        assert!(refusal("https://localhost:8443").is_some());
+        assert!(refusal("http://127.0.0.1:8080").is_some());
+        assert!(refusal("https://api.acme.example").is_none());
+    }
+
+    fn env_manifest(env: &[(&str, &str, SettingKind)]) -> PluginManifest {
+        let mut m = manifest();
+        m.id = "acme-cloud".into();
+        for (key, var, kind) in env {
+            m.settings.push(Setting {
+                key: (*key).into(),
+                env: Some((*var).into()),
+                description: String::new(),
+                default_value: "https://x.acme.example".into(),
+                kind: *kind,
+                route: None,
+            });
+        }
+        m
+    }
+
+    #[test]
+    fn environment_names_are_the_plugins_own_or_approved_and_never_the_hosts() {
+        assert_eq!(env_prefix("xai-grok").as_deref(), Some("XAI_"));
+        assert_eq!(env_prefix("acme").as_deref(), Some("ACME_"));
+        assert_eq!(env_prefix("ab-c"), None);
+        let vars = |name: &str| match name {
+            "ACME_BASE" => Some("https://base.acme.example/".to_owned()),
+            "SHARED_REGION" => Some("eu".to_owned()),
+            "SHARED_URL" => Some("http://secret-value.example".to_owned()),
+            _ => Some("leaked".to_owned()),
+        };
+        let none = BTreeSet::new();
+        let found = env_overrides(
+            &env_manifest(&[("base", "ACME_BASE", SettingKind::Endpoint)]),
+            &none,
+            vars,
+        )
+        .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].value, "https://base.acme.example");
+        assert!(found[0].own);
+
+        let region = env_manifest(&[("region", "SHARED_REGION", SettingKind::Text)]);
+        let err = env_overrides(&region, &none, vars).unwrap_err().to_string();
+        assert!(
+            err.contains("\"region\"") && err.contains("SHARED_REGION"),
+            "{err}"
+        );
+        assert!(err.contains("ACME_*"), "{err}");
+        let approved: BTreeSet<String> = ["SHARED_REGION".to_owned(), "SHARED_URL".to_owned()]
+            .into_iter()
+            .collect();
+        let found = env_overrides(&region, &approved, vars).unwrap();
+        assert!(!found[0].own);
+
+        for forbidden in [
+            "PROVIDER_HOST_KEY",
+            "PROVIDER_HOST_SECRETS_URL",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "No_Proxy",
+            "ALL_PROXY",
+            "AWS_SECRET_ACCESS_KEY",
+            "GITHUB_TOKEN",
+        ] {
+            let m = env_manifest(&[("leak", forbidden, SettingKind::Text)]);
+            let approved: BTreeSet<String> = [forbidden.to_owned()].into_iter().collect();
+            let err = env_overrides(&m, &approved, vars).unwrap_err();
+            assert_eq!(err.code(), "config_error");
+            let err = err.to_string();
+            assert!(err.contains("\"leak\"") && err.contains(forbidden), "{err}");
+            assert!(!err.contains("leaked"), "{err}");
+        }
+        // An approved variable that is not the plugin's: its value is never repeated.
+        let m = env_manifest(&[("url", "SHARED_URL", SettingKind::Endpoint)]);
+        let err = env_overrides(&m, &approved, vars).unwrap_err().to_string();
+        assert!(
+            err.contains("SHARED_URL") && !err.contains("secret-value"),
+            "{err}"
+        );
     }
 }

@@ -10,6 +10,16 @@
 //! environment, no redirects followed. Sharing connections across tenants is safe: every
 //! request carries its own credentials, and a response is read by the request that asked
 //! for it.
+//!
+//! Destinations are checked on the addresses actually connected to: a request the sandbox
+//! marked [`Reach::Public`] (a plugin's own default endpoint) connects only to public
+//! addresses ([`is_public_ip`]): an IP literal is checked before connecting, a name's
+//! resolved addresses are filtered (none left: refused), on every new connection, and
+//! such connections are pooled apart from those of operator-set endpoints, so one is
+//! never reused for the other. Through a proxy the name is resolved by the proxy: the
+//! pool checks a literal, and a name it can resolve itself (refused if any address is not
+//! public); a name only the proxy can resolve is the proxy's to check. The connection to
+//! the proxy itself is the operator's and is not checked.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -25,10 +35,13 @@ use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
+
+use crate::config::{Reach, is_public_ip};
 
 /// How long an unused connection stays open.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,17 +73,110 @@ pub trait HttpClient: std::fmt::Debug + Send + Sync + 'static {
 /// one in an [`HttpClient`] of its own and passes that.
 pub fn default_http_client(connect_timeout: Duration) -> Arc<dyn HttpClient> {
     Arc::new(PoolClient {
-        client: OnceLock::new(),
+        public: OnceLock::new(),
+        any: OnceLock::new(),
         connect_timeout,
+        lookup: Lookup::System,
     })
 }
 
 /// The default client: hyper's keep-alive pool, TLS with the webpki and system roots,
 /// proxies from the environment. Built on the first request, so a call that sends none
-/// (like `status`) does not pay for it.
+/// (like `status`) does not pay for it. Two pools: connections to public addresses only
+/// (a plugin's own defaults) and to any address (operator-set endpoints).
 struct PoolClient {
-    client: OnceLock<PooledClient>,
+    public: OnceLock<PooledClient>,
+    any: OnceLock<PooledClient>,
     connect_timeout: Duration,
+    lookup: Lookup,
+}
+
+/// How names are resolved: the system's resolver, or a fixed table (tests).
+#[derive(Clone, Debug)]
+enum Lookup {
+    System,
+    #[cfg(test)]
+    Fixed(Arc<std::collections::HashMap<String, Vec<std::net::IpAddr>>>),
+}
+
+impl Lookup {
+    async fn resolve(&self, host: &str) -> io::Result<Vec<std::net::IpAddr>> {
+        match self {
+            Lookup::System => Ok(tokio::net::lookup_host((host, 0))
+                .await?
+                .map(|a| a.ip())
+                .collect()),
+            #[cfg(test)]
+            Lookup::Fixed(table) => table
+                .get(host)
+                .cloned()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such name")),
+        }
+    }
+}
+
+/// A destination a [`Reach::Public`] request may not connect to (the guest sees
+/// `HTTP-request-denied`).
+#[derive(Debug)]
+struct ForbiddenDestination(String);
+
+impl std::fmt::Display for ForbiddenDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is not a public address: only an endpoint the operator set may reach it",
+            self.0
+        )
+    }
+}
+
+impl StdError for ForbiddenDestination {}
+
+/// The resolver of direct connections: every address a name resolves to, or with
+/// [`Reach::Public`] only its public ones (none: [`ForbiddenDestination`]).
+#[derive(Clone, Debug)]
+struct CheckedResolver {
+    reach: Reach,
+    lookup: Lookup,
+}
+
+impl tower_service::Service<Name> for CheckedResolver {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let (reach, lookup) = (self.reach, self.lookup.clone());
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let mut addrs = lookup.resolve(&host).await?;
+            if reach == Reach::Public {
+                addrs.retain(|ip| is_public_ip(*ip));
+                if addrs.is_empty() {
+                    return Err(ForbiddenDestination(host).into());
+                }
+            }
+            // The port is set by the connector.
+            Ok(addrs
+                .into_iter()
+                .map(|ip| std::net::SocketAddr::new(ip, 0))
+                .collect::<Vec<_>>()
+                .into_iter())
+        })
+    }
+}
+
+/// The IP address of `uri`'s host, when it is a literal.
+fn literal_ip(uri: &http::Uri) -> Option<std::net::IpAddr> {
+    let host = uri.host()?;
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 impl std::fmt::Debug for PoolClient {
@@ -82,16 +188,33 @@ impl std::fmt::Debug for PoolClient {
 }
 
 impl PoolClient {
-    fn client(&self) -> &PooledClient {
-        self.client
-            .get_or_init(|| build_client(self.connect_timeout, trust_roots(), Matcher::from_env()))
+    fn client(&self, reach: Reach) -> &PooledClient {
+        let cell = match reach {
+            Reach::Public => &self.public,
+            Reach::Any => &self.any,
+        };
+        cell.get_or_init(|| {
+            build_client(
+                self.connect_timeout,
+                trust_roots(),
+                Arc::new(Matcher::from_env()),
+                reach,
+                self.lookup.clone(),
+            )
+        })
     }
 }
 
 impl HttpClient for PoolClient {
     fn send(&self, request: http::Request<Bytes>) -> ClientFuture {
+        // A request the sandbox did not mark is held to public addresses (fail closed).
+        let reach = request
+            .extensions()
+            .get::<Reach>()
+            .copied()
+            .unwrap_or(Reach::Public);
         let request = request.map(|body| Full::new(body).map_err(|e| match e {}).boxed_unsync());
-        let pending = self.client().request(request);
+        let pending = self.client(reach).request(request);
         Box::pin(async move {
             let response = pending.await.map_err(classify)?;
             Ok(response.map(|incoming| {
@@ -116,8 +239,13 @@ impl HttpClient for PoolClient {
 /// its CA is in the system's store.
 #[derive(Clone)]
 struct ProxyConnector {
-    direct: HttpConnector,
+    /// To destinations: through the [`CheckedResolver`].
+    direct: HttpConnector<CheckedResolver>,
+    /// To the operator's proxy.
+    to_proxy: HttpConnector,
     proxies: Arc<Matcher>,
+    reach: Reach,
+    lookup: Lookup,
 }
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -132,6 +260,13 @@ impl tower_service::Service<http::Uri> for ProxyConnector {
     }
 
     fn call(&mut self, dst: http::Uri) -> Self::Future {
+        // A literal address is connected to without resolving: checked here, proxied or not.
+        if self.reach == Reach::Public
+            && let Some(ip) = literal_ip(&dst)
+            && !is_public_ip(ip)
+        {
+            return Box::pin(async move { Err(ForbiddenDestination(ip.to_string()).into()) });
+        }
         // Plain http is only ever loopback here (the sandbox's rule): never proxied.
         let proxy = match dst.scheme_str() {
             Some("https") => self.proxies.intercept(&dst),
@@ -139,11 +274,30 @@ impl tower_service::Service<http::Uri> for ProxyConnector {
         };
         match proxy {
             Some(proxy) => {
-                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.direct.clone());
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.to_proxy.clone());
                 if let Some(auth) = proxy.basic_auth() {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
-                Box::pin(async move { tunnel.call(dst).await.map_err(Into::into) })
+                let check =
+                    (self.reach == Reach::Public && literal_ip(&dst).is_none()).then(|| {
+                        (
+                            self.lookup.clone(),
+                            dst.host().unwrap_or_default().to_owned(),
+                        )
+                    });
+                Box::pin(async move {
+                    // The proxy resolves the name; what this host can resolve is checked too
+                    // (a name it cannot resolve is left to the proxy).
+                    if let Some((lookup, host)) = check
+                        && let Ok(Ok(addrs)) =
+                            tokio::time::timeout(Duration::from_secs(2), lookup.resolve(&host))
+                                .await
+                        && addrs.iter().any(|ip| !is_public_ip(*ip))
+                    {
+                        return Err(ForbiddenDestination(host).into());
+                    }
+                    tunnel.call(dst).await.map_err(Into::into)
+                })
             }
             None => {
                 let mut direct = self.direct.clone();
@@ -180,9 +334,35 @@ impl HttpPool {
     /// A pool that trusts exactly `roots` and routes through `proxies` (tests).
     #[cfg(test)]
     fn with(connect_timeout: Duration, roots: rustls::RootCertStore, proxies: Matcher) -> Self {
+        Self::resolving(connect_timeout, roots, proxies, Lookup::System)
+    }
+
+    /// The same, resolving names with `lookup` (tests).
+    #[cfg(test)]
+    fn resolving(
+        connect_timeout: Duration,
+        roots: rustls::RootCertStore,
+        proxies: Matcher,
+        lookup: Lookup,
+    ) -> Self {
+        let (public, any) = (OnceLock::new(), OnceLock::new());
+        let proxies = Arc::new(proxies);
+        for (cell, reach) in [(&public, Reach::Public), (&any, Reach::Any)] {
+            let proxies = proxies.clone();
+            let client = build_client(
+                connect_timeout,
+                roots.clone(),
+                proxies,
+                reach,
+                lookup.clone(),
+            );
+            let _ = cell.set(client);
+        }
         Self::over(Arc::new(PoolClient {
-            client: OnceLock::from(build_client(connect_timeout, roots, proxies)),
+            public,
+            any,
             connect_timeout,
+            lookup,
         }))
     }
 
@@ -316,14 +496,23 @@ fn proxy_problem(var: impl Fn(&str) -> Option<String>) -> Option<String> {
 fn build_client(
     connect_timeout: Duration,
     roots: rustls::RootCertStore,
-    proxies: Matcher,
+    proxies: Arc<Matcher>,
+    reach: Reach,
+    lookup: Lookup,
 ) -> PooledClient {
-    let mut tcp = HttpConnector::new();
+    let mut tcp = HttpConnector::new_with_resolver(CheckedResolver {
+        reach,
+        lookup: lookup.clone(),
+    });
     // The scheme is checked by the connector below (https or loopback http, as the
     // sandbox allowed it), so the TCP layer must accept both.
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
+    let mut to_proxy = HttpConnector::new();
+    to_proxy.enforce_http(false);
+    to_proxy.set_nodelay(true);
+    to_proxy.set_connect_timeout(Some(connect_timeout));
     let tls = rustls::ClientConfig::builder_with_provider(
         rustls::crypto::ring::default_provider().into(),
     )
@@ -337,7 +526,10 @@ fn build_client(
         .enable_http1()
         .wrap_connector(ProxyConnector {
             direct: tcp,
-            proxies: Arc::new(proxies),
+            to_proxy,
+            proxies,
+            reach,
+            lookup,
         });
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(IDLE_TIMEOUT)
@@ -367,6 +559,26 @@ fn trust_roots() -> rustls::RootCertStore {
 
 /// The wasi-http error for a failed request.
 fn classify(e: hyper_util::client::legacy::Error) -> HttpError {
+    // A refused destination may come wrapped in io::Errors, whose `source` skips payloads.
+    let forbidden = sources(&e).any(|s| {
+        let mut cause: &(dyn StdError + 'static) = s;
+        loop {
+            if cause.is::<ForbiddenDestination>() {
+                return true;
+            }
+            match cause
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+            {
+                Some(inner) => cause = inner,
+                None => return false,
+            }
+        }
+    });
+    if forbidden {
+        tracing::debug!(error = %chain(&e), "refused a non-public destination");
+        return HttpError::HttpRequestDenied;
+    }
     let io_cause = sources(&e).find_map(|s| s.downcast_ref::<io::Error>());
     // rustls's error comes in the chain, or as the payload of (nested) io::Errors, which
     // an io::Error's `source` skips.
@@ -528,10 +740,146 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
+    /// A GET to an operator-set endpoint (any address: these servers are on loopback).
     fn get(url: &str) -> http::Request<WasiBody> {
-        http::Request::get(url)
+        get_reaching(url, Reach::Any)
+    }
+
+    fn get_reaching(url: &str, reach: Reach) -> http::Request<WasiBody> {
+        let mut request = http::Request::get(url)
             .body(Empty::new().map_err(|e| match e {}).boxed_unsync())
-            .unwrap()
+            .unwrap();
+        request.extensions_mut().insert(reach);
+        request
+    }
+
+    /// A server on a second loopback address, 127.0.0.2, standing in for a destination a
+    /// plugin's default must not reach (a metadata service, an internal host), which
+    /// counts its connections.
+    async fn forbidden_destination() -> (u16, tokio::sync::watch::Receiver<u32>) {
+        let listener = TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (count_tx, count_rx) = tokio::sync::watch::channel(0u32);
+        tokio::spawn(async move {
+            while let Ok(Ok((socket, _))) =
+                tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
+            {
+                count_tx.send_modify(|n| *n += 1);
+                tokio::spawn(answer_each_request(socket, "internal"));
+            }
+        });
+        (port, count_rx)
+    }
+
+    #[tokio::test]
+    async fn a_default_never_connects_to_a_non_public_address_literal_or_resolved() {
+        let (port, connections) = forbidden_destination().await;
+        let table = [
+            (
+                "internal.test".to_owned(),
+                vec!["127.0.0.2".parse().unwrap()],
+            ),
+            (
+                "mixed.test".to_owned(),
+                vec![
+                    "169.254.169.254".parse().unwrap(),
+                    "127.0.0.2".parse().unwrap(),
+                ],
+            ),
+        ];
+        let lookup = Lookup::Fixed(Arc::new(table.into_iter().collect()));
+        let pool = HttpPool::resolving(
+            Duration::from_secs(5),
+            rustls::RootCertStore::empty(),
+            no_proxy(),
+            lookup,
+        );
+        for url in [
+            format!("http://internal.test:{port}/"),
+            format!("http://mixed.test:{port}/"),
+            format!("http://127.0.0.2:{port}/"),
+            format!("http://[::ffff:127.0.0.2]:{port}/"),
+            format!("https://internal.test:{port}/"),
+        ] {
+            let sent = pool
+                .send(get_reaching(&url, Reach::Public), options(5), caps(64, 64))
+                .await;
+            assert!(
+                matches!(sent, Err(HttpError::HttpRequestDenied)),
+                "{url}: {:?}",
+                sent.map(|r| r.status())
+            );
+        }
+        // A request nobody marked is held to public addresses too.
+        let unmarked = http::Request::get(format!("http://internal.test:{port}/"))
+            .body(Empty::new().map_err(|e| match e {}).boxed_unsync())
+            .unwrap();
+        assert!(matches!(
+            pool.send(unmarked, options(5), caps(64, 64)).await,
+            Err(HttpError::HttpRequestDenied)
+        ));
+        assert_eq!(
+            *connections.borrow(),
+            0,
+            "a refused destination was connected to"
+        );
+        // The same destination, set by the operator, is reached.
+        let resp = pool
+            .send(
+                get(&format!("http://internal.test:{port}/")),
+                options(5),
+                caps(64, 64),
+            )
+            .await
+            .expect("an operator-set endpoint may be private");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"internal");
+        assert_eq!(*connections.borrow(), 1);
+        // ... and its kept-alive connection is not handed to a default's request.
+        let again = pool
+            .send(
+                get_reaching(&format!("http://internal.test:{port}/"), Reach::Public),
+                options(5),
+                caps(64, 64),
+            )
+            .await;
+        assert!(matches!(again, Err(HttpError::HttpRequestDenied)));
+    }
+
+    #[tokio::test]
+    async fn through_a_proxy_a_default_is_refused_what_the_host_can_check() {
+        let (proxy, tunnels) = connect_proxy().await;
+        let table = [(
+            "internal.test".to_owned(),
+            vec!["127.0.0.2".parse().unwrap()],
+        )];
+        let lookup = Lookup::Fixed(Arc::new(table.into_iter().collect()));
+        let proxies = Matcher::builder().https(proxy).build();
+        let pool = HttpPool::resolving(
+            Duration::from_secs(5),
+            rustls::RootCertStore::empty(),
+            proxies,
+            lookup,
+        );
+        for url in [
+            "https://169.254.169.254/latest/meta-data/",
+            "https://[::ffff:169.254.169.254]/",
+            "https://internal.test/",
+        ] {
+            let sent = pool
+                .send(get_reaching(url, Reach::Public), options(5), caps(64, 64))
+                .await;
+            assert!(
+                matches!(sent, Err(HttpError::HttpRequestDenied)),
+                "{url}: {:?}",
+                sent.map(|r| r.status())
+            );
+        }
+        assert_eq!(
+            *tunnels.borrow(),
+            0,
+            "a refused destination reached the proxy"
+        );
     }
 
     fn options(secs: u64) -> RequestOptions {
@@ -614,13 +962,15 @@ mod tests {
         let (url, connections) = keep_alive_server("hello").await;
         let pool = HttpPool::new(Duration::from_secs(5));
         let post = |len: usize| {
-            http::Request::post(&url)
+            let mut request = http::Request::post(&url)
                 .body(
                     Full::new(Bytes::from(vec![b'x'; len]))
                         .map_err(|e| match e {})
                         .boxed_unsync(),
                 )
-                .unwrap()
+                .unwrap();
+            request.extensions_mut().insert(Reach::Any);
+            request
         };
         let Err(err) = pool.send(post(1025), options(5), caps(1024, 1024)).await else {
             panic!("an oversized body was sent");

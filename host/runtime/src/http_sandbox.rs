@@ -4,7 +4,11 @@
 //! `fields` resource and of a response's header section, and the outgoing-body buffers.
 //!
 //! A refused request fails with `HttpRequestDenied`, which the guest sees as
-//! `error-code::HTTP-request-denied` (the plugin reports `denied_by_sandbox`). Redirects are
+//! `error-code::HTTP-request-denied` (the plugin reports `denied_by_sandbox`). An origin
+//! that is only the plugin's own default (not set by the operator) is refused here when it
+//! names plain http, `localhost` or a non-public address, and is sent with
+//! [`Reach::Public`], which the pool checks on every address it connects to after DNS (a
+//! name resolving to a private address is refused the same way). Redirects are
 //! never followed here: a 3xx is handed to the plugin as is. Allowed requests go out through
 //! the runtime's keep-alive pool ([`crate::default_http_client`]).
 
@@ -20,7 +24,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::config::Origin;
+use crate::config::{AllowedOrigin, Origin, Reach};
 use crate::http_pool::{BodyCaps, HttpPool};
 use crate::outbound::{OutboundPolicy, OutboundRequest};
 
@@ -87,7 +91,7 @@ impl Default for HttpLimits {
 /// The `wasi:http` hooks of one tenant session.
 pub struct SandboxHooks {
     tenant: Arc<str>,
-    allowed: Arc<[Origin]>,
+    allowed: Arc<[AllowedOrigin]>,
     policy: Option<Arc<dyn OutboundPolicy>>,
     limits: HttpLimits,
     denied: Arc<AtomicU64>,
@@ -232,7 +236,7 @@ impl SandboxHooks {
     /// sending through `pool`; each refusal increments `denied`.
     pub(crate) fn new(
         tenant: Arc<str>,
-        allowed: Arc<[Origin]>,
+        allowed: Arc<[AllowedOrigin]>,
         policy: Option<Arc<dyn OutboundPolicy>>,
         limits: HttpLimits,
         denied: Arc<AtomicU64>,
@@ -249,8 +253,26 @@ impl SandboxHooks {
         }
     }
 
+    #[cfg(test)]
     fn is_allowed(&self, uri: &http::Uri) -> bool {
-        Origin::of_uri(uri).is_ok_and(|origin| self.allowed.contains(&origin))
+        self.verdict(uri).is_ok()
+    }
+
+    /// Which addresses a request to `uri` may reach, or why it may not leave at all.
+    fn verdict(&self, uri: &http::Uri) -> Result<Reach, &'static str> {
+        let origin = Origin::of_uri(uri).map_err(|_| "not an allowed URL")?;
+        let entry = self
+            .allowed
+            .iter()
+            .find(|e| e.origin == origin)
+            .ok_or("not on the allowlist")?;
+        if entry.operator_set {
+            return Ok(Reach::Any);
+        }
+        match origin.default_refusal() {
+            Some(why) => Err(why),
+            None => Ok(Reach::Public),
+        }
     }
 
     /// The embedder's verdict on an allowlisted request.
@@ -297,10 +319,9 @@ impl WasiHttpHooks for SandboxHooks {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        let refusal = if self.is_allowed(request.uri()) {
-            self.policy_refusal(&request)
-        } else {
-            Some("not on the allowlist".to_owned())
+        let (refusal, reach) = match self.verdict(request.uri()) {
+            Ok(reach) => (self.policy_refusal(&request), reach),
+            Err(why) => (Some(why.to_owned()), Reach::Public),
         };
         if let Some(reason) = refusal {
             self.denied.fetch_add(1, Ordering::Relaxed);
@@ -337,6 +358,8 @@ impl WasiHttpHooks for SandboxHooks {
         };
         let max_buffered = self.limits.max_buffered_request_body_bytes;
         let body_permit = permit.clone();
+        let mut request = request;
+        request.extensions_mut().insert(reach);
         let request = request.map(move |inner| {
             CountedBody {
                 inner,
@@ -353,8 +376,29 @@ impl WasiHttpHooks for SandboxHooks {
             event_stream: self.limits.max_event_stream_bytes,
         };
         let pool = self.pool.clone();
+        let denied = self.denied.clone();
+        let tenant = self.tenant.clone();
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
         Box::new(async move {
-            let response = pool.send(request, options, caps).await?;
+            let response = match pool.send(request, options, caps).await {
+                Ok(r) => r,
+                Err(HttpError::HttpRequestDenied) => {
+                    // The pool refused the address the name resolved to.
+                    denied.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        tenant = &*tenant,
+                        authority,
+                        reason = "resolves to an address only an operator-set endpoint may reach",
+                        "sandbox denied an outgoing request"
+                    );
+                    return Err(HttpError::HttpRequestDenied);
+                }
+                Err(e) => return Err(e),
+            };
             if header_bytes(response.headers()) > max_headers {
                 return Err(HttpError::HttpResponseHeaderSectionSize(Some(
                     u32::try_from(max_headers).unwrap_or(u32::MAX),
@@ -386,7 +430,13 @@ mod tests {
     use super::*;
 
     fn hooks(allowed: &[&str]) -> SandboxHooks {
-        let allowed: Vec<Origin> = allowed.iter().map(|o| Origin::parse(o).unwrap()).collect();
+        let allowed: Vec<AllowedOrigin> = allowed
+            .iter()
+            .map(|o| AllowedOrigin {
+                origin: Origin::parse(o).unwrap(),
+                operator_set: true,
+            })
+            .collect();
         SandboxHooks::new(
             "tenant-1".into(),
             allowed.into(),
@@ -409,6 +459,31 @@ mod tests {
         assert!(!ok("https://evil.com/"));
         assert!(!ok("http://127.0.0.1:8081/"));
         assert!(!ok("/relative"));
+    }
+
+    #[test]
+    fn a_plugins_own_default_reaches_public_https_only() {
+        let mut h = hooks(&["http://127.0.0.1:8080", "https://10.0.0.1"]);
+        let defaults = [
+            "https://api.example",
+            "https://169.254.169.254",
+            "https://[::ffff:169.254.169.254]",
+            "https://localhost:8443",
+            "http://127.0.0.1:8081",
+        ];
+        let mut allowed = h.allowed.to_vec();
+        allowed.extend(defaults.iter().map(|o| AllowedOrigin {
+            origin: Origin::parse(o).unwrap(),
+            operator_set: false,
+        }));
+        h.allowed = allowed.into();
+        let verdict = |u: &str| h.verdict(&u.parse().unwrap());
+        assert_eq!(verdict("http://127.0.0.1:8080/x"), Ok(Reach::Any));
+        assert_eq!(verdict("https://10.0.0.1/x"), Ok(Reach::Any));
+        assert_eq!(verdict("https://api.example/x"), Ok(Reach::Public));
+        for refused in &defaults[1..] {
+            assert!(verdict(&format!("{refused}/x")).is_err(), "{refused}");
+        }
     }
 
     #[test]
