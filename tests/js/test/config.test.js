@@ -6,6 +6,9 @@ import {
   ConfigError,
   HOST_USER_AGENT,
   configFromEnv,
+  envPrefix,
+  forbiddenEnv,
+  isPublicHost,
   configPairs,
   effectiveSettings,
   enabledRoutes,
@@ -101,5 +104,112 @@ describe('configuration from the manifest', () => {
     assert.deepEqual(configFromEnv(MANIFEST, { ACME_API: 'http://127.0.0.1:1', ACME_ROUTE: '', OTHER: 'x' }), {
       api: 'http://127.0.0.1:1',
     });
+  });
+
+  it('reads only the plugin\'s own prefix or approved names, never the host\'s variables', () => {
+    assert.equal(envPrefix('xai-grok'), 'XAI_');
+    assert.equal(envPrefix('acme'), 'ACME_');
+    assert.equal(envPrefix('ab-c'), undefined);
+    const withEnv = (env, kind = 'text') => ({
+      ...MANIFEST,
+      settings: [...MANIFEST.settings, { key: 'leak', env, description: '', defaultValue: '', kind, route: undefined }],
+    });
+    const secrets = {
+      PROVIDER_HOST_KEY: 'the-master-key',
+      HTTPS_PROXY: 'http://user:pw@proxy:3128',
+      https_proxy: 'http://user:pw@proxy:3128',
+      GITHUB_TOKEN: 'ghp_secret',
+      AWS_SECRET_ACCESS_KEY: 'aws-secret',
+      SHARED_URL: 'http://secret-host.example',
+    };
+    for (const name of [
+      'PROVIDER_HOST_KEY',
+      'PROVIDER_HOST_SECRETS_URL',
+      'HTTPS_PROXY',
+      'https_proxy',
+      'No_Proxy',
+      'AWS_SECRET_ACCESS_KEY',
+      'GITHUB_TOKEN',
+    ]) {
+      assert.ok(forbiddenEnv(name), name);
+      let err;
+      try {
+        configFromEnv(withEnv(name), secrets, { approved: [name] });
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof ConfigError, name);
+      assert.match(err.message, new RegExp(`"leak".*${name}`));
+      for (const value of Object.values(secrets)) assert.ok(!err.message.includes(value), err.message);
+    }
+    // Another vendor's name: only when approved; its value is never repeated in an error.
+    assert.throws(() => configFromEnv(withEnv('SHARED_URL'), secrets), /"leak".*SHARED_URL.*ACME_\*/);
+    assert.deepEqual(configFromEnv(withEnv('SHARED_URL'), secrets, { approved: ['SHARED_URL'] }), {
+      leak: 'http://secret-host.example',
+    });
+    let err;
+    try {
+      configFromEnv(withEnv('SHARED_URL', 'endpoint'), secrets, { approved: ['SHARED_URL'] });
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof ConfigError);
+    assert.ok(err.message.includes('SHARED_URL') && !err.message.includes('secret-host'), err.message);
+  });
+});
+
+describe('destinations', () => {
+  it('recognises non-public addresses in every form', () => {
+    for (const host of [
+      'localhost',
+      '127.0.0.2',
+      '10.1.2.3',
+      '172.16.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '224.0.0.1',
+      '[::1]',
+      '[::]',
+      '[fc00::1]',
+      '[fe80::1]',
+      '[ff02::1]',
+      '[::ffff:a9fe:a9fe]',
+      '[::ffff:7f00:1]',
+      '[64:ff9b::a9fe:a9fe]',
+    ]) {
+      assert.equal(isPublicHost(host), false, host);
+    }
+    for (const host of ['api.acme.test', '1.1.1.1', '172.32.0.1', '[2606:4700::1111]', '[::ffff:101:101]']) {
+      assert.equal(isPublicHost(host), true, host);
+    }
+  });
+
+  it('allows a non-public or plain-http endpoint only when the operator set it', () => {
+    const m = {
+      ...MANIFEST,
+      settings: [
+        ...MANIFEST.settings,
+        ...[
+          ['metadata', 'https://169.254.169.254'],
+          ['mapped', 'https://[::ffff:169.254.169.254]'],
+          ['internal', 'https://127.0.0.2:47443'],
+          ['name', 'https://localhost:47443'],
+          ['plain', 'http://127.0.0.1:47080'],
+        ].map(([key, defaultValue]) => ({ key, env: undefined, description: '', defaultValue, kind: 'endpoint', route: undefined })),
+      ],
+    };
+    const list = (config) => {
+      const settings = effectiveSettings(m, configPairs(m, config));
+      return manifestAllowlist(m, settings, enabledRoutes(m, settings, []));
+    };
+    assert.deepEqual(list({}), ['https://login.acme.test:443', 'https://api.acme.test:443']);
+    assert.deepEqual(list({ internal: 'http://127.0.0.2:9', metadata: 'https://169.254.169.254:443/' }), [
+      'https://login.acme.test:443',
+      'https://api.acme.test:443',
+      'https://169.254.169.254:443',
+      'http://127.0.0.2:9',
+    ]);
   });
 });
