@@ -56,6 +56,6 @@ pub use types::{
     ApiKeyInfo, ChatChunk, ChatReply, ChatRequest, Citation, ConnectionStatus, ContentPart,
     CredentialKind, CreditBalance, DevicePrompt, FinishReason, FunctionTool, Image, ImageDetail,
     ImageSource, JsonSchemaFormat, Lane, LogoutReport, Message, Model, ModelList, PendingLogin,
-    PluginManifest, PollOutcome, QuotaPeriod, QuotaReport, ReasoningItem, ResponseFormat, Role, RouteInfo,
-    RouteStatus, Setting, SettingKind, ThinkingEffort, ToolCall, ToolChoice, Usage,
+    PluginManifest, PollOutcome, QuotaPeriod, QuotaReport, ReasoningItem, ResponseFormat, Role,
+    RouteInfo, RouteStatus, Setting, SettingKind, ThinkingEffort, ToolCall, ToolChoice, Usage,
 };

@@ -148,9 +148,7 @@ pub fn classify_oauth(reply: &Reply, what: &str, secrets: &[&str]) -> OAuthReply
     if status == 429 {
         return OAuthReply::Failure(ProviderError::rate_limited(
             format!("{what}: {}", upstream_message(status, &reply.body, secrets)),
-            reply
-                .header("retry-after")
-                .and_then(parse_retry_after),
+            reply.header("retry-after").and_then(parse_retry_after),
         ));
     }
     if status >= 500 {

@@ -153,7 +153,9 @@ fn period_kind(kind: &str) -> Option<QuotaPeriod> {
 /// (not an object, `config` absent, null or empty).
 pub fn parse_quota(v: &Value) -> Option<Quota> {
     let answer: BillingAnswer = serde_json::from_value(v.clone()).ok()?;
-    let config = answer.config.filter(|c| c.as_object().is_some_and(|o| !o.is_empty()))?;
+    let config = answer
+        .config
+        .filter(|c| c.as_object().is_some_and(|o| !o.is_empty()))?;
     let c: BillingConfig = serde_json::from_value(config).ok()?;
     let period: Period = c
         .current_period
@@ -203,7 +205,9 @@ pub fn parse_quota(v: &Value) -> Option<Quota> {
         q.period_start = q
             .period_start
             .or_else(|| instant(c.billing_period_start.as_ref()));
-        q.resets_at = q.resets_at.or_else(|| instant(c.billing_period_end.as_ref()));
+        q.resets_at = q
+            .resets_at
+            .or_else(|| instant(c.billing_period_end.as_ref()));
     }
     (q != Quota::default()).then_some(q)
 }
@@ -259,8 +263,8 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
             sign * (oh * 3600 + om * 60)
         }
     };
-    let t = crate::retry_after::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec
-        - offset;
+    let t =
+        crate::retry_after::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
     u64::try_from(t).ok()
 }
 
@@ -309,7 +313,10 @@ mod tests {
         assert_eq!(q.period_start, None);
         assert_eq!(q.resets_at, Some(1_788_213_600));
         assert_eq!(q.on_demand_cap_cents, Some(0));
-        assert_eq!((q.on_demand_used_cents, q.prepaid_balance_cents), (None, None));
+        assert_eq!(
+            (q.on_demand_used_cents, q.prepaid_balance_cents),
+            (None, None)
+        );
     }
 
     #[test]
@@ -329,7 +336,10 @@ mod tests {
                 unit: CENTS_UNIT.into()
             })
         );
-        assert_eq!((q.period_start, q.resets_at), (Some(1_785_542_400), Some(1_788_220_800)));
+        assert_eq!(
+            (q.period_start, q.resets_at),
+            (Some(1_785_542_400), Some(1_788_220_800))
+        );
     }
 
     #[test]
@@ -341,12 +351,18 @@ mod tests {
             json!([]),
             json!("12"),
             json!({"remaining": 42}),
-            json!({"config": {"isUnifiedBillingUser": "yes", "x": 1}}).get("nothing").cloned().unwrap_or(json!(null)),
+            json!({"config": {"isUnifiedBillingUser": "yes", "x": 1}})
+                .get("nothing")
+                .cloned()
+                .unwrap_or(json!(null)),
         ] {
             assert_eq!(parse_quota(&v), None, "{v}");
         }
         // A wrongly typed field is not reported; the others still are.
-        let q = parse_quota(&json!({"config": {"creditUsagePercent": "lots", "onDemandCap": {"val": 100}}})).unwrap();
+        let q = parse_quota(
+            &json!({"config": {"creditUsagePercent": "lots", "onDemandCap": {"val": 100}}}),
+        )
+        .unwrap();
         assert_eq!((q.percent_used, q.on_demand_cap_cents), (None, Some(100)));
     }
 

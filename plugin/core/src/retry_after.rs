@@ -12,12 +12,9 @@ pub fn parse_retry_after(value: &str) -> Option<u32> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(
-        v.parse::<u64>()
-            .map_or(RETRY_AFTER_CAP_SECONDS, |n| {
-                n.min(u64::from(RETRY_AFTER_CAP_SECONDS)) as u32
-            }),
-    )
+    Some(v.parse::<u64>().map_or(RETRY_AFTER_CAP_SECONDS, |n| {
+        n.min(u64::from(RETRY_AFTER_CAP_SECONDS)) as u32
+    }))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).

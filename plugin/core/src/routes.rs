@@ -229,7 +229,10 @@ mod tests {
             ok(None, "grok-4.6", Route::Subscription),
             (Route::Subscription, "grok-4.6".into())
         );
-        assert_eq!(crate::settings::Settings::default().default_route, Route::Subscription);
+        assert_eq!(
+            crate::settings::Settings::default().default_route,
+            Route::Subscription
+        );
         assert_eq!(Route::ALL[0], Route::Subscription, "the default first");
     }
 

@@ -84,10 +84,7 @@ mod tests {
         );
         assert_eq!(subscription_name("Free"), None);
         assert_eq!(subscription_name(""), None);
-        assert_eq!(
-            subscription_name("GrokUltra").as_deref(),
-            Some("GrokUltra")
-        );
+        assert_eq!(subscription_name("GrokUltra").as_deref(), Some("GrokUltra"));
         assert_eq!(subscription_name("a b\nc"), None);
     }
 }

@@ -140,7 +140,9 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
                     } else {
                         ""
                     };
-                    return Err(ProviderError::UpstreamUnavailable(format!("{message}{why}")));
+                    return Err(ProviderError::UpstreamUnavailable(format!(
+                        "{message}{why}"
+                    )));
                 }
                 (ApiFailure::Final(e), _) => return Err(e),
             }

@@ -183,7 +183,9 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
                             describe(&code, description.as_deref())
                         ))
                     }
-                    OAuthReply::Failure(ProviderError::InvalidResponse(m)) if !reply.is_success() => {
+                    OAuthReply::Failure(ProviderError::InvalidResponse(m))
+                        if !reply.is_success() =>
+                    {
                         ProviderError::UpstreamUnavailable(format!(
                             "{m}; the login is kept: retry shortly"
                         ))

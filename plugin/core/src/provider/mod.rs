@@ -36,8 +36,8 @@ use crate::origin::Origin;
 use crate::settings::Settings;
 
 pub use credentials::{CREDENTIALS_KEY, REVOKED_KEY, RevokedMark};
-pub use status::{SUBSCRIPTION_KEY, SubscriptionCache, USER_PATH};
 pub use login::ACCESS_DENIED_GUIDANCE;
+pub use status::{SUBSCRIPTION_KEY, SubscriptionCache, USER_PATH};
 
 /// Lock serializing refresh-token redemption, credential writes and logout.
 pub const CREDENTIALS_LOCK: &str = "credentials";

@@ -117,7 +117,8 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
 
     /// What the store holds for each kind of credential.
     pub(super) fn stored(&mut self) -> StoredCredentials {
-        let oauth = match self.stored_value(CREDENTIALS_KEY, |b| Credentials::from_bytes(b).is_ok()) {
+        let oauth = match self.stored_value(CREDENTIALS_KEY, |b| Credentials::from_bytes(b).is_ok())
+        {
             Stored::Usable => match self.load_credentials() {
                 Ok(Some(c)) if self.revoked_mark(&c).is_some() => Stored::Revoked,
                 _ => Stored::Usable,

@@ -43,7 +43,9 @@ pub struct SubscriptionCache {
 
 impl SubscriptionCache {
     fn is_fresh(&self, now_ms: u64, tier: Option<u32>) -> bool {
-        self.tier == tier && self.fetched_at_ms <= now_ms && now_ms - self.fetched_at_ms < MODELS_TTL_MS
+        self.tier == tier
+            && self.fetched_at_ms <= now_ms
+            && now_ms - self.fetched_at_ms < MODELS_TTL_MS
     }
 }
 
@@ -115,9 +117,14 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         })?;
         let v = read_json(&mut resp.body, "user profile")?;
         let user: UserInfo = serde_json::from_value(v).map_err(|_| {
-            ProviderError::InvalidResponse("the rail's user profile is not the expected object".into())
+            ProviderError::InvalidResponse(
+                "the rail's user profile is not the expected object".into(),
+            )
         })?;
-        Ok(user.subscription_tier.as_deref().and_then(subscription_name))
+        Ok(user
+            .subscription_tier
+            .as_deref()
+            .and_then(subscription_name))
     }
 
     /// The status with the OAuth login `creds`; with `fetch`, a missing or stale model

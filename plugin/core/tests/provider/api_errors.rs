@@ -182,7 +182,7 @@ fn rate_limits_are_not_retried() {
     assert_eq!(h.t.count(), 1);
     assert!(h.c.sleeps().is_empty());
 
-    // HTTP-date, relative to the clock: NOW is 2023-11-14T22:13:20Z.
+    // Like xAI's CLI: an HTTP date is ignored, and seconds are capped at 120.
     let mut h = H::connected(1);
     h.t.reply_h(
         429,
@@ -192,7 +192,16 @@ fn rate_limits_are_not_retried() {
     assert!(matches!(
         err(h.p.models(true, None)),
         ProviderError::RateLimited {
-            retry_after_seconds: Some(100),
+            retry_after_seconds: None,
+            ..
+        }
+    ));
+    let mut h = H::connected(1);
+    h.t.reply_h(429, &[("retry-after", "3600")], "{}");
+    assert!(matches!(
+        err(h.p.models(true, None)),
+        ProviderError::RateLimited {
+            retry_after_seconds: Some(120),
             ..
         }
     ));
@@ -338,4 +347,38 @@ fn request_debug_output_hides_secrets() {
         crate::assert_clean(&format!("{req:?}"));
     }
     assert!(format!("{:?}", h.t.requests()[1]).contains("[redacted]"));
+}
+
+#[test]
+fn x_should_retry_false_makes_a_server_error_final() {
+    let mut h = H::connected(1);
+    h.t.reply_h(
+        503,
+        &[("x-should-retry", "false")],
+        r#"{"error":"overloaded"}"#,
+    );
+    let e = err(h.p.chat(&simple_request("grok-4.3")));
+    assert!(
+        matches!(&e, ProviderError::UpstreamUnavailable(m) if m.contains("overloaded") && m.contains("not to retry")),
+        "{e:?}"
+    );
+    assert_eq!(h.t.count(), 1);
+    assert!(h.c.sleeps().is_empty());
+    // `true` is ignored: the usual two retries.
+    let mut h = H::connected(1);
+    for _ in 0..3 {
+        h.t.reply_h(503, &[("x-should-retry", "true")], "busy");
+    }
+    err(h.p.chat(&simple_request("grok-4.3")));
+    assert_eq!(h.t.count(), 3);
+}
+
+#[test]
+fn server_retries_wait_retry_after_clamped_to_30_seconds() {
+    let mut h = H::connected(1);
+    h.t.reply_h(503, &[("retry-after", "45")], "busy");
+    h.t.reply_h(503, &[("retry-after", "2")], "busy");
+    h.t.json(200, chat_ok());
+    ok(h.p.chat(&simple_request("grok-4.3")));
+    assert_eq!(h.c.sleeps(), vec![30_000, 2_000]);
 }

@@ -131,7 +131,7 @@ fn status_uses_the_cache_or_fetches_once() {
     assert_eq!(s.default_model_id.as_deref(), Some(DEFAULT_MODEL_ID));
     assert_eq!(
         (s.tier, s.tier_name.as_deref(), s.expires_at),
-        (Some(2), Some("X Premium+"), Some((NOW + 5 * HOUR) / 1000))
+        (Some(2), Some("X Basic"), Some((NOW + 5 * HOUR) / 1000))
     );
     assert_eq!(h.t.count(), 1);
 

@@ -227,7 +227,11 @@ fn connected_stores_credentials_and_forgets_the_flow() {
     };
     assert!(status.connected);
     assert_eq!(status.tier, Some(3));
-    assert_eq!(status.tier_name.as_deref(), Some("SuperGrok"));
+    assert_eq!(
+        status.tier_name.as_deref(),
+        Some("X Premium"),
+        "tier 3 of xAI's enum"
+    );
     assert_eq!(status.expires_at, Some(NOW / 1000 + 21_600));
     assert_eq!(status.default_model_id.as_deref(), Some(DEFAULT_MODEL_ID));
     assert_eq!(h.t.count(), 2, "poll sends exactly one request");

@@ -138,28 +138,114 @@ fn invalid_grant_means_logged_out() {
         400,
         json!({"error": "invalid_grant", "error_description": "Refresh token has been revoked"}),
     );
-    assert_eq!(
-        err(h.p.refresh()),
-        ProviderError::Unauthorized(
-            "the login was revoked or expired: logout, then start again".into()
-        )
+    let e = err(h.p.refresh());
+    let ProviderError::Unauthorized(m) = &e else {
+        panic!("{e:?}")
+    };
+    // Says what may have happened (xAI's own CLI shares the client id) and what to do.
+    assert!(m.contains("invalid_grant") && m.contains("revoked"), "{m}");
+    assert!(
+        m.contains("same xAI client id") && m.contains("`grok` CLI"),
+        "{m}"
     );
+    assert!(m.contains("log in again"), "{m}");
+    assert_eq!(h.t.count(), 1, "a dead login is not retried");
     assert!(h.creds() == before, "credentials untouched");
+
+    // Recorded: status no longer says connected, and calls fail without the network.
+    let s = ok(h.p.status());
+    assert!(!s.connected);
+    let oauth: Vec<_> = s.routes.iter().filter(|r| r.name != "api-key").collect();
+    assert!(
+        oauth
+            .iter()
+            .all(|r| !r.usable && r.detail.as_deref().is_some_and(|d| d.contains("revoked"))),
+        "{oauth:?}"
+    );
+    let e = err(h.p.models(true, None));
+    assert!(
+        matches!(&e, ProviderError::Unauthorized(m) if m.contains("same xAI client id")),
+        "{e:?}"
+    );
+    assert_eq!(h.t.count(), 1);
+
+    // Logout clears the mark (revocation of the dead token is best effort).
+    h.t.reply(200, "");
+    ok(h.p.logout());
+    assert!(h.s.raw("credentials-revoked").is_none());
+}
+
+#[test]
+fn status_learns_a_revocation_and_stops_saying_connected() {
+    let mut h = H::connected(1);
+    h.travel(NOW + 5 * HOUR - 60_000); // close to expiry: status refreshes
+    h.t.json(400, json!({"error": "invalid_grant"}));
+    let s = ok(h.p.status());
+    assert!(!s.connected, "{s:?}");
+    assert_eq!(h.t.count(), 1);
+    assert!(h.s.raw("credentials-revoked").is_some());
+}
+
+#[test]
+fn invalid_grant_adopts_a_newer_record_another_process_wrote() {
+    let mut h = H::connected(1);
+    let mut newer = h.creds();
+    newer.access_token = jwt(1, NOW + 11 * HOUR, "sibling");
+    newer.refresh_token = Some("rt-SECRET-7".into());
+    newer.generation = 5;
+    let (store, bytes) = (h.s.clone(), newer.to_bytes());
+    h.t.push(move |_| {
+        store.put("credentials", &bytes);
+        Ok(response(
+            400,
+            &[],
+            FakeBody::bytes(br#"{"error":"invalid_grant"}"#),
+        ))
+    });
+    let s = ok(h.p.refresh());
+    assert!(s.connected);
+    assert!(h.creds() == newer);
+    assert!(h.s.raw("credentials-revoked").is_none());
 }
 
 #[test]
 fn a_temporarily_unavailable_token_endpoint_is_not_a_dead_login() {
-    for code in ["temporarily_unavailable", "server_error"] {
+    for code in [
+        "temporarily_unavailable",
+        "server_error",
+        "invalid_request",
+        "unknown_code",
+    ] {
         let mut h = H::connected(1);
         let before = h.creds();
-        h.t.json(400, json!({"error": code}));
+        for _ in 0..3 {
+            h.t.json(400, json!({"error": code}));
+        }
         let e = err(h.p.refresh());
         assert!(
-            matches!(&e, ProviderError::UpstreamUnavailable(m) if m.contains(code)),
+            matches!(&e, ProviderError::UpstreamUnavailable(m) if m.contains(code) && m.contains("login is kept")),
             "{e:?}"
         );
+        assert_eq!(h.t.count(), 3, "{code}: three attempts, like xAI's CLI");
+        assert_eq!(h.c.sleeps(), vec![200, 1_000]);
         assert!(h.creds() == before, "credentials untouched");
+        assert!(h.s.raw("credentials-revoked").is_none());
+        h.t.json(200, models_body());
+        assert!(ok(h.p.status()).connected);
     }
+    // A transient failure followed by success.
+    let mut h = H::connected(1);
+    h.t.reply(503, "down");
+    h.t.json(
+        200,
+        token_body(
+            &jwt(1, NOW + 6 * HOUR, "a2"),
+            Some("rt-SECRET-2"),
+            Some(21_600),
+        ),
+    );
+    ok(h.p.refresh());
+    assert_eq!(h.creds().refresh_token.as_deref(), Some("rt-SECRET-2"));
 }
 
 #[test]
@@ -259,21 +345,30 @@ fn forced_refresh_right_after_a_refresh_is_skipped() {
 #[test]
 fn refresh_failures() {
     // Network: the old record is kept (the token may or may not have been consumed).
+    // Transient failures are tried three times in all, and the login is kept.
     let mut h = H::connected(1);
     let before = h.creds();
-    h.t.fail(TransportError::Failed("reset".into()));
+    for _ in 0..3 {
+        h.t.fail(TransportError::Failed("reset".into()));
+    }
     assert_eq!(err(h.p.refresh()), ProviderError::Network("reset".into()));
     assert!(h.creds() == before);
     assert!(!h.s.any_lock_held());
+    assert_eq!(h.t.count(), 3);
 
     let mut h = H::connected(1);
-    h.t.reply(502, "bad gateway");
+    for _ in 0..3 {
+        h.t.reply(502, "bad gateway");
+    }
     assert!(matches!(
         err(h.p.refresh()),
         ProviderError::UpstreamUnavailable(_)
     ));
+    assert_eq!(h.t.count(), 3);
     let mut h = H::connected(1);
-    h.t.reply_h(429, &[("retry-after", "9")], "{}");
+    for _ in 0..3 {
+        h.t.reply_h(429, &[("retry-after", "9")], "{}");
+    }
     assert!(matches!(
         err(h.p.refresh()),
         ProviderError::RateLimited {
@@ -281,18 +376,32 @@ fn refresh_failures() {
             ..
         }
     ));
+    // An edge's HTML refusal (another 4xx) is retried too, and kept transient.
+    let mut h = H::connected(1);
+    for _ in 0..3 {
+        h.t.reply(403, "<html>denied</html>");
+    }
+    assert!(matches!(
+        err(h.p.refresh()),
+        ProviderError::UpstreamUnavailable(_)
+    ));
+    assert!(h.creds() == before);
+    // Only invalid_grant and invalid_client are final.
     let mut h = H::connected(1);
     h.t.json(401, json!({"error": "invalid_client"}));
     assert!(
         matches!(err(h.p.refresh()), ProviderError::Unauthorized(m) if m.contains("invalid_client"))
     );
-    // A success without an access token is unusable.
+    assert_eq!(h.t.count(), 1);
+    // A success without an access token is unusable, and never resent (the refresh token
+    // may be consumed).
     let mut h = H::connected(1);
     h.t.json(200, json!({"refresh_token": "rt-SECRET-2"}));
     assert!(matches!(
         err(h.p.refresh()),
         ProviderError::InvalidResponse(_)
     ));
+    assert_eq!(h.t.count(), 1);
 
     // No refresh token.
     let mut h = H::connected(1);
@@ -312,23 +421,28 @@ fn status_survives_transient_refresh_failures_while_the_token_is_valid() {
     let mut h = H::connected(4);
     h.s.put("models.api", &serde_json::to_vec(&json!({"fetched_at_ms": NOW + 5 * HOUR - 100_000, "tier": 4, "models": [], "media_models": []})).unwrap());
     h.travel(NOW + 5 * HOUR - 60_000);
-    h.t.reply(503, "down");
+    for _ in 0..3 {
+        h.t.reply(503, "down");
+    }
     let s = ok(h.p.status());
     assert!(s.connected);
     assert_eq!(
         (s.tier, s.tier_name.as_deref()),
-        (Some(4), Some("SuperGrok Heavy"))
+        (Some(4), Some("X Premium+"))
     );
-    assert_eq!(h.t.count(), 1);
+    assert_eq!(h.t.count(), 3);
 
-    // Expired: the error is reported.
+    // Expired: the error is reported, and the login kept.
     h.travel(NOW + 5 * HOUR);
-    h.t.fail(TransportError::Timeout("slow".into()));
+    for _ in 0..3 {
+        h.t.fail(TransportError::Timeout("slow".into()));
+    }
     assert!(matches!(err(h.p.status()), ProviderError::Network(_)));
+    assert!(h.s.raw("credentials").is_some());
 
-    // A revoked login is reported even while the token is valid.
+    // A revoked login is reported even while the token is valid: not connected.
     let mut h = H::connected(1);
     h.travel(NOW + 5 * HOUR - 60_000);
     h.t.json(400, json!({"error": "invalid_grant"}));
-    assert!(matches!(err(h.p.status()), ProviderError::Unauthorized(_)));
+    assert!(!ok(h.p.status()).connected);
 }

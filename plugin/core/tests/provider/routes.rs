@@ -90,7 +90,7 @@ fn contradictions_and_unknown_routes_are_refused_before_sending() {
     ] {
         let e = err(h.p.chat(&on(route, model)));
         assert!(
-            matches!(&e, ProviderError::InvalidInput(m) if m.contains(needle) && m.contains("api, subscription, api-key")),
+            matches!(&e, ProviderError::InvalidInput(m) if m.contains(needle) && m.contains("subscription, api, api-key")),
             "{e:?}"
         );
         let e = err(h.p.open_chat_stream(&on(route, model)).map(|_| ()));
@@ -98,7 +98,7 @@ fn contradictions_and_unknown_routes_are_refused_before_sending() {
     }
     assert!(matches!(
         err(h.p.models(false, Some("premium"))),
-        ProviderError::InvalidInput(m) if m.contains("api, subscription, api-key")
+        ProviderError::InvalidInput(m) if m.contains("subscription, api, api-key")
     ));
     assert!(matches!(
         err(h.p.usage(Some("premium"))),
@@ -221,8 +221,8 @@ fn status_reports_every_route() {
             .map(|r| (r.name.as_str(), r.usable, r.detail.is_some()))
             .collect::<Vec<_>>(),
         [
-            ("api", true, false),
             ("subscription", true, false),
+            ("api", true, false),
             ("api-key", false, true)
         ]
     );
@@ -297,7 +297,7 @@ fn quota_refusals_name_the_route_and_the_alternatives_stored_first() {
         assert!(matches!(
             err(h.p.chat(&simple_request("xai/grok-4.3"))),
             ProviderError::QuotaExhausted { route, alternatives, .. }
-                if route == "api-key" && alternatives == ["api", "subscription"]
+                if route == "api-key" && alternatives == ["subscription", "api"]
         ));
 
         // Both: on subscription, both others are stored (manifest order).
@@ -318,7 +318,7 @@ fn quota_refusals_name_the_route_and_the_alternatives_stored_first() {
     assert!(matches!(
         err(h.p.models(true, Some("api-key"))),
         ProviderError::QuotaExhausted { route, alternatives, .. }
-            if route == "api-key" && alternatives == ["api", "subscription"]
+            if route == "api-key" && alternatives == ["subscription", "api"]
     ));
 }
 

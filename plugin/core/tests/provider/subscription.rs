@@ -1,4 +1,4 @@
-//! The subscription rail: the OAuth bearer on its own base, its three client headers on
+//! The subscription rail: the OAuth bearer on its own base, its five client headers on
 //! every request, streamed upstream only (a whole reply is a stream assembled), nothing
 //! stored upstream, and a refusal for missing headers reported as the plugin bug it is.
 
@@ -10,10 +10,13 @@ use crate::fakes::{FakeBody, response};
 use crate::stream::{CC, RESP, SSE};
 use crate::*;
 
-const RAIL_HEADERS: [(&str, &str); 3] = [
+const RAIL_HEADERS: [(&str, &str); 5] = [
     ("x-xai-token-auth", "xai-grok-cli"),
     ("x-grok-client-identifier", "grok-cli"),
-    ("x-grok-client-version", "0.1.0"),
+    // A real release of xAI's CLI (the rail's version gate refuses others).
+    ("x-grok-client-version", "1.0.6"),
+    ("x-grok-client-mode", "headless"),
+    ("x-authenticateresponse", "authenticate-response"),
 ];
 
 fn assert_rail_headers(req: &HttpRequest) {
@@ -230,4 +233,133 @@ fn missing_rail_headers_are_reported_as_a_plugin_bug() {
         "{e:?}"
     );
     assert_eq!(h.t.count(), 1, "no refresh, no retry");
+}
+
+#[test]
+fn the_version_gate_is_client_outdated_naming_the_setting() {
+    let mut h = H::connected(1).with_key();
+    h.t.json(
+        426,
+        json!({"error": "Your Grok CLI version (1.0.6) is outdated. Please update to version 1.2.0 or later via `grok update` or the installation documentation."}),
+    );
+    let e = err(h.p.chat(&simple_request("xai-grok-sub/grok-4.6")));
+    let ProviderError::ClientOutdated(m) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(m.contains("1.2.0 or later"), "{m}");
+    assert!(
+        m.contains("subscription-client-version") && m.contains("XAI_SUBSCRIPTION_CLIENT_VERSION"),
+        "{m}"
+    );
+    assert!(!m.contains("grok update"), "{m}");
+    assert_eq!(h.t.count(), 1, "neither refreshed nor retried");
+    // The configured version is what the rail is sent.
+    let mut h = H::connected(1).configured(&[
+        ("default-route", "api"),
+        ("subscription-client-version", "1.0.34"),
+    ]);
+    stream_reply(&h, CC);
+    ok(h.p.chat(&simple_request("xai-grok-sub/grok-4.6")));
+    assert_eq!(
+        header(&h.t.requests()[0], "x-grok-client-version").as_deref(),
+        Some("1.0.34")
+    );
+}
+
+#[test]
+fn quota_shaped_429s_on_the_rail_are_spent_quotas_with_alternatives() {
+    for body in [
+        json!({"code": 429, "error": "You ran out of credits. [WKE=personal-team-blocked:spending-limit]"}),
+        json!({"code": "subscription:free-usage-exhausted", "error": "You've used all the included free usage for model grok-4.5-build-free for now."}),
+    ] {
+        let mut h = H::connected(1).with_key();
+        h.t.json(429, body.clone());
+        let e = err(h.p.chat(&simple_request("xai-grok-sub/grok-4.6")));
+        assert!(
+            matches!(&e, ProviderError::QuotaExhausted { route, alternatives, .. }
+                if route == "subscription" && alternatives == &["api", "api-key"]),
+            "{body}: {e:?}"
+        );
+        assert_eq!(h.t.count(), 1);
+    }
+    // A 402 credit block likewise.
+    let mut h = H::connected(1);
+    h.t.json(402, json!({"error": "usage balance exhausted"}));
+    assert!(matches!(
+        err(h.p.chat(&simple_request("xai-grok-sub/grok-4.6"))),
+        ProviderError::QuotaExhausted { .. }
+    ));
+}
+
+#[test]
+fn the_default_route_spends_the_subscription_and_status_names_it() {
+    let mut h = H::connected(1).defaults();
+    h.t.json(
+        200,
+        json!({"object": "list", "data": [{"id": "grok-4.6"}, {"id": "grok-4.5"}]}),
+    );
+    h.t.json(
+        200,
+        json!({"userId": "user-1", "email": "a@example.com", "subscriptionTier": "GrokPro"}),
+    );
+    let s = ok(h.p.status());
+    assert_eq!(s.default_route, "subscription");
+    assert_eq!(
+        (s.tier_name.as_deref(), s.subscription.as_deref()),
+        (Some("SuperGrok"), Some("SuperGrok"))
+    );
+    let urls: Vec<String> = h.t.requests().into_iter().map(|r| r.url).collect();
+    assert_eq!(
+        urls,
+        [
+            SUB_MODELS_URL,
+            "https://cli-chat-proxy.grok.com/v1/user?include=subscription"
+        ]
+    );
+    assert_rail_headers(&h.t.requests()[1]);
+    // Which pool each route bills.
+    let bills: Vec<(&str, &str)> = s
+        .routes
+        .iter()
+        .map(|r| (r.name.as_str(), r.bills.as_str()))
+        .collect();
+    assert_eq!(bills[0].0, "subscription");
+    assert!(bills[0].1.contains("subscription"), "{bills:?}");
+    assert!(
+        bills[1].1.contains("API pool") && bills[1].1.contains("not the subscription"),
+        "{bills:?}"
+    );
+    // Cached like the models: no request the second time.
+    let s = ok(h.p.status());
+    assert_eq!(s.subscription.as_deref(), Some("SuperGrok"));
+    assert_eq!(h.t.count(), 2);
+    let list = ok(h.p.models(false, None));
+    assert_eq!(list.route, "subscription");
+    assert!(list.bills.contains("subscription"), "{}", list.bills);
+    assert_eq!(h.t.count(), 2);
+    // A bare model goes to the rail; the seed's `xai-grok/` id to the API (grok-4.3 is
+    // API-only there).
+    stream_reply(&h, CC);
+    let r = ok(h.p.chat(&simple_request("grok-4.6")));
+    assert_eq!(r.route, "subscription");
+    h.t.json(
+        200,
+        json!({"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}),
+    );
+    let r = ok(h.p.chat(&simple_request("xai-grok/grok-4.3")));
+    assert_eq!(r.route, "api");
+    assert_eq!(h.t.requests()[3].url, CHAT_URL);
+
+    // No active subscription (or `Free`): none named; a logout forgets the cache.
+    let mut h = H::connected(0).defaults();
+    h.t.json(200, models_body());
+    h.t.json(200, json!({"userId": "user-1"}));
+    let s = ok(h.p.status());
+    assert_eq!(
+        (s.tier_name.as_deref(), s.subscription),
+        (Some("Free"), None)
+    );
+    h.t.reply(200, "");
+    ok(h.p.logout());
+    assert!(h.s.raw("subscription").is_none());
 }

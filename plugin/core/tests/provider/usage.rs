@@ -1,58 +1,82 @@
-//! `usage`: the subscription rail's credits when it reports them, plainly unknown otherwise;
+//! `usage`: the subscription rail's allowance when it reports it, plainly unknown otherwise;
 //! the developer API's routes report nothing.
 
-use grok_provider_core::{CreditBalance, ProviderError, TransportError};
+use grok_provider_core::{CreditBalance, ProviderError, QuotaPeriod, TransportError};
 use serde_json::json;
 
 use crate::*;
 
 #[test]
-fn the_rail_reports_its_credits() {
-    let mut h = H::connected(3);
+fn the_rail_reports_its_allowance_as_xais_cli_reads_it() {
+    let mut h = H::connected(1);
     h.t.json(
         200,
-        json!({"remaining": 1234.5, "total": 5000.0, "unit": "credits", "resets_at": 1_700_086_400u64}),
+        json!({"config": {
+            "creditUsagePercent": 42.5,
+            "currentPeriod": {"type": "USAGE_PERIOD_TYPE_WEEKLY",
+                              "start": "2023-11-13T00:00:00Z", "end": "2023-11-20T00:00:00Z"},
+            "onDemandCap": {"val": 5000},
+            "onDemandUsed": {"val": 300},
+            "prepaidBalance": {"val": -1250},
+            "isUnifiedBillingUser": true
+        }}),
     );
     let q = ok(h.p.usage(Some("subscription")));
     assert_eq!(q.route, "subscription");
+    assert_eq!(q.percent_used, Some(42.5));
+    assert_eq!(q.period, Some(QuotaPeriod::Weekly));
     assert_eq!(
-        q.credits,
-        Some(CreditBalance {
-            remaining: 1234.5,
-            total: Some(5000.0),
-            unit: "credits".into()
-        })
+        (q.period_start, q.resets_at, q.fetched_at),
+        (Some(1_699_833_600), Some(1_700_438_400), NOW / 1000)
     );
     assert_eq!(
-        (q.resets_at, q.fetched_at),
-        (Some(1_700_086_400), NOW / 1000)
+        (
+            q.on_demand_cap_cents,
+            q.on_demand_used_cents,
+            q.prepaid_balance_cents
+        ),
+        (Some(5000), Some(300), Some(1250))
     );
-    assert!(q.detail.contains("billing"), "{}", q.detail);
+    assert_eq!(q.credits, None);
+    assert!(
+        q.detail.contains("billing") && q.detail.contains("cents"),
+        "{}",
+        q.detail
+    );
     let req = &h.t.requests()[0];
     assert_eq!(req.url, SUB_BILLING_URL);
     assert_eq!(
         header(req, "authorization"),
         Some(format!("Bearer {}", h.creds().access_token))
     );
-    assert_eq!(
-        header(req, "x-xai-token-auth").as_deref(),
-        Some("xai-grok-cli")
-    );
+    for (name, value) in [
+        ("x-xai-token-auth", "xai-grok-cli"),
+        ("x-grok-client-version", "1.0.6"),
+        ("x-grok-client-mode", "headless"),
+    ] {
+        assert_eq!(header(req, name).as_deref(), Some(value), "{name}");
+    }
 
-    // Other spellings, nested, a default unit.
-    let mut h = H::connected(3).configured(&[("default-route", "subscription")]);
-    h.t.json(200, json!({"credits": {"balance": "12", "limit": 50}}));
+    // The legacy shape, on the default route (now the subscription).
+    let mut h = H::connected(1).defaults();
+    h.t.json(
+        200,
+        json!({"config": {"monthlyLimit": 2000, "used": 500,
+                          "billingPeriodEnd": "2023-12-01T00:00:00Z"}}),
+    );
     let q = ok(h.p.usage(None));
     assert_eq!(q.route, "subscription");
+    assert_eq!(q.percent_used, Some(25.0));
+    assert_eq!(q.period, Some(QuotaPeriod::Monthly));
     assert_eq!(
         q.credits,
         Some(CreditBalance {
-            remaining: 12.0,
-            total: Some(50.0),
-            unit: "credits".into()
+            remaining: 1500.0,
+            total: Some(2000.0),
+            unit: "usd_cents".into()
         })
     );
-    assert_eq!(q.resets_at, None);
+    assert_eq!(q.resets_at, Some(1_701_388_800));
 }
 
 #[test]
@@ -64,11 +88,17 @@ fn an_answer_without_a_figure_is_plainly_unknown() {
         (200, "<html>not json</html>"),
         (200, "{\"status\":\"ok\"}"),
         (200, "{\"remaining\":\"lots\"}"),
+        (200, "{\"config\":null}"),
+        (200, "{\"config\":{}}"),
     ] {
         let mut h = H::connected(3);
         h.t.reply(status, body);
         let q = ok(h.p.usage(Some("subscription")));
-        assert_eq!((q.credits, q.resets_at), (None, None), "{status} {body}");
+        assert_eq!(
+            (q.credits, q.resets_at, q.percent_used, q.period),
+            (None, None, None, None),
+            "{status} {body}"
+        );
         assert!(q.detail.starts_with("unknown:"), "{}", q.detail);
         assert_eq!(h.t.count(), 1, "a figure nobody waits for is not retried");
         assert!(h.c.sleeps().is_empty());
@@ -102,7 +132,11 @@ fn the_api_routes_report_no_figure_without_asking() {
     for route in [None, Some("api"), Some("api-key")] {
         let mut h = H::connected(1).with_key();
         let q = ok(h.p.usage(route));
-        assert_eq!(q.route, route.unwrap_or("api"));
+        assert_eq!(
+            q.route,
+            route.unwrap_or("api"),
+            "the tests pin the default to api"
+        );
         assert_eq!((q.credits, q.resets_at), (None, None));
         assert!(
             q.detail.contains("reports no remaining quota"),
