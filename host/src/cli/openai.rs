@@ -1,5 +1,10 @@
-//! An OpenAI Chat Completions request body (`chat --request`) mapped onto the WIT's
-//! `chat-request`. Every field either maps or is refused by name: nothing is dropped.
+//! An OpenAI Chat Completions request body (`chat --request`, `serve`) mapped onto the
+//! WIT's `chat-request`. Every field maps, is forwarded upstream as it is (through
+//! `extra-body`), is accepted without effect (it changes nothing of the answer: `store`,
+//! `metadata`, `service_tier`, `n: 1`, `logprobs: false`, `reasoning_content` sent back on
+//! assistant messages, which xAI's chat-completions lane does not take back), or is refused
+//! by name (an unknown field, or one that would silently change the answer: `n > 1`,
+//! `logprobs: true`).
 //!
 //! One extension: an assistant message may carry `reasoning_items` (as `chat --json`
 //! printed them) so that encrypted reasoning can round-trip through the CLI.
@@ -33,12 +38,30 @@ pub struct Body {
     prompt_cache_key: Option<String>,
     pub stream: Option<bool>,
     stream_options: Option<StreamOptions>,
+    // Forwarded upstream as they are (xAI takes them; the WIT names none of them).
+    user: Option<String>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+    search_parameters: Option<Value>,
+    // Accepted without effect (`n` other than 1 refused).
+    n: Option<u32>,
+    #[allow(dead_code)]
+    store: Option<bool>,
+    #[allow(dead_code)]
+    metadata: Option<Value>,
+    #[allow(dead_code)]
+    service_tier: Option<String>,
+    logprobs: Option<bool>,
+    top_logprobs: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StreamOptions {
     include_usage: Option<bool>,
+    /// OpenAI's padding of stream events; nothing here is padded.
+    #[allow(dead_code)]
+    include_obfuscation: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +74,19 @@ struct WireMessage {
     tool_call_id: Option<String>,
     #[serde(default)]
     reasoning_items: Vec<WireReasoningItem>,
+    /// Reasoning text a client sends back (`@ai-sdk/openai-compatible` does): xAI's
+    /// chat-completions lane takes none back, so it is accepted and left out.
+    #[allow(dead_code)]
+    reasoning_content: Option<Value>,
+    // What SDKs echo of a reply's message (`model_dump()`): no effect on the turn.
+    #[allow(dead_code)]
+    refusal: Option<Value>,
+    #[allow(dead_code)]
+    annotations: Option<Value>,
+    #[allow(dead_code)]
+    audio: Option<Value>,
+    #[allow(dead_code)]
+    function_call: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +154,29 @@ impl Body {
             .and_then(|o| o.include_usage)
             .unwrap_or(false)
     }
+}
+
+/// What separates a route prefix from the model in the slash-free form of a model id:
+/// `xai-grok-sub--grok-4.3` names what `xai-grok-sub/grok-4.3` names, for clients that read
+/// a slash in a model id as a provider prefix of their own (Python `openai-agents`).
+pub const SLASH_FREE: &str = "--";
+
+/// The model id a request names: its slash-free form (no `/`, a `--`) read back with the
+/// first `--` as the route prefix's `/`; any other id as it is.
+pub fn model_id(requested: &str) -> String {
+    match requested.split_once(SLASH_FREE) {
+        Some((prefix, model)) if !requested.contains('/') && !prefix.is_empty() => {
+            format!("{prefix}/{model}")
+        }
+        _ => requested.to_owned(),
+    }
+}
+
+/// The slash-free form of a listed id that has a route prefix (`a/b` -> `a--b`).
+pub fn slash_free(id: &str) -> Option<String> {
+    let (prefix, model) = id.split_once('/')?;
+    (!prefix.is_empty() && !prefix.contains(SLASH_FREE) && !model.contains('/'))
+        .then(|| format!("{prefix}{SLASH_FREE}{model}"))
 }
 
 /// Parse the body's JSON text.
@@ -228,6 +287,11 @@ fn content(v: Option<&Value>, at: &str) -> Result<Vec<ContentPart>, String> {
 
 fn message(i: usize, m: WireMessage) -> Result<Message, String> {
     let at = format!("messages[{i}]");
+    for (field, v) in [("function_call", &m.function_call), ("audio", &m.audio)] {
+        if v.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(format!("{at}: {field} is not supported (use tool_calls)"));
+        }
+    }
     let tool_calls = m
         .tool_calls
         .into_iter()
@@ -315,6 +379,28 @@ impl Body {
         if self.max_tokens.is_some() && self.max_completion_tokens.is_some() {
             return Err("give max_tokens or max_completion_tokens, not both".into());
         }
+        // What would change the answer silently is refused by name.
+        if self.n.is_some_and(|n| n != 1) {
+            return Err("n other than 1 is not supported: one choice per request".into());
+        }
+        if self.logprobs == Some(true) || self.top_logprobs.is_some_and(|n| n > 0) {
+            return Err("logprobs are not supported: replies carry no log probabilities".into());
+        }
+        let mut extra = serde_json::Map::new();
+        if let Some(u) = self.user {
+            extra.insert("user".into(), u.into());
+        }
+        for (k, v) in [
+            ("frequency_penalty", self.frequency_penalty),
+            ("presence_penalty", self.presence_penalty),
+        ] {
+            if let Some(v) = v {
+                extra.insert(k.into(), v.into());
+            }
+        }
+        if let Some(p) = self.search_parameters {
+            extra.insert("search_parameters".into(), p);
+        }
         let stop = match self.stop {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => vec![s],
@@ -343,7 +429,7 @@ impl Body {
             })
             .collect::<Result<_, String>>()?;
         Ok(ChatRequest {
-            model,
+            model: model_id(&model),
             route: None,
             messages: self
                 .messages
@@ -363,7 +449,7 @@ impl Body {
             max_output_tokens: self.max_completion_tokens.or(self.max_tokens),
             thinking: self.reasoning_effort.as_deref().map(effort).transpose()?,
             prompt_cache_key: self.prompt_cache_key,
-            extra_body: None,
+            extra_body: (!extra.is_empty()).then(|| Value::Object(extra).to_string()),
         })
     }
 }
@@ -455,6 +541,62 @@ mod tests {
         ] {
             let e = request(body).unwrap_err();
             assert!(e.contains(named), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn what_clients_send_back_and_optional_fields_are_tolerated() {
+        let r = request(r#"{
+            "model": "p--m",
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "a", "reasoning_content": "thought", "refusal": null,
+                 "annotations": [], "audio": null, "function_call": null},
+                {"role": "user", "content": "again"}
+            ],
+            "user": "u", "n": 1, "store": false, "metadata": {"k": "v"}, "frequency_penalty": 0.5,
+            "presence_penalty": 0, "logprobs": false, "top_logprobs": 0, "service_tier": "auto",
+            "search_parameters": {"mode": "auto"}, "parallel_tool_calls": true,
+            "stream_options": {"include_usage": true, "include_obfuscation": false}
+        }"#)
+        .unwrap();
+        assert_eq!(r.messages.len(), 3);
+        let named = parse(r#"{"messages": [{"role": "user", "content": "q"}]}"#)
+            .unwrap()
+            .into_request("p--m".into())
+            .unwrap();
+        assert_eq!(named.model, "p/m");
+        let extra: Value = serde_json::from_str(r.extra_body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            extra,
+            serde_json::json!({"user": "u", "frequency_penalty": 0.5, "presence_penalty": 0.0,
+                               "search_parameters": {"mode": "auto"}})
+        );
+        for (body, named) in [
+            (r#"{"messages": [], "n": 2}"#, "n other than 1"),
+            (r#"{"messages": [], "top_logprobs": 2}"#, "logprobs"),
+            (
+                r#"{"messages": [{"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}}]}"#,
+                "function_call",
+            ),
+        ] {
+            let e = request(body).unwrap_err();
+            assert!(e.contains(named), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_slash_free_form_names_the_prefixed_id() {
+        assert_eq!(model_id("xai-grok-sub--grok-4.3"), "xai-grok-sub/grok-4.3");
+        assert_eq!(model_id("grok-4.3"), "grok-4.3");
+        assert_eq!(model_id("a/b--c"), "a/b--c");
+        assert_eq!(
+            slash_free("xai-grok-sub/grok-4.3").as_deref(),
+            Some("xai-grok-sub--grok-4.3")
+        );
+        assert_eq!(slash_free("grok-4.3"), None);
+        for id in ["xai-grok/grok-4.20-0309-reasoning", "xai/grok-4.6"] {
+            assert_eq!(model_id(&slash_free(id).unwrap()), id);
         }
     }
 }

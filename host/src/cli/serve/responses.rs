@@ -13,8 +13,9 @@ fn str_of<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     o.get(k).and_then(Value::as_str)
 }
 
-/// Fields this endpoint maps; any other is refused by name.
-const KNOWN: &[&str] = &[
+/// Fields this endpoint maps or forwards upstream as they are (`user`,
+/// `search_parameters`, through `extra-body`).
+const MAPPED: &[&str] = &[
     "model",
     "input",
     "instructions",
@@ -27,9 +28,25 @@ const KNOWN: &[&str] = &[
     "temperature",
     "top_p",
     "stream",
+    "prompt_cache_key",
+    "user",
+    "search_parameters",
+];
+
+/// Fields accepted without effect: they change nothing of the answer here (nothing is
+/// stored, whatever `store` says; encrypted reasoning is always asked for, whatever
+/// `include` says; no truncation, no service tiers).
+const NO_EFFECT: &[&str] = &[
     "store",
     "include",
-    "prompt_cache_key",
+    "metadata",
+    "truncation",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_retention",
+    "stream_options",
+    "top_logprobs",
+    "background",
 ];
 
 /// The request's model, whether it streams, and the WIT request.
@@ -38,14 +55,43 @@ pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
     let o = v
         .as_object()
         .ok_or("the request body must be a JSON object")?;
-    if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+    if let Some(k) = o
+        .keys()
+        .find(|k| !MAPPED.contains(&k.as_str()) && !NO_EFFECT.contains(&k.as_str()))
+    {
         return Err(match k.as_str() {
-            "previous_response_id" => "previous_response_id is not supported: nothing is stored upstream, send the whole conversation".into(),
+            "previous_response_id" | "conversation" => format!(
+                "{k} is not supported: nothing is stored upstream, send the whole conversation"
+            ),
             other => format!("unsupported field {other}"),
         });
     }
-    if o.get("store").and_then(Value::as_bool) == Some(true) {
-        return Err("store: true is not supported: responses are not kept".into());
+    // Accepted only where they change nothing.
+    if o.get("background").and_then(Value::as_bool) == Some(true) {
+        return Err("background: true is not supported: the answer comes on this request".into());
+    }
+    if o.get("top_logprobs")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n > 0)
+    {
+        return Err("top_logprobs is not supported: replies carry no log probabilities".into());
+    }
+    if let Some(t) = o.get("truncation").and_then(Value::as_str)
+        && !matches!(t, "disabled" | "auto")
+    {
+        return Err(format!("unknown truncation {t:?}"));
+    }
+    if let Some(r) = o.get("reasoning").and_then(Value::as_object)
+        && let Some(k) = r
+            .keys()
+            .find(|k| !matches!(k.as_str(), "effort" | "summary" | "generate_summary"))
+    {
+        return Err(format!("unsupported field reasoning.{k}"));
+    }
+    if let Some(t) = o.get("text").and_then(Value::as_object)
+        && let Some(k) = t.keys().find(|k| k.as_str() != "format")
+    {
+        return Err(format!("unsupported field text.{k}"));
     }
     let model = str_of(o, "model").ok_or("model is required")?.to_owned();
     let mut messages = Vec::new();
@@ -132,7 +178,7 @@ pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
         .map(openai::effort)
         .transpose()?;
     let num = |k: &str| o.get(k).and_then(Value::as_f64).map(|f| f as f32);
-    let mut request = ChatRequest::new(model.clone(), messages);
+    let mut request = ChatRequest::new(openai::model_id(&model), messages);
     request.tools = tools;
     request.tool_choice = tool_choice;
     request.parallel_tool_calls = o.get("parallel_tool_calls").and_then(Value::as_bool);
@@ -145,8 +191,20 @@ pub fn parse(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
     request.temperature = num("temperature");
     request.top_p = num("top_p");
     request.prompt_cache_key = str_of(o, "prompt_cache_key").map(str::to_owned);
+    let mut extra = Map::new();
     if !server_tools.is_empty() {
-        request.extra_body = Some(json!({"tools": server_tools}).to_string());
+        // Server-side tools are served by the Responses lane only (chat-completions
+        // refuses them): a request that carries them goes there, whatever its model's lane.
+        request.lane = Some(Lane::Responses);
+        extra.insert("tools".into(), Value::Array(server_tools));
+    }
+    for k in ["user", "search_parameters"] {
+        if let Some(v) = o.get(k).filter(|v| !v.is_null()) {
+            extra.insert(k.into(), v.clone());
+        }
+    }
+    if !extra.is_empty() {
+        request.extra_body = Some(Value::Object(extra).to_string());
     }
     Ok((
         model,
@@ -230,10 +288,30 @@ fn input_item(i: usize, item: &Value, out: &mut Vec<Message>) -> Result<(), Stri
             );
             out.push(m);
         }
-        "reasoning" => assistant(out).reasoning.push(ReasoningItem {
-            lane: Lane::Responses,
-            data: item.to_string(),
-        }),
+        // Only encrypted reasoning can be used again (nothing is stored upstream); a
+        // summary alone (what a chat-lane model's reasoning item carries) is left out.
+        // Passed back with the fields upstream made it with, as the plugin kept them.
+        "reasoning" => {
+            if str_of(o, "encrypted_content").is_some_and(|e| !e.is_empty()) {
+                let kept: Map<String, Value> = o
+                    .iter()
+                    .filter(|(k, _)| {
+                        matches!(k.as_str(), "type" | "id" | "summary" | "encrypted_content")
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                assistant(out).reasoning.push(ReasoningItem {
+                    lane: Lane::Responses,
+                    data: Value::Object(kept).to_string(),
+                });
+            }
+        }
+        "item_reference" => {
+            return Err(at(
+                "item_reference is not supported: nothing is stored, send the items whole \
+                 (with the AI SDK's openai provider: providerOptions.openai.store = false)",
+            ));
+        }
         other => return Err(at(&format!("unsupported item type {other:?}"))),
     }
     Ok(())
@@ -270,11 +348,45 @@ fn call_item(id: &str, c: &ToolCall, status: &str) -> Value {
            "arguments": c.arguments, "status": status})
 }
 
-fn reasoning_item(r: &ReasoningItem, n: usize) -> Value {
+fn summary(text: &str) -> Value {
+    if text.is_empty() {
+        json!([])
+    } else {
+        json!([{"type": "summary_text", "text": text}])
+    }
+}
+
+/// A reasoning output item, complete: `id`, the summary `text` (or, when none was
+/// streamed, upstream's own summary) and upstream's `encrypted_content` when the plugin
+/// returned the item to pass back.
+fn reasoning_output(id: &str, text: &str, upstream: Option<&Value>) -> Value {
+    let mut item =
+        json!({"type": "reasoning", "id": id, "status": "completed", "summary": summary(text)});
+    if let Some(u) = upstream {
+        if let Some(e) = u.get("encrypted_content").filter(|e| e.is_string()) {
+            item["encrypted_content"] = e.clone();
+        }
+        if text.is_empty()
+            && let Some(s) = u.get("summary").filter(|s| s.is_array())
+        {
+            item["summary"] = s.clone();
+        }
+    }
+    item
+}
+
+/// The JSON of a reasoning item the plugin returned (an object, or nothing).
+fn upstream_item(r: &ReasoningItem) -> Option<Value> {
     serde_json::from_str::<Value>(&r.data)
         .ok()
         .filter(Value::is_object)
-        .unwrap_or_else(|| json!({"type": "reasoning", "id": format!("rs_{n}"), "summary": []}))
+}
+
+/// Output item ids: `<kind>_<response id's hex>_<output index>`, the same in every event
+/// and in the final response.
+fn item_id(response: &str, kind: &str, index: usize) -> String {
+    let hex = response.strip_prefix("resp_").unwrap_or(response);
+    format!("{kind}_{hex}_{index}")
 }
 
 fn envelope(
@@ -305,31 +417,42 @@ fn status_of(
     }
 }
 
+fn annotation(c: &provider_runtime::bindings::types::Citation) -> Value {
+    json!({"type": "url_citation", "url": c.url, "title": c.title,
+           "start_index": c.start_index, "end_index": c.end_index})
+}
+
+/// The whole response: reasoning (the items the plugin returned to pass back, or, on the
+/// chat-completions lane, which returns none, the visible reasoning as a summary), then
+/// the message, then the calls.
 pub fn whole(id: &str, created: u64, model: &str, r: &ChatReply) -> Value {
-    let mut output: Vec<Value> = r
-        .reasoning_items
-        .iter()
-        .enumerate()
-        .map(|(n, i)| reasoning_item(i, n))
-        .collect();
+    let mut output: Vec<Value> = Vec::new();
+    if r.reasoning_items.is_empty() {
+        if let Some(text) = r.reasoning.as_deref().filter(|t| !t.is_empty()) {
+            output.push(reasoning_output(&item_id(id, "rs", 0), text, None));
+        }
+    } else {
+        for item in &r.reasoning_items {
+            let index = output.len();
+            output.push(reasoning_output(
+                &item_id(id, "rs", index),
+                "",
+                upstream_item(item).as_ref(),
+            ));
+        }
+    }
     if !r.content.is_empty() || r.tool_calls.is_empty() {
-        let annotations = r
-            .citations
-            .iter()
-            .map(|c| {
-                json!({"type": "url_citation", "url": c.url, "title": c.title,
-                            "start_index": c.start_index, "end_index": c.end_index})
-            })
-            .collect();
+        let index = output.len();
         output.push(message_item(
-            &format!("msg_{id}"),
+            &item_id(id, "msg", index),
             &r.content,
-            annotations,
+            r.citations.iter().map(annotation).collect(),
             "completed",
         ));
     }
-    for (n, c) in r.tool_calls.iter().enumerate() {
-        output.push(call_item(&format!("fc_{id}_{n}"), c, "completed"));
+    for c in &r.tool_calls {
+        let index = output.len();
+        output.push(call_item(&item_id(id, "fc", index), c, "completed"));
     }
     let (status, incomplete) = status_of(r.finish_reason.as_ref());
     // Name the model as the caller asked for it when the reply did not say.
@@ -349,14 +472,18 @@ pub fn whole(id: &str, created: u64, model: &str, r: &ChatReply) -> Value {
     )
 }
 
-/// What is open while a stream is being written.
+/// The output item being written while a stream runs.
 enum Open {
     None,
+    Reasoning { index: usize, text: String },
     Message { index: usize, text: String },
     Call { index: usize, call: ToolCall },
 }
 
-/// Turns the plugin's chunks into `response.*` events.
+/// Turns the plugin's chunks into `response.*` events in the order OpenAI's Responses API
+/// sends them: each output item announced (`output_item.added`, at the next output index,
+/// with its id), its parts and deltas, its `.done` events, and only then the next item;
+/// `response.completed` carries every item as its `.done` event did.
 pub struct EventWriter {
     id: String,
     created: u64,
@@ -403,6 +530,10 @@ impl EventWriter {
         )
     }
 
+    fn item_id(&self, kind: &str, index: usize) -> String {
+        item_id(&self.id, kind, index)
+    }
+
     pub fn start(&mut self) -> Vec<(String, Value)> {
         let r = self.envelope("in_progress", None);
         vec![
@@ -411,41 +542,60 @@ impl EventWriter {
         ]
     }
 
-    fn close(&mut self, out: &mut Vec<(String, Value)>) {
+    /// Announce a new output item; its index.
+    fn add(&mut self, item: Value, out: &mut Vec<(String, Value)>) -> usize {
+        let index = self.output.len();
+        self.output.push(item.clone());
+        out.push(self.ev(
+            "response.output_item.added",
+            json!({"output_index": index, "item": item}),
+        ));
+        index
+    }
+
+    /// Finish output item `index` as `item`.
+    fn done(&mut self, index: usize, item: Value, out: &mut Vec<(String, Value)>) {
+        self.output[index] = item.clone();
+        out.push(self.ev(
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        ));
+    }
+
+    /// Close the open item; `upstream` is the reasoning item the plugin returned for it.
+    fn close_with(&mut self, upstream: Option<&Value>, out: &mut Vec<(String, Value)>) {
         match std::mem::replace(&mut self.open, Open::None) {
             Open::None => {}
+            Open::Reasoning { index, text } => {
+                let item_id = self.item_id("rs", index);
+                out.push(self.ev("response.reasoning_summary_text.done", json!({"item_id": item_id, "output_index": index, "summary_index": 0, "text": text})));
+                out.push(self.ev("response.reasoning_summary_part.done", json!({"item_id": item_id, "output_index": index, "summary_index": 0, "part": {"type": "summary_text", "text": text}})));
+                let item = reasoning_output(&item_id, &text, upstream);
+                self.done(index, item, out);
+            }
             Open::Message { index, text } => {
-                let item_id = format!("msg_{}", self.id);
+                let item_id = self.item_id("msg", index);
                 let annotations = std::mem::take(&mut self.annotations);
                 let part = json!({"type": "output_text", "text": text, "annotations": annotations});
                 out.push(self.ev("response.output_text.done", json!({"item_id": item_id, "output_index": index, "content_index": 0, "text": text})));
                 out.push(self.ev("response.content_part.done", json!({"item_id": item_id, "output_index": index, "content_index": 0, "part": part})));
-                let item = message_item(
-                    &item_id,
-                    &text,
-                    part["annotations"].as_array().cloned().unwrap_or_default(),
-                    "completed",
-                );
-                self.output[index] = item.clone();
-                out.push(self.ev(
-                    "response.output_item.done",
-                    json!({"output_index": index, "item": item}),
-                ));
+                let item = message_item(&item_id, &text, annotations, "completed");
+                self.done(index, item, out);
             }
             Open::Call { index, call } => {
-                let item_id = format!("fc_{}_{index}", self.id);
+                let item_id = self.item_id("fc", index);
                 out.push(self.ev(
                     "response.function_call_arguments.done",
                     json!({"item_id": item_id, "output_index": index, "arguments": call.arguments}),
                 ));
                 let item = call_item(&item_id, &call, "completed");
-                self.output[index] = item.clone();
-                out.push(self.ev(
-                    "response.output_item.done",
-                    json!({"output_index": index, "item": item}),
-                ));
+                self.done(index, item, out);
             }
         }
+    }
+
+    fn close(&mut self, out: &mut Vec<(String, Value)>) {
+        self.close_with(None, out);
     }
 
     /// The events for one chunk.
@@ -456,10 +606,11 @@ impl EventWriter {
                 if !matches!(self.open, Open::Message { .. }) {
                     self.close(&mut out);
                     let index = self.output.len();
-                    let item_id = format!("msg_{}", self.id);
-                    let item = message_item(&item_id, "", Vec::new(), "in_progress");
-                    self.output.push(item.clone());
-                    out.push(self.ev("response.output_item.added", json!({"output_index": index, "item": {"type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []}})));
+                    let item_id = self.item_id("msg", index);
+                    let index = self.add(
+                        json!({"type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []}),
+                        &mut out,
+                    );
                     out.push(self.ev("response.content_part.added", json!({"item_id": item_id, "output_index": index, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}})));
                     self.open = Open::Message {
                         index,
@@ -469,25 +620,54 @@ impl EventWriter {
                 if let Open::Message { index, text } = &mut self.open {
                     text.push_str(t);
                     let index = *index;
-                    out.push(self.ev("response.output_text.delta", json!({"item_id": format!("msg_{}", self.id), "output_index": index, "content_index": 0, "delta": t})));
+                    let item_id = self.item_id("msg", index);
+                    out.push(self.ev("response.output_text.delta", json!({"item_id": item_id, "output_index": index, "content_index": 0, "delta": t})));
                 }
             }
             ChatChunk::Reasoning(t) => {
-                out.push(self.ev("response.reasoning_summary_text.delta", json!({"item_id": format!("rs_{}", self.id), "output_index": self.output.len(), "summary_index": 0, "delta": t})));
+                if !matches!(self.open, Open::Reasoning { .. }) {
+                    // The blank line the plugin puts between two reasoning items opens
+                    // nothing.
+                    if t.trim().is_empty() {
+                        return out;
+                    }
+                    self.close(&mut out);
+                    let index = self.output.len();
+                    let item_id = self.item_id("rs", index);
+                    let index = self.add(
+                        json!({"type": "reasoning", "id": item_id, "status": "in_progress", "summary": []}),
+                        &mut out,
+                    );
+                    out.push(self.ev("response.reasoning_summary_part.added", json!({"item_id": item_id, "output_index": index, "summary_index": 0, "part": {"type": "summary_text", "text": ""}})));
+                    self.open = Open::Reasoning {
+                        index,
+                        text: String::new(),
+                    };
+                }
+                if let Open::Reasoning { index, text } = &mut self.open {
+                    text.push_str(t);
+                    let index = *index;
+                    let item_id = self.item_id("rs", index);
+                    out.push(self.ev("response.reasoning_summary_text.delta", json!({"item_id": item_id, "output_index": index, "summary_index": 0, "delta": t})));
+                }
             }
+            // The item to pass back (its encrypted content) ends the reasoning it belongs
+            // to; without streamed reasoning before it, it is an item of its own.
             ChatChunk::ReasoningItem(r) => {
-                self.close(&mut out);
-                let index = self.output.len();
-                let item = reasoning_item(r, index);
-                self.output.push(item.clone());
-                out.push(self.ev(
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": item.clone()}),
-                ));
-                out.push(self.ev(
-                    "response.output_item.done",
-                    json!({"output_index": index, "item": item}),
-                ));
+                let upstream = upstream_item(r);
+                if !matches!(self.open, Open::Reasoning { .. }) {
+                    self.close(&mut out);
+                    let index = self.output.len();
+                    let item_id = self.item_id("rs", index);
+                    self.add(
+                        json!({"type": "reasoning", "id": item_id, "status": "in_progress", "summary": []}),
+                        &mut out,
+                    );
+                    let item = reasoning_output(&item_id, "", upstream.as_ref());
+                    self.done(index, item, &mut out);
+                } else {
+                    self.close_with(upstream.as_ref(), &mut out);
+                }
             }
             ChatChunk::ToolCallStart(s) => {
                 self.close(&mut out);
@@ -497,26 +677,26 @@ impl EventWriter {
                     name: s.name.clone(),
                     arguments: String::new(),
                 };
-                let item_id = format!("fc_{}_{index}", self.id);
-                let item = call_item(&item_id, &call, "in_progress");
-                self.output.push(item.clone());
-                out.push(self.ev(
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
-                ));
+                let item = call_item(&self.item_id("fc", index), &call, "in_progress");
+                self.add(item, &mut out);
                 self.open = Open::Call { index, call };
             }
             ChatChunk::ToolCallArguments(d) => {
                 if let Open::Call { index, call } = &mut self.open {
                     call.arguments.push_str(&d.arguments);
                     let index = *index;
-                    out.push(self.ev("response.function_call_arguments.delta", json!({"item_id": format!("fc_{}_{index}", self.id), "output_index": index, "delta": d.arguments})));
+                    let item_id = self.item_id("fc", index);
+                    out.push(self.ev(
+                        "response.function_call_arguments.delta",
+                        json!({"item_id": item_id, "output_index": index, "delta": d.arguments}),
+                    ));
                 }
             }
             ChatChunk::Citation(c) => {
-                let a = json!({"type": "url_citation", "url": c.url, "title": c.title, "start_index": c.start_index, "end_index": c.end_index});
+                let a = annotation(c);
                 if let Open::Message { index, .. } = self.open {
-                    out.push(self.ev("response.output_text.annotation.added", json!({"item_id": format!("msg_{}", self.id), "output_index": index, "content_index": 0, "annotation_index": self.annotations.len(), "annotation": a.clone()})));
+                    let item_id = self.item_id("msg", index);
+                    out.push(self.ev("response.output_text.annotation.added", json!({"item_id": item_id, "output_index": index, "content_index": 0, "annotation_index": self.annotations.len(), "annotation": a.clone()})));
                 }
                 self.annotations.push(a);
             }
@@ -547,5 +727,197 @@ impl EventWriter {
             "error",
             json!({"code": code, "message": message, "param": null}),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provider_runtime::bindings::types::{FinishReason, ToolCallDelta, ToolCallStart};
+
+    fn events(chunks: &[ChatChunk]) -> Vec<Value> {
+        let mut w = EventWriter::new("resp_1".into(), 0, "m".into());
+        let mut out = w.start();
+        for c in chunks {
+            out.extend(w.chunk(c));
+        }
+        out.extend(w.finish());
+        out.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Reasoning, then text, then a call: each item announced at its own index before its
+    /// deltas, with one id from `added` to `completed`, as OpenAI's Responses API streams.
+    #[test]
+    fn a_stream_with_reasoning_follows_openais_event_order() {
+        let evs = events(&[
+            ChatChunk::Reasoning("think".into()),
+            ChatChunk::Reasoning("ing".into()),
+            ChatChunk::ReasoningItem(ReasoningItem {
+                lane: Lane::Responses,
+                data: r#"{"type":"reasoning","id":"up","encrypted_content":"enc_1","summary":[]}"#
+                    .into(),
+            }),
+            ChatChunk::Reasoning("\n\n".into()),
+            ChatChunk::Text("hi".into()),
+            ChatChunk::ToolCallStart(ToolCallStart {
+                index: 0,
+                id: "call".into(),
+                name: "f".into(),
+            }),
+            ChatChunk::ToolCallArguments(ToolCallDelta {
+                index: 0,
+                arguments: "{}".into(),
+            }),
+            ChatChunk::Finish(FinishReason::ToolCalls),
+        ]);
+        let kinds: Vec<&str> = evs.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.reasoning_summary_part.added",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                "response.reasoning_summary_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        // One id per output index, in every event that names the item.
+        for e in &evs {
+            let (Some(index), Some(id)) = (
+                e["output_index"].as_u64(),
+                e["item_id"].as_str().or(e["item"]["id"].as_str()),
+            ) else {
+                continue;
+            };
+            let kind = ["rs", "msg", "fc"][index as usize];
+            assert_eq!(id, format!("{kind}_1_{index}"), "{e}");
+        }
+        let added = &evs[2]["item"];
+        assert_eq!(added["status"], "in_progress");
+        assert_eq!(added["summary"], json!([]));
+        let done = &evs[8]["item"];
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["encrypted_content"], "enc_1");
+        assert_eq!(done["summary"][0]["text"], "thinking");
+        let completed = &evs.last().unwrap()["response"];
+        assert_eq!(completed["output"].as_array().unwrap().len(), 3);
+        assert_eq!(completed["output"][0], *done);
+        assert_eq!(completed["output"][2]["arguments"], "{}");
+        let seqs: Vec<u64> = evs
+            .iter()
+            .map(|e| e["sequence_number"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    #[test]
+    fn a_whole_reply_of_a_chat_lane_reasoning_model_has_its_reasoning_item() {
+        let reply = ChatReply {
+            content: "answer".into(),
+            tool_calls: vec![],
+            reasoning: Some("because".into()),
+            reasoning_items: vec![],
+            citations: vec![],
+            model: "m".into(),
+            route: "r".into(),
+            lane: Lane::ChatCompletions,
+            usage: None,
+            finish_reason: None,
+        };
+        let v = whole("resp_1", 0, "m", &reply);
+        assert_eq!(v["output"][0]["type"], "reasoning");
+        assert_eq!(v["output"][0]["status"], "completed");
+        assert_eq!(v["output"][0]["summary"][0]["text"], "because");
+        assert_eq!(v["output"][1]["id"], "msg_1_1");
+    }
+
+    fn request(body: Value) -> Result<ChatRequest, String> {
+        parse(body.to_string().as_bytes()).map(|(_, _, r)| r)
+    }
+
+    #[test]
+    fn optional_fields_are_forwarded_accepted_or_refused_by_name() {
+        let r = request(json!({"model": "p--m", "input": "x", "store": true, "metadata": {"a": "b"},
+            "include": ["reasoning.encrypted_content"], "truncation": "disabled", "service_tier": "auto",
+            "user": "u", "parallel_tool_calls": true, "reasoning": {"effort": "low", "summary": "auto"}}))
+        .unwrap();
+        assert_eq!(r.model, "p/m");
+        assert_eq!(r.extra_body.as_deref(), Some(r#"{"user":"u"}"#));
+        assert!(r.lane.is_none());
+        for (body, named) in [
+            (
+                json!({"model": "m", "input": "x", "previous_response_id": "r"}),
+                "previous_response_id",
+            ),
+            (
+                json!({"model": "m", "input": "x", "background": true}),
+                "background",
+            ),
+            (
+                json!({"model": "m", "input": "x", "top_logprobs": 3}),
+                "top_logprobs",
+            ),
+            (
+                json!({"model": "m", "input": "x", "text": {"verbosity": "low"}}),
+                "verbosity",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "i"}]}),
+                "item_reference",
+            ),
+            (
+                json!({"model": "m", "input": "x", "max_tool_calls": 2}),
+                "max_tool_calls",
+            ),
+        ] {
+            let e = request(body.clone()).unwrap_err();
+            assert!(e.contains(named), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn server_side_tools_go_to_the_responses_lane() {
+        let r = request(json!({"model": "m", "input": "x", "tools": [
+            {"type": "web_search"}, {"type": "function", "name": "f"}]}))
+        .unwrap();
+        assert!(matches!(r.lane, Some(Lane::Responses)));
+        assert_eq!(r.tools.len(), 1);
+        assert_eq!(
+            r.extra_body.as_deref(),
+            Some(r#"{"tools":[{"type":"web_search"}]}"#)
+        );
+    }
+
+    #[test]
+    fn only_encrypted_reasoning_is_passed_back() {
+        let r = request(json!({"model": "m", "input": [
+            {"role": "user", "content": "q"},
+            {"type": "reasoning", "id": "rs_1_0", "status": "completed", "summary": []},
+            {"type": "reasoning", "id": "rs_2_0", "status": "completed", "summary": [], "encrypted_content": "e"},
+            {"role": "assistant", "content": "a"},
+        ]}))
+        .unwrap();
+        let passed: Vec<&ReasoningItem> = r.messages.iter().flat_map(|m| &m.reasoning).collect();
+        assert_eq!(passed.len(), 1);
+        let v: Value = serde_json::from_str(&passed[0].data).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": "reasoning", "id": "rs_2_0", "summary": [], "encrypted_content": "e"})
+        );
     }
 }

@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use provider_runtime::HostError;
-use provider_runtime::bindings::types::{ChatChunk, ChatReply, ModelList, ToolCall, Usage};
+use provider_runtime::bindings::types::{ChatChunk, ChatReply, Model, ModelList, ToolCall, Usage};
 use serde_json::{Value, json};
 
 use crate::cli::render;
@@ -64,15 +64,29 @@ impl ApiError {
             "not_connected" | "unauthorized" => (StatusCode::UNAUTHORIZED, "authentication_error"),
             "tier_denied" | "access_denied" => (StatusCode::FORBIDDEN, "permission_error"),
             "quota_exhausted" => (StatusCode::PAYMENT_REQUIRED, "insufficient_quota"),
-            "rate_limited" => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+            "rate_limited" | "tenant_busy" => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
             "upstream_unavailable" => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
             "network" | "invalid_response" | "denied_by_sandbox" => {
                 (StatusCode::BAD_GATEWAY, "api_error")
             }
             "call_timeout" => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
+            // Upstream refuses the version the host's plugin announces: the operator's
+            // setting to change, not the caller's request.
+            "client_outdated" => (StatusCode::BAD_GATEWAY, "api_error"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };
         let mut message = e.to_string();
+        // An unknown model: upstream's 404 reaches us as invalid input in its own words
+        // ("The model … does not exist …", OpenAI's and xAI's wording); OpenAI answers
+        // 404 `model_not_found`, which SDKs raise as their NotFound error.
+        if code == "invalid_input" && unknown_model(&message) {
+            return Self::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                message,
+            );
+        }
         match code {
             "not_connected" => {
                 message = format!(
@@ -93,9 +107,25 @@ impl ApiError {
         }
     }
 
+    /// 404 `model_not_found` for `model`, as OpenAI answers it.
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("The model `{model}` does not exist or you do not have access to it."),
+        )
+    }
+
     pub fn body(&self) -> Value {
         json!({"error": {"message": self.message, "type": self.kind, "code": self.code, "param": null}})
     }
+}
+
+/// Whether an upstream message says the model asked for does not exist.
+fn unknown_model(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("model") && (m.contains("does not exist") || m.contains("not found"))
 }
 
 impl IntoResponse for ApiError {
@@ -108,15 +138,26 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `GET /v1/models`: the lists of one or more routes in one OpenAI list; each entry also
-/// says its `route` (an extension field SDKs ignore).
+/// One model as OpenAI's model object; `id` is the id it is listed under (its own or its
+/// slash-free form), `route` an extension field SDKs ignore.
+pub fn model_object(m: &Model, id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": m.created.unwrap_or(0),
+           "owned_by": m.owned_by.as_deref().unwrap_or("unknown"), "route": m.route})
+}
+
+/// `GET /v1/models`: the lists of one or more routes in one OpenAI list. A model whose id
+/// has a route prefix (`xai-grok-sub/grok-4.3`) is listed a second time under its
+/// slash-free form (`xai-grok-sub--grok-4.3`), for clients that read a slash as a
+/// provider prefix of their own (Python `openai-agents`).
 pub fn models(lists: &[ModelList]) -> Value {
-    let data: Vec<Value> = lists
-        .iter()
-        .flat_map(|l| &l.models)
-        .map(|m| {
-            json!({"id": m.id, "object": "model", "created": m.created.unwrap_or(0),
-                   "owned_by": m.owned_by.as_deref().unwrap_or("unknown"), "route": m.route})
+    list(lists.iter().flat_map(|l| &l.models))
+}
+
+fn list<'a>(models: impl Iterator<Item = &'a Model>) -> Value {
+    let data: Vec<Value> = models
+        .flat_map(|m| {
+            std::iter::once(model_object(m, &m.id))
+                .chain(crate::cli::openai::slash_free(&m.id).map(|alias| model_object(m, &alias)))
         })
         .collect();
     json!({"object": "list", "data": data})
@@ -168,14 +209,33 @@ pub fn completion(id: &str, created: u64, r: &ChatReply) -> Value {
 }
 
 /// Builds the `chat.completion.chunk` events of one stream.
+///
+/// Tool calls leave whole: each call's id, type, name and complete arguments in one
+/// delta, as xAI streams them. `@ai-sdk/xai`'s chat model reads every tool-call delta as
+/// a complete call (id, type and name required, the arguments taken as the whole input),
+/// and every OpenAI-style client also assembles a call that arrives in one piece. So a
+/// call is held from its start until the stream moves on (another chunk kind, or the
+/// finish), its argument pieces joined meanwhile.
 pub struct ChunkWriter {
     pub id: String,
     pub created: u64,
     pub model: String,
     pub include_usage: bool,
+    /// Calls started and not yet sent: (index, id, name, arguments so far).
+    calls: Vec<(u32, String, String, String)>,
 }
 
 impl ChunkWriter {
+    pub fn new(id: String, created: u64, model: String, include_usage: bool) -> Self {
+        Self {
+            id,
+            created,
+            model,
+            include_usage,
+            calls: Vec::new(),
+        }
+    }
+
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
         json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                "model": self.model,
@@ -187,30 +247,178 @@ impl ChunkWriter {
         self.chunk(json!({"role": "assistant", "content": ""}), None)
     }
 
-    /// The events for one chunk of the plugin's stream (none for what has no place).
-    pub fn event(&self, c: &ChatChunk) -> Option<Value> {
+    /// `delta` with the held calls added (each whole), which are then sent.
+    fn with_calls(&mut self, mut delta: Value) -> Value {
+        if !self.calls.is_empty() {
+            delta["tool_calls"] = self
+                .calls
+                .drain(..)
+                .map(|(index, id, name, arguments)| {
+                    json!({"index": index, "id": id, "type": "function",
+                           "function": {"name": name, "arguments": arguments}})
+                })
+                .collect();
+        }
+        delta
+    }
+
+    /// The event for one chunk of the plugin's stream (none for what has no place, or
+    /// while a tool call is being held).
+    pub fn event(&mut self, c: &ChatChunk) -> Option<Value> {
         Some(match c {
-            ChatChunk::Text(t) => self.chunk(json!({"content": t}), None),
-            ChatChunk::Reasoning(t) => self.chunk(json!({"reasoning_content": t}), None),
-            ChatChunk::ToolCallStart(s) => self.chunk(
-                json!({"tool_calls": [{"index": s.index, "id": s.id, "type": "function",
-                                       "function": {"name": s.name, "arguments": ""}}]}),
-                None,
-            ),
-            ChatChunk::ToolCallArguments(d) => self.chunk(
-                json!({"tool_calls": [{"index": d.index, "function": {"arguments": d.arguments}}]}),
-                None,
-            ),
-            ChatChunk::Citation(c) => self.chunk(
-                json!({"annotations": [{"type": "url_citation", "url_citation": {
-                    "url": c.url, "title": c.title, "start_index": c.start_index, "end_index": c.end_index}}]}),
-                None,
-            ),
-            ChatChunk::Finish(f) => self.chunk(json!({}), Some(render::finish_reason(f))),
+            ChatChunk::Text(t) => {
+                let delta = self.with_calls(json!({"content": t}));
+                self.chunk(delta, None)
+            }
+            ChatChunk::Reasoning(t) => {
+                let delta = self.with_calls(json!({"reasoning_content": t}));
+                self.chunk(delta, None)
+            }
+            ChatChunk::ToolCallStart(s) => {
+                self.calls
+                    .push((s.index, s.id.clone(), s.name.clone(), String::new()));
+                return None;
+            }
+            ChatChunk::ToolCallArguments(d) => {
+                match self.calls.iter_mut().rev().find(|c| c.0 == d.index) {
+                    Some(call) => {
+                        call.3.push_str(&d.arguments);
+                        return None;
+                    }
+                    // Arguments of a call already sent (only when text came between its
+                    // pieces): sent as OpenAI does, by index.
+                    None => self.chunk(
+                        json!({"tool_calls": [{"index": d.index, "function": {"arguments": d.arguments}}]}),
+                        None,
+                    ),
+                }
+            }
+            ChatChunk::Citation(c) => {
+                let delta = self.with_calls(json!({"annotations": [{"type": "url_citation", "url_citation": {
+                    "url": c.url, "title": c.title, "start_index": c.start_index, "end_index": c.end_index}}]}));
+                self.chunk(delta, None)
+            }
+            ChatChunk::Finish(f) => {
+                let delta = self.with_calls(json!({}));
+                self.chunk(delta, Some(render::finish_reason(f)))
+            }
             ChatChunk::Usage(u) if self.include_usage => json!({
                 "id": self.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": self.model, "choices": [], "usage": usage(u)}),
             ChatChunk::Usage(_) | ChatChunk::ReasoningItem(_) => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provider_runtime::bindings::types::{FinishReason, ToolCallDelta, ToolCallStart};
+
+    fn writer() -> ChunkWriter {
+        ChunkWriter::new("c".into(), 1, "m".into(), false)
+    }
+
+    fn start(index: u32, id: &str) -> ChatChunk {
+        ChatChunk::ToolCallStart(ToolCallStart {
+            index,
+            id: id.into(),
+            name: "f".into(),
+        })
+    }
+
+    fn args(index: u32, a: &str) -> ChatChunk {
+        ChatChunk::ToolCallArguments(ToolCallDelta {
+            index,
+            arguments: a.into(),
+        })
+    }
+
+    /// Every tool-call delta carries index, id, type, name and the whole arguments, as
+    /// `@ai-sdk/xai` requires, whether upstream sent the call whole or in pieces.
+    #[test]
+    fn tool_calls_leave_whole_in_one_delta() {
+        let mut w = writer();
+        let mut sent: Vec<Value> = [
+            start(0, "a"),
+            args(0, "{\"x\":"),
+            args(0, "1}"),
+            start(1, "b"),
+            args(1, "{}"),
+            ChatChunk::Finish(FinishReason::ToolCalls),
+        ]
+        .iter()
+        .filter_map(|c| w.event(c))
+        .collect();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let chunk = sent.remove(0);
+        assert_eq!(chunk["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            chunk["choices"][0]["delta"]["tool_calls"],
+            json!([
+                {"index": 0, "id": "a", "type": "function", "function": {"name": "f", "arguments": "{\"x\":1}"}},
+                {"index": 1, "id": "b", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+            ])
+        );
+        // Text after a call sends the call first (in the same delta).
+        let mut w = writer();
+        assert!(w.event(&start(0, "a")).is_none());
+        assert!(w.event(&args(0, "{}")).is_none());
+        let text = w.event(&ChatChunk::Text("t".into())).unwrap();
+        assert_eq!(text["choices"][0]["delta"]["content"], "t");
+        assert_eq!(text["choices"][0]["delta"]["tool_calls"][0]["id"], "a");
+        let finish = w.event(&ChatChunk::Finish(FinishReason::Stop)).unwrap();
+        assert!(finish["choices"][0]["delta"].get("tool_calls").is_none());
+    }
+
+    #[test]
+    fn slash_free_ids_are_listed_beside_prefixed_ones() {
+        let m = |id: &str| Model {
+            id: id.into(),
+            lane: provider_runtime::bindings::types::Lane::ChatCompletions,
+            route: "r".into(),
+            owned_by: None,
+            created: None,
+        };
+        let ids: Vec<Value> = list([m("p/a"), m("b")].iter())["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].clone())
+            .collect();
+        assert_eq!(ids, [json!("p/a"), json!("p--a"), json!("b")]);
+    }
+
+    #[test]
+    fn an_unknown_model_is_404_model_not_found() {
+        let e = ApiError::from_host(
+            &HostError::Provider(
+                provider_runtime::bindings::types::ProviderError::InvalidInput(
+                    "The model nope does not exist or your team t does not have access to it."
+                        .into(),
+                ),
+            ),
+            "t",
+        );
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::NOT_FOUND, "model_not_found")
+        );
+    }
+
+    #[test]
+    fn an_outdated_client_version_is_a_bad_gateway_for_the_operator() {
+        let e = ApiError::from_host(
+            &HostError::Provider(
+                provider_runtime::bindings::types::ProviderError::ClientOutdated(
+                    "set subscription-client-version".into(),
+                ),
+            ),
+            "t",
+        );
+        assert_eq!(
+            (e.status, e.kind, e.code.as_str()),
+            (StatusCode::BAD_GATEWAY, "api_error", "client_outdated")
+        );
     }
 }

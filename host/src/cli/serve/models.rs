@@ -1,0 +1,82 @@
+//! `GET /v1/models/{id}`: one model as OpenAI's model object, or 404 `model_not_found` in
+//! OpenAI's error shape. Answered from the same list as `GET /v1/models` (same key, same
+//! `X-Provider-Route`, same access-log line), so the two never disagree.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::Shared;
+use super::wire::ApiError;
+
+/// Largest model list read back (the list is a few KiB).
+const MAX_LIST_BYTES: usize = 4 * 1024 * 1024;
+
+pub(super) async fn model(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let listed = super::models(State(state), headers).await;
+    if listed.status() != StatusCode::OK {
+        return listed;
+    }
+    let Ok(bytes) = axum::body::to_bytes(listed.into_body(), MAX_LIST_BYTES).await else {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal",
+            "the model list could not be read",
+        )
+        .into_response();
+    };
+    let list: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    match find(&list, &id) {
+        Some(mut m) => {
+            m["id"] = Value::String(id);
+            axum::Json(m).into_response()
+        }
+        None => ApiError::model_not_found(&id).into_response(),
+    }
+}
+
+/// The entry of `list` that `id` names: listed under that id (its own or its slash-free
+/// form), or, for an id without a route prefix, the first route's (the default's) model
+/// of that name, as a chat request would resolve it.
+fn find(list: &Value, id: &str) -> Option<Value> {
+    let data = list["data"].as_array()?;
+    data.iter()
+        .find(|m| m["id"] == id)
+        .or_else(|| {
+            let first = data.first()?["route"].clone();
+            data.iter().find(|m| {
+                m["route"] == first
+                    && m["id"]
+                        .as_str()
+                        .and_then(|listed| listed.split_once('/'))
+                        .is_some_and(|(_, rest)| rest == id)
+            })
+        })
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_model_is_found_by_any_id_a_request_may_use() {
+        let list = json!({"data": [
+            {"id": "p/a", "route": "r"}, {"id": "p--a", "route": "r"},
+            {"id": "q/a", "route": "s"}, {"id": "q/b", "route": "s"},
+        ]});
+        assert_eq!(find(&list, "p/a").unwrap()["id"], "p/a");
+        assert_eq!(find(&list, "p--a").unwrap()["id"], "p--a");
+        assert_eq!(find(&list, "a").unwrap()["id"], "p/a");
+        // Only the default route answers for a bare id.
+        assert!(find(&list, "b").is_none());
+        assert!(find(&list, "nope").is_none());
+    }
+}
