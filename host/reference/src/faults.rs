@@ -35,6 +35,13 @@ pub enum Route {
     Responses,
     /// `GET /v1/billing` (the subscription rail only).
     Billing,
+    /// `GET /v1/user` (the subscription rail only).
+    User,
+    /// `POST /v1/messages` (the subscription rail only).
+    Messages,
+    /// `POST /oauth2/token` with `grant_type=refresh_token` only (a fault for
+    /// [`Route::Token`] also serves refreshes).
+    Refresh,
 }
 
 /// A fixed answer: status, headers and body.
@@ -109,7 +116,15 @@ impl Fault {
         self
     }
 
-    /// xAI's fair-use ceiling: 429, with `Retry-After` when given.
+    /// Set `x-should-retry` on a `Respond` fault: `false` makes any status final for xAI's
+    /// CLI, `true` is ignored by it (reference doc §2.6, GB `retry.rs`).
+    pub fn with_should_retry(self, retry: bool) -> Self {
+        self.with_header("x-should-retry", if retry { "true" } else { "false" })
+    }
+
+    /// A plain rate limit: 429, with `Retry-After` (integer seconds) when given. xAI's CLI
+    /// retries it at most twice, waiting the full value (§2.6). The body is a guess: no
+    /// source quotes a plain 429's text.
     pub fn rate_limited(retry_after_seconds: Option<u32>) -> Self {
         let fault = Self::json(
             429,
@@ -122,31 +137,67 @@ impl Fault {
         }
     }
 
-    /// Spending limit reached (xAI answers 403, sometimes 402).
+    /// The rail's quota 429 with a well-known error code in the text (§2.6, GB
+    /// `provider_error.rs` corpus): `{"code":429,"error":"You ran out of credits.
+    /// [WKE=personal-team-blocked:spending-limit]"}`, no `Retry-After`. A quota, not a rate.
+    pub fn credits_exhausted_wke() -> Self {
+        Self::json(
+            429,
+            &json!({"code": 429,
+                    "error": "You ran out of credits. [WKE=personal-team-blocked:spending-limit]"}),
+        )
+    }
+
+    /// Spending limit reached on api.x.ai: 402 `You have run out of credits or need a Grok
+    /// subscription. (type=personal-team-blocked:spending-limit)` (§4, oh-my-pi#5978), or
+    /// 403 "run out of credits" (hermes-agent#95166). No `Retry-After`. The `code` member
+    /// is inferred from the `type=` the text carries.
     pub fn spending_limit(status: u16) -> Self {
         Self::json(
             status,
             &json!({"code": "personal-team-blocked:spending-limit",
-                    "error": "Your team has reached its monthly spending limit."}),
+                    "error": "You have run out of credits or need a Grok subscription. (type=personal-team-blocked:spending-limit)"}),
         )
     }
 
-    /// The API free tier is used up (about 500K tokens per rolling 24 h): `status` (429
-    /// or 403, as reports differ) with `subscription:free-usage-exhausted`.
+    /// The rail's 402: the Build pool's credit block, "usage balance exhausted" (§2.6, GB
+    /// `billing.rs::is_credit_limit_error`). Only the phrase is sourced; the envelope and
+    /// `code` are a guess.
+    pub fn usage_balance_exhausted() -> Self {
+        Self::json(
+            402,
+            &json!({"code": "usage-balance-exhausted",
+                    "error": "Your usage balance exhausted for this period. Buy credits or upgrade your plan to continue."}),
+        )
+    }
+
+    /// The free usage is used up (§2.6, sub2api#4568): `status` (429 as reported; 403 is
+    /// kept for older reports) with `{"code":"subscription:free-usage-exhausted", …}` and
+    /// no `Retry-After` (it resets over a rolling 24 h).
     pub fn free_usage_exhausted(status: u16) -> Self {
         Self::json(
             status,
             &json!({"code": "subscription:free-usage-exhausted",
-                    "error": "You have used up your free API usage for now. Add credits at https://console.x.ai or wait until it resets."}),
+                    "error": "You've used all the included free usage for model grok-4.5-build-free for now. Usage resets over a rolling 24-hour window - tokens (actual/limit): 1065554/1000000."}),
         )
     }
 
-    /// 403 `unauthenticated:bad-credentials`: the token is no longer valid.
+    /// api.x.ai's answer to an expired or invalid OAuth token: 403 (not 401)
+    /// `{"code":"unauthenticated:bad-credentials","error":"The OAuth2 access token could
+    /// not be validated."}` (§4, hermes-agent#47953).
     pub fn bad_credentials() -> Self {
         Self::json(
             403,
             &json!({"code": "unauthenticated:bad-credentials",
-                    "error": "The provided credentials are invalid or have expired."}),
+                    "error": "The OAuth2 access token could not be validated."}),
+        )
+    }
+
+    /// The rail's 401 (§2.6): `{"error":"Invalid or expired credentials (auth_kind=bearer)"}`.
+    pub fn rail_unauthorized() -> Self {
+        Self::json(
+            401,
+            &json!({"error": "Invalid or expired credentials (auth_kind=bearer)"}),
         )
     }
 
@@ -175,6 +226,11 @@ impl Fault {
             status,
             &json!({"code": "Internal error", "error": "The service is temporarily unavailable."}),
         )
+    }
+
+    /// 503 with `x-should-retry: false`: final for xAI's CLI, though a 5xx (§2.6).
+    pub fn unavailable_no_retry() -> Self {
+        Self::server_error(503).with_should_retry(false)
     }
 
     /// An OAuth error body `{"error": code}` with any status (200 included).
@@ -239,12 +295,12 @@ impl FaultQueue {
         lock(&self.queue).len()
     }
 
-    /// Take the oldest fault waiting for `route`.
-    fn take(&self, route: Route) -> Option<Queued> {
+    /// Take the oldest fault waiting for one of `routes`.
+    fn take(&self, routes: &[Route]) -> Option<Queued> {
         let mut queue = lock(&self.queue);
         let at = queue
             .iter()
-            .position(|q| q.route == Route::Any || q.route == route)?;
+            .position(|q| q.route == Route::Any || routes.contains(&q.route))?;
         queue.remove(at)
     }
 }
@@ -261,7 +317,21 @@ pub(crate) async fn serve<N>(
 where
     N: FnOnce() -> Reply,
 {
-    let Some(queued) = queue.take(route) else {
+    serve_for(queue, &[route], wants_sse, split_events, normal).await
+}
+
+/// [`serve`] for a request that a fault queued for any of `routes` may hit.
+pub(crate) async fn serve_for<N>(
+    queue: &FaultQueue,
+    routes: &[Route],
+    wants_sse: bool,
+    split_events: bool,
+    normal: N,
+) -> (Outcome, bool)
+where
+    N: FnOnce() -> Reply,
+{
+    let Some(queued) = queue.take(routes) else {
         return (
             Ok(normal().render(&BodyPlan::default(), split_events)),
             false,

@@ -37,16 +37,24 @@ mod body;
 mod error;
 mod faults;
 mod http;
+mod tier;
 mod verify;
 
-pub use api::models::{CatalogueModel, ModelKind, model_ids_for_tier, xai_catalogue};
-pub use api::{
-    ApiConfig, ApiHandle, ApiKey, ApiServer, ApiStats, Billing, CredentialScope,
-    GROK_CLI_TOKEN_AUTH, KeyAccess, QuotaFault, RailConfig, RailRefusal, RailStats,
-    ToolStreamStyle, Unauthenticated, random_api_key,
+pub use api::models::{
+    CatalogueModel, ModelKind, model_ids_for_tier, rail_catalogue, xai_catalogue,
 };
-pub use auth::{AuthConfig, AuthHandle, AuthServer, AuthStats, IssuedTokens, XAI_CLIENT_ID};
+pub use api::{
+    ApiConfig, ApiHandle, ApiKey, ApiServer, ApiStats, Billing, BillingConfig, CredentialScope,
+    GROK_CLI_TOKEN_AUTH, KeyAccess, MIN_CLIENT_VERSION, PeriodType, ProductUsage, QuotaFault,
+    RailConfig, RailRefusal, RailStats, ToolStreamStyle, Unauthenticated, UsagePeriod,
+    known_cli_releases, random_api_key,
+};
+pub use auth::{
+    AuthConfig, AuthHandle, AuthServer, AuthStats, IssuedTokens, RefreshFailure, RefreshFamily,
+    XAI_CLIENT_ID,
+};
 pub use error::{Error, Result, VerifyError};
 pub use faults::{CannedResponse, Fault, Route};
 pub use http::{Lifetime, RecordedRequest};
+pub use tier::{Tier, Tiers};
 pub use verify::{Claims, TokenVerifier, tier_claim};

@@ -6,8 +6,8 @@ mod support;
 use std::time::Duration;
 
 use provider_reference::{
-    ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthServer, Fault, Route, Unauthenticated,
-    model_ids_for_tier, xai_catalogue,
+    ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthServer, CatalogueModel, Fault, ModelKind,
+    Route, Tier, Tiers, Unauthenticated, model_ids_for_tier, xai_catalogue,
 };
 use serde_json::{Value, json};
 use support::{get, parse_sse, post_json};
@@ -41,58 +41,86 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
+/// api.x.ai's catalogue (§5), which every tier is offered (§4: the API pool, not the
+/// subscription, pays there).
+const API_IDS: [&str; 9] = [
+    "grok-4.3",
+    "grok-4.6",
+    "grok-4.5",
+    "grok-4.20-0309-reasoning",
+    "grok-4.20-0309-non-reasoning",
+    "grok-4.20-multi-agent-0309",
+    "grok-build-0.1",
+    "grok-imagine-image",
+    "grok-imagine-video",
+];
+
+/// A catalogue gated per tier as a set (the claim is an enum, §3.3): `heavy-only` for
+/// SuperGrok Heavy (5) alone, `premium-only` for X Premium (3) alone, `grok-4.3` for all.
+fn per_tier_catalogue() -> Vec<CatalogueModel> {
+    vec![
+        CatalogueModel::new("grok-4.3", Tiers::All, ModelKind::Chat),
+        CatalogueModel::new(
+            "heavy-only",
+            Tiers::of(&[Tier::SuperGrokHeavy]),
+            ModelKind::Chat,
+        ),
+        CatalogueModel::new(
+            "premium-only",
+            Tiers::of(&[Tier::XPremium]),
+            ModelKind::MultiAgent,
+        ),
+    ]
+}
+
 #[tokio::test]
-async fn models_are_gated_by_the_token_tier() {
+async fn models_are_offered_per_tier_as_sets_not_ranks() {
     let auth = AuthServer::start(AuthConfig::default()).await.unwrap();
     let api = ApiServer::start(ApiConfig::for_auth(&auth)).await.unwrap();
     let url = format!("{}/models", api.base_url());
-    let expected: [&[&str]; 4] = [
-        &["grok-4.3", "grok-imagine-image", "grok-imagine-video"],
-        &[
-            "grok-4.3",
-            "grok-4.20-0309-reasoning",
-            "grok-4.20-0309-non-reasoning",
-            "grok-imagine-image",
-            "grok-imagine-video",
-        ],
-        &[
-            "grok-4.3",
-            "grok-4.20-0309-reasoning",
-            "grok-4.20-0309-non-reasoning",
-            "grok-4.6",
-            "grok-imagine-image",
-            "grok-imagine-video",
-        ],
-        &[
-            "grok-4.3",
-            "grok-4.20-0309-reasoning",
-            "grok-4.20-0309-non-reasoning",
-            "grok-4.6",
-            "grok-build-0.1",
-            "grok-4.20-multi-agent-0309",
-            "grok-imagine-image",
-            "grok-imagine-video",
-        ],
-    ];
-    for (tier, want) in (1..=4).zip(expected) {
+    for tier in 0..=7 {
         let token = auth.issue_grant(tier, "u").access_token;
         let list = get(&url, Some(&token)).await;
         assert_eq!(list.status, 200);
         assert_eq!(list.json()["object"], "list");
-        assert_eq!(ids(&list.json()), want, "tier {tier}");
-        assert_eq!(model_ids_for_tier(&xai_catalogue(), tier), want);
+        assert_eq!(ids(&list.json()), API_IDS, "tier {tier}");
+        assert_eq!(model_ids_for_tier(&xai_catalogue(), tier), API_IDS);
     }
-    let tier1 = auth.issue_grant(1, "u").access_token;
-    let one = get(&format!("{url}/grok-4.3"), Some(&tier1)).await;
+
+    let api = ApiServer::start(ApiConfig {
+        catalogue: per_tier_catalogue(),
+        ..ApiConfig::for_auth(&auth)
+    })
+    .await
+    .unwrap();
+    let url = format!("{}/models", api.base_url());
+    // No "tier >= n": X Premium+ (4) and SuperGrok Plus (7) see neither tier's model.
+    let expected: [(Tier, &[&str]); 5] = [
+        (Tier::Free, &["grok-4.3"]),
+        (Tier::XPremium, &["grok-4.3", "premium-only"]),
+        (Tier::XPremiumPlus, &["grok-4.3"]),
+        (Tier::SuperGrokHeavy, &["grok-4.3", "heavy-only"]),
+        (Tier::SuperGrokPlus, &["grok-4.3"]),
+    ];
+    for (tier, want) in expected {
+        let token = auth.issue_grant(tier.claim(), "u").access_token;
+        assert_eq!(ids(&get(&url, Some(&token)).await.json()), want, "{tier:?}");
+        assert_eq!(
+            model_ids_for_tier(&per_tier_catalogue(), tier.claim()),
+            want
+        );
+    }
+    let plus = auth
+        .issue_grant(Tier::XPremiumPlus.claim(), "u")
+        .access_token;
+    let one = get(&format!("{url}/grok-4.3"), Some(&plus)).await;
     assert_eq!(one.json()["id"], "grok-4.3");
     assert_eq!(
-        get(&format!("{url}/grok-build-0.1"), Some(&tier1))
-            .await
-            .status,
+        get(&format!("{url}/heavy-only"), Some(&plus)).await.status,
         403
     );
     assert_eq!(
-        get(&format!("{url}/no-such-model"), Some(&tier1))
+        get(&format!("{url}/no-such-model"), Some(&plus))
             .await
             .status,
         404
@@ -100,14 +128,17 @@ async fn models_are_gated_by_the_token_tier() {
 }
 
 #[tokio::test]
-async fn models_above_the_tier_are_refused_with_xais_permission_error() {
-    let api = open_api(1).await;
+async fn models_outside_the_tier_are_refused_with_xais_permission_error() {
+    let api = ApiServer::start(ApiConfig {
+        default_tier: Tier::XPremiumPlus.claim(),
+        catalogue: per_tier_catalogue(),
+        ..ApiConfig::default()
+    })
+    .await
+    .unwrap();
     for (path, body) in [
-        ("chat/completions", chat_body("grok-build-0.1", "hi", false)),
-        (
-            "responses",
-            responses_body("grok-4.20-multi-agent-0309", "hi", false),
-        ),
+        ("chat/completions", chat_body("heavy-only", "hi", false)),
+        ("responses", responses_body("premium-only", "hi", false)),
     ] {
         let r = post_json(&format!("{}/{path}", api.base_url()), "t", &body).await;
         assert_eq!(r.status, 403);
@@ -463,21 +494,25 @@ async fn rs256_tokens_verify_against_a_given_jwks() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let api = ApiServer::start(ApiConfig::with_jwks(&jwks.to_string()).unwrap())
-        .await
-        .unwrap();
+    let api = ApiServer::start(ApiConfig {
+        catalogue: per_tier_catalogue(),
+        ..ApiConfig::with_jwks(&jwks.to_string()).unwrap()
+    })
+    .await
+    .unwrap();
     let url = format!("{}/models", api.base_url());
 
+    // The claim may be a string; 3 is X Premium.
     let tier3 = sign(&json!({"sub": "x", "exp": now + 600, "tier": "3"}));
     let r = get(&url, Some(&tier3)).await;
     assert_eq!(r.status, 200);
-    assert!(ids(&r.json()).contains(&"grok-4.6".to_owned()));
+    assert!(ids(&r.json()).contains(&"premium-only".to_owned()));
 
     let no_tier = sign(&json!({"sub": "x", "exp": now + 600}));
     assert_eq!(
-        ids(&get(&url, Some(&no_tier)).await.json()).len(),
-        3,
-        "default tier 1"
+        ids(&get(&url, Some(&no_tier)).await.json()),
+        ["grok-4.3"],
+        "default tier 1 (SuperGrok)"
     );
 
     let expired = sign(&json!({"sub": "x", "exp": now - 1, "tier": 4}));

@@ -224,8 +224,9 @@ async fn quota_faults_are_scoped_by_credential_kind() {
         body["error"]
             .as_str()
             .unwrap()
-            .starts_with("You have used up your free API usage")
+            .starts_with("You've used all the included free usage for model")
     );
+    assert!(r.header("retry-after").is_none(), "it resets over a rolling 24 h");
     let r = post_json(
         &format!("{}/responses", api.base_url()),
         &token,

@@ -18,7 +18,7 @@ const INVALID_KEY_MESSAGE: &str = "Incorrect API key provided";
 /// What a credential may list and use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyAccess {
-    /// Every catalogue model of this tier and below, as for a token with this `tier`.
+    /// The catalogue models offered to this `tier` claim, as for a token carrying it.
     Tier(u32),
     /// Exactly these catalogue ids, whatever their tier (a team's model list).
     Models(Vec<String>),
@@ -28,7 +28,7 @@ impl KeyAccess {
     /// Whether `model` is included.
     pub fn allows(&self, model: &CatalogueModel) -> bool {
         match self {
-            KeyAccess::Tier(tier) => model.min_tier <= *tier,
+            KeyAccess::Tier(tier) => model.offered_to(*tier),
             KeyAccess::Models(ids) => ids.contains(&model.id),
         }
     }

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::faults::{Fault, Route};
 use crate::http::{RecordedRequest, Running, lock};
+use crate::tier::Tier;
 use crate::verify::TokenVerifier;
 
 /// A running reference model API and its subscription rail. Dropping it stops both.
@@ -198,6 +199,13 @@ impl ApiHandle {
     /// What `GET /v1/billing?format=credits` answers from now on.
     pub fn set_rail_billing(&self, billing: Billing) {
         *lock(&self.shared.rail.billing) = billing;
+    }
+
+    /// Answer `subscriptionTier` of `GET /v1/user?include=subscription` for this tier
+    /// whatever the token's `tier` claim says (a claim gone stale after an upgrade or a
+    /// cancellation; `Tier::Free` leaves it out); `None` follows the claim again.
+    pub fn set_rail_subscription(&self, tier: Option<Tier>) {
+        *lock(&self.shared.rail.subscription) = tier;
     }
 
     /// What `GET /v1/billing?format=credits` answers now.

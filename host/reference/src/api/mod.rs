@@ -11,6 +11,7 @@
 //! (`cache`). Each lane parses its body into a lane-neutral `turn::Turn` (`chat/request.rs`,
 //! `responses/request.rs`); `reply::generate` answers it once for both.
 
+mod billing;
 mod cache;
 mod chat;
 mod credential;
@@ -47,16 +48,21 @@ use models::CatalogueModel;
 use quota::Quotas;
 use rail::RailShared;
 
+pub use billing::{Billing, BillingConfig, PeriodType, ProductUsage, UsagePeriod};
 pub use credential::{ApiKey, KeyAccess, random_api_key};
 pub use handle::ApiHandle;
 pub use quota::{CredentialScope, QuotaFault};
-pub use rail::{Billing, GROK_CLI_TOKEN_AUTH, RailConfig, RailRefusal, RailStats};
+pub use rail::{
+    GROK_CLI_TOKEN_AUTH, MIN_CLIENT_VERSION, RailConfig, RailRefusal, RailStats, known_cli_releases,
+};
 pub use tools::ToolStreamStyle;
 
 /// How an invalid, expired or missing bearer is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Unauthenticated {
-    /// 403 `{"code":"unauthenticated:bad-credentials", …}`, as xAI answers.
+    /// 403 `{"code":"unauthenticated:bad-credentials","error":"The OAuth2 access token could
+    /// not be validated."}`, as api.x.ai answers an expired or invalid OAuth token (not
+    /// 401: reference doc §4).
     #[default]
     XaiForbidden,
     /// 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
@@ -75,11 +81,11 @@ pub struct ApiConfig {
     /// Show an unknown API key whole in the 401's `error` instead of `xai-…` and its last
     /// four characters (default false; lets a test prove a client redacts upstream text).
     pub echo_api_key_in_errors: bool,
-    /// Tier of callers whose token has no `tier` claim (default 1).
+    /// Tier of callers whose token has no `tier` claim (default 1, SuperGrok).
     pub default_tier: u32,
-    /// How bad bearers are refused.
+    /// How bad bearers are refused on the API (the rail always answers its own 401).
     pub unauthenticated: Unauthenticated,
-    /// Models and the tiers that unlock them (default [`models::xai_catalogue`]).
+    /// The API's models and the tiers offered each (default [`models::xai_catalogue`]).
     pub catalogue: Vec<CatalogueModel>,
     /// Make every reply exactly this many bytes (default: just the echo).
     pub reply_bytes: Option<usize>,
@@ -211,11 +217,23 @@ pub(crate) struct Ctx<'a> {
     tool_stream_style: ToolStreamStyle,
     /// What the caller's token tier or API key includes.
     access: KeyAccess,
+    /// On the rail: the suffix of the model id its answers echo (`-build`, or
+    /// `-build-free` for a free account: §2.5); `None` on the API.
+    rail: Option<&'a str>,
     seq: u64,
     now: u64,
 }
 
 impl Ctx<'_> {
+    /// The `model` an answer echoes for a request of `id`: the id itself on the API, the
+    /// CLI variant (`grok-4.6-build`) on the rail (§2.5).
+    fn echoed(&self, id: &str) -> String {
+        match self.rail {
+            Some(suffix) => format!("{id}{suffix}"),
+            None => id.to_owned(),
+        }
+    }
+
     fn note_stream(&self) {
         lock(self.stats).streams += 1;
     }
@@ -223,6 +241,17 @@ impl Ctx<'_> {
     fn note_tier_denied(&self) {
         lock(self.stats).tier_denied += 1;
     }
+}
+
+/// api.x.ai's `error` for an expired or invalid OAuth token (reference doc §4).
+const BAD_CREDENTIALS: &str = "The OAuth2 access token could not be validated.";
+
+/// An authenticated OAuth caller.
+pub(crate) struct Caller {
+    /// The `tier` claim (or the configured default).
+    tier: u32,
+    /// The `sub` claim, when the token is verified and has one.
+    subject: Option<String>,
 }
 
 /// xAI's error shape `{"code": …, "error": …}`.
@@ -405,6 +434,7 @@ fn handle(shared: &ApiShared, route: Route, req: &RecordedRequest) -> Reply {
         &shared.cache,
         req,
         access,
+        None,
     );
     serve_route(&ctx, route, req)
 }
@@ -438,6 +468,7 @@ impl ApiShared {
         cache: &'a PromptCache,
         request: &'a RecordedRequest,
         access: KeyAccess,
+        rail: Option<&'a str>,
     ) -> Ctx<'a> {
         Ctx {
             config: &self.config,
@@ -447,6 +478,7 @@ impl ApiShared {
             cache,
             tool_stream_style: *lock(&self.tool_stream_style),
             access,
+            rail,
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
             now: http::unix_now(),
         }
@@ -460,11 +492,10 @@ impl ApiShared {
     /// A refused bearer, in the configured style.
     fn refuse_bearer(&self, why: &str) -> Reply {
         match self.config.unauthenticated {
-            Unauthenticated::XaiForbidden => xai_error(
-                403,
-                "unauthenticated:bad-credentials",
-                &format!("Could not authenticate the request: {why}."),
-            ),
+            // The reason stays in our logs only: xAI's text is fixed (§4).
+            Unauthenticated::XaiForbidden => {
+                xai_error(403, "unauthenticated:bad-credentials", BAD_CREDENTIALS)
+            }
             Unauthenticated::Unauthorized => Reply::json(
                 401,
                 &json!({"error": {"message": format!("Invalid bearer token: {why}"),
@@ -474,8 +505,8 @@ impl ApiShared {
         }
     }
 
-    /// The tier of an OAuth access token, or the refusal.
-    fn verify_oauth(&self, token: &str) -> Result<u32, Reply> {
+    /// The caller of an OAuth access token, or the refusal.
+    fn verify_oauth(&self, token: &str) -> Result<Caller, Reply> {
         if self.is_denied(token) {
             return Err(self.refuse_bearer("token refused"));
         }
@@ -491,9 +522,15 @@ impl ApiShared {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         match verifier {
-            None => Ok(self.config.default_tier),
+            None => Ok(Caller {
+                tier: self.config.default_tier,
+                subject: None,
+            }),
             Some(verifier) => match verifier.verify(token) {
-                Ok(claims) => Ok(tier_claim(&claims).unwrap_or(self.config.default_tier)),
+                Ok(claims) => Ok(Caller {
+                    tier: tier_claim(&claims).unwrap_or(self.config.default_tier),
+                    subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
+                }),
                 Err(e) => Err(self.refuse_bearer(&e.to_string())),
             },
         }
@@ -515,7 +552,7 @@ fn authenticate(
             _ => Err((Some(Kind::ApiKey), shared.keys.invalid(token))),
         },
         Kind::OAuth => match shared.verify_oauth(token) {
-            Ok(tier) => Ok((Kind::OAuth, KeyAccess::Tier(tier))),
+            Ok(caller) => Ok((Kind::OAuth, KeyAccess::Tier(caller.tier))),
             Err(reply) => Err((Some(Kind::OAuth), reply)),
         },
     }

@@ -13,7 +13,7 @@ use crate::http::{Reply, lock};
 /// A standing quota refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaFault {
-    /// The API free tier is used up: `status` (429 or 403, as reports differ) with
+    /// The free usage is used up: `status` (429 as reported; 403 in older reports) with
     /// `{"code":"subscription:free-usage-exhausted", …}` (see
     /// [`Fault::free_usage_exhausted`]).
     FreeUsageExhausted {
@@ -32,6 +32,12 @@ pub enum QuotaFault {
         /// Seconds for `Retry-After`.
         retry_after_seconds: Option<u32>,
     },
+    /// The rail's credits quota: 429 `[WKE=personal-team-blocked:spending-limit]` (see
+    /// [`Fault::credits_exhausted_wke`]).
+    CreditsExhaustedWke,
+    /// The rail's credit block: 402 "usage balance exhausted" (see
+    /// [`Fault::usage_balance_exhausted`]).
+    UsageBalanceExhausted,
 }
 
 impl QuotaFault {
@@ -48,6 +54,8 @@ impl QuotaFault {
             Self::RateLimited {
                 retry_after_seconds,
             } => Fault::rate_limited(retry_after_seconds),
+            Self::CreditsExhaustedWke => Fault::credits_exhausted_wke(),
+            Self::UsageBalanceExhausted => Fault::usage_balance_exhausted(),
         }
     }
 

@@ -1,75 +1,71 @@
 //! The subscription rail, shaped like `cli-chat-proxy.grok.com/v1` (what xAI's own CLI
 //! uses with the OAuth bearer): a second listener on its own loopback port, started with
-//! the API and stopped with it.
+//! the API and stopped with it. Each behaviour names the section of the reference doc
+//! (`shared/reference/xai-wire-2026.md`) it follows.
 //!
-//! It accepts the API's OAuth access tokens (same verification, same denied tokens, same
-//! tier catalogue plus [`RailConfig::extra_models`]) and no API keys, and it serves
-//! `/models`, `/chat/completions` and `/responses` with the API's own handlers, so
-//! scripted tools, reasoning and usage are identical. What differs, as reported (none of
-//! it is documented by xAI, hence configurable):
+//! It accepts the API's OAuth access tokens (same verification, same denied tokens) and
+//! no API keys, and it serves `/models`, `/chat/completions` and `/responses` with the
+//! API's own handlers, so scripted tools, reasoning and usage are identical. What differs:
 //!
-//! - every request needs `X-XAI-Token-Auth: <RailConfig::token_auth>`, a non-empty
-//!   `x-grok-client-identifier` and a non-empty `x-grok-client-version`, else 403
-//!   `{"code":"permission-denied", …}`;
-//! - chat requests must stream (`stream: true`), may not store (`store: true`) and may not
-//!   chain (`previous_response_id`): 400 otherwise;
-//! - `GET /v1/billing?format=credits` reports the credit balance (see [`Billing`]).
+//! - its own per-tier catalogue ([`RailConfig::models`], by default
+//!   [`super::models::rail_catalogue`]: `grok-4.6` then `grok-4.5`, camelCase extras, an
+//!   `ETag`), and answers that echo the CLI variant of the model (`grok-4.6-build`,
+//!   `grok-4.5-build-free` for a free account: §2.5);
+//! - the version gate on inference (`/responses`, `/chat/completions`, `/messages`):
+//!   426 for an `x-grok-client-version` below the floor, not semver, missing, or no
+//!   known release (§2.2); `/models` is not gated;
+//! - a bad bearer is 401 `{"error":"Invalid or expired credentials (auth_kind=bearer)"}`
+//!   (§2.6);
+//! - `GET /v1/billing?format=credits` (§3.1, see [`Billing`]) and
+//!   `GET /v1/user[?include=subscription]` (§3.2);
+//! - guesses kept from before (no source says what the live rail does; configurable or
+//!   listed in the README): every request needs `X-XAI-Token-Auth` and a non-empty
+//!   `x-grok-client-identifier`, else 403 `{"code":"permission-denied", …}`; chat
+//!   requests must stream, may not store and may not chain (400 otherwise).
 //!
-//! Checks run in this order: the headers, the bearer, a standing quota (inference only),
-//! the body rules, then the lane. The rail has its own fault queue, request log, prompt
-//! cache and counters ([`RailStats`]), so a test can tell which rail a client used.
+//! Checks run in this order: the headers, the version gate (inference only), the bearer,
+//! a standing quota (inference only), the body rules, then the lane. The rail has its own
+//! fault queue, request log, prompt cache and counters ([`RailStats`]), so a test can tell
+//! which rail a client used.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::billing::{self, Billing};
 use super::cache::PromptCache;
 use super::credential::Kind;
-use super::models::CatalogueModel;
+use super::models::{self, CatalogueModel};
 use super::{
-    ApiConfig, ApiShared, ApiStats, KeyAccess, invalid_argument, is_inference, no_such_endpoint,
-    note_arrival, note_endpoint, serve_route, wants_sse, xai_error,
+    ApiConfig, ApiShared, ApiStats, Caller, KeyAccess, invalid_argument, is_inference,
+    no_such_endpoint, note_arrival, note_endpoint, serve_route, wants_sse, xai_error,
 };
 use crate::faults::{self, FaultQueue, Route};
-use crate::http::{Outcome, RecordedRequest, Reply, RequestLog, form_value, lock, unix_now};
+use crate::http::{Outcome, RecordedRequest, Reply, RequestLog, form_value, lock};
+use crate::tier::Tier;
 
 /// The `X-XAI-Token-Auth` value xAI's CLI sends.
 pub const GROK_CLI_TOKEN_AUTH: &str = "xai-grok-cli";
+/// The version floor every quoted 426 names (§2.2, 2026-07-10 to 2026-09-01).
+pub const MIN_CLIENT_VERSION: &str = "0.1.202";
 /// Distinct paths counted in [`RailStats::requests_by_path`] (bounds memory).
 const MAX_PATHS: usize = 1000;
+/// The rail's 401 body (§2.6, GB `xai-grok-pager/src/app/error_display.rs` fixture).
+const INVALID_CREDENTIALS: &str = "Invalid or expired credentials (auth_kind=bearer)";
 
-/// What `GET /v1/billing?format=credits` answers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Billing {
-    /// 200 `{"remaining": …, "total": …, "unit": "credits", "resets_at": …}`.
-    Credits {
-        /// Credits left.
-        remaining: f64,
-        /// Credits of the period.
-        total: f64,
-        /// When the period resets (unix seconds).
-        resets_at: u64,
-    },
-    /// 404 `{"code":"Some requested entity was not found", …}` (no billing endpoint).
-    NotFound,
-    /// 500 with an xAI-style body.
-    ServerError,
-    /// 200 JSON of the wrong shape: `{"foo":1}`.
-    WrongShape,
-    /// 200 `application/json` whose body is not JSON.
-    NotJson,
-}
-
-impl Default for Billing {
-    /// 1000 of 1000 credits, resetting in 30 days.
-    fn default() -> Self {
-        Billing::Credits {
-            remaining: 1000.0,
-            total: 1000.0,
-            resets_at: unix_now() + 30 * 86_400,
-        }
-    }
+/// Releases of xAI's CLI known to exist (§2.2): the public tree's `0.2.101` … `0.2.121`
+/// and `1.0.0` … `1.0.6` (GB `xai-grok-version`, `Cargo.toml` history), the field reports
+/// `1.0.13` and `1.0.34`, and `0.1.210-alpha.5` (a value §2.1 quotes). Since about
+/// 2026-09-13 the rail refuses a well-formed version that is no release (openclaw#147728);
+/// which releases it knows is not public, so this list stands in for it.
+pub fn known_cli_releases() -> Vec<String> {
+    let mut releases = vec!["0.1.210-alpha.5".to_owned()];
+    releases.extend((101..=121).map(|p| format!("0.2.{p}")));
+    releases.extend((0..=6).map(|p| format!("1.0.{p}")));
+    releases.extend(["1.0.13".to_owned(), "1.0.34".to_owned()]);
+    releases
 }
 
 /// How the subscription rail behaves.
@@ -77,9 +73,19 @@ impl Default for Billing {
 pub struct RailConfig {
     /// The `X-XAI-Token-Auth` value required (default [`GROK_CLI_TOKEN_AUTH`]).
     pub token_auth: String,
-    /// Models the rail lists and serves beside the API's catalogue, e.g. `-build` variants
-    /// (default none).
-    pub extra_models: Vec<CatalogueModel>,
+    /// The rail's catalogue, offered per tier (default
+    /// [`super::models::rail_catalogue`]); the API's catalogue is not served here.
+    pub models: Vec<CatalogueModel>,
+    /// Suffix of the model a paid account's answers echo (default `-build`: §2.5).
+    pub build_suffix: String,
+    /// Suffix for a free account, or a `tier` claim outside the enum (default
+    /// `-build-free`: §2.5).
+    pub free_build_suffix: String,
+    /// The version floor of the gate (default [`MIN_CLIENT_VERSION`]); the 426 names it.
+    pub min_client_version: String,
+    /// Releases the gate accepts (default [`known_cli_releases`]); `None` checks only the
+    /// floor and the syntax, as the rail did before mid-September 2026.
+    pub known_client_versions: Option<Vec<String>>,
     /// Also refuse a `/responses` request that leaves `store` out (default false: only
     /// `store: true` is refused), for when upstream defaults to storing.
     pub require_store_false: bool,
@@ -91,7 +97,11 @@ impl Default for RailConfig {
     fn default() -> Self {
         Self {
             token_auth: GROK_CLI_TOKEN_AUTH.into(),
-            extra_models: Vec::new(),
+            models: models::rail_catalogue(),
+            build_suffix: "-build".into(),
+            free_build_suffix: "-build-free".into(),
+            min_client_version: MIN_CLIENT_VERSION.into(),
+            known_client_versions: Some(known_cli_releases()),
             require_store_false: false,
             billing: Billing::default(),
         }
@@ -107,11 +117,11 @@ pub enum RailRefusal {
     WrongTokenAuth,
     /// 403: no or empty `x-grok-client-identifier`.
     MissingClientIdentifier,
-    /// 403: no or empty `x-grok-client-version`.
-    MissingClientVersion,
+    /// 426: the version gate (missing, not semver, below the floor, or no known release).
+    ClientOutdated,
     /// 401: the bearer is an API key.
     ApiKey,
-    /// No, or an invalid, OAuth bearer (answered as the API answers it).
+    /// No, or an invalid, OAuth bearer (401).
     Unauthenticated,
     /// 400: `stream` is not `true`.
     NotStreaming,
@@ -128,10 +138,7 @@ impl RailRefusal {
     pub fn is_permission_denied(self) -> bool {
         matches!(
             self,
-            Self::MissingTokenAuth
-                | Self::WrongTokenAuth
-                | Self::MissingClientIdentifier
-                | Self::MissingClientVersion
+            Self::MissingTokenAuth | Self::WrongTokenAuth | Self::MissingClientIdentifier
         )
     }
 }
@@ -156,10 +163,14 @@ pub struct RailStats {
     pub responses: u64,
     /// `GET /v1/billing`.
     pub billing_requests: u64,
+    /// `GET /v1/user`.
+    pub user_requests: u64,
     /// Successful streamed answers.
     pub streams: u64,
     /// Requests refused by the header gate (403 `permission-denied`), any reason.
     pub permission_denied: u64,
+    /// Requests refused by the version gate (426).
+    pub client_outdated: u64,
     /// Requests refused for a missing or bad bearer, API keys included.
     pub unauthenticated: u64,
     /// Requests refused by the tier gate.
@@ -181,7 +192,6 @@ impl RailStats {
 
 /// The rail's state inside the API's.
 pub(super) struct RailShared {
-    /// The API's catalogue and the extra models.
     catalogue: Vec<CatalogueModel>,
     pub(super) log: Arc<RequestLog>,
     pub(super) faults: FaultQueue,
@@ -190,6 +200,9 @@ pub(super) struct RailShared {
     counters: Mutex<Counters>,
     cache: PromptCache,
     pub(super) billing: Mutex<Billing>,
+    /// `subscriptionTier` of `/user` regardless of the token's claim (a stale JWT: GB
+    /// `jwt_claim_matches_user_subscription_tier`); `None` follows the claim.
+    pub(super) subscription: Mutex<Option<Tier>>,
 }
 
 /// Counters only the rail has.
@@ -197,21 +210,21 @@ pub(super) struct RailShared {
 struct Counters {
     by_path: BTreeMap<String, u64>,
     billing: u64,
+    user: u64,
     refusals: BTreeMap<RailRefusal, u64>,
 }
 
 impl RailShared {
     pub(super) fn new(config: &ApiConfig) -> Self {
-        let mut catalogue = config.catalogue.clone();
-        catalogue.extend(config.rail.extra_models.iter().cloned());
         Self {
-            catalogue,
+            catalogue: config.rail.models.clone(),
             log: Arc::default(),
             faults: FaultQueue::default(),
             lanes: Mutex::default(),
             counters: Mutex::default(),
             cache: PromptCache::default(),
             billing: Mutex::new(config.rail.billing.clone()),
+            subscription: Mutex::new(None),
         }
     }
 
@@ -227,6 +240,7 @@ impl RailShared {
             chat_completions: lanes.chat_completions,
             responses: lanes.responses,
             billing_requests: counters.billing,
+            user_requests: counters.user,
             streams: lanes.streams,
             permission_denied: counters
                 .refusals
@@ -234,6 +248,11 @@ impl RailShared {
                 .filter(|(r, _)| r.is_permission_denied())
                 .map(|(_, n)| n)
                 .sum(),
+            client_outdated: counters
+                .refusals
+                .get(&RailRefusal::ClientOutdated)
+                .copied()
+                .unwrap_or(0),
             unauthenticated: lanes.unauthenticated,
             tier_denied: lanes.tier_denied,
             invalid_requests: lanes.invalid_requests,
@@ -260,8 +279,16 @@ impl RailShared {
 fn route_of(req: &RecordedRequest) -> Option<Route> {
     match req.path.as_str() {
         "/v1/billing" => Some(Route::Billing),
+        "/v1/user" => Some(Route::User),
+        "/v1/messages" => Some(Route::Messages),
         _ => super::route_of(req),
     }
+}
+
+/// Whether the version gate applies: inference only, `/models` is not gated (§2.2,
+/// openclaw#113662).
+fn is_gated(route: Route) -> bool {
+    is_inference(route) || route == Route::Messages
 }
 
 pub(super) async fn dispatch(shared: Arc<ApiShared>, req: RecordedRequest) -> Outcome {
@@ -274,6 +301,7 @@ pub(super) async fn dispatch(shared: Arc<ApiShared>, req: RecordedRequest) -> Ou
         }
     }
     let Some(route) = route_of(&req) else {
+        // `/responses/compact` lands here: 404 on the rail (§2.3, CPA comment).
         return Ok(no_such_endpoint().render(&Default::default(), false));
     };
     let split = shared.config.split_sse_chunks;
@@ -287,54 +315,94 @@ pub(super) async fn dispatch(shared: Arc<ApiShared>, req: RecordedRequest) -> Ou
     outcome
 }
 
+/// The rail's 401 (§2.6). Also for an API key: the rail takes OAuth bearers only, and
+/// `auth_kind=bearer` suggests the same answer for any bearer it cannot validate
+/// (inferred; no source shows an API key sent there).
+fn invalid_credentials() -> Reply {
+    Reply::json(401, &json!({"error": INVALID_CREDENTIALS}))
+}
+
 fn handle(shared: &ApiShared, route: Route, req: &RecordedRequest) -> Reply {
     let rail = &shared.rail;
+    let config = &shared.config.rail;
     note_endpoint(&rail.lanes, route);
-    if route == Route::Billing {
-        lock(&rail.counters).billing += 1;
+    match route {
+        Route::Billing => lock(&rail.counters).billing += 1,
+        Route::User => lock(&rail.counters).user += 1,
+        _ => {}
     }
-    if let Err((reason, why)) = check_headers(&shared.config.rail.token_auth, req) {
+    if let Err((reason, why)) = check_headers(&config.token_auth, req) {
         return rail.refuse(reason, xai_error(403, "permission-denied", &why));
     }
-    let tier = match req.bearer() {
-        None => {
-            let reply = shared.refuse_bearer("no bearer token");
-            return rail.refuse(RailRefusal::Unauthenticated, reply);
-        }
+    // The gate runs before the bearer check: a refusal names only the version (inferred
+    // from every quoted 426, none of which mentions credentials).
+    if is_gated(route)
+        && let Err(reply) = version_gate(config, req.header("x-grok-client-version"))
+    {
+        return rail.refuse(RailRefusal::ClientOutdated, reply);
+    }
+    let caller = match req.bearer() {
+        None => return rail.refuse(RailRefusal::Unauthenticated, invalid_credentials()),
         Some(token) if shared.keys.kind(token) == Kind::ApiKey => {
-            let reply = xai_error(
-                401,
-                "unauthenticated:api-key-not-accepted",
-                "API keys are not accepted on this endpoint: sign in with your Grok subscription.",
-            );
-            return rail.refuse(RailRefusal::ApiKey, reply);
+            return rail.refuse(RailRefusal::ApiKey, invalid_credentials());
         }
         Some(token) => match shared.verify_oauth(token) {
-            Ok(tier) => tier,
-            Err(reply) => return rail.refuse(RailRefusal::Unauthenticated, reply),
+            Ok(caller) => caller,
+            Err(_) => return rail.refuse(RailRefusal::Unauthenticated, invalid_credentials()),
         },
     };
-    if route == Route::Billing {
-        return billing(&rail.billing, req);
+    match route {
+        Route::Billing => return billing::answer(&lock(&rail.billing), req),
+        Route::User => return user(rail, &caller, req),
+        _ => {}
     }
-    if is_inference(route)
+    if is_gated(route)
         && let Some(quota) = shared.quotas.rail()
     {
         return rail.refuse(RailRefusal::Quota, quota.reply());
     }
-    if is_inference(route)
+    if is_gated(route)
         && req.method == "POST"
         && let Some(body) = req.json()
-        && let Err((reason, why)) = check_body(&body, route, shared.config.rail.require_store_false)
+        && let Err((reason, why)) = check_body(&body, route, config.require_store_false)
     {
         return rail.refuse(reason, invalid_argument(&why));
     }
-    let access = KeyAccess::Tier(tier);
-    let ctx = shared.ctx(&rail.lanes, &rail.catalogue, &rail.cache, req, access);
-    serve_route(&ctx, route, req)
+    if route == Route::Messages {
+        // The Anthropic Messages dialect (§2.3) is not emulated: no catalogue model of the
+        // rail uses it today.
+        return no_such_endpoint();
+    }
+    let suffix = match Tier::from_claim(caller.tier) {
+        Some(tier) if tier.is_paid() => config.build_suffix.as_str(),
+        _ => config.free_build_suffix.as_str(),
+    };
+    let access = KeyAccess::Tier(caller.tier);
+    let ctx = shared.ctx(
+        &rail.lanes,
+        &rail.catalogue,
+        &rail.cache,
+        req,
+        access,
+        Some(suffix),
+    );
+    let reply = serve_route(&ctx, route, req);
+    // Answers carry the catalogue's tag so a client refreshes it when it changes (§2.4).
+    if is_inference(route) && reply_is_success(&reply) {
+        reply.with_header("x-models-etag", &models::etag(&ctx))
+    } else {
+        reply
+    }
 }
 
-/// The header gate: the first missing or wrong header.
+fn reply_is_success(reply: &Reply) -> bool {
+    match reply {
+        Reply::Full { status, .. } => *status < 300,
+        Reply::Sse { .. } => true,
+    }
+}
+
+/// The header gate (guesses kept: see the module doc): the first missing or wrong header.
 fn check_headers(token_auth: &str, req: &RecordedRequest) -> Result<(), (RailRefusal, String)> {
     let present = |name: &str| req.header(name).map(str::trim).filter(|v| !v.is_empty());
     match present("x-xai-token-auth") {
@@ -359,16 +427,94 @@ fn check_headers(token_auth: &str, req: &RecordedRequest) -> Result<(), (RailRef
             "The x-grok-client-identifier header is required.".into(),
         ));
     }
-    if present("x-grok-client-version").is_none() {
-        return Err((
-            RailRefusal::MissingClientVersion,
-            "The x-grok-client-version header is required.".into(),
-        ));
-    }
     Ok(())
 }
 
-/// The rail's body rules (a body that is not JSON is left to the lane's 400).
+/// A semantic version: numbers and an optional pre-release (compared as semver orders
+/// them: a pre-release sorts before its release). Build metadata (`+…`) is not accepted:
+/// xAI's CLI sends plain semver (§2.1). Hand-parsed rather than with the `semver` crate to
+/// keep this crate's dependencies (and the shared lock file) as they are.
+#[derive(Debug, PartialEq, Eq)]
+struct Version<'a> {
+    numbers: [u64; 3],
+    pre: Option<&'a str>,
+}
+
+impl<'a> Version<'a> {
+    fn parse(text: &'a str) -> Option<Self> {
+        let (core, pre) = match text.split_once('-') {
+            Some((core, pre)) => (core, Some(pre)),
+            None => (text, None),
+        };
+        let mut numbers = [0u64; 3];
+        let mut parts = core.split('.');
+        for slot in &mut numbers {
+            let part = parts.next()?;
+            let leading_zero = part.len() > 1 && part.starts_with('0');
+            if part.is_empty() || leading_zero || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            *slot = part.parse().ok()?;
+        }
+        if parts.next().is_some() {
+            return None;
+        }
+        if let Some(pre) = pre {
+            let ok = pre.split('.').all(|id| {
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+            if !ok {
+                return None;
+            }
+        }
+        Some(Self { numbers, pre })
+    }
+
+    /// Whether this is older than `floor` (pre-releases sort before their release; two
+    /// pre-releases of the same numbers are compared as text, enough for a floor).
+    fn is_below(&self, floor: &Version<'_>) -> bool {
+        match self.numbers.cmp(&floor.numbers) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => match (self.pre, floor.pre) {
+                (Some(_), None) => true,
+                (Some(a), Some(b)) => a < b,
+                (None, _) => false,
+            },
+        }
+    }
+}
+
+/// The rail's version gate (§2.2): 426 with the flat body every report quotes, naming the
+/// value as received (`none` when the header is missing), when the value is not semver,
+/// is below the floor, or (since ~2026-09-13, openclaw#147728) is no known release.
+fn version_gate(config: &RailConfig, value: Option<&str>) -> Result<(), Reply> {
+    let floor = Version::parse(&config.min_client_version);
+    let passes = value.is_some_and(|v| {
+        let Some(version) = Version::parse(v) else {
+            return false;
+        };
+        let above_floor = floor.as_ref().is_none_or(|f| !version.is_below(f));
+        let known = config
+            .known_client_versions
+            .as_ref()
+            .is_none_or(|known| known.iter().any(|k| k == v));
+        above_floor && known
+    });
+    if passes {
+        return Ok(());
+    }
+    Err(Reply::json(
+        426,
+        &json!({"error": format!(
+            "Your Grok CLI version ({}) is outdated. Please update to version {} or later via `grok update` or the installation documentation.",
+            value.unwrap_or("none"),
+            config.min_client_version
+        )}),
+    ))
+}
+
+/// The rail's body rules (guesses kept; a body that is not JSON is left to the lane's 400).
 fn check_body(
     body: &Value,
     route: Route,
@@ -403,35 +549,81 @@ fn check_body(
     Ok(())
 }
 
-/// `GET /v1/billing?format=credits`.
-fn billing(state: &Mutex<Billing>, req: &RecordedRequest) -> Reply {
+/// `GET /v1/user` (§3.2, GB `auth/model.rs::UserInfo`): camelCase, `userId` required.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserInfo<'a> {
+    user_id: &'a str,
+    email: String,
+    first_name: &'static str,
+    last_name: &'static str,
+    /// Only with `?include=subscription` and an active subscription.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_tier: Option<&'static str>,
+}
+
+fn user(rail: &RailShared, caller: &Caller, req: &RecordedRequest) -> Reply {
     if req.method != "GET" {
-        return xai_error(405, "Method not allowed", "Method not allowed");
+        return Reply::json(405, &json!({"error": "Method not allowed"}));
     }
-    let format = req
+    let include = req
         .query
         .as_deref()
-        .and_then(|q| form_value(q.as_bytes(), "format"));
-    if format.as_deref() != Some("credits") {
-        return invalid_argument("Invalid 'format': supported is credits");
+        .and_then(|q| form_value(q.as_bytes(), "include"));
+    let tier = (*lock(&rail.subscription)).or_else(|| Tier::from_claim(caller.tier));
+    let subscription_tier = if include.as_deref() == Some("subscription") {
+        tier.and_then(Tier::subscription_tier)
+    } else {
+        None
+    };
+    let user_id = caller.subject.as_deref().unwrap_or("reference-user");
+    let info = UserInfo {
+        user_id,
+        email: format!("{user_id}@users.reference.test"),
+        first_name: "Reference",
+        last_name: "User",
+        subscription_tier,
+    };
+    Reply::json(200, &json!(info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(value: Option<&str>) -> Result<(), u16> {
+        version_gate(&RailConfig::default(), value).map_err(|r| match r {
+            Reply::Full { status, .. } => status,
+            Reply::Sse { .. } => 0,
+        })
     }
-    match lock(state).clone() {
-        Billing::Credits {
-            remaining,
-            total,
-            resets_at,
-        } => Reply::json(
-            200,
-            &json!({"remaining": remaining, "total": total, "unit": "credits",
-                    "resets_at": resets_at}),
-        ),
-        Billing::NotFound => no_such_endpoint(),
-        Billing::ServerError => xai_error(
-            500,
-            "Internal error",
-            "The service is temporarily unavailable.",
-        ),
-        Billing::WrongShape => Reply::json(200, &json!({"foo": 1})),
-        Billing::NotJson => Reply::raw(200, "application/json", "credits: plenty"),
+
+    #[test]
+    fn the_gate_takes_known_releases_above_the_floor_only() {
+        for ok in ["1.0.6", "0.2.120", "1.0.34", "0.1.210-alpha.5"] {
+            assert_eq!(gate(Some(ok)), Ok(()), "{ok}");
+        }
+        for refused in [
+            None,
+            Some("0.1.0"),
+            Some("0.1.201"),
+            Some("2026.9.3"),
+            Some("1.0.7"),
+            Some("agent-afk"),
+            Some("1.0"),
+            Some("1.0.6+abc"),
+            Some("01.0.6"),
+            Some(""),
+        ] {
+            assert_eq!(gate(refused), Err(426), "{refused:?}");
+        }
+        let floor_only = RailConfig {
+            known_client_versions: None,
+            ..RailConfig::default()
+        };
+        assert!(version_gate(&floor_only, Some("2026.9.3")).is_ok());
+        assert!(version_gate(&floor_only, Some("0.1.202")).is_ok());
+        assert!(version_gate(&floor_only, Some("0.1.202-rc.1")).is_err());
+        assert!(version_gate(&floor_only, Some("0.1.201")).is_err());
     }
 }

@@ -17,7 +17,7 @@ pub(super) fn authorize(shared: &AuthShared, req: &RecordedRequest) -> Reply {
     let Some(client_id) = req.form_value("client_id") else {
         return shared.oauth_error(400, "invalid_request", "client_id is required");
     };
-    if client_id != shared.config.client_id {
+    if !shared.knows_client(&client_id) {
         return shared.oauth_error(401, "invalid_client", "unknown client");
     }
     let scope = req.form_value("scope").unwrap_or_default();
@@ -33,6 +33,7 @@ pub(super) fn authorize(shared: &AuthShared, req: &RecordedRequest) -> Reply {
         device_code.clone(),
         Device {
             user_code: user_code.clone(),
+            client_id,
             scope,
             expires_at: Instant::now() + shared.config.device_code_ttl,
             interval: u64::from(shared.config.interval),

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{
     AuthShared, AuthStats, DEVICE_PATH, DISCOVERY_PATH, DeviceStatus, IssuedTokens, REVOKE_PATH,
-    TOKEN_PATH, device, token,
+    RefreshFailure, TOKEN_PATH, device, token,
 };
 use crate::error::Result;
 use crate::faults::{Fault, Route};
@@ -131,9 +131,16 @@ impl AuthHandle {
 
     /// Mint a grant directly (no device flow): an access token and a refresh token.
     pub fn issue_grant(&self, tier: u32, subject: &str) -> IssuedTokens {
+        let client_id = self.shared.config.client_id.clone();
+        self.issue_grant_for(&client_id, tier, subject)
+    }
+
+    /// Mint a grant for another client id (one of [`super::AuthConfig::other_client_ids`],
+    /// or the main one): a second tool's login of the same account.
+    pub fn issue_grant_for(&self, client_id: &str, tier: u32, subject: &str) -> IssuedTokens {
         let mut state = lock(&self.shared.state);
         let scope = "openid profile email offline_access grok-cli:access api:access";
-        let grant = token::new_grant(&mut state, subject, tier, scope);
+        let grant = token::new_grant(&mut state, client_id, subject, tier, scope);
         let (access_token, refresh_token) = token::mint(&self.shared, &mut state, grant, true);
         IssuedTokens {
             access_token,
@@ -175,6 +182,16 @@ impl AuthHandle {
             .with_issuer(self.shared.issuer.clone())
             .with_audience(self.shared.config.client_id.clone())
             .with_revocation(Arc::new(check))
+    }
+
+    /// Fail the next `n` refreshes (device-code polls are not affected) with a transient
+    /// error that xAI's CLI retries (reference doc §1.6); nothing is consumed.
+    pub fn fail_refreshes(&self, n: usize, failure: RefreshFailure) {
+        for _ in 0..n {
+            self.shared
+                .faults
+                .push(Route::Refresh, failure.fault(), false);
+        }
     }
 
     /// Queue a fault for the next request to `route`; the request is not processed.

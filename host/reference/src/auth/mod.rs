@@ -33,8 +33,15 @@ const VERIFY_PAGE_PATH: &str = "/oauth2/device";
 /// How the authorization server behaves. `Default` mirrors what xAI was seen to do.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// The only client id accepted (default [`XAI_CLIENT_ID`]).
+    /// The client id accepted and put in every access token's `aud` (default
+    /// [`XAI_CLIENT_ID`]).
     pub client_id: String,
+    /// More client ids accepted (default none): a second client, e.g. one registered by
+    /// itself rather than borrowing xAI's CLI's id, whose logins form their own families.
+    pub other_client_ids: Vec<String>,
+    /// What a reused refresh token revokes (default [`RefreshFamily::ClientAndAccount`],
+    /// as reported of auth.x.ai).
+    pub refresh_family: RefreshFamily,
     /// Minimum seconds between polls of one device code (default 5; 0 disables pacing).
     pub interval: u32,
     /// How much each `slow_down` raises the interval the server enforces for that device
@@ -69,6 +76,8 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             client_id: XAI_CLIENT_ID.into(),
+            other_client_ids: Vec::new(),
+            refresh_family: RefreshFamily::default(),
             interval: 5,
             slow_down_increment: 5,
             device_code_ttl: Duration::from_secs(1800),
@@ -81,6 +90,62 @@ impl Default for AuthConfig {
             revoke_on_device_code_reuse: true,
             discovery_overrides: serde_json::Map::new(),
             lifetime: Lifetime::default(),
+        }
+    }
+}
+
+/// Which refresh tokens form one family: one live refresh token at a time, and presenting
+/// any retired one revokes every login of the family (reference doc §1.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefreshFamily {
+    /// One login (grant): each login's rotation chain is its own family. What xAI's CLI's
+    /// code is sure of: rotation, and reuse revoking the successor too.
+    Grant,
+    /// Every login of one account by one client id (`(client_id, sub)`), as reported
+    /// (hermes-agent#36269, #82052; "not confirmed in xAI code; treat as likely"). Inferred
+    /// from the reported symptom (two tools sharing xAI's CLI client id, each refreshing
+    /// its own login of the same account, revoke each other): the family has a single live
+    /// refresh token, the one issued last by a login or a refresh; redeeming any other
+    /// (a retired one, or the other login's, now superseded) is reuse and revokes every
+    /// login of the family, access tokens included (the API then answers 403
+    /// bad-credentials).
+    #[default]
+    ClientAndAccount,
+}
+
+/// Transient failures of the token endpoint that xAI's CLI retries on refresh (reference
+/// doc §1.6: only `invalid_grant` and `invalid_client` are final). Queue them with
+/// [`AuthHandle::fail_refreshes`]. Bodies are inferred (auth.x.ai's paths are Ory Hydra's,
+/// which answers `temporarily_unavailable` with 503 and `server_error` with 500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshFailure {
+    /// 503 from the edge, `text/plain`, no OAuth body.
+    Unavailable,
+    /// 429 with `Retry-After: 1` and a JSON body without an OAuth error code.
+    TooManyRequests,
+    /// 503 `{"error":"temporarily_unavailable"}`.
+    TemporarilyUnavailable,
+    /// 500 `{"error":"server_error"}`.
+    ServerError,
+}
+
+impl RefreshFailure {
+    /// The answer as a fault.
+    pub fn fault(self) -> crate::faults::Fault {
+        use crate::faults::Fault;
+        match self {
+            Self::Unavailable => Fault::raw(
+                503,
+                "text/plain",
+                "upstream connect error or disconnect/reset before headers",
+            ),
+            Self::TooManyRequests => Fault::json(
+                429,
+                &json!({"message": "Too many requests, please slow down."}),
+            )
+            .with_header("retry-after", "1"),
+            Self::TemporarilyUnavailable => Fault::oauth_error(503, "temporarily_unavailable"),
+            Self::ServerError => Fault::oauth_error(500, "server_error"),
         }
     }
 }
@@ -104,6 +169,9 @@ pub struct AuthStats {
     pub refresh_redemptions: u64,
     /// Used refresh tokens (or redeemed device codes) presented again.
     pub reuse_detections: u64,
+    /// Reuses that revoked a whole `(client_id, account)` family (under
+    /// [`RefreshFamily::ClientAndAccount`]; also counted in `reuse_detections`).
+    pub family_revocations: u64,
     /// `slow_down` answers (pacing and forced).
     pub slow_downs: u64,
     /// Revocation endpoint requests.
@@ -144,6 +212,7 @@ enum DeviceStatus {
 
 struct Device {
     user_code: String,
+    client_id: String,
     scope: String,
     expires_at: Instant,
     interval: u64,
@@ -152,6 +221,7 @@ struct Device {
 }
 
 struct Grant {
+    client_id: String,
     subject: String,
     tier: u32,
     scope: String,
@@ -173,6 +243,8 @@ struct AuthState {
     grants: Vec<Grant>,
     /// Keyed by SHA-256 of the refresh token, so the state holds no usable token.
     refresh: HashMap<[u8; 32], RefreshRecord>,
+    /// The live refresh token (its SHA-256) of each `(client_id, sub)` family.
+    families: HashMap<(String, String), [u8; 32]>,
     /// Access-token `jti` → grant.
     access: HashMap<String, usize>,
     revoked_jti: HashSet<String>,
@@ -188,6 +260,24 @@ impl AuthState {
             g.revoked = true;
             self.stats.grants_revoked += 1;
         }
+    }
+}
+
+impl AuthState {
+    /// Revoke every login of `client_id` for `subject`. Returns how many were live.
+    fn revoke_family(&mut self, client_id: &str, subject: &str) -> usize {
+        let members: Vec<usize> = (0..self.grants.len())
+            .filter(|&g| {
+                let grant = &self.grants[g];
+                !grant.revoked && grant.client_id == client_id && grant.subject == subject
+            })
+            .collect();
+        for &g in &members {
+            self.revoke_grant(g);
+        }
+        self.families
+            .remove(&(client_id.to_owned(), subject.to_owned()));
+        members.len()
     }
 }
 
@@ -210,6 +300,12 @@ impl AuthShared {
             .verification_base_url
             .clone()
             .unwrap_or_else(|| self.url(VERIFY_PAGE_PATH))
+    }
+
+    /// Whether `client_id` is one this server accepts.
+    fn knows_client(&self, client_id: &str) -> bool {
+        client_id == self.config.client_id
+            || self.config.other_client_ids.iter().any(|c| c == client_id)
     }
 
     /// An OAuth error body, with HTTP 200 when so configured.
@@ -282,7 +378,15 @@ async fn dispatch(shared: Arc<AuthShared>, req: RecordedRequest) -> Outcome {
             return Ok(reply.render(&Default::default(), false));
         }
     };
-    let (outcome, faulted) = faults::serve(&shared.faults, route, false, false, || {
+    // A refresh also takes a fault queued for refreshes only.
+    let is_refresh =
+        route == Route::Token && req.form_value("grant_type").as_deref() == Some("refresh_token");
+    let routes: &[Route] = if is_refresh {
+        &[Route::Refresh, Route::Token]
+    } else {
+        &[route]
+    };
+    let (outcome, faulted) = faults::serve_for(&shared.faults, routes, false, false, || {
         handle(&shared, route, &req)
     })
     .await;

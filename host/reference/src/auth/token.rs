@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{AuthShared, AuthState, DeviceStatus, Grant, RefreshRecord};
+use super::{AuthShared, AuthState, DeviceStatus, Grant, RefreshFamily, RefreshRecord};
 use crate::http::{RecordedRequest, Reply, lock, unix_now};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -34,28 +34,32 @@ pub(super) fn token(shared: &AuthShared, req: &RecordedRequest) -> Reply {
             _ => state.stats.token_requests_other += 1,
         }
     }
-    match req.form_value("client_id") {
+    let client_id = match req.form_value("client_id") {
         None => return shared.oauth_error(401, "invalid_client", "client_id is required"),
-        Some(id) if id != shared.config.client_id => {
+        Some(id) if !shared.knows_client(&id) => {
             return shared.oauth_error(401, "invalid_client", "unknown client");
         }
-        Some(_) => {}
-    }
+        Some(id) => id,
+    };
     match grant_type.as_str() {
-        DEVICE_GRANT => device_grant(shared, req),
-        "refresh_token" => refresh_grant(shared, req),
+        DEVICE_GRANT => device_grant(shared, req, &client_id),
+        "refresh_token" => refresh_grant(shared, req, &client_id),
         "" => shared.oauth_error(400, "invalid_request", "grant_type is required"),
         _ => shared.oauth_error(400, "unsupported_grant_type", "grant type not supported"),
     }
 }
 
-fn device_grant(shared: &AuthShared, req: &RecordedRequest) -> Reply {
+fn device_grant(shared: &AuthShared, req: &RecordedRequest, client_id: &str) -> Reply {
     let Some(device_code) = req.form_value("device_code") else {
         return shared.oauth_error(400, "invalid_request", "device_code is required");
     };
     let mut guard = lock(&shared.state);
     let state = &mut *guard;
-    let Some(device) = state.devices.get_mut(&device_code) else {
+    let Some(device) = state
+        .devices
+        .get_mut(&device_code)
+        .filter(|d| d.client_id == client_id)
+    else {
         return shared.oauth_error(400, "invalid_grant", "device code not found or invalid");
     };
     *state
@@ -110,7 +114,7 @@ fn device_grant(shared: &AuthShared, req: &RecordedRequest) -> Reply {
         }
     };
     let scope = device.scope.clone();
-    let grant = new_grant(state, &subject, tier, &scope);
+    let grant = new_grant(state, client_id, &subject, tier, &scope);
     if let Some(device) = state.devices.get_mut(&device_code) {
         device.status = DeviceStatus::Redeemed { grant };
     }
@@ -118,25 +122,49 @@ fn device_grant(shared: &AuthShared, req: &RecordedRequest) -> Reply {
     token_response(shared, state, grant, access, refresh)
 }
 
-fn refresh_grant(shared: &AuthShared, req: &RecordedRequest) -> Reply {
+fn refresh_grant(shared: &AuthShared, req: &RecordedRequest, client_id: &str) -> Reply {
     let Some(token) = req.form_value("refresh_token") else {
         return shared.oauth_error(400, "invalid_request", "refresh_token is required");
     };
     let mut guard = lock(&shared.state);
     let state = &mut *guard;
-    let Some(record) = state.refresh.get_mut(&digest(&token)) else {
+    let presented = digest(&token);
+    let Some(record) = state.refresh.get_mut(&presented) else {
         return shared.oauth_error(400, "invalid_grant", "Refresh token not found or invalid");
     };
     let grant = record.grant;
-    if record.used {
-        // A retired token came back: someone holds a copy. Kill the whole login.
+    let used = record.used;
+    let Some(g) = state.grants.get(grant) else {
+        return shared.oauth_error(400, "invalid_grant", "Refresh token not found or invalid");
+    };
+    if g.client_id != client_id {
+        // Another client's token: refused without touching it (RFC 6749 §6).
+        return shared.oauth_error(400, "invalid_grant", "Refresh token not found or invalid");
+    }
+    if g.revoked {
+        return shared.oauth_error(400, "invalid_grant", "Refresh token has been revoked");
+    }
+    let family = (g.client_id.clone(), g.subject.clone());
+    let superseded = shared.config.refresh_family == RefreshFamily::ClientAndAccount
+        && state
+            .families
+            .get(&family)
+            .is_some_and(|live| *live != presented);
+    if used || superseded {
+        // A retired token came back: someone holds a copy. Kill the whole login, and under
+        // `ClientAndAccount` every login of the account by this client (§1.6).
         state.stats.reuse_detections += 1;
-        state.revoke_grant(grant);
+        if shared.config.refresh_family == RefreshFamily::ClientAndAccount {
+            state.stats.family_revocations += 1;
+            state.revoke_family(&family.0, &family.1);
+        } else {
+            state.revoke_grant(grant);
+        }
         return shared.oauth_error(400, "invalid_grant", "Refresh token has been revoked");
     }
-    if state.grants.get(grant).is_none_or(|g| g.revoked) {
-        return shared.oauth_error(400, "invalid_grant", "Refresh token has been revoked");
-    }
+    let Some(record) = state.refresh.get_mut(&presented) else {
+        return shared.oauth_error(400, "invalid_grant", "Refresh token not found or invalid");
+    };
     let rotate = shared.config.rotate_refresh_tokens;
     if rotate {
         record.used = true;
@@ -180,8 +208,15 @@ fn token_response(
 }
 
 /// Create a grant and return its id.
-pub(super) fn new_grant(state: &mut AuthState, subject: &str, tier: u32, scope: &str) -> usize {
+pub(super) fn new_grant(
+    state: &mut AuthState,
+    client_id: &str,
+    subject: &str,
+    tier: u32,
+    scope: &str,
+) -> usize {
     state.grants.push(Grant {
+        client_id: client_id.to_owned(),
         subject: subject.to_owned(),
         tier,
         scope: scope.to_owned(),
@@ -209,9 +244,11 @@ pub(super) fn mint(
         "exp": now + shared.config.access_token_ttl.as_secs(),
         "jti": jti,
         "scope": g.scope,
-        "client_id": shared.config.client_id,
+        // `aud` stays the API's audience (the configured client id); this names who asked.
+        "client_id": g.client_id,
         "tier": g.tier,
     });
+    let family = (g.client_id.clone(), g.subject.clone());
     let access = shared.signer.sign("at+jwt", &claims);
     state.access.insert(jti, grant);
     let refresh = with_refresh.then(|| {
@@ -219,6 +256,8 @@ pub(super) fn mint(
         state
             .refresh
             .insert(digest(&token), RefreshRecord { grant, used: false });
+        // The newest refresh token is the family's only live one (§1.6).
+        state.families.insert(family, digest(&token));
         token
     });
     (access, refresh)
@@ -231,7 +270,7 @@ pub(super) fn revoke(shared: &AuthShared, req: &RecordedRequest) -> Reply {
     let state = &mut *guard;
     state.stats.revocation_requests += 1;
     match req.form_value("client_id") {
-        Some(id) if id == shared.config.client_id => {}
+        Some(id) if shared.knows_client(&id) => {}
         _ => return shared.oauth_error(401, "invalid_client", "unknown client"),
     }
     let Some(token) = req.form_value("token") else {

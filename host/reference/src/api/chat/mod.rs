@@ -44,10 +44,11 @@ pub(super) fn handle(ctx: &Ctx<'_>, body: &Value) -> Reply {
     generated.usage.cached = ctx
         .cache
         .read(ctx.request.header("x-grok-conv-id"), generated.usage.input);
+    let echoed = ctx.echoed(model_id);
     let answer = Answer {
         ctx,
         id: format!("chatcmpl-{:06}", ctx.seq),
-        model: model_id,
+        model: &echoed,
         generated: &generated,
         citations: request.turn.search,
     };

@@ -52,10 +52,11 @@ pub(super) fn handle(ctx: &Ctx<'_>, body: &Value) -> Reply {
     generated.usage.cached = ctx
         .cache
         .read(request.prompt_cache_key, generated.usage.input);
+    let echoed = ctx.echoed(model_id);
     let answer = Answer {
         ctx,
         id: format!("resp_{:06}", ctx.seq),
-        model: model_id,
+        model: &echoed,
         items: items(ctx.seq, &generated, &request),
         generated: &generated,
     };
