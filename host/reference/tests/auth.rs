@@ -6,8 +6,8 @@ mod support;
 use std::time::Duration;
 
 use provider_reference::{
-    ApiConfig, ApiServer, AuthConfig, AuthHandle, AuthServer, Error, Fault, Route, VerifyError,
-    tier_claim,
+    ApiConfig, ApiServer, AuthConfig, AuthHandle, AuthServer, Error, Fault, RefreshFailure,
+    RefreshFamily, Route, VerifyError, XAI_CLIENT_ID, tier_claim,
 };
 use serde_json::{Value, json};
 use support::{get, post_form};
@@ -50,12 +50,16 @@ async fn poll(auth: &AuthHandle, device_code: &str) -> (u16, Value) {
 }
 
 async fn refresh(auth: &AuthHandle, refresh_token: &str) -> (u16, Value) {
+    refresh_as(auth, auth.client_id(), refresh_token).await
+}
+
+async fn refresh_as(auth: &AuthHandle, client_id: &str, refresh_token: &str) -> (u16, Value) {
     let r = post_form(
         &auth.token_endpoint(),
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
-            ("client_id", auth.client_id()),
+            ("client_id", client_id),
         ],
     )
     .await;
@@ -650,4 +654,161 @@ async fn the_server_stops_when_dropped_and_when_idle() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused, "dropping the handle stops the server");
+}
+
+/// Two tools sharing xAI's CLI client id, each with its own login of the same account
+/// (reference doc §1.6, hermes-agent#36269): the family is (client id, account), so the
+/// first refresh supersedes the other login's token, and that login's next refresh is
+/// reuse that revokes both, access tokens included.
+#[tokio::test]
+async fn two_logins_of_one_account_by_one_client_revoke_each_other() {
+    let auth = AuthServer::start(AuthConfig {
+        other_client_ids: vec!["own-client".into()],
+        ..fast()
+    })
+    .await
+    .unwrap();
+    assert_eq!(auth.client_id(), XAI_CLIENT_ID);
+    let api = ApiServer::start(ApiConfig::for_auth(&auth)).await.unwrap();
+    let models = format!("{}/models", api.base_url());
+    let official = auth.issue_grant(1, "erin");
+    let ours = auth.issue_grant(1, "erin");
+    // Another account, and the same account under another client id: other families.
+    let stranger = auth.issue_grant(1, "frank");
+    let own = auth.issue_grant_for("own-client", 1, "erin");
+
+    let (status, body) = refresh(&auth, &ours.refresh_token).await;
+    assert_eq!(status, 200, "{body}");
+    let ours_at = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(get(&models, Some(&ours_at)).await.status, 200);
+    // The official CLI refreshes its own, untouched-looking token: reuse of the family.
+    let (status, body) = refresh(&auth, &official.refresh_token).await;
+    assert_eq!((status, error_of(&body)), (400, "invalid_grant"));
+    assert_eq!(body["error_description"], "Refresh token has been revoked");
+    // Both logins are dead now, their access tokens too (api.x.ai: 403 bad-credentials).
+    let ours_rt = body_rt(&auth, &ours.refresh_token).await;
+    assert_eq!(ours_rt, "invalid_grant");
+    let r = get(&models, Some(&ours_at)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("unauthenticated:bad-credentials"))
+    );
+    assert_eq!(get(&models, Some(&official.access_token)).await.status, 403);
+    let stats = auth.stats();
+    assert_eq!((stats.reuse_detections, stats.family_revocations), (1, 1));
+    assert_eq!(stats.grants_revoked, 2);
+
+    // Other families live on.
+    assert_eq!(refresh(&auth, &stranger.refresh_token).await.0, 200);
+    let (status, body) = refresh_as(&auth, "own-client", &own.refresh_token).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = auth
+        .verifier()
+        .verify(body["access_token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims["client_id"], "own-client");
+    // A token is redeemed only by the client it was issued to, and that is no reuse.
+    let own2 = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body) = refresh(&auth, &own2).await;
+    assert_eq!((status, error_of(&body)), (400, "invalid_grant"));
+    assert_eq!(refresh_as(&auth, "own-client", &own2).await.0, 200);
+    // An unknown client is still refused.
+    let (status, body) = refresh_as(&auth, "nobody", &own2).await;
+    assert_eq!((status, error_of(&body)), (401, "invalid_client"));
+}
+
+/// The error code of refreshing with this token.
+async fn body_rt(auth: &AuthHandle, refresh_token: &str) -> String {
+    error_of(&refresh(auth, refresh_token).await.1).to_owned()
+}
+
+#[tokio::test]
+async fn per_login_families_leave_a_second_login_alone() {
+    let auth = AuthServer::start(AuthConfig {
+        refresh_family: RefreshFamily::Grant,
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let a = auth.issue_grant(1, "erin");
+    let b = auth.issue_grant(1, "erin");
+    let (status, body) = refresh(&auth, &a.refresh_token).await;
+    assert_eq!(status, 200);
+    assert_eq!(refresh(&auth, &b.refresh_token).await.0, 200);
+    let a2 = body["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh(&auth, &a2).await.0, 200);
+    // Reuse still kills its own login only.
+    assert_eq!(body_rt(&auth, &a.refresh_token).await, "invalid_grant");
+    assert_eq!(auth.stats().family_revocations, 0);
+    assert_eq!(auth.stats().grants_revoked, 1);
+}
+
+/// Transient refresh failures (§1.6: everything but invalid_grant / invalid_client is
+/// retried by xAI's CLI) consume nothing, and hit refreshes only.
+#[tokio::test]
+async fn transient_refresh_failures_consume_nothing_and_spare_device_polls() {
+    let auth = AuthServer::start(fast()).await.unwrap();
+    let grant = auth.issue_grant(3, "gail");
+    let failures = [
+        (RefreshFailure::Unavailable, 503, None),
+        (RefreshFailure::TooManyRequests, 429, None),
+        (
+            RefreshFailure::TemporarilyUnavailable,
+            503,
+            Some("temporarily_unavailable"),
+        ),
+        (RefreshFailure::ServerError, 500, Some("server_error")),
+    ];
+    for (failure, _, _) in failures {
+        auth.fail_refreshes(1, failure);
+    }
+    // A device-code poll passes the queued refresh faults by.
+    let (device_code, _) = start_device(&auth).await;
+    assert_eq!(
+        poll(&auth, &device_code).await.1["error"],
+        "authorization_pending"
+    );
+    assert_eq!(auth.pending_faults(), 4);
+    for (failure, status, code) in failures {
+        let r = post_form(
+            &auth.token_endpoint(),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &grant.refresh_token),
+                ("client_id", auth.client_id()),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, status, "{failure:?}");
+        match code {
+            Some(code) => assert_eq!(r.json()["error"], code),
+            None => assert!(
+                serde_json::from_slice::<Value>(r.body.as_ref().unwrap())
+                    .ok()
+                    .and_then(|b| b.get("error").cloned())
+                    .is_none(),
+                "{failure:?} carries no OAuth error code"
+            ),
+        }
+        if failure == RefreshFailure::TooManyRequests {
+            assert_eq!(r.header("retry-after"), Some("1"));
+        }
+    }
+    // N attempts of one kind, then the same refresh token still works.
+    auth.fail_refreshes(2, RefreshFailure::TemporarilyUnavailable);
+    assert_eq!(refresh(&auth, &grant.refresh_token).await.0, 503);
+    assert_eq!(refresh(&auth, &grant.refresh_token).await.0, 503);
+    let (status, body) = refresh(&auth, &grant.refresh_token).await;
+    assert_eq!(status, 200, "{body}");
+    let stats = auth.stats();
+    assert_eq!((stats.refresh_redemptions, stats.reuse_detections), (1, 0));
+    assert_eq!(stats.faults_served, 6);
+    // A fault for the whole token endpoint still serves refreshes too.
+    auth.push_fault(
+        Route::Token,
+        Fault::oauth_error(503, "temporarily_unavailable"),
+    );
+    let rt = body["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&auth, rt).await.0, 503);
+    assert_eq!(refresh(&auth, rt).await.0, 200);
 }
