@@ -68,7 +68,8 @@ fn provider_message(e: &ProviderError) -> String {
         | ProviderError::NotConnected(m)
         | ProviderError::InvalidInput(m)
         | ProviderError::DeniedBySandbox(m)
-        | ProviderError::Storage(m) => m.clone(),
+        | ProviderError::Storage(m)
+        | ProviderError::ClientOutdated(m) => m.clone(),
     }
 }
 
@@ -100,6 +101,7 @@ impl HostError {
                 ProviderError::InvalidInput(_) => "invalid_input",
                 ProviderError::DeniedBySandbox(_) => "denied_by_sandbox",
                 ProviderError::Storage(_) => "storage",
+                ProviderError::ClientOutdated(_) => "client_outdated",
             },
         }
     }
@@ -139,6 +141,11 @@ impl HostError {
                  Pick another model or upgrade."
             }
             "upstream_unavailable" => "Upstream is failing: retry shortly.",
+            "client_outdated" => {
+                "Upstream refuses the client version the plugin announces: set the plugin's \
+                 setting the message names to a current release (the message names the minimum \
+                 upstream asked for), then retry; logging in again will not help."
+            }
             "network" => "The request did not complete: check connectivity and retry.",
             "invalid_response" => {
                 "Upstream answered something unexpected: retry later; report it if it persists."
@@ -231,6 +238,7 @@ mod tests {
                 "denied_by_sandbox",
             ),
             (ProviderError::NotConnected("x".into()), "not_connected"),
+            (ProviderError::ClientOutdated("x".into()), "client_outdated"),
         ];
         for (e, code) in cases {
             let json = HostError::Provider(e).to_json();

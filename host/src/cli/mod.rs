@@ -108,6 +108,13 @@ pub(crate) async fn env_config(
             .filter_map(|s| s.env.clone())
             .collect(),
     );
+    let _ = SETTING_VARS.set(
+        manifest
+            .settings
+            .iter()
+            .filter_map(|s| Some((s.key.clone(), s.env.clone()?)))
+            .collect(),
+    );
     for setting in &manifest.settings {
         let Some(var) = &setting.env else { continue };
         let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) else {
@@ -232,6 +239,31 @@ pub(crate) fn ok(v: Value) -> ExitCode {
 /// for error actions.
 static ENDPOINT_VARS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
 
+/// Every setting of the plugin's manifest with the environment variable it is read from
+/// (key, variable), for error actions that name a setting.
+static SETTING_VARS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// `client_outdated`: the plugin's message names the setting to change; say which
+/// environment variable sets it here.
+fn client_outdated_action(message: &str) -> String {
+    let named = SETTING_VARS.get().and_then(|vars| {
+        vars.iter()
+            .filter(|(key, _)| message.contains(key.as_str()))
+            .max_by_key(|(key, _)| key.len())
+    });
+    match named {
+        Some((key, var)) => format!(
+            "Upstream refuses the client version this plugin announces: set {var} (the \
+             plugin's setting {key}) to a current release of the vendor's own client, at least \
+             the minimum the message names, then retry. Logging in again will not help."
+        ),
+        None => "Upstream refuses the client version this plugin announces: set the plugin's \
+             setting the message names (through its environment variable) to a current release, \
+             then retry. Logging in again will not help."
+            .to_owned(),
+    }
+}
+
 /// What to do next, in this CLI's words (its commands and flags); the library's action
 /// (in the contract's terms) where the CLI has nothing to add.
 fn cli_action(e: &HostError) -> String {
@@ -258,9 +290,14 @@ fn cli_action(e: &HostError) -> String {
              the subscription is active and approve in the browser where you are signed in, \
              or use an API key instead (BYOK: `key set`, then a route that spends it)."
             .to_owned(),
+        "unauthorized" if e.to_string().contains("revoked") => "The login was revoked: another \
+             client using the same OAuth client id for this account (such as the vendor's own \
+             CLI) may have rotated it. Run `logout`, then `login` again."
+            .to_owned(),
         "unauthorized" => "The credentials were refused: for the login, run `logout` then \
              `login`; for an API key, store a valid one with `key set`."
             .to_owned(),
+        "client_outdated" => client_outdated_action(&e.to_string()),
         "denied_by_sandbox" => {
             let vars = ENDPOINT_VARS
                 .get()
@@ -293,4 +330,39 @@ pub(crate) fn print_json(v: &Value) {
     let _ = serde_json::to_writer(&mut out, v);
     let _ = writeln!(out);
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provider_runtime::bindings::types::ProviderError;
+
+    #[test]
+    fn actions_name_the_setting_of_an_outdated_client_and_a_revoked_login() {
+        let _ = SETTING_VARS.set(vec![
+            (
+                "subscription-client-version".into(),
+                "XAI_SUBSCRIPTION_CLIENT_VERSION".into(),
+            ),
+            ("subscription-base".into(), "XAI_SUBSCRIPTION_BASE".into()),
+        ]);
+        let e = HostError::Provider(ProviderError::ClientOutdated(
+            "it asks for version 0.1.202 or later. Set the setting subscription-client-version"
+                .into(),
+        ));
+        let action = cli_action(&e);
+        assert!(
+            action.contains("XAI_SUBSCRIPTION_CLIENT_VERSION")
+                && action.contains("subscription-client-version"),
+            "{action}"
+        );
+        assert!(!action.contains("grok update"), "{action}");
+        assert_eq!(e.to_json()["error"], "client_outdated");
+
+        let e = HostError::Provider(ProviderError::Unauthorized(
+            "the login was revoked or has expired".into(),
+        ));
+        let action = cli_action(&e);
+        assert!(action.contains("same OAuth client id") && action.contains("`login`"), "{action}");
+    }
 }

@@ -2,7 +2,7 @@
 
 use provider_runtime::bindings::types::{
     ChatReply, Citation, ConnectionStatus, DevicePrompt, FinishReason, Lane, LogoutReport, Model,
-    ModelList, PollOutcome, QuotaReport, ReasoningItem, Usage,
+    ModelList, PollOutcome, QuotaPeriod, QuotaReport, ReasoningItem, Usage,
 };
 use serde_json::{Value, json};
 
@@ -29,6 +29,7 @@ fn status_fields(s: &ConnectionStatus) -> Value {
         "connected": s.connected,
         "tier": s.tier,
         "tier_name": s.tier_name,
+        "subscription": s.subscription,
         "expires_at": s.expires_at,
         "default_model_id": s.default_model_id,
         "models": s.models.iter().map(model).collect::<Vec<_>>(),
@@ -38,24 +39,74 @@ fn status_fields(s: &ConnectionStatus) -> Value {
             "name": r.name,
             "usable": r.usable,
             "detail": r.detail,
+            "bills": r.bills,
         })).collect::<Vec<_>>(),
         "usable_routes": s.routes.iter().filter(|r| r.usable).map(|r| &r.name).collect::<Vec<_>>(),
     })
 }
 
-/// `usage`: the balance when upstream reported one, and plainly `known: false` otherwise.
+/// US cents as dollars (`1250` -> `12.5`).
+fn dollars(cents: Option<u64>) -> Option<f64> {
+    cents.map(|c| c as f64 / 100.0)
+}
+
+/// `usage`: what upstream reported (the share of the allowance used, its period and
+/// reset, pay-as-you-go cap and use and prepaid balance, in US dollars), and plainly
+/// `known: false` when it reported nothing.
 pub fn quota(q: &QuotaReport) -> Value {
+    let known = q.percent_used.is_some()
+        || q.credits.is_some()
+        || q.on_demand_cap_cents.is_some()
+        || q.on_demand_used_cents.is_some()
+        || q.prepaid_balance_cents.is_some()
+        || q.resets_at.is_some();
     json!({
         "ok": true,
         "route": q.route,
-        "known": q.credits.is_some(),
+        "known": known,
+        "percent_used": q.percent_used,
+        "period": q.period.map(|p| match p {
+            QuotaPeriod::Weekly => "weekly",
+            QuotaPeriod::Monthly => "monthly",
+        }),
+        "period_start": q.period_start,
+        "resets_at": q.resets_at,
+        "on_demand_cap_usd": dollars(q.on_demand_cap_cents),
+        "on_demand_used_usd": dollars(q.on_demand_used_cents),
+        "prepaid_balance_usd": dollars(q.prepaid_balance_cents),
         "remaining": q.credits.as_ref().map(|c| c.remaining),
         "total": q.credits.as_ref().and_then(|c| c.total),
         "unit": q.credits.as_ref().map(|c| &c.unit),
-        "resets_at": q.resets_at,
+        "summary": quota_summary(q),
         "detail": q.detail,
         "fetched_at": q.fetched_at,
     })
+}
+
+/// One line for people, as xAI's CLI words it: `Weekly limit: 42% used · Pay-as-you-go:
+/// $3.00 of $50.00 · Credits: $12.50`; `None` when nothing is known.
+fn quota_summary(q: &QuotaReport) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(p) = q.percent_used {
+        let label = match q.period {
+            Some(QuotaPeriod::Weekly) => "Weekly limit",
+            Some(QuotaPeriod::Monthly) => "Monthly limit",
+            None => "Limit",
+        };
+        parts.push(format!("{label}: {}% used", p.floor()));
+    }
+    if let Some(cap) = q.on_demand_cap_cents.filter(|c| *c > 0) {
+        let used = q.on_demand_used_cents.unwrap_or(0);
+        parts.push(format!(
+            "Pay-as-you-go: ${:.2} of ${:.2}",
+            used as f64 / 100.0,
+            cap as f64 / 100.0
+        ));
+    }
+    if let Some(prepaid) = q.prepaid_balance_cents.filter(|c| *c > 0) {
+        parts.push(format!("Credits: ${:.2}", prepaid as f64 / 100.0));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 fn with_ok(mut v: Value) -> Value {
@@ -109,6 +160,7 @@ pub fn models(m: &ModelList) -> Value {
         "models": m.models.iter().map(model).collect::<Vec<_>>(),
         "media_models": m.media_models.iter().map(model).collect::<Vec<_>>(),
         "default_model_id": m.default_model_id,
+        "bills": m.bills,
         "cached": m.cached,
         "fetched_at": m.fetched_at,
     })
@@ -179,6 +231,46 @@ pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    use provider_runtime::bindings::types::{QuotaPeriod, QuotaReport};
+
+    #[test]
+    fn usage_shows_the_allowance_in_dollars() {
+        let q = QuotaReport {
+            route: "subscription".into(),
+            percent_used: Some(42.5),
+            period: Some(QuotaPeriod::Weekly),
+            period_start: Some(1),
+            resets_at: Some(2),
+            on_demand_cap_cents: Some(5000),
+            on_demand_used_cents: Some(300),
+            prepaid_balance_cents: Some(1250),
+            credits: None,
+            detail: "d".into(),
+            fetched_at: 3,
+        };
+        let v = super::quota(&q);
+        assert_eq!(v["known"], true);
+        assert_eq!(v["period"], "weekly");
+        assert_eq!(v["on_demand_cap_usd"], 50.0);
+        assert_eq!(v["prepaid_balance_usd"], 12.5);
+        assert_eq!(
+            v["summary"],
+            "Weekly limit: 42% used · Pay-as-you-go: $3.00 of $50.00 · Credits: $12.50"
+        );
+        let unknown = QuotaReport {
+            percent_used: None,
+            period: None,
+            period_start: None,
+            resets_at: None,
+            on_demand_cap_cents: None,
+            on_demand_used_cents: None,
+            prepaid_balance_cents: None,
+            ..q
+        };
+        let v = super::quota(&unknown);
+        assert_eq!((v["known"].clone(), v["summary"].clone()), (false.into(), serde_json::Value::Null));
+    }
+
     #[test]
     fn escape_sequences_never_reach_the_terminal() {
         assert_eq!(

@@ -130,6 +130,7 @@ mod component {
                 connected: false,
                 tier: None,
                 tier_name: Some(handed.join(";")),
+                subscription: None,
                 expires_at: None,
                 default_model_id: Some("acme/one".into()),
                 models: Vec::new(),
@@ -175,6 +176,7 @@ mod component {
                     }],
                     media_models: Vec::new(),
                     default_model_id: format!("acme/status-{status}"),
+                    bills: "Acme's invoice".into(),
                     cached: false,
                     fetched_at: 0,
                 }),
@@ -217,8 +219,14 @@ mod component {
         fn usage(route: Option<String>) -> Result<QuotaReport, ProviderError> {
             Ok(QuotaReport {
                 route: route.unwrap_or_else(|| "standard".into()),
-                credits: None,
+                percent_used: None,
+                period: None,
+                period_start: None,
                 resets_at: None,
+                on_demand_cap_cents: None,
+                on_demand_used_cents: None,
+                prepaid_balance_cents: None,
+                credits: None,
                 detail: "Acme reports no quota".into(),
                 fetched_at: 0,
             })

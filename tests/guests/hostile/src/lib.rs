@@ -398,6 +398,7 @@ mod component {
                 models: Vec::new(),
                 media_models: Vec::new(),
                 default_model_id: "none".into(),
+                bills: "nothing".into(),
                 cached: false,
                 fetched_at: 0,
             })
