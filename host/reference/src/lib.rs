@@ -1,16 +1,23 @@
-//! Embedded reference servers for conformance runs and tests, all on 127.0.0.1:
+//! Embedded reference servers for conformance runs and tests, all on 127.0.0.1. They follow
+//! the wire contract observed of xAI's live service (`shared/reference/xai-wire-2026.md`;
+//! `host/reference/README.md` lists what is a guess and what cannot be emulated):
 //!
 //! - [`AuthServer`]: an RFC 8628 authorization server laid out like `auth.x.ai` (discovery,
-//!   JWKS, device authorization, token endpoint with pacing, rotating refresh tokens with
-//!   reuse detection, revocation), driven by the test through its [`AuthHandle`].
-//! - [`ApiServer`]: a model API shaped like `api.x.ai/v1` (tier-gated models, chat
-//!   completions and the Responses API, whole and streamed), driven through [`ApiHandle`].
-//!   It accepts the authorization server's OAuth access tokens and configured API keys
+//!   JWKS, device authorization, token endpoint with pacing, rotating refresh tokens whose
+//!   reuse revokes the whole `(client id, account)` family ([`RefreshFamily`]), transient
+//!   refresh failures ([`RefreshFailure`]), revocation), driven by the test through its
+//!   [`AuthHandle`]. Access tokens carry the `tier` claim, an enum ([`Tier`]).
+//! - [`ApiServer`]: a model API shaped like `api.x.ai/v1` (its catalogue, chat completions
+//!   and the Responses API, whole and streamed; an expired token is 403
+//!   `unauthenticated:bad-credentials`), driven through [`ApiHandle`]. It accepts the
+//!   authorization server's OAuth access tokens and configured API keys
 //!   ([`ApiConfig::with_api_key`]), and can refuse either kind with a standing
 //!   [`QuotaFault`]. Beside it, on its own port ([`ApiHandle::subscription_base`]), runs
-//!   the subscription rail shaped like `cli-chat-proxy.grok.com/v1`: same tokens and
-//!   answers, but no API keys, the Grok CLI headers required, streaming only, and a
-//!   `/billing` credit balance ([`RailConfig`], [`Billing`]).
+//!   the subscription rail shaped like `cli-chat-proxy.grok.com/v1`: same tokens, no API
+//!   keys, its own per-tier catalogue ([`rail_catalogue`]) echoed as `-build` variants, the
+//!   version gate (426 below [`MIN_CLIENT_VERSION`] or for no [`known_cli_releases`]
+//!   entry; `/models` not gated), its 401, streaming only, `/billing` in the proto3 credits
+//!   shape ([`Billing`]) and `/user?include=subscription` ([`RailConfig`]).
 //!   Both lanes validate requests as upstream does and answer deterministically with agent
 //!   features: scripted tool calls (streamed as a [`ToolStreamStyle`] says) and answers to
 //!   tool results, images and returned reasoning visible in the echo, reasoning output,
@@ -26,7 +33,7 @@
 //! let auth = AuthServer::start(AuthConfig { interval: 0, ..AuthConfig::default() }).await?;
 //! let api = ApiServer::start(ApiConfig::for_auth(&auth)).await?;
 //! // Point the component at auth.issuer() and api.base_url(); approve its login with
-//! // auth.approve(&auth.latest_user_code().unwrap(), 4, "user-1")?;
+//! // auth.approve(&auth.latest_user_code().unwrap(), 1, "user-1")?; (1 = SuperGrok)
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
