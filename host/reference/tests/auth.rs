@@ -712,6 +712,20 @@ async fn two_logins_of_one_account_by_one_client_revoke_each_other() {
     let (status, body) = refresh(&auth, &own2).await;
     assert_eq!((status, error_of(&body)), (400, "invalid_grant"));
     assert_eq!(refresh_as(&auth, "own-client", &own2).await.0, 200);
+    // A login revoked by its owner (logout) leaves the other login of the family alone.
+    let first = auth.issue_grant(1, "hana");
+    let second = auth.issue_grant(1, "hana");
+    let r = post_form(
+        &auth.revocation_endpoint(),
+        &[
+            ("token", second.refresh_token.as_str()),
+            ("client_id", auth.client_id()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(refresh(&auth, &first.refresh_token).await.0, 200);
+    assert_eq!(auth.stats().family_revocations, 1);
     // An unknown client is still refused.
     let (status, body) = refresh_as(&auth, "nobody", &own2).await;
     assert_eq!((status, error_of(&body)), (401, "invalid_client"));

@@ -260,6 +260,11 @@ impl AuthState {
             g.revoked = true;
             self.stats.grants_revoked += 1;
         }
+        // A revoked login no longer holds its family's live token: another login of the
+        // family may refresh without being taken for a reuse.
+        let refresh = &self.refresh;
+        self.families
+            .retain(|_, live| refresh.get(live).is_none_or(|r| r.grant != grant));
     }
 }
 

@@ -145,7 +145,9 @@ fn refresh_grant(shared: &AuthShared, req: &RecordedRequest, client_id: &str) ->
         return shared.oauth_error(400, "invalid_grant", "Refresh token has been revoked");
     }
     let family = (g.client_id.clone(), g.subject.clone());
+    // Without rotation a family has no single live token: only `used` counts then.
     let superseded = shared.config.refresh_family == RefreshFamily::ClientAndAccount
+        && shared.config.rotate_refresh_tokens
         && state
             .families
             .get(&family)
