@@ -198,7 +198,8 @@ fn a_swapped_compile_cache_artifact_is_never_run() {
             .output()
             .unwrap(),
     );
-    assert_eq!(hostile["default_model_id"], "none", "{hostile}");
+    // Compiled (and cached) before its manifest is refused for the variables it asks for.
+    assert_eq!(hostile["error"], "config_error", "{hostile}");
     let hostile_artifact = artifacts().difference(&real).next().unwrap().clone();
     let real_artifact = real.into_iter().next().unwrap();
     // The state directory and the cache are private; so is each artifact.
@@ -228,44 +229,200 @@ fn a_swapped_compile_cache_artifact_is_never_run() {
     assert_eq!(real_models()["error"], "not_connected");
 }
 
-/// A flood of stderr with escapes and fake host output: capped per call, cleaned, and
-/// marked as the plugin's; stdout stays the host's one JSON object.
-#[test]
-fn plugin_stderr_is_capped_cleaned_and_marked() {
+/// A flood of stderr with escapes and fake host output ends the call with the plugin's
+/// error and the session serves the next call. (Through the CLI the hostile guest is now
+/// refused before it runs, its manifest asking for the host's variables; the capping and
+/// cleaning of each line is `guest_stderr`'s unit test.)
+#[tokio::test]
+async fn a_stderr_flood_ends_only_its_call() {
+    use provider_runtime::bindings::types::{ChatRequest, Message, Role};
     let state = support::state_dir();
-    let out = support::cli(state.path())
-        .args([
-            "--plugin",
-            env!("HOSTILE_GUEST_COMPONENT"),
-            "chat",
-            "--json",
-            "--model",
-            "stderr-flood",
-            "x",
-        ])
+    let runtime = hostile_runtime(state.path(), Duration::from_secs(60));
+    let mut s = session(&runtime, "flooder").await;
+    let request = ChatRequest::new("stderr-flood", vec![Message::text(Role::User, "x")]);
+    let err = s.chat(&request).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "{err}");
+    still_serves(&mut s).await;
+}
+
+/// What the CLI prints for the hostile guest, with the host's secrets in its environment.
+fn hostile_cli(state: &std::path::Path, extra: &[&str]) -> (serde_json::Value, String) {
+    let out = support::cli(state)
+        .args(["--plugin", env!("HOSTILE_GUEST_COMPONENT")])
+        .args(extra)
+        .arg("models")
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("GITHUB_TOKEN", "ghp_secretsecretsecretsecret")
         .output()
         .unwrap();
-    let json = support::json_of(&out);
-    assert_eq!(json["error"], "invalid_input", "{json}");
-    assert!(
-        out.stderr.len() < 256 * 1024,
-        "{} bytes of stderr",
-        out.stderr.len()
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !text.contains('\u{1b}') && !text.contains('\u{7}'),
-        "escapes reached the terminal"
-    );
-    assert!(
-        text.contains("plugin_stderr"),
-        "{}",
-        &text[..text.len().min(500)]
-    );
-    for line in text.lines() {
+    (support::json_of(&out), all)
+}
+
+/// A manifest setting that names the master key, the proxy or a credential variable is
+/// refused by name (approved or not), and no value of those variables is ever printed.
+#[test]
+fn a_manifest_asking_for_the_hosts_variables_is_refused() {
+    let state = support::state_dir();
+    for extra in [
+        &[][..],
+        &[
+            "--allow-env",
+            "PROVIDER_HOST_KEY",
+            "--allow-env",
+            "HTTPS_PROXY",
+            "--allow-env",
+            "GITHUB_TOKEN",
+        ][..],
+    ] {
+        let (json, all) = hostile_cli(state.path(), extra);
+        assert_eq!(json["error"], "config_error", "{json}");
+        let message = json["message"].as_str().unwrap();
         assert!(
-            !line.starts_with('{'),
-            "a plugin line passes for host output: {line}"
+            message.contains("\"leak-key\"") && message.contains("PROVIDER_HOST_KEY"),
+            "{message}"
         );
+        for secret in [support::TEST_KEY_HEX, "ghp_secret", "127.0.0.1:9"] {
+            assert!(!all.contains(secret), "{secret} printed: {all}");
+        }
+    }
+}
+
+/// Each forbidden name on its own, through the library's rule (the one the CLI uses).
+#[tokio::test]
+async fn each_of_the_hosts_variables_is_refused_even_when_approved() {
+    use provider_runtime::config::env_overrides;
+    let state = support::state_dir();
+    let runtime = hostile_runtime(state.path(), Duration::from_secs(60));
+    let manifest = runtime.manifest().await.unwrap();
+    for (key, var) in [
+        ("leak-key", "PROVIDER_HOST_KEY"),
+        ("leak-proxy", "HTTPS_PROXY"),
+        ("leak-token", "GITHUB_TOKEN"),
+    ] {
+        let mut only = (*manifest).clone();
+        only.settings.retain(|s| s.env.is_none() || s.key == key);
+        let approved = [var.to_owned()].into_iter().collect();
+        let err = env_overrides(&only, &approved, |_| Some("the-secret-value".into())).unwrap_err();
+        assert_eq!(err.code(), "config_error");
+        let text = err.to_string();
+        assert!(text.contains(key) && text.contains(var), "{text}");
+        assert!(!text.contains("the-secret-value"), "{text}");
+    }
+}
+
+/// A listener on 127.0.0.1 or 127.0.0.2 at `port` (when free), counting connections.
+fn listener(addr: &str) -> Option<(u16, std::sync::Arc<std::sync::atomic::AtomicUsize>)> {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind(addr).ok()?;
+    let port = l.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for mut conn in l.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\ninternal",
+            );
+        }
+    });
+    Some((port, seen))
+}
+
+async fn fetch(s: &mut Session, urls: &[String]) -> String {
+    use provider_runtime::bindings::types::{ChatRequest, Message, Role};
+    let request = ChatRequest::new("fetch", vec![Message::text(Role::User, &urls.join(" "))]);
+    match s.chat(&request).await.unwrap_err() {
+        HostError::Provider(ProviderError::InvalidInput(m)) => m,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The plugin's own defaults name the metadata address (plain and IPv4-mapped), a second
+/// loopback address, `localhost` (a name resolving to loopback) and plain http on
+/// loopback: each is refused without a connection; the same internal address set by the
+/// operator is reached.
+#[tokio::test]
+async fn a_plugins_default_endpoint_never_reaches_a_non_public_address() {
+    let state = support::state_dir();
+    let runtime = hostile_runtime(state.path(), Duration::from_secs(60));
+    // Listeners where the defaults point, when those ports are free (the refusal comes
+    // before any connection either way; with them, a connection would be seen).
+    let watched: Vec<_> = ["127.0.0.2:47443", "127.0.0.1:47443", "127.0.0.1:47080"]
+        .iter()
+        .filter_map(|a| listener(a))
+        .collect();
+    let mut s = session(&runtime, "reach").await;
+    let defaults: Vec<String> = [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::ffff:169.254.169.254]/",
+        "https://127.0.0.2:47443/",
+        "https://localhost:47443/",
+        "http://127.0.0.1:47080/",
+    ]
+    .map(String::from)
+    .to_vec();
+    let report = fetch(&mut s, &defaults).await;
+    for url in &defaults {
+        assert!(
+            report.contains(&format!("{url}=error:ErrorCode::HttpRequestDenied")),
+            "{url} was not denied: {report}"
+        );
+    }
+    assert_eq!(s.denied_requests(), 5, "{report}");
+    for (port, seen) in &watched {
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a refused destination (port {port}) saw a connection"
+        );
+    }
+    // The operator sets the internal endpoint: it is reached, plain http and all.
+    let (port, seen) = listener("127.0.0.2:0").expect("a second loopback address");
+    let internal = format!("http://127.0.0.2:{port}");
+    let mut s = runtime
+        .session(
+            "reach",
+            &support::config("https://auth.x.ai", "https://api.x.ai/v1").set("internal", &internal),
+        )
+        .await
+        .unwrap();
+    let report = fetch(&mut s, &[format!("{internal}/")]).await;
+    assert!(report.ends_with("=status:200"), "{report}");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// The plugin's own default route names a route with an endpoint of its own: that
+/// endpoint stays closed until the operator (or a request) enables the route.
+#[tokio::test]
+async fn a_plugins_default_route_does_not_open_its_endpoint() {
+    let state = support::state_dir();
+    let runtime = hostile_runtime(state.path(), Duration::from_secs(60));
+    let origins = |r: &provider_runtime::ResolvedConfig| -> Vec<String> {
+        r.allowed_origins.iter().map(|o| o.to_string()).collect()
+    };
+    let base = support::config("https://auth.x.ai", "https://api.x.ai/v1");
+    let rail = "https://rail.hostile.example:443".to_owned();
+    let r = runtime.resolve(&base).await.unwrap();
+    assert!(!origins(&r).contains(&rail), "{:?}", origins(&r));
+    let mut s = session(&runtime, "rail").await;
+    let report = fetch(&mut s, &["https://rail.hostile.example/".into()]).await;
+    assert!(
+        report.ends_with("=error:ErrorCode::HttpRequestDenied"),
+        "{report}"
+    );
+    for enabled in [
+        base.clone().enable_route("rail"),
+        base.clone().set("default-route", "rail"),
+        base.clone().grant_default_route(),
+    ] {
+        let r = runtime.resolve(&enabled).await.unwrap();
+        assert!(origins(&r).contains(&rail), "{enabled:?}");
     }
 }

@@ -45,10 +45,10 @@ async fn connected_world_with(
     options.key = KeySource::File(state.path().join("keyring").join("master.key"));
     tune(&mut options);
     let runtime = Runtime::new(options).unwrap();
-    let mut session = runtime
-        .session("t", &support::config(auth.issuer(), &api.base_url()))
-        .await
-        .unwrap();
+    // The API route: the subscription rail's endpoint is not set here (and a plugin's own
+    // default route opens nothing by itself).
+    let config = support::config(auth.issuer(), &api.base_url()).set("default-route", "api");
+    let mut session = runtime.session("t", &config).await.unwrap();
     let prompt = session.start().await.unwrap();
     auth.approve(&prompt.user_code, 3, "hostile-test").unwrap();
     let outcome = session.poll(Some(&prompt.pending_id)).await.unwrap();
