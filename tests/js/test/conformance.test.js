@@ -155,8 +155,10 @@ function agentLoop(provider, model, question, more = {}) {
 }
 
 /** The overrides pointing the plugin at the peers (keys from the plugin's manifest). */
+// The flow runs on the developer API's route (the reference API serves it); the plugin's
+// own default is the subscription rail.
 function config() {
-  return { 'oauth-issuer': oidc.issuer, 'api-base': api.apiBase };
+  return { 'oauth-issuer': oidc.issuer, 'api-base': api.apiBase, 'default-route': 'api' };
 }
 
 before(async () => {
@@ -198,7 +200,7 @@ describe('conformance flow under jco', () => {
     assert.equal(outcome.tag, 'connected', show(outcome));
     assert.equal(outcome.val.connected, true);
     assert.equal(outcome.val.tier, 4);
-    assert.equal(outcome.val.tierName, 'SuperGrok Heavy');
+    assert.equal(outcome.val.tierName, 'X Premium+', 'tier 4 of xAI\'s enum');
     assert.equal(outcome.val.defaultModelId, CHAT_MODEL);
     // The used device code is forgotten, never polled again.
     assert.equal(errorOf(() => alice.poll(prompt.pendingId)).tag, 'not-connected');

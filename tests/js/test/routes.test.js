@@ -79,13 +79,21 @@ describe('the manifest', () => {
     assert.deepEqual(
       m.routes.map((r) => [r.name, r.credential, r.modelPrefix]),
       [
-        ['api', 'oauth', 'xai-grok/'],
         ['subscription', 'oauth', 'xai-grok-sub/'],
+        ['api', 'oauth', 'xai-grok/'],
         ['api-key', 'api-key', 'xai/'],
       ],
     );
     const sub = m.settings.find((s) => s.key === 'subscription-base');
     assert.deepEqual([sub.kind, sub.route, sub.env], ['endpoint', 'subscription', 'XAI_SUBSCRIPTION_BASE']);
+    // The default spends the subscription; the rail is sent a real release of xAI's CLI.
+    const setting = (key) => m.settings.find((s) => s.key === key);
+    assert.equal(setting('default-route').defaultValue, 'subscription');
+    assert.deepEqual(
+      [setting('subscription-client-version').defaultValue, setting('subscription-client-version').env],
+      ['1.0.6', 'XAI_SUBSCRIPTION_CLIENT_VERSION'],
+    );
+    assert.equal(setting('subscription-client-mode').env, 'XAI_SUBSCRIPTION_CLIENT_MODE');
     const p = await plugin.instantiate({ secrets: store.tenant('manifest') });
     assert.deepEqual(p.manifest(), m);
   });
@@ -100,11 +108,13 @@ describe('configuration', () => {
     const status = p.status();
     assert.equal(status.defaultRoute, 'api-key');
     assert.equal(status.connected, false);
+    // Each route says which pool it bills.
+    assert.ok(status.routes.every((r) => typeof r.bills === 'string' && r.bills.length > 0), show(status));
     assert.deepEqual(
       status.routes.map((r) => [r.name, r.usable]),
       [
-        ['api', false],
         ['subscription', false],
+        ['api', false],
         ['api-key', false],
       ],
     );
@@ -144,20 +154,26 @@ describe('the subscription route', () => {
   });
 
   it('has its origin allowed only while the route is enabled', async () => {
-    const config = { ...peers(), 'subscription-base': `${closedOrigin}/v1` };
+    const config = { ...peers(), 'subscription-base': `${closedOrigin}/v1`, 'default-route': 'api' };
     const off = await plugin.instantiate({ secrets: store.tenant('alice'), config });
     assert.ok(!off.allowedOrigins.includes(closedOrigin), off.allowedOrigins.join(' '));
     const denied = errorOf(() => off.usage('subscription'));
     assert.equal(denied.tag, 'denied-by-sandbox', show(denied));
     assert.equal(off.sandbox.denied, 1);
     // The other routes are not affected.
-    assert.equal(off.usage('api').credits, undefined);
+    const api = off.usage('api');
+    assert.deepEqual([api.route, api.credits, api.percentUsed, api.period], ['api', undefined, undefined, undefined]);
 
     for (const on of [
       await plugin.instantiate({ secrets: store.tenant('alice'), config, routes: ['subscription'] }),
       await plugin.instantiate({
         secrets: store.tenant('alice'),
         config: { ...config, 'default-route': 'subscription' },
+      }),
+      // The manifest's own default route is the subscription.
+      await plugin.instantiate({
+        secrets: store.tenant('alice'),
+        config: { ...peers(), 'subscription-base': `${closedOrigin}/v1` },
       }),
     ]) {
       assert.ok(on.allowedOrigins.includes(closedOrigin), on.allowedOrigins.join(' '));
@@ -187,8 +203,8 @@ describe('the API key', () => {
     assert.deepEqual(
       only.routes.map((r) => [r.name, r.usable]),
       [
-        ['api', false],
         ['subscription', false],
+        ['api', false],
         ['api-key', true],
       ],
     );
@@ -226,8 +242,8 @@ describe('the API key', () => {
     assert.ok(!err.val.includes(API_KEY.slice(4, 24)), err.val);
     const afterStats = await oidc.stats();
     assert.equal(afterStats.refresh_redemptions, before.refresh_redemptions);
-    // The OAuth route still serves the same tenant.
-    const reply = carol.chat({ model: 'grok-4.3', messages: [{ role: 'user', content: 'hi' }] });
+    // The OAuth route still serves the same tenant (the seed's `xai-grok/` id names it).
+    const reply = carol.chat({ model: 'xai-grok/grok-4.3', messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(reply.route, 'api');
     assert.equal(reply.model, 'xai-grok/grok-4.3');
   });
