@@ -60,6 +60,12 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub secrets_url: Option<String>,
+    /// An environment variable the plugin's manifest may read besides those with its own
+    /// prefix (`XAI_` for the embedded plugin; the first word of another's manifest id).
+    /// The host's own (`PROVIDER_HOST_*`), proxy and credential variables are refused
+    /// even when named here.
+    #[arg(long = "allow-env", global = true, value_name = "NAME")]
+    pub allow_env: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
 }

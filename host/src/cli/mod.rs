@@ -14,7 +14,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use provider_runtime::bindings::types::SettingKind;
-use provider_runtime::{HostConfig, HostError, Origin, Runtime, RuntimeOptions, Session};
+use provider_runtime::config::env_overrides;
+use provider_runtime::{HostConfig, HostError, Runtime, RuntimeOptions, Session};
 use serde_json::Value;
 
 use self::args::{Cli, Command};
@@ -69,6 +70,11 @@ pub fn main() -> ExitCode {
     if let Command::Secrets { command } = &cli.command {
         return key::secrets_command(&cli, command);
     }
+    let _ = GRANT.set(Grant {
+        env: cli.allow_env.iter().cloned().collect(),
+        // The embedded plugin's manifest is the build's: approved as it is.
+        default_route: cli.plugin.is_none(),
+    });
     // Refuse a bad proxy environment before anything runs, whatever the subcommand (the
     // plugin's own settings are checked against its manifest once it is loaded).
     let config = match HostConfig::new() {
@@ -94,6 +100,12 @@ pub fn main() -> ExitCode {
 /// names an environment variable (xAI's plugin: `XAI_OAUTH_ISSUER`, `XAI_API_BASE`,
 /// `XAI_CLIENT_ID`, `XAI_OAUTH_SCOPE`, `XAI_ROUTE`, `XAI_SUBSCRIPTION_BASE`, ...) is
 /// overridden by that variable when it is set; `routes` are enabled besides the default.
+///
+/// What the plugin may read is checked first ([`provider_runtime::config::env_overrides`]):
+/// its own prefix (`XAI_` for the embedded plugin) or a name the operator approved with
+/// `--allow-env`, never the host's own, proxy or credential variables. The embedded
+/// plugin's default route is granted (its manifest is the build's); another component's
+/// opens a route-bound endpoint only when the operator or the request names the route.
 pub(crate) async fn env_config(
     runtime: &Runtime,
     mut config: HostConfig,
@@ -115,21 +127,12 @@ pub(crate) async fn env_config(
             .filter_map(|s| Some((s.key.clone(), s.env.clone()?)))
             .collect(),
     );
-    for setting in &manifest.settings {
-        let Some(var) = &setting.env else { continue };
-        let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) else {
-            continue;
-        };
-        let value = value.trim();
-        let value = match setting.kind {
-            SettingKind::Endpoint => {
-                // Named by its variable, which is what the operator set.
-                Origin::parse(value).map_err(|e| HostError::Config(format!("{var}: {e}")))?;
-                value.trim_end_matches('/')
-            }
-            SettingKind::RouteName | SettingKind::Text => value,
-        };
-        config = config.set(setting.key.clone(), value);
+    let grant = GRANT.get().cloned().unwrap_or_default();
+    for found in env_overrides(&manifest, &grant.env, |var| std::env::var(var).ok())? {
+        config = config.set(found.key, found.value);
+    }
+    if grant.default_route {
+        config = config.grant_default_route();
     }
     for route in routes {
         config = config.enable_route(*route);
@@ -138,6 +141,18 @@ pub(crate) async fn env_config(
     runtime.resolve(&config).await?;
     Ok(config)
 }
+
+/// What the operator grants the plugin of this command line beyond its own manifest: set
+/// once by `main` from the flags, read by [`env_config`].
+#[derive(Clone, Default)]
+struct Grant {
+    /// Environment names approved besides the plugin's own prefix (`--allow-env`).
+    env: std::collections::BTreeSet<String>,
+    /// The plugin's default `route-name` opens its route (the embedded plugin only).
+    default_route: bool,
+}
+
+static GRANT: std::sync::OnceLock<Grant> = std::sync::OnceLock::new();
 
 /// The runtime options of this command line: state directory, embedded or given
 /// component, secret backend, call timeout.
