@@ -75,6 +75,10 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     /// and report the resulting state (models from the cache only).
     pub fn refresh(&mut self) -> Result<ConnectionStatus, ProviderError> {
         let creds = self.load_credentials()?.ok_or_else(not_connected)?;
+        // A login the token endpoint declared dead is not redeemed again.
+        if let Some(mark) = self.revoked_mark(&creds) {
+            return Err(ProviderError::Unauthorized(mark.message));
+        }
         let creds = self.refresh_locked(creds.generation, RefreshMode::Forced)?;
         Ok(self.status_of(Some(creds), false))
     }

@@ -167,7 +167,8 @@ fn invalid_grant_means_logged_out() {
         matches!(&e, ProviderError::Unauthorized(m) if m.contains("same xAI client id")),
         "{e:?}"
     );
-    assert_eq!(h.t.count(), 1);
+    assert!(matches!(err(h.p.refresh()), ProviderError::Unauthorized(_)));
+    assert_eq!(h.t.count(), 1, "a dead refresh token is not sent again");
 
     // Logout clears the mark (revocation of the dead token is best effort).
     h.t.reply(200, "");
