@@ -193,6 +193,15 @@ impl Fault {
         )
     }
 
+    /// api.x.ai's 403 for an account without resources or subscription (§4,
+    /// openclaw#84504). Only the text is quoted; the flat `{"error": …}` envelope is a guess.
+    pub fn no_active_subscription() -> Self {
+        Self::json(
+            403,
+            &json!({"error": "You have either run out of available resources or do not have an active Grok subscription. Manage your subscription at https://grok.com/?_s=usage or subscribe at https://grok.com/supergrok."}),
+        )
+    }
+
     /// The rail's 401 (§2.6): `{"error":"Invalid or expired credentials (auth_kind=bearer)"}`.
     pub fn rail_unauthorized() -> Self {
         Self::json(

@@ -580,6 +580,56 @@ async fn canned_fault_answers() {
             assert_eq!(r.json()["code"], code);
         }
     }
+    // The observed texts (reference doc §2.6, §4), exactly.
+    let texts = [
+        (
+            Fault::credits_exhausted_wke(),
+            429,
+            json!({"code": 429,
+                   "error": "You ran out of credits. [WKE=personal-team-blocked:spending-limit]"}),
+        ),
+        (
+            Fault::bad_credentials(),
+            403,
+            json!({"code": "unauthenticated:bad-credentials",
+                   "error": "The OAuth2 access token could not be validated."}),
+        ),
+        (
+            Fault::rail_unauthorized(),
+            401,
+            json!({"error": "Invalid or expired credentials (auth_kind=bearer)"}),
+        ),
+        (
+            Fault::no_active_subscription(),
+            403,
+            json!({"error": "You have either run out of available resources or do not have an active Grok subscription. Manage your subscription at https://grok.com/?_s=usage or subscribe at https://grok.com/supergrok."}),
+        ),
+    ];
+    for (fault, status, body) in texts {
+        api.push_fault(Route::Models, fault);
+        let r = get(&models, Some("t")).await;
+        assert_eq!((r.status, r.json()), (status, body));
+        assert!(r.header("retry-after").is_none());
+    }
+    let r = {
+        api.push_fault(Route::Models, Fault::spending_limit(402));
+        get(&models, Some("t")).await
+    };
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("(type=personal-team-blocked:spending-limit)")
+    );
+    api.push_fault(
+        Route::Models,
+        Fault::server_error(502).with_should_retry(true),
+    );
+    assert_eq!(
+        get(&models, Some("t")).await.header("x-should-retry"),
+        Some("true")
+    );
+
     api.push_fault(Route::Any, Fault::malformed_json());
     let r = get(&models, Some("t")).await;
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -608,7 +658,7 @@ async fn canned_fault_answers() {
     );
 
     assert_eq!(get(&models, Some("t")).await.status, 200, "queue drained");
-    assert_eq!(api.stats().faults_served, 13);
+    assert_eq!(api.stats().faults_served, 19);
 }
 
 #[tokio::test]
