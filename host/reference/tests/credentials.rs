@@ -226,7 +226,10 @@ async fn quota_faults_are_scoped_by_credential_kind() {
             .unwrap()
             .starts_with("You've used all the included free usage for model")
     );
-    assert!(r.header("retry-after").is_none(), "it resets over a rolling 24 h");
+    assert!(
+        r.header("retry-after").is_none(),
+        "it resets over a rolling 24 h"
+    );
     let r = post_json(
         &format!("{}/responses", api.base_url()),
         &token,

@@ -1054,7 +1054,11 @@ async fn user_names_the_subscription_tier_only_when_asked_and_paid() {
     assert_eq!(r.status, 401);
     api.push_rail_fault(Route::User, Fault::server_error(503));
     assert_eq!(rail_get(&api, "user", &token).await.status, 503);
-    assert_eq!(api.rail_stats().user_requests, 20, "a faulted request is not counted");
+    assert_eq!(
+        api.rail_stats().user_requests,
+        20,
+        "a faulted request is not counted"
+    );
 }
 
 #[tokio::test]
