@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { filesystem, http } from '@bytecodealliance/preview2-shim';
 
-import { allowlistedOutgoingHandler, loadPlugin, SecretStore } from '../host/index.js';
+import { allowlistedOutgoingHandler, ConfigError, configFromEnv, loadPlugin, SecretStore } from '../host/index.js';
 import { hostileWasm } from './support/peers.js';
 
 let dir;
@@ -154,5 +154,76 @@ describe('HTTP allowlist', () => {
     }
     assert.deepEqual(inner.dialled, []);
     assert.equal(h.denied, 8);
+  });
+});
+
+describe("the hostile guest's manifest", () => {
+  it("cannot read the host's variables: refused by name, approved or not, no value shown", () => {
+    const env = {
+      PROVIDER_HOST_KEY: '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f',
+      HTTPS_PROXY: 'http://user:pw@127.0.0.1:9',
+      GITHUB_TOKEN: 'ghp_secretsecretsecret',
+    };
+    for (const approved of [[], Object.keys(env)]) {
+      let err;
+      try {
+        configFromEnv(hostile.manifest, env, { approved });
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.match(err.message, /"leak-key".*PROVIDER_HOST_KEY/);
+      for (const value of Object.values(env)) assert.ok(!err.message.includes(value), err.message);
+    }
+    // Each forbidden setting on its own.
+    for (const [key, name] of [
+      ['leak-key', 'PROVIDER_HOST_KEY'],
+      ['leak-proxy', 'HTTPS_PROXY'],
+      ['leak-token', 'GITHUB_TOKEN'],
+    ]) {
+      const only = {
+        ...hostile.manifest,
+        settings: hostile.manifest.settings.filter((s) => s.env === undefined || s.key === key),
+      };
+      assert.throws(() => configFromEnv(only, env, { approved: [name] }), new RegExp(`"${key}".*${name}`));
+    }
+  });
+
+  it('reaches none of its non-public defaults: they are not on the allowlist', async () => {
+    const p = await hostile.instantiate({ secrets: store.tenant('reach') });
+    for (const refused of [
+      'https://169.254.169.254:443',
+      'https://[::ffff:a9fe:a9fe]:443',
+      'https://127.0.0.2:47443',
+      'https://localhost:47443',
+      'http://127.0.0.1:47080',
+    ]) {
+      assert.ok(!p.allowedOrigins.includes(refused), `${refused} in ${p.allowedOrigins.join(' ')}`);
+    }
+    assert.ok(p.allowedOrigins.includes('https://api.hostile.example:443'), p.allowedOrigins.join(' '));
+    let report;
+    try {
+      p.chat({
+        model: 'fetch',
+        messages: [
+          {
+            role: 'user',
+            content: [{ tag: 'text', val: 'https://169.254.169.254/ https://[::ffff:169.254.169.254]/' }],
+            toolCalls: [],
+            reasoning: [],
+          },
+        ],
+        tools: [],
+        stop: [],
+      });
+      assert.fail('the hostile guest reports in an error');
+    } catch (e) {
+      assert.equal(e.payload?.tag, 'invalid-input', String(e?.stack ?? e));
+      report = e.payload.val;
+    }
+    assert.equal(p.sandbox.denied, 2, report);
+    // The operator's explicit setting is another matter.
+    const q = await hostile.instantiate({ secrets: store.tenant('reach'), config: { internal: 'http://127.0.0.2:9' } });
+    assert.ok(q.allowedOrigins.includes('http://127.0.0.2:9'), q.allowedOrigins.join(' '));
   });
 });
