@@ -1125,3 +1125,36 @@ async fn the_rails_quota_refusals_are_the_observed_ones() {
         200
     );
 }
+
+#[tokio::test]
+async fn the_catalogue_and_the_gate_can_drift_while_the_rail_runs() {
+    let (auth, api) = auth_and_api(ApiConfig::default()).await;
+    let token = auth.issue_grant(1, "u").access_token;
+    let before = rail_get(&api, "models", &token).await;
+    let etag = before.header("etag").unwrap().to_owned();
+    // The rail drops grok-4.5: the tags change, on the listing and on answers.
+    api.set_rail_models(rail_catalogue().into_iter().take(1).collect());
+    let after = rail_get(&api, "models", &token).await;
+    assert_eq!(ids(&after.json()), ["grok-4.6"]);
+    let new_etag = after.header("etag").unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+    let r = rail_post(&api, "responses", &token, &responses("grok-4.6", "x")).await;
+    assert_eq!(r.header("x-models-etag"), Some(new_etag.as_str()));
+    assert_eq!(
+        rail_post(&api, "responses", &token, &responses("grok-4.5", "x"))
+            .await
+            .status,
+        404
+    );
+    // The rail stops knowing the client's release: 426 from the next request on.
+    api.set_rail_version_gate("0.1.202", Some(vec!["1.0.34".into()]));
+    let r = rail_post(&api, "responses", &token, &responses("grok-4.6", "x")).await;
+    assert_eq!((r.status, r.json()), (426, outdated(CLIENT_VERSION)));
+    api.set_rail_version_gate("0.1.202", None);
+    assert_eq!(
+        rail_post(&api, "responses", &token, &responses("grok-4.6", "x"))
+            .await
+            .status,
+        200
+    );
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::models::CatalogueModel;
 use super::{
     ApiShared, ApiStats, Billing, CredentialScope, KeyAccess, QuotaFault, RailStats,
     ToolStreamStyle,
@@ -206,6 +207,20 @@ impl ApiHandle {
     /// cancellation; `Tier::Free` leaves it out); `None` follows the claim again.
     pub fn set_rail_subscription(&self, tier: Option<Tier>) {
         *lock(&self.shared.rail.subscription) = tier;
+    }
+
+    /// Serve these models on the rail from the next request on (a catalogue change: the
+    /// listing's `ETag` and answers' `x-models-etag` change with it).
+    pub fn set_rail_models(&self, models: Vec<CatalogueModel>) {
+        lock(&self.shared.rail.live).models = models;
+    }
+
+    /// Gate inference on the rail from the next request on with this floor and these known
+    /// releases (`None`: the floor only), e.g. the rail dropping a release.
+    pub fn set_rail_version_gate(&self, min_client_version: &str, known: Option<Vec<String>>) {
+        let mut live = lock(&self.shared.rail.live);
+        live.min_client_version = min_client_version.to_owned();
+        live.known_client_versions = known;
     }
 
     /// What `GET /v1/billing?format=credits` answers now.

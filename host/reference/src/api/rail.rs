@@ -192,7 +192,8 @@ impl RailStats {
 
 /// The rail's state inside the API's.
 pub(super) struct RailShared {
-    catalogue: Vec<CatalogueModel>,
+    /// What a test may change while the rail runs (drift): the catalogue and the gate.
+    pub(super) live: Mutex<RailLive>,
     pub(super) log: Arc<RequestLog>,
     pub(super) faults: FaultQueue,
     /// Counters the lanes keep (as on the API).
@@ -203,6 +204,13 @@ pub(super) struct RailShared {
     /// `subscriptionTier` of `/user` regardless of the token's claim (a stale JWT: GB
     /// `jwt_claim_matches_user_subscription_tier`); `None` follows the claim.
     pub(super) subscription: Mutex<Option<Tier>>,
+}
+
+/// The rail's changeable settings, initially from [`RailConfig`].
+pub(super) struct RailLive {
+    pub(super) models: Vec<CatalogueModel>,
+    pub(super) min_client_version: String,
+    pub(super) known_client_versions: Option<Vec<String>>,
 }
 
 /// Counters only the rail has.
@@ -217,7 +225,11 @@ struct Counters {
 impl RailShared {
     pub(super) fn new(config: &ApiConfig) -> Self {
         Self {
-            catalogue: config.rail.models.clone(),
+            live: Mutex::new(RailLive {
+                models: config.rail.models.clone(),
+                min_client_version: config.rail.min_client_version.clone(),
+                known_client_versions: config.rail.known_client_versions.clone(),
+            }),
             log: Arc::default(),
             faults: FaultQueue::default(),
             lanes: Mutex::default(),
@@ -336,8 +348,20 @@ fn handle(shared: &ApiShared, route: Route, req: &RecordedRequest) -> Reply {
     }
     // The gate runs before the bearer check: a refusal names only the version (inferred
     // from every quoted 426, none of which mentions credentials).
+    let (catalogue, gate) = {
+        let live = lock(&rail.live);
+        let gate = (
+            live.min_client_version.clone(),
+            live.known_client_versions.clone(),
+        );
+        (live.models.clone(), gate)
+    };
     if is_gated(route)
-        && let Err(reply) = version_gate(config, req.header("x-grok-client-version"))
+        && let Err(reply) = version_gate(
+            &gate.0,
+            gate.1.as_deref(),
+            req.header("x-grok-client-version"),
+        )
     {
         return rail.refuse(RailRefusal::ClientOutdated, reply);
     }
@@ -380,7 +404,7 @@ fn handle(shared: &ApiShared, route: Route, req: &RecordedRequest) -> Reply {
     let access = KeyAccess::Tier(caller.tier);
     let ctx = shared.ctx(
         &rail.lanes,
-        &rail.catalogue,
+        &catalogue,
         &rail.cache,
         req,
         access,
@@ -488,17 +512,14 @@ impl<'a> Version<'a> {
 /// The rail's version gate (§2.2): 426 with the flat body every report quotes, naming the
 /// value as received (`none` when the header is missing), when the value is not semver,
 /// is below the floor, or (since ~2026-09-13, openclaw#147728) is no known release.
-fn version_gate(config: &RailConfig, value: Option<&str>) -> Result<(), Reply> {
-    let floor = Version::parse(&config.min_client_version);
+fn version_gate(min: &str, known: Option<&[String]>, value: Option<&str>) -> Result<(), Reply> {
+    let floor = Version::parse(min);
     let passes = value.is_some_and(|v| {
         let Some(version) = Version::parse(v) else {
             return false;
         };
         let above_floor = floor.as_ref().is_none_or(|f| !version.is_below(f));
-        let known = config
-            .known_client_versions
-            .as_ref()
-            .is_none_or(|known| known.iter().any(|k| k == v));
+        let known = known.is_none_or(|known| known.iter().any(|k| k == v));
         above_floor && known
     });
     if passes {
@@ -509,7 +530,7 @@ fn version_gate(config: &RailConfig, value: Option<&str>) -> Result<(), Reply> {
         &json!({"error": format!(
             "Your Grok CLI version ({}) is outdated. Please update to version {} or later via `grok update` or the installation documentation.",
             value.unwrap_or("none"),
-            config.min_client_version
+            min
         )}),
     ))
 }
@@ -592,7 +613,9 @@ mod tests {
     use super::*;
 
     fn gate(value: Option<&str>) -> Result<(), u16> {
-        version_gate(&RailConfig::default(), value).map_err(|r| match r {
+        let config = RailConfig::default();
+        let known = config.known_client_versions.as_deref();
+        version_gate(&config.min_client_version, known, value).map_err(|r| match r {
             Reply::Full { status, .. } => status,
             Reply::Sse { .. } => 0,
         })
@@ -617,13 +640,10 @@ mod tests {
         ] {
             assert_eq!(gate(refused), Err(426), "{refused:?}");
         }
-        let floor_only = RailConfig {
-            known_client_versions: None,
-            ..RailConfig::default()
-        };
-        assert!(version_gate(&floor_only, Some("2026.9.3")).is_ok());
-        assert!(version_gate(&floor_only, Some("0.1.202")).is_ok());
-        assert!(version_gate(&floor_only, Some("0.1.202-rc.1")).is_err());
-        assert!(version_gate(&floor_only, Some("0.1.201")).is_err());
+        let floor_only = |v| version_gate(MIN_CLIENT_VERSION, None, Some(v));
+        assert!(floor_only("2026.9.3").is_ok());
+        assert!(floor_only("0.1.202").is_ok());
+        assert!(floor_only("0.1.202-rc.1").is_err());
+        assert!(floor_only("0.1.201").is_err());
     }
 }
