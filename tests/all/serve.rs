@@ -882,3 +882,196 @@ fn serve_picks_the_route_per_request_and_lists_every_enabled_route() {
         "the API key reached serve's log"
     );
 }
+
+/// A chat (whole or streamed) whose client gives up after `after`: the connection is
+/// dropped with the request pending.
+fn give_up(s: &Served, stream: bool, after: Duration) {
+    let body = serde_json::json!({"model": MODEL, "stream": stream,
+        "messages": [{"role": "user", "content": "given up on"}]});
+    let conn = s.send(
+        "POST",
+        "/v1/chat/completions",
+        Some(&s.key),
+        Some(&body.to_string()),
+    );
+    std::thread::sleep(after);
+    drop(conn);
+}
+
+#[test]
+fn twenty_cancels_before_and_during_streams_never_break_the_tenants_next_requests() {
+    let s = serve();
+    for round in 0..20 {
+        match round % 3 {
+            // Whole, and streamed before the head: upstream thinks for 30 s.
+            0 | 1 => {
+                s.api.push_fault(
+                    Route::ChatCompletions,
+                    Fault::StallBeforeHeaders(Duration::from_secs(30)),
+                );
+                give_up(&s, round % 3 == 1, Duration::from_millis(300));
+            }
+            // Streamed, left between events.
+            _ => {
+                let mut conn = open_stalled_stream(&s, Duration::from_secs(30));
+                read_events(&mut conn, 2);
+                drop(conn);
+            }
+        }
+        // Each cancellation is seen before the next requests go out (they could otherwise
+        // take another of the tenant's sessions and never meet the cancelled one).
+        for _ in 0..3 {
+            let (status, body) = s.chat("after a cancellation");
+            assert_eq!(status, 200, "round {round}: {body}");
+            assert!(body.contains("Echo: after a cancellation"), "{body}");
+        }
+    }
+    // Cancelled requests are in the log and the metrics, and none counted as upstream trouble.
+    s.wait_for_log(&["status=499", "stream=false"], Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no whole 499 in the log:\n{}", s.log()));
+    s.wait_for_log(&["status=499", "stream=true"], Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no streamed 499 in the log:\n{}", s.log()));
+    let metrics = s.metrics();
+    let cancelled = sample(
+        &metrics,
+        r#"serve_requests_total{route="/v1/chat/completions",status="499"}"#,
+    )
+    .unwrap_or_else(|| panic!("no 499 series:\n{metrics}"));
+    assert!(cancelled >= 6.0, "{metrics}");
+    assert!(!metrics.contains(r#"code="plugin_trap""#), "{metrics}");
+    assert!(!s.log().contains("plugin_trap"), "{}", s.log());
+}
+
+#[test]
+fn a_stream_whose_upstream_thinks_gets_its_head_and_keepalives_at_once() {
+    let s = serve_custom(AuthConfig::default(), |cmd, _, _, _| {
+        cmd.args(["--keepalive-secs", "1"]);
+    });
+    s.api.push_fault(
+        Route::ChatCompletions,
+        Fault::StallBeforeHeaders(Duration::from_secs(4)),
+    );
+    let body = serde_json::json!({"model": MODEL, "stream": true,
+        "messages": [{"role": "user", "content": "think first"}]});
+    let began = Instant::now();
+    let mut conn = s.send(
+        "POST",
+        "/v1/chat/completions",
+        Some(&s.key),
+        Some(&body.to_string()),
+    );
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let mut first_bytes = None;
+    let mut keepalives_before_data = 0;
+    while !seen.contains("data: [DONE]") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early: {seen}");
+        first_bytes.get_or_insert(began.elapsed());
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if !seen.contains("data: ") {
+            keepalives_before_data = seen.matches("\n:").count();
+        }
+    }
+    let first_bytes = first_bytes.unwrap();
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    // The head within about one keep-alive interval, long before upstream's 4 s.
+    assert!(
+        first_bytes < Duration::from_millis(2_500),
+        "first bytes after {first_bytes:?}"
+    );
+    assert!(
+        keepalives_before_data >= 2,
+        "{keepalives_before_data} keep-alives:\n{seen}"
+    );
+    assert!(began.elapsed() >= Duration::from_secs(4));
+    assert!(
+        seen.contains("Echo: think first") || seen.contains("Echo"),
+        "{seen}"
+    );
+}
+
+#[test]
+fn a_tenant_over_its_session_limit_gets_a_429_with_retry_after_not_silence() {
+    let s = serve_custom(AuthConfig::default(), |cmd, _, _, _| {
+        cmd.args(["--sessions-per-tenant", "1", "--queue-wait-secs", "1"]);
+    });
+    let mut held = open_stalled_stream(&s, Duration::from_secs(30));
+    read_events(&mut held, 2);
+    let began = Instant::now();
+    let body =
+        serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "queued"}]});
+    let mut conn = s.send(
+        "POST",
+        "/v1/chat/completions",
+        Some(&s.key),
+        Some(&body.to_string()),
+    );
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).unwrap();
+    let waited = began.elapsed();
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let (status, text) = parse_response(&raw);
+    assert_eq!(status, 429, "{text}");
+    assert!(head.contains("\r\nretry-after: 1\r\n"), "{head}");
+    let error: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error["error"]["type"], "rate_limit_error", "{error}");
+    assert_eq!(error["error"]["code"], "tenant_busy", "{error}");
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // Once the stream is gone the tenant is served again.
+    drop(held);
+    s.wait_for_log(&["status=499", "stream=true"], Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("the held stream was not let go:\n{}", s.log()));
+    let (status, body) = s.chat("served again");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn thirty_parallel_streams_of_one_tenant_all_complete() {
+    let s = serve();
+    let s = &s;
+    std::thread::scope(|scope| {
+        let streams: Vec<_> = (0..30)
+            .map(|i| {
+                scope.spawn(move || {
+                    let body = serde_json::json!({"model": MODEL, "stream": true,
+                        "messages": [{"role": "user", "content": format!("parallel {i}")}]});
+                    let mut conn = s.send(
+                        "POST",
+                        "/v1/chat/completions",
+                        Some(&s.key),
+                        Some(&body.to_string()),
+                    );
+                    let mut raw = Vec::new();
+                    conn.read_to_end(&mut raw).unwrap();
+                    let (status, text) = parse_response(&raw);
+                    assert_eq!(status, 200, "stream {i}: {text}");
+                    let said: String = text
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data: "))
+                        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                        .filter_map(|c| {
+                            c["choices"][0]["delta"]["content"]
+                                .as_str()
+                                .map(str::to_owned)
+                        })
+                        .collect();
+                    assert!(
+                        said.contains(&format!("parallel {i}")),
+                        "stream {i}: {text}"
+                    );
+                    assert!(
+                        text.trim_end().ends_with("data: [DONE]"),
+                        "stream {i}: {text}"
+                    );
+                })
+            })
+            .collect();
+        for t in streams {
+            t.join().unwrap();
+        }
+    });
+}

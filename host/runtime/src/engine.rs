@@ -167,7 +167,7 @@ impl SharedEngine {
     ) -> Result<ProviderPluginPre<TenantState>, HostError> {
         let mut linker: Linker<TenantState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .and_then(|()| crate::http_handler::add_http_to_linker(&mut linker))
             // Our own interfaces one by one: the world's WASI imports are linked above.
             .and_then(|()| plugin_if::secrets::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .and_then(|()| plugin_if::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))

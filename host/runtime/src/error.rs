@@ -25,6 +25,15 @@ pub enum HostError {
     /// Every instance slot of the process's pool is in use: a session could not get one.
     #[error("instance pool exhausted: {0}")]
     PoolExhausted(String),
+    /// All of a tenant's sessions in a [`crate::SessionPool`] stayed busy for the pool's
+    /// bounded wait: try again shortly.
+    #[error("all {sessions} sessions of this tenant stayed busy for {waited:?}")]
+    TenantBusy {
+        /// The tenant's session limit.
+        sessions: usize,
+        /// How long the call waited.
+        waited: Duration,
+    },
     /// The host itself could not be set up (engine, linker): a host bug or a broken
     /// installation, not the plugin's fault.
     #[error("host setup failed: {0}")]
@@ -80,6 +89,7 @@ impl HostError {
             HostError::Config(_) => "config_error",
             HostError::InvalidComponent(_) => "plugin_error",
             HostError::PoolExhausted(_) => "pool_exhausted",
+            HostError::TenantBusy { .. } => "tenant_busy",
             HostError::HostSetup(_) => "host_error",
             HostError::Secrets(_) => "storage",
             HostError::CallTimeout(_) => "call_timeout",
@@ -164,6 +174,10 @@ impl HostError {
             "pool_exhausted" => {
                 "Every instance slot is in use: retry when a session ends, or raise the pool's size."
             }
+            "tenant_busy" => {
+                "Every session of this tenant is busy: retry shortly, or raise the host's \
+                 sessions per tenant."
+            }
             "host_error" => "The host could not start: check its installation.",
             "stream_closed" => "Open a new stream: the session itself is fine.",
             "call_timeout" | "memory_limit" | "resource_limit" | "plugin_trap" => {
@@ -188,6 +202,8 @@ impl HostError {
     pub fn retry_after_seconds(&self) -> Option<u32> {
         match self {
             HostError::Provider(ProviderError::RateLimited(r)) => r.retry_after_seconds,
+            // A session frees as soon as one of the tenant's calls ends.
+            HostError::TenantBusy { .. } => Some(1),
             _ => None,
         }
     }

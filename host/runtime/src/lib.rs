@@ -13,7 +13,9 @@
 //!   derived from both; [`outbound`]: an embedder's further say over each request;
 //! - [`HttpClient`]: who sends what the sandbox lets through (default: a keep-alive pool,
 //!   [`default_http_client`], which an embedder may wrap to observe requests);
-//! - [`secrets::SecretBackend`]: where tenants' secrets live (default: encrypted files).
+//! - [`secrets::SecretBackend`]: where tenants' secrets live (default: encrypted files);
+//! - [`SessionPool`]: sessions reused per tenant for servers, cancel-safe, with a bounded
+//!   wait and idle eviction.
 //!
 //! # Embedding
 //!
@@ -32,10 +34,12 @@ pub mod config;
 mod engine;
 pub mod error;
 mod guest_stderr;
+mod http_handler;
 mod http_pool;
 pub mod http_sandbox;
 pub mod limits;
 pub mod outbound;
+mod pool;
 pub mod runtime;
 /// The secret backend and its default, the encrypted file store (crate `provider-secrets`).
 pub use provider_secrets as secrets;
@@ -43,6 +47,7 @@ pub use provider_secrets as secrets;
 pub use config::{HostConfig, Origin, ResolvedConfig};
 pub use error::HostError;
 pub use http_pool::{ClientBody, ClientFuture, HttpClient, default_http_client};
+pub use pool::{Lease, PoolOptions, SessionPool};
 pub use runtime::{PluginSource, Runtime, RuntimeOptions, Session};
 /// wasi-http's error codes, which an [`HttpClient`] answers with.
 pub use wasmtime_wasi_http::Error as HttpError;

@@ -262,6 +262,7 @@ impl Runtime {
             connections: self.connections.clone(),
             live: None,
             generation: 0,
+            open_streams: 0,
         }
     }
 
@@ -410,6 +411,8 @@ pub struct Session {
     live: Option<Live>,
     /// Counts instances: a stream handle is only good with the instance that opened it.
     generation: u64,
+    /// Streams of the live instance opened and not yet closed.
+    open_streams: usize,
 }
 
 /// An open `chat-stream` resource of a session, tied to the instance that opened it: after
@@ -425,17 +428,29 @@ macro_rules! export_call {
         let ticks = $self.limits.call_ticks();
         let wall_clock = $self.limits.call_timeout;
         $self.stderr_used.store(0, Ordering::Relaxed);
-        let live = $self.live().await?;
+        $self.live().await?;
+        // The instance belongs to this call's future until the call returns: a caller that
+        // drops the future midway (a client gave up, a `select!` chose another branch)
+        // drops the half-entered instance with it, and with it its lock handles and open
+        // responses; the session's next call starts a fresh one. Cancel safety lives here,
+        // not in a rule each caller must remember.
+        let mut live = $self.live.take().expect("instantiated above");
         live.store.set_epoch_deadline(ticks);
-        let $store = &mut live.store;
-        let $iface = live.plugin.model_provider_plugin_model_provider();
         // The epoch budget counts guest execution only; a guest blocked on the host (a
         // clock, a response, a lock) is bounded by wall-clock time here. On expiry the
         // call is abandoned and the instance discarded, which drops its lock handles.
-        match tokio::time::timeout(wall_clock, $call).await {
-            Ok(result) => $self.finish(result),
+        let outcome = {
+            let $store = &mut live.store;
+            let $iface = live.plugin.model_provider_plugin_model_provider();
+            tokio::time::timeout(wall_clock, $call).await
+        };
+        match outcome {
+            Ok(result) => {
+                $self.live = Some(live);
+                $self.finish(result)
+            }
             Err(_elapsed) => {
-                $self.live = None;
+                $self.open_streams = 0;
                 Err(HostError::CallTimeout(wall_clock))
             }
         }
@@ -493,6 +508,7 @@ impl Session {
             .await
             .map_err(|e| classify_trap(e, self.limits.call_timeout))?;
         self.generation += 1;
+        self.open_streams = 0;
         Ok(self.live.insert(Live { store, plugin }))
     }
 
@@ -513,6 +529,7 @@ impl Session {
             Err(trap) => {
                 // A trapped instance cannot be called again; the next call starts afresh.
                 self.live = None;
+                self.open_streams = 0;
                 Err(classify_trap(trap, self.limits.call_timeout))
             }
         }
@@ -602,6 +619,7 @@ impl Session {
         request: &ChatRequest,
     ) -> Result<ChatStreamHandle, HostError> {
         let resource = export_call!(self, |p, store| p.chat_stream().call_open(store, request))?;
+        self.open_streams += 1;
         Ok(ChatStreamHandle {
             resource,
             generation: self.generation,
@@ -633,14 +651,30 @@ impl Session {
             // Gone with its instance.
             return Ok(());
         }
-        let Some(live) = self.live.as_mut() else {
+        // Owned by this future while the guest runs the drop, as in every export call.
+        let Some(mut live) = self.live.take() else {
             return Ok(());
         };
-        stream
-            .resource
-            .resource_drop_async(&mut live.store)
-            .await
-            .map_err(|e| HostError::PluginTrap(format!("{e:#}")))
+        let dropped = stream.resource.resource_drop_async(&mut live.store).await;
+        match dropped {
+            Ok(()) => {
+                self.live = Some(live);
+                self.open_streams = self.open_streams.saturating_sub(1);
+                Ok(())
+            }
+            Err(e) => {
+                self.open_streams = 0;
+                Err(classify_trap(e, self.limits.call_timeout))
+            }
+        }
+    }
+
+    /// Whether this session is fit to serve another caller as it is: no stream of its live
+    /// instance is left open. A pool (such as [`crate::SessionPool`]) discards a session
+    /// that is not, since a stream its last user abandoned would hold the upstream
+    /// response and a resource-table entry forever.
+    pub fn is_reusable(&self) -> bool {
+        self.live.is_none() || self.open_streams == 0
     }
 }
 

@@ -148,6 +148,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ServeKeyCommand,
     },
+    /// What a component given with --plugin is granted beyond its own manifest.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Check a plugin component (--plugin) against embedded reference servers on
     /// 127.0.0.1: no internet, no account; stored credentials are never touched.
     Conformance(ConformanceArgs),
@@ -193,6 +198,17 @@ pub struct ServeArgs {
     /// enabled routes by the `X-Provider-Route` header or their model's prefix.
     #[arg(long, value_name = "ROUTE")]
     pub route: Vec<String>,
+    /// Live plugin sessions per tenant: how many requests of one tenant run at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub sessions_per_tenant: u16,
+    /// How long a request waits for a busy tenant's session before a 429 with Retry-After.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub queue_wait_secs: u64,
+    /// Interval of SSE keep-alive comments while a stream waits for its next event (so
+    /// proxies with idle timeouts keep the connection); the response head goes out at
+    /// once when the upstream head takes longer than this.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECS")]
+    pub keepalive_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,4 +294,17 @@ pub struct ChatArgs {
     /// The user's message.
     #[arg(required_unless_present_any = ["messages", "request"])]
     pub message: Option<String>,
+}
+
+/// `plugin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Approve the component at PATH: records its SHA-256 and what it is granted (the
+    /// environment names it reads besides its own prefix, each approved with --allow-env;
+    /// its default route; its default endpoints) in the state directory. A component whose
+    /// digest differs is refused until trusted again.
+    Trust {
+        /// The component (`.wasm`).
+        path: PathBuf,
+    },
 }

@@ -102,7 +102,7 @@ pub async fn happy_path(ctx: &mut Ctx, tier: u32) -> Outcome {
     let unlocked: Vec<_> = ctx
         .catalogue
         .iter()
-        .filter(|m| m.min_tier <= tier)
+        .filter(|m| m.tiers.includes(tier))
         .collect();
     check!(
         list.models.len() + list.media_models.len() == unlocked.len(),

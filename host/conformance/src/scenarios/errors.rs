@@ -69,7 +69,7 @@ pub async fn forbidden_variants(ctx: &mut Ctx) -> Outcome {
     let Some(locked) = ctx
         .catalogue
         .iter()
-        .find(|m| m.min_tier > 1 && matches!(m.kind, ModelKind::Chat | ModelKind::Reasoning))
+        .find(|m| !m.tiers.includes(1) && matches!(m.kind, ModelKind::Chat | ModelKind::Reasoning))
         .map(|m| m.id.clone())
     else {
         fail!("setup: expected a catalogue model above tier 1");

@@ -140,13 +140,14 @@ pub async fn subscription_rail(ctx: &mut Ctx) -> Outcome {
         .usage(Some(RAIL))
         .await
         .step("usage of the subscription route")?;
-    let Billing::Credits { remaining, .. } = ctx.api.rail_billing() else {
-        fail!("the reference rail's billing is not set to credits");
+    let Billing::Config(expected) = ctx.api.rail_billing() else {
+        fail!("the reference rail's billing is not set to the current shape");
     };
-    match &usage.credits {
-        Some(c) if (c.remaining - remaining).abs() < 1e-9 => {}
+    match usage.percent_used {
+        Some(p) if (p - expected.credit_usage_percent).abs() < 1e-9 => {}
         other => fail!(
-            "usage of the subscription route: expected {remaining} credits left, seen {other:?} ({})",
+            "usage of the subscription route: expected {}% used, seen {other:?} ({})",
+            expected.credit_usage_percent,
             usage.detail
         ),
     }

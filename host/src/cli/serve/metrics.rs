@@ -2,7 +2,7 @@
 //!
 //! - `serve_requests{route,status}`: requests by route and HTTP status (a stream counts
 //!   with the status of its headers, 200, whatever happens later: its end shows in the
-//!   access log);
+//!   access log; a request whose client went away before its head counts as 499);
 //! - `serve_request_duration_seconds{route}`: from the request's arrival to the end of its
 //!   response body (the last event of a stream, or the client going away);
 //! - `serve_upstream_errors{code}`: host and plugin errors answered, by the host's error
@@ -206,23 +206,43 @@ impl Drop for OpenStream {
     }
 }
 
-/// Middleware: counts every request and times it to the end of its body.
+/// The status a request is counted (and logged) with when its client went away before
+/// the response head: nginx's "client closed request".
+pub const CLIENT_CLOSED: u16 = 499;
+
+fn count_request(route: &'static str, status: u16) {
+    METRICS
+        .requests
+        .get_or_create(&RouteStatus { route, status })
+        .inc();
+}
+
+/// Counts a request as [`CLIENT_CLOSED`] (and times it) if dropped before it is answered.
+struct Unanswered {
+    done: Option<Done>,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(done) = &self.done {
+            count_request(done.route, CLIENT_CLOSED);
+        }
+    }
+}
+
+/// Middleware: counts every request and times it to the end of its body; a request whose
+/// client goes away before the head counts as [`CLIENT_CLOSED`].
 pub async fn track(request: Request, next: Next) -> Response {
     let began = Instant::now();
     let route = route_of(request.uri().path());
-    let response = next.run(request).await;
-    METRICS
-        .requests
-        .get_or_create(&RouteStatus {
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    let (parts, body) = response.into_parts();
-    let timed = Timed {
-        inner: body,
+    let mut unanswered = Unanswered {
         done: Some(Done { route, began }),
     };
+    let response = next.run(request).await;
+    let done = unanswered.done.take();
+    count_request(route, response.status().as_u16());
+    let (parts, body) = response.into_parts();
+    let timed = Timed { inner: body, done };
     Response::from_parts(parts, Body::new(timed))
 }
 

@@ -3,18 +3,18 @@
 //! error table stay the plugin's); the server itself never talks upstream.
 //!
 //! - `keys`: local API keys (salted hashes only), each selecting a tenant;
-//! - `sessions`: live sessions reused per tenant;
+//! - sessions reused per tenant: the runtime's [`SessionPool`] (cancel-safe, bounded wait,
+//!   idle eviction);
 //! - `wire`: OpenAI's chat-completions, stream and error shapes;
 //! - `responses`: the Responses API's request, reply and events;
 //! - `metrics`: `GET /metrics` (Prometheus, no key needed).
 
 mod keys;
 mod metrics;
+mod models;
 mod responses;
-mod sessions;
 mod wire;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,14 +24,14 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use provider_runtime::bindings::types::{ChatChunk, ChatReply, ChatRequest};
-use provider_runtime::{HostConfig, HostError, Runtime};
+use provider_runtime::{HostConfig, HostError, PoolOptions, Runtime, SessionPool};
 use serde_json::{Value, json};
 
 use self::keys::ServeKeys;
-use self::sessions::Sessions;
 use self::wire::{ApiError, ChunkWriter};
 use super::args::{Cli, ServeArgs, ServeKeyCommand};
 use super::{fail, ok, openai};
@@ -45,8 +45,10 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 struct AppState {
-    sessions: Sessions,
+    sessions: SessionPool,
     keys: ServeKeys,
+    /// SSE keep-alive interval, and how long a stream's head waits for upstream's.
+    keepalive: Duration,
 }
 
 type Shared = Arc<AppState>;
@@ -137,9 +139,13 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
         }
     };
     let local = listener.local_addr().map_or(args.listen, |a| a);
+    let pool = PoolOptions::default()
+        .with_sessions_per_tenant(args.sessions_per_tenant.into())
+        .with_max_wait(Duration::from_secs(args.queue_wait_secs));
     let state = Arc::new(AppState {
-        sessions: Sessions::new(runtime, config),
+        sessions: SessionPool::new(runtime, config, pool),
         keys,
+        keepalive: Duration::from_secs(args.keepalive_secs),
     });
     let app = router(state);
     // One line for whoever started us (tests read the port from it), then the log.
@@ -152,6 +158,7 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
 fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(models::model))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses_api))
         .route(
@@ -368,6 +375,7 @@ async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    let mut access = Access::new(&tenant, "", began, false);
     let response = match state.sessions.lease(&tenant).await {
         Ok(mut lease) => match models_of_routes(lease.session(), route).await {
             Ok(lists) => axum::Json(wire::models(&lists)).into_response(),
@@ -375,7 +383,7 @@ async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
         },
         Err(e) => ApiError::from_host(&e, &tenant).into_response(),
     };
-    access(&tenant, "", response.status().as_u16(), began, None, false);
+    access.answered(response.status().as_u16(), None);
     response
 }
 
@@ -469,12 +477,12 @@ async fn chat_completions(State(state): State<Shared>, headers: HeaderMap, body:
             .await;
     }
     let format = ChatFormat {
-        writer: ChunkWriter {
-            id: completion_id(),
-            created: unix_now(),
-            model: turn.model.clone(),
+        writer: ChunkWriter::new(
+            completion_id(),
+            unix_now(),
+            turn.model.clone(),
             include_usage,
-        },
+        ),
         usage: None,
     };
     turn.streamed(format).await
@@ -522,20 +530,20 @@ async fn responses_api(State(state): State<Shared>, headers: HeaderMap, body: Bo
     turn.streamed(format).await
 }
 
-/// How one API dialect writes a streamed turn as SSE bytes.
+/// How one API dialect writes a streamed turn as SSE events.
 trait StreamFormat: Send + 'static {
     /// The events before the first chunk.
-    fn start(&mut self) -> Vec<Bytes>;
+    fn start(&mut self) -> Vec<Event>;
     /// The events for one chunk of the plugin's stream.
-    fn chunk(&mut self, c: &ChatChunk) -> Vec<Bytes>;
+    fn chunk(&mut self, c: &ChatChunk) -> Vec<Event>;
     /// The events after the plugin's stream ended.
-    fn finish(&mut self) -> Vec<Bytes>;
+    fn finish(&mut self) -> Vec<Event>;
     /// The event for a failure mid-stream (never a silent end).
-    fn error(&mut self, e: &ApiError) -> Bytes;
+    fn error(&mut self, e: &ApiError) -> Event;
 }
 
-fn data(v: &Value) -> Bytes {
-    Bytes::from(format!("data: {v}\n\n"))
+fn data(v: &Value) -> Event {
+    Event::default().data(v.to_string())
 }
 
 /// Chat completions: `chat.completion.chunk` events, then `data: [DONE]`.
@@ -547,11 +555,11 @@ struct ChatFormat {
 }
 
 impl StreamFormat for ChatFormat {
-    fn start(&mut self) -> Vec<Bytes> {
+    fn start(&mut self) -> Vec<Event> {
         vec![data(&self.writer.open())]
     }
 
-    fn chunk(&mut self, c: &ChatChunk) -> Vec<Bytes> {
+    fn chunk(&mut self, c: &ChatChunk) -> Vec<Event> {
         let event = self.writer.event(c);
         if matches!(c, ChatChunk::Usage(_)) {
             self.usage = event;
@@ -560,46 +568,88 @@ impl StreamFormat for ChatFormat {
         event.iter().map(data).collect()
     }
 
-    fn finish(&mut self) -> Vec<Bytes> {
-        let mut out: Vec<Bytes> = self.usage.take().iter().map(data).collect();
-        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    fn finish(&mut self) -> Vec<Event> {
+        let mut out: Vec<Event> = self.usage.take().iter().map(data).collect();
+        out.push(Event::default().data("[DONE]"));
         out
     }
 
-    fn error(&mut self, e: &ApiError) -> Bytes {
+    fn error(&mut self, e: &ApiError) -> Event {
         data(&e.body())
     }
 }
 
-fn frame((kind, v): (String, Value)) -> Bytes {
-    Bytes::from(format!("event: {kind}\ndata: {v}\n\n"))
+fn frame((kind, v): (String, Value)) -> Event {
+    Event::default().event(kind).data(v.to_string())
 }
 
 /// The Responses API: `response.*` events.
 impl StreamFormat for responses::EventWriter {
-    fn start(&mut self) -> Vec<Bytes> {
+    fn start(&mut self) -> Vec<Event> {
         responses::EventWriter::start(self)
             .into_iter()
             .map(frame)
             .collect()
     }
 
-    fn chunk(&mut self, c: &ChatChunk) -> Vec<Bytes> {
+    fn chunk(&mut self, c: &ChatChunk) -> Vec<Event> {
         responses::EventWriter::chunk(self, c)
             .into_iter()
             .map(frame)
             .collect()
     }
 
-    fn finish(&mut self) -> Vec<Bytes> {
+    fn finish(&mut self) -> Vec<Event> {
         responses::EventWriter::finish(self)
             .into_iter()
             .map(frame)
             .collect()
     }
 
-    fn error(&mut self, e: &ApiError) -> Bytes {
+    fn error(&mut self, e: &ApiError) -> Event {
         frame(responses::EventWriter::error(self, &e.code, &e.message))
+    }
+}
+
+/// The access-log line of one request, written once: with its status when answered, or
+/// as 499 (the nginx convention for "client closed the request") when the request is
+/// dropped first: a client that gives up still leaves a line.
+struct Access {
+    tenant: String,
+    model: String,
+    began: Instant,
+    stream: bool,
+    written: bool,
+}
+
+impl Access {
+    fn new(tenant: &str, model: &str, began: Instant, stream: bool) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            model: model.to_owned(),
+            began,
+            stream,
+            written: false,
+        }
+    }
+
+    fn answered(&mut self, status: u16, tokens: Option<u32>) {
+        if !std::mem::replace(&mut self.written, true) {
+            access(
+                &self.tenant,
+                &self.model,
+                status,
+                self.began,
+                tokens,
+                self.stream,
+            );
+        }
+    }
+}
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        self.answered(metrics::CLIENT_CLOSED, None);
     }
 }
 
@@ -613,118 +663,151 @@ struct Turn {
 }
 
 impl Turn {
-    fn log(&self, status: u16, tokens: Option<u32>, stream: bool) {
-        access(
-            &self.tenant,
-            &self.model,
-            status,
-            self.began,
-            tokens,
-            stream,
-        );
+    fn access(&self, stream: bool) -> Access {
+        Access::new(&self.tenant, &self.model, self.began, stream)
     }
 
-    /// The error's response, logged.
-    fn failed(&self, e: &HostError, stream: bool) -> Response {
-        let response = ApiError::from_host(e, &self.tenant).into_response();
-        self.log(response.status().as_u16(), None, stream);
-        response
-    }
-
-    /// A complete reply, in the dialect `render` writes.
+    /// A complete reply, in the dialect `render` writes. Dropped midway (the client went
+    /// away), the call's instance goes with it (the runtime's sessions are cancel-safe)
+    /// and the access log says 499.
     async fn whole(self, render: impl FnOnce(&ChatReply) -> Value) -> Response {
-        let mut lease = match self.state.sessions.lease(&self.tenant).await {
-            Ok(l) => l,
-            Err(e) => return ApiError::from_host(&e, &self.tenant).into_response(),
+        let mut access = self.access(false);
+        let answer = match self.state.sessions.lease(&self.tenant).await {
+            Ok(mut lease) => lease.session().chat(&self.request).await,
+            Err(e) => Err(e),
         };
-        match lease.session().chat(&self.request).await {
+        match answer {
             Ok(reply) => {
-                self.log(200, reply.usage.map(|u| u.total_tokens), false);
+                access.answered(200, reply.usage.map(|u| u.total_tokens));
                 axum::Json(render(&reply)).into_response()
             }
-            Err(e) => self.failed(&e, false),
+            Err(e) => {
+                let response = ApiError::from_host(&e, &self.tenant).into_response();
+                access.answered(response.status().as_u16(), None);
+                response
+            }
         }
     }
 
-    /// A streamed reply in `format`, fed by a task that reads the plugin's stream.
-    async fn streamed(self, mut format: impl StreamFormat) -> Response {
-        let mut lease = match self.state.sessions.lease(&self.tenant).await {
-            Ok(l) => l,
-            Err(e) => return ApiError::from_host(&e, &self.tenant).into_response(),
+    /// A streamed reply in `format`, relayed by a task that reads the plugin's stream.
+    ///
+    /// The response head waits for upstream's at most one keep-alive interval: a failure
+    /// by then (no login, a refused key, a spent quota) gets its own HTTP status; past it
+    /// the head goes out at once and SSE comments keep the connection alive until the
+    /// first event (a reasoning model may think for minutes; proxies cut idle connections
+    /// after 60 to 100 s), after which a failure is an error event.
+    async fn streamed(self, format: impl StreamFormat) -> Response {
+        let keepalive = self.state.keepalive;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Event>(32);
+        let (opened_tx, mut opened_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(self.relay(format, tx, opened_tx));
+        let early = match tokio::time::timeout(keepalive, &mut opened_rx).await {
+            Ok(outcome) => outcome.ok(),
+            Err(_) => {
+                // Closed first, so the relay learns the head went out (its send fails and
+                // it writes an error as an event), or its answer is already here.
+                opened_rx.close();
+                opened_rx.try_recv().ok()
+            }
         };
-        let handle = match lease.session().open_chat_stream(&self.request).await {
-            Ok(h) => h,
-            Err(e) => return self.failed(&e, true),
+        if let Some(Err(error)) = early {
+            return error.into_response();
+        }
+        let events = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|e| (Ok::<_, std::convert::Infallible>(e), rx))
+        });
+        let mut response = Sse::new(events)
+            .keep_alive(KeepAlive::new().interval(keepalive))
+            .into_response();
+        // nginx buffers proxied responses unless told not to.
+        response.headers_mut().insert(
+            "x-accel-buffering",
+            axum::http::HeaderValue::from_static("no"),
+        );
+        response
+    }
+
+    /// Leases a session, opens the plugin's stream and relays it as `format`'s events into
+    /// `tx`; tells `opened` whether the stream opened (an error there is the response's
+    /// while the head has not gone out). Stops as soon as the client goes away (`tx`
+    /// closed), dropping the pending call and with it the instance's state.
+    async fn relay(
+        self,
+        mut format: impl StreamFormat,
+        tx: tokio::sync::mpsc::Sender<Event>,
+        opened: tokio::sync::oneshot::Sender<Result<(), ApiError>>,
+    ) {
+        let mut access = self.access(true);
+        let opening = async {
+            let mut lease = self.state.sessions.lease(&self.tenant).await?;
+            let handle = lease.session().open_chat_stream(&self.request).await?;
+            Ok::<_, HostError>((lease, handle))
         };
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
-        let open = metrics::OpenStream::start();
-        tokio::spawn(async move {
-            let _open = open;
-            let mut tokens = None;
-            for b in format.start() {
-                if tx.send(b).await.is_err() {
-                    lease.discard();
+        let opening = tokio::select! {
+            o = opening => o,
+            () = tx.closed() => return,
+        };
+        let (mut lease, handle) = match opening {
+            Ok(open) => open,
+            Err(e) => {
+                let error = ApiError::from_host(&e, &self.tenant);
+                access.answered(error.status.as_u16(), None);
+                if let Err(Err(error)) = opened.send(Err(error)) {
+                    // The head went out already: the failure is the stream's first event.
+                    let _ = tx.send(format.error(&error)).await;
+                }
+                return;
+            }
+        };
+        let _ = opened.send(Ok(()));
+        let _open = metrics::OpenStream::start();
+        let mut tokens = None;
+        for e in format.start() {
+            if tx.send(e).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let next = tokio::select! {
+                next = lease.session().next_chunk(&handle) => next,
+                // The client went away: stop reading upstream at once. Dropping the pending
+                // call drops the instance with it (which closes the upstream response); the
+                // lease then returns a session without one.
+                () = tx.closed() => return,
+            };
+            let events = match next {
+                Ok(Some(chunk)) => {
+                    if let ChatChunk::Usage(u) = &chunk {
+                        tokens = Some(u.total_tokens);
+                    }
+                    format.chunk(&chunk)
+                }
+                Ok(None) => {
+                    for e in format.finish() {
+                        let _ = tx.send(e).await;
+                    }
+                    let _ = lease.session().close_chat_stream(handle).await;
+                    access.answered(200, tokens);
+                    return;
+                }
+                Err(e) => {
+                    // Never a silent end: an error event, then the stream closes.
+                    let err = ApiError::from_host(&e, &self.tenant);
+                    let _ = tx.send(format.error(&err)).await;
+                    let _ = lease.session().close_chat_stream(handle).await;
+                    access.answered(err.status.as_u16(), tokens);
+                    return;
+                }
+            };
+            for e in events {
+                if tx.send(e).await.is_err() {
+                    // Gone between events: the stream is still open in the instance, so
+                    // the pool will not lend this session again (`Session::is_reusable`).
                     return;
                 }
             }
-            loop {
-                let next = tokio::select! {
-                    next = lease.session().next_chunk(&handle) => next,
-                    // The client went away: stop reading upstream at once. The abandoned
-                    // call leaves the instance in an unknown state, so it is discarded
-                    // (which also closes the upstream response).
-                    () = tx.closed() => {
-                        self.log(499, tokens, true);
-                        lease.discard();
-                        return;
-                    }
-                };
-                let events = match next {
-                    Ok(Some(chunk)) => {
-                        if let ChatChunk::Usage(u) = &chunk {
-                            tokens = Some(u.total_tokens);
-                        }
-                        format.chunk(&chunk)
-                    }
-                    Ok(None) => {
-                        for b in format.finish() {
-                            let _ = tx.send(b).await;
-                        }
-                        let _ = lease.session().close_chat_stream(handle).await;
-                        self.log(200, tokens, true);
-                        return;
-                    }
-                    Err(e) => {
-                        // Never a silent end: an error event, then the stream closes.
-                        let err = ApiError::from_host(&e, &self.tenant);
-                        let _ = tx.send(format.error(&err)).await;
-                        let _ = lease.session().close_chat_stream(handle).await;
-                        self.log(err.status.as_u16(), tokens, true);
-                        return;
-                    }
-                };
-                for b in events {
-                    if tx.send(b).await.is_err() {
-                        self.log(499, tokens, true);
-                        lease.discard();
-                        return;
-                    }
-                }
-            }
-        });
-        sse(rx)
+        }
     }
-}
-
-/// An event-stream response fed by `rx`.
-fn sse(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    }));
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(body)
-        .expect("static response parts")
 }
