@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         headers: vec![("retry-after".into(), "7".into())],
         body: body.to_vec(),
     };
-    match classify_oauth(&reply, "device authorization", NOW_MS, &[]) {
+    match classify_oauth(&reply, "device authorization", &[]) {
         OAuthReply::Success(v) => match parse_device_authorization(&v) {
             Ok(a) => {
                 assert!(valid_user_code(&a.user_code), "{a:?}");

@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
         body: body.to_vec(),
     };
     let prev = previous();
-    match classify_oauth(&reply, "token refresh", NOW_MS, &SECRETS) {
+    match classify_oauth(&reply, "token refresh", &SECRETS) {
         OAuthReply::Success(v) => {
             // The tokens of this very answer must not show up in its error either.
             let own: Vec<&str> = ["access_token", "refresh_token"]
