@@ -24,12 +24,15 @@ const providers = {
   xai: (id) => createXai({ baseURL, apiKey })(id),
   'openai-chat': (id) => createOpenAI({ baseURL, apiKey }).chat(id),
   'openai-responses': (id) => createOpenAI({ baseURL, apiKey }).responses(id),
-  compatible: (id) => createOpenAICompatible({ name: 'serve', baseURL, apiKey }).chatModel(id),
+  // serve takes JSON schemas: said so, the provider sends them instead of JSON mode.
+  compatible: (id) => createOpenAICompatible({ name: 'serve', baseURL, apiKey, supportsStructuredOutputs: true }).chatModel(id),
 };
 const model = (id) => providers[providerName](id);
 // Nothing is stored upstream: the openai provider must send items whole (its default
 // refers back to stored items by id).
 const providerOptions = { openai: { store: false } };
+// OpenAI's chat API has no reasoning text: the openai chat model shows none.
+const showsReasoning = providerName !== 'openai-chat';
 
 const weather = tool({
   description: 'Weather of a city',
@@ -99,12 +102,12 @@ const steps = {
   },
   async reasoning_tools() {
     const { r, question } = await loop(REASONING_MODEL, false);
-    assert.ok(r.reasoningText && r.reasoningText.length > 0, 'no reasoning');
+    if (showsReasoning) assert.ok(r.reasoningText && r.reasoningText.length > 0, 'no reasoning');
     return checkLoop(r, question);
   },
   async reasoning_tools_streamed() {
     const { r, question } = await loop(REASONING_MODEL, true);
-    assert.ok(r.reasoningText && r.reasoningText.length > 0, 'no reasoning');
+    if (showsReasoning) assert.ok(r.reasoningText && r.reasoningText.length > 0, 'no reasoning');
     return checkLoop(r, question);
   },
   async image() {

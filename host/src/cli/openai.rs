@@ -234,12 +234,34 @@ fn part(v: &Value, at: &str) -> Result<ContentPart, String> {
         .ok_or(format!("{at}: a content part must be an object"))?;
     let kind = obj.get("type").and_then(Value::as_str).unwrap_or("");
     let known: &[&str] = match kind {
-        "text" => &["type", "text"],
+        // `@openai/agents` on chat completions echoes the fields of the reply's message
+        // beside its text (`role`, `refusal`, `annotations`, even `tool_calls`, which it
+        // also sends on the message itself): no effect on the turn.
+        "text" => &[
+            "type",
+            "text",
+            "role",
+            "refusal",
+            "annotations",
+            "tool_calls",
+            "reasoning_content",
+            "audio",
+            "function_call",
+        ],
         "image_url" => &["type", "image_url"],
+        // An earlier refusal, sent back as what the assistant said.
+        "refusal" => &["type", "refusal"],
         other => return Err(format!("{at}: unsupported content part type {other:?}")),
     };
     if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(format!("{at}: unsupported field {k} in a {kind} part"));
+    }
+    if kind == "refusal" {
+        let text = obj
+            .get("refusal")
+            .and_then(Value::as_str)
+            .ok_or(format!("{at}: refusal part without refusal"))?;
+        return Ok(ContentPart::Text(text.to_owned()));
     }
     if kind == "text" {
         let text = obj
@@ -550,7 +572,9 @@ mod tests {
             "model": "p--m",
             "messages": [
                 {"role": "user", "content": "q"},
-                {"role": "assistant", "content": "a", "reasoning_content": "thought", "refusal": null,
+                {"role": "assistant", "content": [{"type": "text", "text": "a", "refusal": null, "annotations": []},
+                                                  {"type": "refusal", "refusal": "no"}],
+                 "reasoning_content": "thought", "refusal": null,
                  "annotations": [], "audio": null, "function_call": null},
                 {"role": "user", "content": "again"}
             ],
