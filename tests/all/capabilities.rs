@@ -258,3 +258,60 @@ async fn an_embedders_client_and_policy_see_only_what_the_allowlist_let_through(
     assert_eq!(policy.0.lock().unwrap().len(), asked);
     assert_eq!(recorder.seen.lock().unwrap().len(), sent);
 }
+
+/// `plugin trust PATH` pins a component's grant to its digest: a manifest asking for the
+/// host's variables cannot be trusted at all, a trusted one runs, and a different
+/// component under the same id is refused with what it asks beyond the grant.
+#[test]
+fn plugin_trust_pins_the_grant_to_the_component_digest() {
+    use std::os::unix::fs::PermissionsExt;
+    let state = support::state_dir();
+    let run =
+        |args: &[&str]| support::json_of(&support::cli(state.path()).args(args).output().unwrap());
+    let hostile = env!("HOSTILE_GUEST_COMPONENT");
+    for extra in [&[][..], &["--allow-env", "PROVIDER_HOST_KEY"][..]] {
+        let mut args = vec!["plugin", "trust", hostile];
+        args.extend_from_slice(extra);
+        let refused = run(&args);
+        assert_eq!(refused["error"], "config_error", "{refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("PROVIDER_HOST_KEY"),
+            "{refused}"
+        );
+    }
+    assert!(!state.path().join("trust").join("hostile.json").exists());
+
+    let acme = env!("ACME_GUEST_COMPONENT");
+    let trusted = run(&["plugin", "trust", acme]);
+    assert_eq!(trusted["ok"], true, "{trusted}");
+    assert_eq!(trusted["plugin"], "acme");
+    let record = state.path().join("trust").join("acme.json");
+    assert_eq!(
+        std::fs::metadata(&record).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let status = run(&["--plugin", acme, "status"]);
+    assert_eq!(status["ok"], true, "{status}");
+
+    // The record names another digest (the component changed since it was trusted).
+    let mut stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    stored["sha256"] = "ab".repeat(32).into();
+    stored["origins"] = serde_json::json!([]);
+    std::fs::write(&record, serde_json::to_vec(&stored).unwrap()).unwrap();
+    let refused = run(&["--plugin", acme, "status"]);
+    assert_eq!(refused["error"], "config_error", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("not the component trusted as acme"),
+        "{message}"
+    );
+    assert!(message.contains("+origin https://"), "{message}");
+    assert!(message.contains("plugin trust"), "{message}");
+    // Trusting it again approves it.
+    assert_eq!(run(&["plugin", "trust", acme])["ok"], true);
+    assert_eq!(run(&["--plugin", acme, "status"])["ok"], true);
+}

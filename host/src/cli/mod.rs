@@ -8,6 +8,7 @@ mod login;
 mod openai;
 mod render;
 mod serve;
+mod trust;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use provider_runtime::config::env_overrides;
 use provider_runtime::{HostConfig, HostError, Runtime, RuntimeOptions, Session};
 use serde_json::Value;
 
-use self::args::{Cli, Command};
+use self::args::{Cli, Command, PluginCommand};
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -70,10 +71,21 @@ pub fn main() -> ExitCode {
     if let Command::Secrets { command } = &cli.command {
         return key::secrets_command(&cli, command);
     }
+    if let Command::Plugin {
+        command: PluginCommand::Trust { path },
+    } = &cli.command
+    {
+        return trust::command(&cli, path);
+    }
     let _ = GRANT.set(Grant {
         env: cli.allow_env.iter().cloned().collect(),
         // The embedded plugin's manifest is the build's: approved as it is.
         default_route: cli.plugin.is_none(),
+        // Another component's grant is the operator's record (`plugin trust`).
+        trusted_by: cli
+            .plugin
+            .clone()
+            .and_then(|path| Some((cli.state_dir().ok()?, path))),
     });
     // Refuse a bad proxy environment before anything runs, whatever the subcommand (the
     // plugin's own settings are checked against its manifest once it is loaded).
@@ -127,7 +139,13 @@ pub(crate) async fn env_config(
             .filter_map(|s| Some((s.key.clone(), s.env.clone()?)))
             .collect(),
     );
-    let grant = GRANT.get().cloned().unwrap_or_default();
+    let mut grant = GRANT.get().cloned().unwrap_or_default();
+    if let Some((state_dir, path)) = &grant.trusted_by
+        && let Some(record) = trust::grant_for(state_dir, path, &manifest)?
+    {
+        grant.env.extend(record.env);
+        grant.default_route |= record.default_route;
+    }
     for found in env_overrides(&manifest, &grant.env, |var| std::env::var(var).ok())? {
         config = config.set(found.key, found.value);
     }
@@ -148,8 +166,12 @@ pub(crate) async fn env_config(
 struct Grant {
     /// Environment names approved besides the plugin's own prefix (`--allow-env`).
     env: std::collections::BTreeSet<String>,
-    /// The plugin's default `route-name` opens its route (the embedded plugin only).
+    /// The plugin's default `route-name` opens its route (the embedded plugin, or a
+    /// trusted component whose record grants it).
     default_route: bool,
+    /// For `--plugin PATH`: the state directory holding the operator's trust records, and
+    /// the component.
+    trusted_by: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 static GRANT: std::sync::OnceLock<Grant> = std::sync::OnceLock::new();
@@ -234,7 +256,10 @@ async fn run(cli: Cli, config: HostConfig) -> ExitCode {
         Command::Chat(args) => return chat::run(&mut session, args).await,
         // Dispatched by `main` before any session opens; kept here for completeness.
         Command::Conformance(args) => return conformance::run(&cli, args).await,
-        Command::Serve(_) | Command::ServeKey { .. } | Command::Secrets { .. } => {
+        Command::Serve(_)
+        | Command::ServeKey { .. }
+        | Command::Secrets { .. }
+        | Command::Plugin { .. } => {
             unreachable!("dispatched by main")
         }
     };
@@ -378,6 +403,9 @@ mod tests {
             "the login was revoked or has expired".into(),
         ));
         let action = cli_action(&e);
-        assert!(action.contains("same OAuth client id") && action.contains("`login`"), "{action}");
+        assert!(
+            action.contains("same OAuth client id") && action.contains("`login`"),
+            "{action}"
+        );
     }
 }
