@@ -118,6 +118,10 @@ fn ai_sdk(provider: &str) {
     for step in STEPS {
         run(step);
     }
+    // A Responses model's server-side search tool goes to the Responses lane.
+    if matches!(provider, "xai" | "openai-responses") {
+        run("web_search");
+    }
     // Upstream sending the arguments in pieces (OpenAI's way) changes nothing for clients.
     s.api.set_tool_stream_style(ToolStreamStyle::Split);
     run("tools_streamed");

@@ -123,6 +123,18 @@ const steps = {
     assert.match(r.text, /^Echo: what is this \[image/);
     return { text: r.text };
   },
+  // Server-side search: a Responses model's provider tool (`web_search`), served upstream
+  // on the Responses lane whatever the model's own lane.
+  async web_search() {
+    const tools = providerName === 'xai'
+      ? { web_search: createXai({ baseURL, apiKey }).tools.webSearch() }
+      : { web_search: createOpenAI({ baseURL, apiKey }).tools.webSearch() };
+    const r = await generateText({ model: model(MODEL), prompt: 'news of the day', tools, providerOptions });
+    assert.equal(r.text.split(' [')[0], 'Echo: news of the day');
+    const urls = r.sources.filter((s) => s.sourceType === 'url');
+    assert.ok(urls.length > 0, JSON.stringify(r.content));
+    return { sources: urls.length };
+  },
   async unknown_model() {
     try {
       await generateText({ model: model('xai-grok/no-such-model'), prompt: 'hi', maxRetries: 0, providerOptions });
