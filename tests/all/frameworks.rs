@@ -323,3 +323,11 @@ fn the_llm_cli_chats_calls_tools_and_reports_errors_through_serve() {
     let e = llm(&s, user.path(), &["-m", "serve-missing", "hi"]).unwrap_err();
     assert!(e.contains("Error code: 404"), "{e}");
 }
+
+/// Slash-free model ids, `GET /v1/models/{id}` and 404 `model_not_found`, seen by the
+/// official Python SDK.
+#[test]
+fn slash_free_model_ids_are_listed_retrieved_and_used_and_an_unknown_model_is_not_found() {
+    let s = serve();
+    client(&s, "python3", &["sdk_client.py", "model_ids"], &[]);
+}

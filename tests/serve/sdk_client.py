@@ -31,6 +31,36 @@ def models():
     return {"models": ids}
 
 
+def model_ids():
+    """The slash-free ids: listed, retrievable, usable; an unknown model is NotFoundError."""
+    ids = [m.id for m in client.models.list()]
+    slash_free = MODEL.replace("/", "--", 1)
+    assert ids.index(slash_free) == ids.index(MODEL) + 1, ids
+    for asked in (MODEL, slash_free, MODEL.split("/", 1)[1]):
+        m = client.models.retrieve(asked)
+        assert m.id == asked and m.object == "model" and m.owned_by, m
+    r = client.chat.completions.create(
+        model=slash_free, messages=[{"role": "user", "content": "no slash"}]
+    )
+    assert r.choices[0].message.content == "Echo: no slash", r
+    r = client.responses.create(model=slash_free, input="no slash either")
+    assert r.output_text == "Echo: no slash either", r
+    for call in (
+        lambda: client.models.retrieve("xai-grok--no-such-model"),
+        lambda: client.chat.completions.create(
+            model="xai-grok--no-such-model", messages=[{"role": "user", "content": "hi"}]
+        ),
+    ):
+        try:
+            call()
+        except openai.NotFoundError as e:
+            assert e.status_code == 404 and e.body["code"] == "model_not_found", e.body
+            assert e.body["type"] == "invalid_request_error", e.body
+        else:
+            raise AssertionError("expected NotFoundError")
+    return {"models": len(ids)}
+
+
 def chat():
     r = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "hello sdk"}]
