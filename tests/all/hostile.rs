@@ -426,3 +426,41 @@ async fn a_plugins_default_route_does_not_open_its_endpoint() {
         assert!(origins(&r).contains(&rail), "{enabled:?}");
     }
 }
+
+/// A lock wait ends with the call's budget: with another holder keeping the tenant's
+/// credentials lock, a call with a 2 s budget fails with `call_timeout` and the process
+/// exits then, not when the lock frees (nothing keeps a blocking thread waiting on it).
+#[test]
+fn a_lock_wait_ends_with_the_call_budget_and_so_does_the_process() {
+    use provider_runtime::secrets::{SecretStore, StoreConfig};
+    let state = support::state_dir();
+    let store = SecretStore::open(StoreConfig::new(
+        state.path(),
+        KeySource::File(state.path().join("keyring").join("master.key")),
+    ))
+    .unwrap();
+    let held = store
+        .tenant("default")
+        .unwrap()
+        .lock("credentials", Duration::ZERO)
+        .unwrap();
+    // Freed long after the budget: a process waiting for it would take this long.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(15));
+        drop(held);
+    });
+    let began = Instant::now();
+    let out = support::cli(state.path())
+        .env_remove("PROVIDER_HOST_KEY")
+        .args(["--call-timeout-secs", "2", "logout"])
+        .output()
+        .unwrap();
+    let took = began.elapsed();
+    let json = support::json_of(&out);
+    assert_eq!(json["error"], "call_timeout", "{json}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the process exited after {took:?}"
+    );
+    release.join().unwrap();
+}

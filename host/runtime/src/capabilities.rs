@@ -46,6 +46,9 @@ fn wire(tenant: &str, e: SecretStoreError) -> secrets::SecretError {
     }
 }
 
+/// The longest one blocking attempt at a lock runs (see `lock`).
+const LOCK_WAIT_SLICE: Duration = Duration::from_millis(200);
+
 async fn blocking<R: Send + 'static>(
     secrets: &Arc<dyn TenantBackend>,
     f: impl FnOnce(&dyn TenantBackend) -> Result<R, SecretStoreError> + Send + 'static,
@@ -93,7 +96,26 @@ impl secrets::Host for TenantState {
         timeout_ms: u32,
     ) -> Result<Resource<SecretLock>, secrets::SecretError> {
         let timeout = Duration::from_millis(timeout_ms.into()).min(self.lock_timeout_cap);
-        let guard = blocking(&self.secrets, move |s| s.lock(&name, timeout)).await?;
+        // Waited in short slices, each a blocking task of its own: when the call's budget
+        // ends, the call (and this future) is dropped, and at most one slice is left
+        // running on the blocking pool, instead of a thread (and, in the CLI, the process
+        // exiting) held until the lock frees or the whole timeout passes.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let guard = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let slice = left.min(LOCK_WAIT_SLICE);
+            let attempt = name.clone();
+            match blocking(&self.secrets, move |s| s.lock(&attempt, slice)).await {
+                Err(secrets::SecretError::LockTimeout(_)) if slice < left => continue,
+                Err(secrets::SecretError::LockTimeout(_)) => {
+                    break Err(secrets::SecretError::LockTimeout(format!(
+                        "the lock {name:?} is held elsewhere; gave up after {} ms",
+                        timeout.as_millis()
+                    )));
+                }
+                other => break other,
+            }
+        }?;
         self.table
             .push(guard)
             .map_err(|e| secrets::SecretError::Io(format!("too many open locks: {e}")))
