@@ -337,7 +337,7 @@ fn listener(addr: &str) -> Option<(u16, std::sync::Arc<std::sync::atomic::Atomic
 
 async fn fetch(s: &mut Session, urls: &[String]) -> String {
     use provider_runtime::bindings::types::{ChatRequest, Message, Role};
-    let request = ChatRequest::new("fetch", vec![Message::text(Role::User, &urls.join(" "))]);
+    let request = ChatRequest::new("fetch", vec![Message::text(Role::User, urls.join(" "))]);
     match s.chat(&request).await.unwrap_err() {
         HostError::Provider(ProviderError::InvalidInput(m)) => m,
         other => panic!("{other:?}"),
