@@ -362,3 +362,22 @@ fn unusable_token_answers() {
     assert!(h.s.keys().iter().all(|k| !k.starts_with("pending.")));
     assert!(h.s.raw("credentials").is_none());
 }
+
+#[test]
+fn a_new_login_over_a_revoked_one_is_connected() {
+    let mut h = H::connected(1);
+    h.t.json(400, json!({"error": "invalid_grant"}));
+    err(h.p.refresh());
+    assert!(h.s.raw("credentials-revoked").is_some());
+    let id = started(&mut h, 1);
+    h.c.advance(5_000);
+    let access = jwt(1, NOW + 6 * HOUR, "a9");
+    h.t.json(200, token_body(&access, Some("rt-SECRET-9"), Some(21_600)));
+    h.t.json(200, models_body());
+    let PollOutcome::Connected(status) = ok(h.p.poll(Some(&id))) else {
+        panic!("not connected")
+    };
+    assert!(status.connected);
+    assert!(h.s.raw("credentials-revoked").is_none());
+    assert!(h.creds().generation > 1);
+}
