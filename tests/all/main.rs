@@ -6,6 +6,7 @@
 mod capabilities;
 mod cli;
 mod conformance;
+mod doctor;
 mod embedding;
 mod fleet;
 mod foundation;

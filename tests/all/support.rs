@@ -44,6 +44,9 @@ pub fn cli(state: &Path) -> Command {
         "XAI_API_BASE",
         "XAI_CLIENT_ID",
         "XAI_OAUTH_SCOPE",
+        "XAI_ROUTE",
+        "XAI_SUBSCRIPTION_BASE",
+        "XAI_SUBSCRIPTION_CLIENT_VERSION",
         "RUST_LOG",
     ] {
         cmd.env_remove(var);
@@ -104,7 +107,8 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
 pub fn cli_to(state: &Path, auth: &AuthHandle, api: &ApiHandle) -> Command {
     let mut cmd = cli(state);
     cmd.env("XAI_OAUTH_ISSUER", auth.issuer())
-        .env("XAI_API_BASE", api.base_url());
+        .env("XAI_API_BASE", api.base_url())
+        .env("XAI_SUBSCRIPTION_BASE", api.subscription_base());
     cmd
 }
 

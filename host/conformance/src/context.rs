@@ -105,7 +105,12 @@ impl Ctx {
             .step("configuring the reference endpoints")?
             .set("oauth-issuer", auth.issuer())
             .set("api-base", api.base_url())
-            .set("client-id", auth.client_id());
+            .set("client-id", auth.client_id())
+            // The lanes, tiers, tokens and errors scenarios speak to the developer API,
+            // which is not a plugin's default route when it has a subscription rail: they
+            // name it as the default; the routes scenarios enable the rail and pick routes
+            // per request.
+            .set("default-route", "api");
         let state = tempfile::Builder::new()
             .prefix("scenario-")
             .tempdir_in(&env.scratch)

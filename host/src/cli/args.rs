@@ -127,6 +127,21 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Check everything a working setup needs, against the live configuration: the
+    /// sandbox's allowlist, each endpoint (OpenID discovery), the stored login, each usable
+    /// route's catalogue, its version gate (one minimal streamed turn: a token or two) and
+    /// its quota; each failed check with its fix.
+    Doctor {
+        /// Print the JSON report instead of one line per check.
+        #[arg(long)]
+        json: bool,
+        /// Skip the minimal streamed turn of each route.
+        #[arg(long)]
+        no_chat: bool,
+        /// Enable a route besides the default one (repeatable), to check it too.
+        #[arg(long, value_name = "ROUTE")]
+        route: Vec<String>,
+    },
     /// What is left of a route's quota, when upstream says.
     Usage {
         /// The route to ask about (default: the tenant's default route).

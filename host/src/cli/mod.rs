@@ -3,6 +3,7 @@
 mod args;
 mod chat;
 mod conformance;
+mod doctor;
 mod key;
 mod login;
 mod openai;
@@ -215,6 +216,10 @@ async fn open_session(cli: &Cli, config: HostConfig) -> Result<(Runtime, Session
     options.allocation = provider_runtime::limits::InstanceAllocation::OnDemand;
     let runtime = Runtime::new(options)?;
     let manifest = runtime.manifest().await?;
+    let routes: Vec<&str> = match &cli.command {
+        Command::Doctor { route, .. } => route.iter().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
     let route = match &cli.command {
         Command::Models { route, .. } | Command::Usage { route } => route.as_deref(),
         // `--model` with a route's prefix names that route as `--route` would.
@@ -224,7 +229,8 @@ async fn open_session(cli: &Cli, config: HostConfig) -> Result<(Runtime, Session
         }),
         _ => None,
     };
-    let config = env_config(&runtime, config, route.as_slice()).await?;
+    let routes: Vec<&str> = route.into_iter().chain(routes).collect();
+    let config = env_config(&runtime, config, &routes).await?;
     let session = runtime.session(&cli.tenant, &config).await?;
     Ok((runtime, session))
 }
@@ -252,6 +258,24 @@ async fn run(cli: Cli, config: HostConfig) -> ExitCode {
             .await
             .map(|u| render::quota(&u)),
         Command::Key { command } => key::run(&mut session, command).await,
+        Command::Doctor { json, no_chat, .. } => {
+            let manifest = match _runtime.manifest().await {
+                Ok(m) => m,
+                Err(e) => return fail(&e),
+            };
+            let report = doctor::run(&mut session, &manifest, !no_chat).await;
+            let healthy = report["ok"] == true;
+            if *json {
+                print_json(&report);
+            } else {
+                print!("{}", doctor::human(&report));
+            }
+            return if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
         Command::Login(args) => return login::run(&mut session, args).await,
         Command::Chat(args) => return chat::run(&mut session, args).await,
         // Dispatched by `main` before any session opens; kept here for completeness.

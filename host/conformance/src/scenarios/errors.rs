@@ -65,26 +65,35 @@ pub async fn forbidden_variants(ctx: &mut Ctx) -> Outcome {
     let mut session = ctx.connected_session(1).await?;
     let model = model_in_lane(&mut session, Lane::ChatCompletions).await?;
 
-    // The real tier gate: a chat model only higher tiers may use, named without prefix.
-    let Some(locked) = ctx
-        .catalogue
-        .iter()
-        .find(|m| !m.tiers.includes(1) && matches!(m.kind, ModelKind::Chat | ModelKind::Reasoning))
-        .map(|m| m.id.clone())
+    // The real tier gate is the rail's (the developer API bills its own pool whatever the
+    // tier: reference doc section 4): a free account asks the rail for a model only paid
+    // tiers get.
+    let Some(locked) = provider_reference::rail_catalogue()
+        .into_iter()
+        .find(|m| !m.tiers.includes(0) && matches!(m.kind, ModelKind::Chat | ModelKind::Reasoning))
+        .map(|m| m.id)
     else {
-        fail!("setup: expected a catalogue model above tier 1");
+        fail!("setup: expected a rail model that free accounts do not get");
     };
-    let calls = ctx.calls(CHAT);
+    let rail_config = ctx
+        .config
+        .clone()
+        .set("subscription-base", ctx.api.subscription_base())
+        .enable_route("subscription");
+    let mut free = ctx.session_with(&rail_config).await?;
+    ctx.connect(&mut free, 0).await?;
+    let mut locked_ask = ask(&locked, "locked");
+    locked_ask.route = Some("subscription".into());
+    let denied = ctx.api.rail_stats().tier_denied;
     expect_code(
-        session.chat(&ask(&locked, "locked")).await,
+        free.chat(&locked_ask).await,
         "tier_denied",
-        &format!("chat with {locked}, above the account's tier"),
+        &format!("a free account's chat with {locked} on the rail"),
     )?;
     check!(
-        ctx.calls(CHAT) - calls == 1 && ctx.api.stats().tier_denied == 1,
-        "chat above the tier: expected 1 request refused by the tier gate, the API saw {} ({} refused)",
-        ctx.calls(CHAT) - calls,
-        ctx.api.stats().tier_denied
+        ctx.api.rail_stats().tier_denied == denied + 1,
+        "chat above the tier: expected the rail's tier gate to refuse 1 request, it refused {}",
+        ctx.api.rail_stats().tier_denied - denied
     );
 
     one_refusal(

@@ -283,13 +283,16 @@ pub async fn route_override(ctx: &mut Ctx) -> Outcome {
     let (api_prefix, rail_prefix) = (prefix(ctx, API).await?, prefix(ctx, RAIL).await?);
     let bare = chat_model(&mut session, ctx, API).await?;
     let bare = bare.id.trim_start_matches(&api_prefix).to_owned();
+    // The rail serves its own catalogue (xAI's rail: not the API-only models).
+    let rail_model = chat_model(&mut session, ctx, RAIL).await?;
+    let rail_bare = rail_model.id.trim_start_matches(&rail_prefix).to_owned();
 
     let mut by_field = ask(&bare, "named route");
     by_field.route = Some(KEY.into());
     served_by(&mut session, &by_field, KEY, "chat naming route api-key").await?;
     served_by(
         &mut session,
-        &ask(&format!("{rail_prefix}{bare}"), "by prefix"),
+        &ask(&format!("{rail_prefix}{rail_bare}"), "by prefix"),
         RAIL,
         "chat with a subscription-prefixed model",
     )
@@ -302,7 +305,7 @@ pub async fn route_override(ctx: &mut Ctx) -> Outcome {
     )
     .await?;
 
-    let mut contradiction = ask(&format!("{rail_prefix}{bare}"), "contradiction");
+    let mut contradiction = ask(&format!("{rail_prefix}{rail_bare}"), "contradiction");
     contradiction.route = Some(API.into());
     expect_code(
         session.chat(&contradiction).await,
