@@ -54,8 +54,8 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     /// expiry; a transient refresh failure while the token is still valid reports the
     /// current state anyway; a login the token endpoint declared dead is reported not
     /// connected), the API key's presence, each route's usability and the pool it bills,
-    /// the subscription the rail names (when the subscription route is usable; cached like
-    /// the models), and the default route's models from the cache, fetched once (best
+    /// the subscription the rail names (when the subscription route is usable; asked when
+    /// it is the default route, then cached like the models), and the default route's models from the cache, fetched once (best
     /// effort) when the cache is absent or stale and the route's credential is stored.
     /// Nothing stored: no network.
     pub fn status(&mut self) -> Result<ConnectionStatus, ProviderError> {
