@@ -268,7 +268,10 @@ mod tests {
             ..q
         };
         let v = super::quota(&unknown);
-        assert_eq!((v["known"].clone(), v["summary"].clone()), (false.into(), serde_json::Value::Null));
+        assert_eq!(
+            (v["known"].clone(), v["summary"].clone()),
+            (false.into(), serde_json::Value::Null)
+        );
     }
 
     #[test]
