@@ -210,3 +210,22 @@ async fn a_component_larger_than_one_instance_budget_is_refused_by_the_pool() {
     assert_eq!(err.code(), "resource_limit");
     assert!(err.to_string().contains("core module instances"), "{err}");
 }
+
+#[tokio::test]
+async fn a_result_far_over_the_lift_bound_is_refused_before_the_host_holds_it() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let state = support::state_dir();
+    let runtime = runtime(state.path());
+    let mut session = session(&runtime, "http://127.0.0.1:9").await;
+    // 300,000 tiny models: about 40 MiB in the guest (under its 64 MiB cap), far more as
+    // host values if lifted whole (and then rendered). The default lift bound (8 MiB)
+    // refuses them before the host allocates.
+    let (outcome, growth) = peak_growth(session.models(false, Some("many:300000"))).await;
+    let err = outcome.expect_err("300,000 models are over the lift bound");
+    assert_eq!(err.code(), "resource_limit", "{err}");
+    assert!(growth < 128 << 20, "peak RSS grew {} MiB", growth >> 20);
+    // A list within the bound is served, and so is the next call.
+    let fine = session.models(false, Some("many:1000")).await.unwrap();
+    assert_eq!(fine.models.len(), 1000);
+    still_serves(&mut session).await;
+}

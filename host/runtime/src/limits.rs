@@ -31,6 +31,12 @@ pub struct Limits {
     pub lock_timeout_cap: Duration,
     /// Outgoing HTTP caps.
     pub http: HttpLimits,
+    /// Most bytes the host copies out of the plugin in one crossing: an import's arguments
+    /// or an export's result (wasmtime's hostcall fuel, 128 MiB unless lowered). Past it
+    /// the call traps with [`HostError::ResourceLimit`](crate::HostError::ResourceLimit),
+    /// before the host allocates: a plugin answering a 600,000-entry model list does not
+    /// make the host hold gigabytes.
+    pub max_lifted_bytes: usize,
 }
 
 impl Default for Limits {
@@ -41,6 +47,7 @@ impl Default for Limits {
             call_timeout: Duration::from_secs(300),
             lock_timeout_cap: Duration::from_secs(180),
             http: HttpLimits::default(),
+            max_lifted_bytes: DEFAULT_MAX_LIFTED_BYTES,
         }
     }
 }
@@ -51,6 +58,11 @@ impl Limits {
         (self.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
     }
 }
+
+/// Default of [`Limits::max_lifted_bytes`]: a reply of the longest text a model writes,
+/// many times over; a chat request's images go the other way (host to plugin) and are not
+/// counted.
+pub const DEFAULT_MAX_LIFTED_BYTES: usize = 8 * 1024 * 1024;
 
 /// Default of [`Limits::max_resources`]: the plugin holds a few dozen at most.
 pub const DEFAULT_MAX_RESOURCES: usize = 2_048;

@@ -500,6 +500,7 @@ impl Session {
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.memory);
+        store.set_hostcall_fuel(self.limits.max_lifted_bytes);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.limits.call_ticks());
         let plugin = self
@@ -704,6 +705,13 @@ fn classify_trap(e: wasmtime::Error, call_timeout: Duration) -> HostError {
     }
     // `MemoryCap`'s instance, memory and table counts, refused by wasmtime with this text.
     let text = format!("{e:#}");
+    // wasmtime's hostcall fuel (`Limits::max_lifted_bytes`), whose error type is private.
+    if text.contains("fuel allocated for hostcalls has been exhausted") {
+        return HostError::ResourceLimit(format!(
+            "the plugin handed the host more data in one call than a session may \
+             (Limits::max_lifted_bytes): {text}"
+        ));
+    }
     if text.contains("resource limit exceeded") {
         return HostError::ResourceLimit(text);
     }

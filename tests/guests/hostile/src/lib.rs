@@ -4,7 +4,8 @@
 //! - `poll` floods a denied origin with requests (each must be denied);
 //! - `refresh` writes a marker secret; `logout` looks for another tenant's marker and tries
 //!   to escape its namespace with crafted keys;
-//! - `models` answers at once (proof that the host still serves the next call); with
+//! - `models` answers at once (proof that the host still serves the next call); of route
+//!   `many:<n>`, a list of n tiny models; with
 //!   `force` it blocks on the host forever while holding the credentials lock;
 //! - `chat` with model `lock-then-trap` traps while holding the credentials lock; with
 //!   model `exit` it calls `wasi:cli/exit`; with model `sockets` it reaches past `wasi:http` (which the world offers) for raw
@@ -464,7 +465,28 @@ mod component {
             )))
         }
 
-        fn models(force: bool, _route: Option<String>) -> Result<ModelList, ProviderError> {
+        fn models(force: bool, route: Option<String>) -> Result<ModelList, ProviderError> {
+            // `many:<n>`: a list of n tiny models (a few MiB in the guest), for the host's
+            // bound on what it lifts out of one call.
+            if let Some(n) = route.as_deref().and_then(|r| r.strip_prefix("many:")) {
+                let n: usize = n.parse().unwrap_or(0);
+                let model = |i: usize| Model {
+                    id: format!("m{i}"),
+                    route: "main".into(),
+                    lane: Lane::ChatCompletions,
+                    owned_by: None,
+                    created: None,
+                };
+                return Ok(ModelList {
+                    route: "main".into(),
+                    models: (0..n).map(model).collect(),
+                    media_models: Vec::new(),
+                    default_model_id: "m0".into(),
+                    bills: "nothing".into(),
+                    cached: false,
+                    fetched_at: 0,
+                });
+            }
             if force {
                 // Wait on the host forever while holding the tenant's credentials lock:
                 // no guest instruction runs, so only a wall-clock bound on the whole call
