@@ -286,7 +286,7 @@ fn chat_flags_reach_the_api_and_each_mode_prints_its_shape() {
 
     // --messages - reads the conversation from stdin.
     let mut child = cli_to(state.path(), &auth, &api)
-        .args(["chat", "--json", "--messages", "-"])
+        .args(["chat", "--json", "--route", "api", "--messages", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -315,7 +315,14 @@ fn chat_flags_reach_the_api_and_each_mode_prints_its_shape() {
 
     // --stream --json: JSON lines of deltas, then one closing object.
     let out = cli_to(state.path(), &auth, &api)
-        .args(["chat", "--stream", "--json", "tell me a story"])
+        .args([
+            "chat",
+            "--stream",
+            "--json",
+            "--route",
+            "api",
+            "tell me a story",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -337,7 +344,7 @@ fn chat_flags_reach_the_api_and_each_mode_prints_its_shape() {
 
     // Plain mode prints the text itself.
     let out = cli_to(state.path(), &auth, &api)
-        .args(["chat", "hello there"])
+        .args(["chat", "--route", "api", "hello there"])
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -43,6 +43,19 @@ impl World {
         json_of(&self.cli().args(args).output().unwrap())
     }
 
+    /// `run` with the developer API as the default route (the manifest's default is the
+    /// subscription rail).
+    fn run_api_default(&self, args: &[&str]) -> serde_json::Value {
+        json_of(
+            &self
+                .cli()
+                .env("XAI_ROUTE", "api")
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    }
+
     fn with_stdin(&self, args: &[&str], input: &str) -> Output {
         let mut child = self
             .cli()
@@ -110,7 +123,7 @@ fn the_api_key_is_set_from_stdin_described_used_and_deleted_without_touching_the
     let status = w.run(&["status"]);
     assert_eq!(status["connected"], false, "{status}");
     assert_eq!(status["api_key_stored"], true, "{status}");
-    assert_eq!(status["default_route"], "api", "{status}");
+    assert_eq!(status["default_route"], "subscription", "{status}");
     assert_eq!(
         status["usable_routes"],
         serde_json::json!(["api-key"]),
@@ -145,7 +158,7 @@ fn the_api_key_is_set_from_stdin_described_used_and_deleted_without_touching_the
     w.login();
     assert_eq!(
         w.run(&["status"])["usable_routes"],
-        serde_json::json!(["api", "subscription", "api-key"])
+        serde_json::json!(["subscription", "api", "api-key"])
     );
     assert_eq!(w.run(&["key", "delete"])["stored"], false);
     assert_eq!(w.run(&["status"])["connected"], true);
@@ -176,7 +189,7 @@ fn routes_are_picked_per_call_and_quota_errors_name_the_alternatives() {
         Some(QuotaFault::FreeUsageExhausted { status: 429 }),
     );
     let rail_before = w.api.rail_stats().requests;
-    let err = w.run(&["chat", "--json", "spent"]);
+    let err = w.run(&["chat", "--json", "--route", "api", "spent"]);
     assert_eq!(err["error"], "quota_exhausted", "{err}");
     assert_eq!(err["route"], "api", "{err}");
     let alternatives: Vec<&str> = err["alternatives"]
@@ -208,7 +221,7 @@ fn routes_are_picked_per_call_and_quota_errors_name_the_alternatives() {
     w.api
         .set_quota_fault(CredentialScope::OAuth, Some(QuotaFault::SPENDING_LIMIT_402));
     assert_eq!(
-        w.run(&["chat", "--json", "limit"])["error"],
+        w.run(&["chat", "--json", "--route", "api", "limit"])["error"],
         "quota_exhausted"
     );
     w.api.set_quota_fault(
@@ -217,7 +230,7 @@ fn routes_are_picked_per_call_and_quota_errors_name_the_alternatives() {
             retry_after_seconds: Some(9),
         }),
     );
-    let err = w.run(&["chat", "--json", "slow"]);
+    let err = w.run(&["chat", "--json", "--route", "api", "slow"]);
     assert_eq!(
         (err["error"].clone(), err["retry_after_seconds"].clone()),
         ("rate_limited".into(), 9.into()),
@@ -228,8 +241,8 @@ fn routes_are_picked_per_call_and_quota_errors_name_the_alternatives() {
     // What is left: known on the rail, plainly unknown elsewhere or when the rail is mute.
     let usage = w.run(&["usage", "--route", "subscription"]);
     assert_eq!(usage["known"], true, "{usage}");
-    assert!(usage["remaining"].as_f64().is_some(), "{usage}");
-    let usage = w.run(&["usage"]);
+    assert!(usage["percent_used"].as_f64().is_some(), "{usage}");
+    let usage = w.run(&["usage", "--route", "api"]);
     assert_eq!(
         (usage["route"].clone(), usage["known"].clone()),
         ("api".into(), false.into()),
@@ -245,8 +258,8 @@ fn routes_are_picked_per_call_and_quota_errors_name_the_alternatives() {
 fn the_subscription_origin_is_reachable_only_when_its_route_is_used() {
     let w = World::new();
     w.login();
-    // `usage` of the default route never contacts the rail; naming the route enables it.
-    assert_eq!(w.run(&["usage"])["known"], false);
+    // `usage` of the API's route never contacts the rail; naming the route enables it.
+    assert_eq!(w.run_api_default(&["usage"])["known"], false);
     assert_eq!(w.api.rail_stats().requests, 0);
     assert_eq!(w.run(&["usage", "--route", "subscription"])["known"], true);
     // `--model` with the rail's prefix names the route (and so enables it).
@@ -254,7 +267,7 @@ fn the_subscription_origin_is_reachable_only_when_its_route_is_used() {
         "chat",
         "--json",
         "--model",
-        "xai-grok-sub/grok-4.3",
+        "xai-grok-sub/grok-4.6",
         "by prefix",
     ]);
     assert_eq!(reply["route"], "subscription", "{reply}");
@@ -263,10 +276,10 @@ fn the_subscription_origin_is_reachable_only_when_its_route_is_used() {
     let body = w.state.path().join("request.json");
     std::fs::write(
         &body,
-        r#"{"model":"xai-grok-sub/grok-4.3","messages":[{"role":"user","content":"no"}]}"#,
+        r#"{"model":"xai-grok-sub/grok-4.6","messages":[{"role":"user","content":"no"}]}"#,
     )
     .unwrap();
-    let err = w.run(&["chat", "--json", "--request", body.to_str().unwrap()]);
+    let err = w.run_api_default(&["chat", "--json", "--request", body.to_str().unwrap()]);
     assert_eq!(err["error"], "denied_by_sandbox", "{err}");
     assert!(
         err["action"]
