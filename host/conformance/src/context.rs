@@ -54,11 +54,17 @@ impl Env {
 pub struct Setup {
     /// The `interval` the device authorization answers with (and enforces).
     pub interval: u32,
+    /// Lifetime of the access tokens the authorization server issues; `None`: its default
+    /// (6 hours, as xAI's). A few seconds lets a scenario call with an expired token.
+    pub access_token_ttl: Option<Duration>,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { interval: 1 }
+        Self {
+            interval: 1,
+            access_token_ttl: None,
+        }
     }
 }
 
@@ -85,10 +91,12 @@ impl Ctx {
             idle: Duration::from_secs(120),
             max: Duration::from_secs(900),
         };
+        let defaults = AuthConfig::default();
         let auth = AuthServer::start(AuthConfig {
             interval: setup.interval,
+            access_token_ttl: setup.access_token_ttl.unwrap_or(defaults.access_token_ttl),
             lifetime,
-            ..AuthConfig::default()
+            ..defaults
         })
         .await
         .step("starting the reference authorization server")?;

@@ -2,11 +2,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use provider_reference::ModelKind;
+use provider_reference::{ModelKind, Tier};
 
 use crate::check::{Outcome, Step, check, expect_code};
 use crate::context::{Ctx, names, poll_pending, poll_until_connected, subject, wait_interval};
+use crate::scenarios::routes::{RAIL, with_rail};
 use provider_runtime::bindings::types::Lane;
+use provider_runtime::runtime::Session;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -262,4 +264,83 @@ pub async fn pending_without_server_call(ctx: &mut Ctx) -> Outcome {
         stats.slow_downs
     );
     Ok(())
+}
+
+/// What `status` says of a login at `tier`, with the rail as the default route: the tier's
+/// name from the claim's enum, and the subscription the rail's `/user` names (`expected`:
+/// `subscriptionTier`'s value; `None`: no subscription).
+async fn tier_status(
+    ctx: &Ctx,
+    session: &mut Session,
+    claim: u32,
+    tier_name: &str,
+    expected: Option<Tier>,
+) -> Outcome {
+    let status = ctx.connect(session, claim).await?;
+    check!(
+        status.connected && status.tier == Some(claim),
+        "login at tier claim {claim}: expected connected at that tier, seen connected={} tier={:?}",
+        status.connected,
+        status.tier
+    );
+    let status = session
+        .status()
+        .await
+        .step(&format!("status at tier claim {claim}"))?;
+    check!(
+        status.tier_name.as_deref() == Some(tier_name),
+        "status at tier claim {claim}: expected the tier named {tier_name:?} (the claim is xAI's enum, not a rank), seen {:?}",
+        status.tier_name
+    );
+    match expected.and_then(|t| t.subscription_tier().map(|raw| (t.display_name(), raw))) {
+        Some((name, raw)) => check!(
+            status.subscription.as_deref() == Some(name)
+                || status.subscription.as_deref() == Some(raw),
+            "status at tier claim {claim}: expected the subscription the rail's /user names ({raw}, i.e. {name:?}), seen {:?}",
+            status.subscription
+        ),
+        None => check!(
+            status.subscription.is_none(),
+            "status at tier claim {claim}: expected no subscription (the rail's /user names none), seen {:?}",
+            status.subscription
+        ),
+    }
+    Ok(())
+}
+
+/// The `tier` claim is an enum (reference doc §3.3): `status` names each of its values
+/// right (1 SuperGrok, 3 X Premium, 5 SuperGrok Heavy, …), and, while the subscription
+/// route is usable, the subscription the rail's `GET /user?include=subscription` names
+/// (§3.2), which wins over a stale claim.
+pub async fn tier_enum(ctx: &mut Ctx) -> Outcome {
+    let config = with_rail(ctx).set("default-route", RAIL);
+    let mut session = ctx.session_with(&config).await?;
+    for tier in Tier::ALL {
+        if tier != Tier::Free {
+            session.logout().await.step("logout")?;
+        }
+        tier_status(
+            ctx,
+            &mut session,
+            tier.claim(),
+            tier.display_name(),
+            Some(tier),
+        )
+        .await?;
+    }
+    check!(
+        ctx.api.rail_stats().user_requests > 0,
+        "status with the subscription route usable: expected the rail's /user asked, it saw no request"
+    );
+    // The claim is stale (SuperGrok), the rail knows better (SuperGrok Heavy).
+    session.logout().await.step("logout")?;
+    ctx.api.set_rail_subscription(Some(Tier::SuperGrokHeavy));
+    tier_status(
+        ctx,
+        &mut session,
+        Tier::SuperGrok.claim(),
+        Tier::SuperGrok.display_name(),
+        Some(Tier::SuperGrokHeavy),
+    )
+    .await
 }

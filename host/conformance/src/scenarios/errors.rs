@@ -4,12 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use provider_reference::{Fault, ModelKind, Route};
+use provider_reference::{Fault, ModelKind, QuotaFault, Route, random_api_key};
 
 use crate::check::{Outcome, Step, check, describe, expect_code, expect_typed, fail};
 use crate::context::{Ctx, ask, echo};
 use crate::scenarios::chat::{drain, model_in_lane};
-use provider_runtime::bindings::types::Lane;
+use crate::scenarios::routes::{
+    API, KEY, RAIL, names_alternatives, no_header_refusals, rail_inference, rail_model, with_rail,
+};
+use provider_runtime::bindings::types::{ChatRequest, Lane, ProviderError};
+use provider_runtime::error::HostError;
 use provider_runtime::runtime::Session;
 
 const CHAT: &str = "chat/completions";
@@ -385,4 +389,179 @@ async fn answers_after(session: &mut Session, what: &str) -> Outcome {
             describe(&e)
         ),
     }
+}
+
+/// The reference route a chat of `lane` goes to.
+fn route_of(lane: Lane) -> Route {
+    match lane {
+        Lane::Responses => Route::Responses,
+        _ => Route::ChatCompletions,
+    }
+}
+
+/// The refusal a chat meets on the rail after queuing `faults` there: the error `code`
+/// after exactly one request. The rail's queue is cleared afterwards.
+async fn rail_refusal(
+    ctx: &Ctx,
+    session: &mut Session,
+    request: &ChatRequest,
+    faults: &[Fault],
+    code: &str,
+    what: &str,
+) -> Outcome<HostError> {
+    let route = route_of(request.lane.unwrap_or(Lane::ChatCompletions));
+    for f in faults {
+        ctx.api.push_rail_fault(route, f.clone());
+    }
+    let sent = rail_inference(ctx);
+    let result = session.chat(request).await;
+    ctx.api.clear_rail_faults();
+    let err = expect_code(result, code, what)?;
+    check!(
+        rail_inference(ctx) - sent == 1,
+        "{what}: expected exactly 1 request (no retry), the rail saw {}",
+        rail_inference(ctx) - sent
+    );
+    Ok(err)
+}
+
+/// The live service's refusals as xAI's CLI reads them (reference doc §2.6): a 429 that
+/// carries a quota (the `[WKE=…]` credits block, free usage spent) and the rail's 402 are
+/// `quota_exhausted` naming the other routes, not a rate limit; `x-should-retry: false`
+/// makes even a 503 final (one request) while `true` changes nothing; `Retry-After` is
+/// read as integer seconds (an HTTP date is none, a long wait may be capped at 120 s).
+pub async fn quota_429s_and_should_retry(ctx: &mut Ctx) -> Outcome {
+    let key = random_api_key();
+    ctx.api.add_api_key(&key, 3u32);
+    let mut session = ctx.session_with(&with_rail(ctx)).await?;
+    ctx.connect(&mut session, 3).await?;
+    session.set_api_key(&key).await.step("set-api-key")?;
+    let rail = rail_model(&mut session, false, "quota refusals").await?;
+    let mut rail_ask = ask(&rail.id, "on the rail");
+    rail_ask.route = Some(RAIL.into());
+    rail_ask.lane = Some(rail.lane);
+    let api = model_in_lane(&mut session, Lane::ChatCompletions).await?;
+
+    for (fault, what) in [
+        (
+            QuotaFault::CreditsExhaustedWke,
+            "the rail's 429 [WKE=personal-team-blocked:spending-limit]",
+        ),
+        (
+            QuotaFault::FREE_USAGE_429,
+            "the rail's 429 subscription:free-usage-exhausted",
+        ),
+        (
+            QuotaFault::UsageBalanceExhausted,
+            "the rail's 402 usage balance exhausted",
+        ),
+    ] {
+        ctx.api.set_rail_quota_fault(Some(fault));
+        let sent = rail_inference(ctx);
+        let result = session.chat(&rail_ask).await;
+        ctx.api.set_rail_quota_fault(None);
+        let err = expect_code(result, "quota_exhausted", what)?;
+        check!(
+            rail_inference(ctx) - sent == 1,
+            "{what}: expected exactly 1 request (a quota is not retried), the rail saw {}",
+            rail_inference(ctx) - sent
+        );
+        check!(
+            matches!(&err, HostError::Provider(ProviderError::QuotaExhausted(q)) if q.route == RAIL),
+            "{what}: expected the refusal to name route {RAIL:?}, seen {}",
+            describe(&err)
+        );
+        names_alternatives(&err, RAIL, &[API, KEY], what)?;
+    }
+
+    // The same well-known code on the developer API.
+    let what = "the API's 429 [WKE=personal-team-blocked:spending-limit]";
+    ctx.api
+        .push_fault(Route::ChatCompletions, Fault::credits_exhausted_wke());
+    let calls = ctx.calls(CHAT);
+    let result = session.chat(&ask(&api.id, what)).await;
+    ctx.api.clear_faults();
+    let err = expect_code(result, "quota_exhausted", what)?;
+    check!(
+        ctx.calls(CHAT) - calls == 1,
+        "{what}: expected exactly 1 request, the API saw {}",
+        ctx.calls(CHAT) - calls
+    );
+    names_alternatives(&err, API, &[RAIL, KEY], what)?;
+
+    // x-should-retry: false is final, whatever the status.
+    let no_retry = [
+        Fault::unavailable_no_retry(),
+        Fault::unavailable_no_retry(),
+        Fault::unavailable_no_retry(),
+    ];
+    rail_refusal(
+        ctx,
+        &mut session,
+        &rail_ask,
+        &no_retry,
+        "upstream_unavailable",
+        "the rail's 503 with x-should-retry: false",
+    )
+    .await?;
+    let what = "the API's 503 with x-should-retry: false";
+    for f in &no_retry {
+        ctx.api.push_fault(Route::ChatCompletions, f.clone());
+    }
+    let calls = ctx.calls(CHAT);
+    let result = session.chat(&ask(&api.id, what)).await;
+    ctx.api.clear_faults();
+    expect_code(result, "upstream_unavailable", what)?;
+    check!(
+        ctx.calls(CHAT) - calls == 1,
+        "{what}: expected exactly 1 request (no retry), the API saw {}",
+        ctx.calls(CHAT) - calls
+    );
+    // x-should-retry: true changes nothing: a 503 is retried as before.
+    let what = "the API's 503 with x-should-retry: true, then an answer";
+    ctx.api.push_fault(
+        Route::ChatCompletions,
+        Fault::server_error(503).with_should_retry(true),
+    );
+    let calls = ctx.calls(CHAT);
+    let reply = session.chat(&ask(&api.id, what)).await.step(what)?;
+    check!(
+        reply.content == echo(what) && ctx.calls(CHAT) - calls == 2,
+        "{what}: expected the answer after one retry (2 requests), seen {:?} after {} request(s)",
+        reply.content,
+        ctx.calls(CHAT) - calls
+    );
+
+    // Retry-After: integer seconds only; a long wait may be capped (xAI's CLI: 120 s).
+    let cases: [(Fault, &str, fn(Option<u32>) -> bool, &str); 3] = [
+        (
+            Fault::rate_limited(Some(7)),
+            "the rail's 429 with Retry-After: 7",
+            |s| s == Some(7),
+            "7",
+        ),
+        (
+            Fault::rate_limited(None).with_header("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT"),
+            "the rail's 429 with an HTTP-date Retry-After",
+            |s| s.is_none(),
+            "none (only integer seconds are read)",
+        ),
+        (
+            Fault::rate_limited(Some(600)),
+            "the rail's 429 with Retry-After: 600",
+            |s| s.is_some_and(|s| (120..=600).contains(&s)),
+            "600, or capped at no less than 120",
+        ),
+    ];
+    for (fault, what, ok, want) in cases {
+        let err =
+            rail_refusal(ctx, &mut session, &rail_ask, &[fault], "rate_limited", what).await?;
+        check!(
+            ok(err.retry_after_seconds()),
+            "{what}: expected retry_after_seconds {want}, seen {:?}",
+            err.retry_after_seconds()
+        );
+        names_alternatives(&err, RAIL, &[API, KEY], what)?;
+    }
+    no_header_refusals(ctx, "quota 429s and x-should-retry")
 }

@@ -28,7 +28,10 @@ const fn scenario(name: &'static str, about: &'static str) -> Scenario {
     Scenario {
         name,
         about,
-        setup: Setup { interval: 1 },
+        setup: Setup {
+            interval: 1,
+            access_token_ttl: None,
+        },
     }
 }
 
@@ -57,7 +60,10 @@ pub const SCENARIOS: &[Scenario] = &[
         "slow_down raises the interval by 5 s; an early poll sends nothing",
     ),
     Scenario {
-        setup: Setup { interval: 5 },
+        setup: Setup {
+            interval: 5,
+            access_token_ttl: None,
+        },
         ..scenario(
             "pending_without_server_call",
             "polls within the interval answer pending without a request",
@@ -175,6 +181,40 @@ pub const SCENARIOS: &[Scenario] = &[
         "usage_unknown",
         "a balance the rail does not report is plainly unknown, never invented",
     ),
+    scenario(
+        "version_gate",
+        "the rail's 426 for an old or unreleased client version: client_outdated; /models not gated",
+    ),
+    scenario(
+        "billing_shape",
+        "usage reads the rail's credits shape and the legacy one; config: null is unknown",
+    ),
+    scenario(
+        "tier_enum",
+        "status names every tier of the claim's enum and the subscription the rail's /user names",
+    ),
+    scenario(
+        "rail_catalogue",
+        "the rail's per-tier catalogue, grok-4.6 first; its -build echo is never an error",
+    ),
+    scenario(
+        "quota_429s_and_should_retry",
+        "WKE and free-usage 429s are quota_exhausted; x-should-retry: false is final; Retry-After seconds",
+    ),
+    Scenario {
+        setup: Setup {
+            interval: 1,
+            access_token_ttl: Some(tokens::SHORT_TOKEN_TTL),
+        },
+        ..scenario(
+            "transient_refresh_failures",
+            "refresh retried on 5xx/429 with the login kept; persistent failures are transient",
+        )
+    },
+    scenario(
+        "family_revocation",
+        "a second login of the account under the same client id revokes the first: unauthorized, not connected",
+    ),
 ];
 
 /// Run the scenario `name` in `ctx`.
@@ -216,6 +256,13 @@ pub(crate) async fn run(name: &str, ctx: &mut Ctx) -> Outcome {
         "route_override" => routes::route_override(ctx).await,
         "quota_per_route" => routes::quota_per_route(ctx).await,
         "usage_unknown" => routes::usage_unknown(ctx).await,
+        "version_gate" => routes::version_gate(ctx).await,
+        "billing_shape" => routes::billing_shape(ctx).await,
+        "tier_enum" => device::tier_enum(ctx).await,
+        "rail_catalogue" => routes::rail_catalogue(ctx).await,
+        "quota_429s_and_should_retry" => errors::quota_429s_and_should_retry(ctx).await,
+        "transient_refresh_failures" => tokens::transient_refresh_failures(ctx).await,
+        "family_revocation" => tokens::family_revocation(ctx).await,
         other => Err(Failure(format!("no scenario is named {other:?}"))),
     }
 }

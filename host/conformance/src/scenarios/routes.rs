@@ -4,8 +4,12 @@
 //! API key that never touches the login (and vice versa), the per-request override and its
 //! contradictions, quota errors that name the alternatives, and what is left of a quota.
 
-use provider_reference::{Billing, CredentialScope, QuotaFault, random_api_key};
-use provider_runtime::bindings::types::{ChatReply, ChatRequest, Lane, Model, ProviderError};
+use provider_reference::{
+    Billing, BillingConfig, CredentialScope, PeriodType, QuotaFault, UsagePeriod, random_api_key,
+};
+use provider_runtime::bindings::types::{
+    ChatReply, ChatRequest, Lane, Model, ProviderError, QuotaPeriod, QuotaReport,
+};
 use provider_runtime::config::HostConfig;
 use provider_runtime::error::HostError;
 use provider_runtime::runtime::Session;
@@ -14,12 +18,12 @@ use crate::check::{Outcome, Step, check, describe, expect_code, fail};
 use crate::context::{Ctx, ask, echo, models_of};
 use crate::scenarios::agents::streamed;
 
-const API: &str = "api";
-const RAIL: &str = "subscription";
-const KEY: &str = "api-key";
+pub(crate) const API: &str = "api";
+pub(crate) const RAIL: &str = "subscription";
+pub(crate) const KEY: &str = "api-key";
 
 /// The scenario's configuration with the rail pointed at the reference rail and enabled.
-fn with_rail(ctx: &Ctx) -> HostConfig {
+pub(crate) fn with_rail(ctx: &Ctx) -> HostConfig {
     ctx.config
         .clone()
         .set("subscription-base", ctx.api.subscription_base())
@@ -27,7 +31,7 @@ fn with_rail(ctx: &Ctx) -> HostConfig {
 }
 
 /// The model prefix the plugin's manifest gives `route`.
-async fn prefix(ctx: &Ctx, route: &str) -> Outcome<String> {
+pub(crate) async fn prefix(ctx: &Ctx, route: &str) -> Outcome<String> {
     let manifest = ctx.runtime.manifest().await.step("manifest")?;
     match manifest.routes.iter().find(|r| r.name == route) {
         Some(r) => Ok(r.model_prefix.clone()),
@@ -80,7 +84,7 @@ async fn served_by(
     Ok(reply)
 }
 
-fn no_header_refusals(ctx: &Ctx, what: &str) -> Outcome {
+pub(crate) fn no_header_refusals(ctx: &Ctx, what: &str) -> Outcome {
     let denied = ctx.api.rail_stats().permission_denied;
     check!(
         denied == 0,
@@ -327,7 +331,7 @@ pub async fn route_override(ctx: &mut Ctx) -> Outcome {
     no_header_refusals(ctx, "route override")
 }
 
-fn names_alternatives(e: &HostError, route: &str, want: &[&str], what: &str) -> Outcome {
+pub(crate) fn names_alternatives(e: &HostError, route: &str, want: &[&str], what: &str) -> Outcome {
     let others = e.alternatives();
     for w in want {
         check!(
@@ -453,4 +457,386 @@ pub async fn usage_unknown(ctx: &mut Ctx) -> Outcome {
         "stream on the subscription route: empty"
     );
     no_header_refusals(ctx, "usage")
+}
+
+/// The setting (routes profile) that names the client version the rail is told.
+pub(crate) const CLIENT_VERSION_KEY: &str = "subscription-client-version";
+
+/// Requests the rail received on its inference paths, refused and faulted ones included.
+pub(crate) fn rail_inference(ctx: &Ctx) -> usize {
+    ctx.api
+        .rail_requests()
+        .iter()
+        .filter(|r| {
+            ["/chat/completions", "/responses", "/messages"]
+                .iter()
+                .any(|p| r.path.ends_with(p))
+        })
+        .count()
+}
+
+/// The first chat model the rail lists for the connected account (forced past the cache
+/// when `force`), checking that the list is the subscription route's.
+pub(crate) async fn rail_model(session: &mut Session, force: bool, what: &str) -> Outcome<Model> {
+    let list = session
+        .models(force, Some(RAIL))
+        .await
+        .step(&format!("{what}: models of the subscription route"))?;
+    check!(
+        list.route == RAIL,
+        "{what}: expected the list of route {RAIL:?}, seen route {:?}",
+        list.route
+    );
+    match list.models.into_iter().next() {
+        Some(m) => Ok(m),
+        None => fail!("{what}: expected the rail's models, seen none"),
+    }
+}
+
+/// A streamed turn: the error it ends with, whether the open or a chunk failed.
+async fn stream_outcome(session: &mut Session, request: &ChatRequest) -> Result<(), HostError> {
+    let stream = session.open_chat_stream(request).await?;
+    let (_, error) = crate::scenarios::chat::drain(session, &stream).await;
+    let _ = session.close_chat_stream(stream).await;
+    error.map_or(Ok(()), Err)
+}
+
+/// The rail's version gate (reference doc §2.2): a client version below the floor, or one
+/// that is no release, is refused with 426 on inference only; that is `client_outdated`,
+/// final (one request, no refresh), quoting the minimum the rail named and naming the
+/// setting (and its environment variable), never relaying the rail's "grok update"
+/// advice. `/models` is not gated, and the plugin's default version passes.
+pub async fn version_gate(ctx: &mut Ctx) -> Outcome {
+    let manifest = ctx.runtime.manifest().await.step("manifest")?;
+    let Some(setting) = manifest
+        .settings
+        .iter()
+        .find(|s| s.key == CLIENT_VERSION_KEY)
+        .cloned()
+    else {
+        fail!(
+            "manifest: expected a setting {CLIENT_VERSION_KEY:?} (the client version the rail is told), seen {:?}",
+            manifest.settings.iter().map(|s| &s.key).collect::<Vec<_>>()
+        );
+    };
+    let mut session = ctx.session_with(&with_rail(ctx)).await?;
+    ctx.connect(&mut session, 3).await?;
+
+    for value in ["0.1.0", "2026.9.3"] {
+        let what = format!("the subscription route announcing client version {value}");
+        let config = with_rail(ctx).set(CLIENT_VERSION_KEY, value);
+        let mut gated = ctx.session_with(&config).await?;
+        // The catalogue is not gated: a client looks healthy until its first turn.
+        let listed = ctx.api.rail_stats().models_requests;
+        let model = rail_model(&mut gated, true, &what).await?;
+        check!(
+            ctx.api.rail_stats().models_requests > listed,
+            "{what}: expected the forced model list fetched from the rail, it saw no /models request"
+        );
+        let mut request = ask(&model.id, "gated");
+        request.route = Some(RAIL.into());
+        let (sent, refused, redemptions) = (
+            rail_inference(ctx),
+            ctx.api.rail_stats().client_outdated,
+            ctx.auth.stats().refresh_redemptions,
+        );
+        let err = expect_code(
+            gated.chat(&request).await,
+            "client_outdated",
+            &format!("chat on {what}"),
+        )?;
+        check!(
+            ctx.api.rail_stats().client_outdated == refused + 1,
+            "chat on {what}: expected the rail's version gate to refuse 1 request, it refused {}",
+            ctx.api.rail_stats().client_outdated - refused
+        );
+        check!(
+            rail_inference(ctx) - sent == 1,
+            "chat on {what}: expected exactly 1 request (426 is final), the rail saw {}",
+            rail_inference(ctx) - sent
+        );
+        check!(
+            ctx.auth.stats().refresh_redemptions == redemptions,
+            "chat on {what}: expected no refresh (logging in again does not help), the server saw one"
+        );
+        let text = err.to_string();
+        check!(
+            text.contains(provider_reference::MIN_CLIENT_VERSION),
+            "chat on {what}: expected the message to quote the minimum the rail named ({}), seen {text:?}",
+            provider_reference::MIN_CLIENT_VERSION
+        );
+        check!(
+            text.contains(CLIENT_VERSION_KEY),
+            "chat on {what}: expected the message to name the setting {CLIENT_VERSION_KEY:?}, seen {text:?}"
+        );
+        if let Some(env) = &setting.env {
+            check!(
+                text.contains(env.as_str()),
+                "chat on {what}: expected the message to name the setting's environment variable {env}, seen {text:?}"
+            );
+        }
+        check!(
+            !text.contains("grok update"),
+            "chat on {what}: the message relays the rail's `grok update` advice (xAI's CLI's, not this plugin's): {text:?}"
+        );
+        expect_code(
+            stream_outcome(&mut gated, &request).await,
+            "client_outdated",
+            &format!("a stream on {what}"),
+        )?;
+    }
+
+    // The default value is a release the rail knows.
+    let model = rail_model(&mut session, false, "the default client version").await?;
+    let refused = ctx.api.rail_stats().client_outdated;
+    let reply = served_by(
+        &mut session,
+        &ask(&model.id, "default version"),
+        RAIL,
+        "chat on the subscription route with the default client version",
+    )
+    .await?;
+    check!(
+        reply.content == echo("default version") && ctx.api.rail_stats().client_outdated == refused,
+        "chat with the default client version: expected {:?} and no 426, seen {:?} after {} refusal(s)",
+        echo("default version"),
+        reply.content,
+        ctx.api.rail_stats().client_outdated - refused
+    );
+    no_header_refusals(ctx, "version gate")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn cents(v: Option<i64>) -> Option<u64> {
+    v.map(i64::unsigned_abs)
+}
+
+/// Whether `report` carries no figure at all.
+fn no_figures(report: &QuotaReport) -> bool {
+    report.percent_used.is_none()
+        && report.period.is_none()
+        && report.period_start.is_none()
+        && report.resets_at.is_none()
+        && report.on_demand_cap_cents.is_none()
+        && report.on_demand_used_cents.is_none()
+        && report.prepaid_balance_cents.is_none()
+        && report.credits.is_none()
+}
+
+/// `report` says what `config` says, field by field.
+fn matches_config(report: &QuotaReport, config: &BillingConfig, what: &str) -> Outcome {
+    check!(
+        report.route == RAIL,
+        "{what}: expected the report of route {RAIL:?}, seen {:?}",
+        report.route
+    );
+    match report.percent_used {
+        Some(p) if (p - config.credit_usage_percent).abs() < 1e-9 => {}
+        other => fail!(
+            "{what}: expected {}% used, seen {other:?} ({report:?})",
+            config.credit_usage_percent
+        ),
+    }
+    if let Some(period) = config.current_period {
+        let kind = match period.kind {
+            PeriodType::Weekly => QuotaPeriod::Weekly,
+            PeriodType::Monthly => QuotaPeriod::Monthly,
+        };
+        check!(
+            report.period == Some(kind),
+            "{what}: expected a {kind:?} period, seen {:?}",
+            report.period
+        );
+        check!(
+            report.period_start == Some(period.start) && report.resets_at == Some(period.end),
+            "{what}: expected the period {}..{} (reset at its end), seen {:?}..{:?}",
+            period.start,
+            period.end,
+            report.period_start,
+            report.resets_at
+        );
+    }
+    let amounts = [
+        (
+            "on-demand cap",
+            report.on_demand_cap_cents,
+            config.on_demand_cap,
+        ),
+        (
+            "on-demand used",
+            report.on_demand_used_cents,
+            config.on_demand_used,
+        ),
+        (
+            "prepaid balance (its magnitude)",
+            report.prepaid_balance_cents,
+            config.prepaid_balance,
+        ),
+    ];
+    for (name, seen, sent) in amounts {
+        check!(
+            seen == cents(sent),
+            "{what}: expected {name} {:?} US cents, seen {seen:?}",
+            cents(sent)
+        );
+    }
+    Ok(())
+}
+
+/// `usage` of the subscription route reads the rail's billing answer in its current shape
+/// (reference doc §3.1): percent used, period kind and reset, on-demand cap and use,
+/// prepaid balance (its magnitude when negative); the legacy shape is still read; an
+/// answer with nothing in it (`config: null`, `{}`) is a report of no figures, not an
+/// error.
+pub async fn billing_shape(ctx: &mut Ctx) -> Outcome {
+    let config = with_rail(ctx);
+    let mut session = ctx.session_with(&config).await?;
+    ctx.connect(&mut session, 1).await?;
+
+    let Billing::Config(example) = ctx.api.rail_billing() else {
+        fail!("setup: the reference rail's billing is not the current shape's example");
+    };
+    let asked = ctx.api.rail_stats().billing_requests;
+    let report = session
+        .usage(Some(RAIL))
+        .await
+        .step("usage of the subscription route")?;
+    check!(
+        ctx.api.rail_stats().billing_requests > asked,
+        "usage of the subscription route: expected the rail's billing asked, it saw no request"
+    );
+    matches_config(&report, &example, "usage (the rail's example answer)")?;
+
+    let now = unix_now();
+    let monthly = BillingConfig {
+        credit_usage_percent: 99.5,
+        current_period: Some(UsagePeriod {
+            kind: PeriodType::Monthly,
+            start: now - 10 * 86_400,
+            end: now + 20 * 86_400,
+        }),
+        on_demand_cap: None,
+        on_demand_used: None,
+        prepaid_balance: Some(-250),
+        is_unified_billing_user: false,
+        product_usage: Vec::new(),
+    };
+    ctx.api.set_rail_billing(Billing::Config(monthly.clone()));
+    let report = session
+        .usage(Some(RAIL))
+        .await
+        .step("usage with a monthly period and a negative prepaid balance")?;
+    matches_config(
+        &report,
+        &monthly,
+        "usage (monthly, no on-demand, prepaid -$2.50)",
+    )?;
+
+    let (start, end) = (now - 86_400, now + 29 * 86_400);
+    ctx.api.set_rail_billing(Billing::Legacy {
+        monthly_limit: 2000,
+        used: 500,
+        period_start: start,
+        period_end: end,
+    });
+    let what = "usage (the legacy shape: monthlyLimit 2000, used 500)";
+    let report = session.usage(Some(RAIL)).await.step(what)?;
+    let by_percent = report.percent_used.is_some_and(|p| (p - 25.0).abs() < 1e-6);
+    let by_balance = report.credits.as_ref().is_some_and(|c| {
+        c.total
+            .is_some_and(|t| t > 0.0 && (c.remaining / t - 0.75).abs() < 1e-6)
+    });
+    check!(
+        by_percent || by_balance,
+        "{what}: expected 25% used or a balance of 1500 left of 2000, seen {report:?}"
+    );
+    check!(
+        report.resets_at == Some(end),
+        "{what}: expected the reset at billingPeriodEnd ({end}), seen {:?}",
+        report.resets_at
+    );
+
+    for (billing, what) in [
+        (
+            Billing::NullConfig,
+            "usage when the rail answers config: null",
+        ),
+        (Billing::Empty, "usage when the rail answers {}"),
+    ] {
+        ctx.api.set_rail_billing(billing);
+        let report = session.usage(Some(RAIL)).await.step(what)?;
+        check!(
+            report.route == RAIL && no_figures(&report) && !report.detail.trim().is_empty(),
+            "{what}: expected a report of route {RAIL:?} with no figures and a reason (unknown, not invented), seen {report:?}"
+        );
+    }
+    no_header_refusals(ctx, "billing shape")
+}
+
+/// The rail serves its own catalogue per tier (reference doc §2.5): `grok-4.6` first (the
+/// route's default) and `grok-4.5` for paid tiers, `grok-4.5` for a free account, no
+/// API-only model; its answers echo the CLI variant (`-build`, `-build-free`), which the
+/// reply reports as the catalogue id or as that variant, never as an error.
+pub async fn rail_catalogue(ctx: &mut Ctx) -> Outcome {
+    let config = with_rail(ctx);
+    let rail_prefix = prefix(ctx, RAIL).await?;
+    let mut session = ctx.session_with(&config).await?;
+    for tier in [3u32, 0] {
+        if tier != 3 {
+            session.logout().await.step("logout")?;
+        }
+        ctx.connect(&mut session, tier).await?;
+        let want =
+            provider_reference::model_ids_for_tier(&provider_reference::rail_catalogue(), tier);
+        let what = format!("models of the subscription route at tier {tier}");
+        let list = session.models(true, Some(RAIL)).await.step(&what)?;
+        let seen: Vec<&str> = list
+            .models
+            .iter()
+            .map(|m| m.id.strip_prefix(&rail_prefix).unwrap_or(&m.id))
+            .collect();
+        check!(
+            seen == want,
+            "{what}: expected the rail's catalogue for the tier, in its order, {want:?}, seen {seen:?}"
+        );
+        check!(
+            crate::context::names(&list.default_model_id, &want[0]),
+            "{what}: expected the catalogue's first entry {:?} as the default, seen {:?}",
+            want[0],
+            list.default_model_id
+        );
+        for id in &want {
+            let what = format!("chat with {id} on the rail at tier {tier}");
+            let model = format!("{rail_prefix}{id}");
+            let reply = served_by(&mut session, &ask(&model, "which model"), RAIL, &what).await?;
+            check!(
+                reply.content == echo("which model"),
+                "{what}: expected {:?}, seen {:?}",
+                echo("which model"),
+                reply.content
+            );
+            let bare = reply
+                .model
+                .strip_prefix(&rail_prefix)
+                .unwrap_or(&reply.model);
+            check!(
+                bare == id || bare.starts_with(&format!("{id}-build")),
+                "{what}: expected the reply to name {id} or the build variant the rail echoes ({id}-build…), seen {:?}",
+                reply.model
+            );
+            let out = streamed(&mut session, &ask(&model, "streamed model"), &what).await?;
+            check!(
+                out.text == echo("streamed model"),
+                "{what}, streamed: expected {:?}, seen {:?}",
+                echo("streamed model"),
+                out.text
+            );
+        }
+    }
+    no_header_refusals(ctx, "rail catalogue")
 }

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use provider_reference::{Fault, Route};
+use provider_reference::{Fault, RefreshFailure, Route};
 
 use crate::check::{Outcome, Step, check, expect_code, fail};
-use crate::context::{Ctx, ask, echo, models_of};
+use crate::context::{Ctx, ask, echo, models_of, poll_until_connected, subject};
 use provider_runtime::bindings::types::{ConnectionStatus, Lane};
 use provider_runtime::runtime::Session;
 
@@ -317,6 +317,211 @@ pub async fn unauthorized_refresh_retry(ctx: &mut Ctx) -> Outcome {
         auth2.reuse_detections == 0,
         "expected no refresh-token reuse, the server detected {}",
         auth2.reuse_detections
+    );
+    Ok(())
+}
+
+/// Lifetime of the access tokens in the scenarios that call with an expired one.
+pub(crate) const SHORT_TOKEN_TTL: Duration = Duration::from_secs(3);
+/// How long to wait for a token of [`SHORT_TOKEN_TTL`] to have expired.
+const PAST_EXPIRY: Duration = Duration::from_millis(3_500);
+/// Another tenant of the same runtime: a second tool on the same machine.
+const OTHER_TENANT: &str = "conformance-other-tool";
+
+/// A refresh that fails transiently (5xx, 429: reference doc §1.6, where only
+/// `invalid_grant` and `invalid_client` are final) is retried: two failures, then a call
+/// with an expired token succeeds after one redemption with the login kept. Failing every
+/// time, the call ends in `upstream_unavailable` after a bounded number of attempts and
+/// the login is still stored (status connected once the token endpoint recovers).
+pub async fn transient_refresh_failures(ctx: &mut Ctx) -> Outcome {
+    let mut session = ctx.connected_session(1).await?;
+    let list = session.models(false, None).await.step("models")?;
+    let Some(model) = models_of(&list, Lane::ChatCompletions).into_iter().next() else {
+        fail!("models: expected a chat-completions model at tier 1, seen none");
+    };
+
+    tokio::time::sleep(PAST_EXPIRY).await;
+    ctx.auth.fail_refreshes(1, RefreshFailure::ServerError);
+    ctx.auth.fail_refreshes(1, RefreshFailure::TooManyRequests);
+    let base = ctx.auth.stats();
+    let what = "chat with an expired token while the token endpoint fails twice (500, 429)";
+    let reply = session
+        .chat(&ask(&model.id, "after transient failures"))
+        .await
+        .step(what)?;
+    let stats = ctx.auth.stats();
+    check!(
+        reply.content == echo("after transient failures"),
+        "{what}: expected {:?}, seen {:?}",
+        echo("after transient failures"),
+        reply.content
+    );
+    check!(
+        stats.faults_served - base.faults_served == 2 && ctx.auth.pending_faults() == 0,
+        "{what}: expected both failures met and the refresh retried, the token endpoint served {} of 2",
+        stats.faults_served - base.faults_served
+    );
+    check!(
+        stats.refresh_redemptions - base.refresh_redemptions == 1,
+        "{what}: expected exactly 1 redemption, the server saw {}",
+        stats.refresh_redemptions - base.refresh_redemptions
+    );
+    check!(
+        stats.reuse_detections == 0 && stats.grants_revoked == 0,
+        "{what}: expected no refresh-token reuse, the server detected {} and revoked {} grants",
+        stats.reuse_detections,
+        stats.grants_revoked
+    );
+
+    // Failing every time: a transient error, the login kept.
+    tokio::time::sleep(PAST_EXPIRY).await;
+    ctx.auth.fail_refreshes(20, RefreshFailure::Unavailable);
+    let base = ctx.auth.stats();
+    let what = "chat with an expired token while every refresh fails with 503";
+    let result = session.chat(&ask(&model.id, "refresh keeps failing")).await;
+    let stats = ctx.auth.stats();
+    ctx.auth.clear_faults();
+    expect_code(result, "upstream_unavailable", what)?;
+    let attempts = stats.faults_served - base.faults_served;
+    check!(
+        (2..=5).contains(&attempts),
+        "{what}: expected the refresh retried a bounded number of times (2 to 5 attempts), the token endpoint saw {attempts}"
+    );
+    check!(
+        stats.refresh_redemptions == base.refresh_redemptions
+            && stats.grants_revoked == base.grants_revoked,
+        "{what}: expected nothing redeemed or revoked, the server saw {} redemption(s), {} revocation(s)",
+        stats.refresh_redemptions - base.refresh_redemptions,
+        stats.grants_revoked - base.grants_revoked
+    );
+    let status = session
+        .status()
+        .await
+        .step("status once the token endpoint recovered")?;
+    check!(
+        status.connected && status.tier == Some(1),
+        "status after refreshes that failed transiently: expected the login kept (connected at tier 1), seen connected={} tier={:?}",
+        status.connected,
+        status.tier
+    );
+    let reply = session
+        .chat(&ask(&model.id, "recovered"))
+        .await
+        .step("chat once the token endpoint recovered")?;
+    check!(
+        reply.content == echo("recovered"),
+        "chat once the token endpoint recovered: expected {:?}, seen {:?}",
+        echo("recovered"),
+        reply.content
+    );
+    Ok(())
+}
+
+/// Refresh tokens form one family per (client id, account) (reference doc §1.6): a second
+/// login of the same account under the same client id (another tool, such as xAI's own
+/// CLI) moves the family on, so the first login's next refresh presents a superseded
+/// token, the family is revoked and the token endpoint answers `invalid_grant`. That is
+/// `unauthorized` saying that another client with the same client id may have rotated
+/// it; `status` then says not connected, nothing is redeemed again, and a new login
+/// connects.
+pub async fn family_revocation(ctx: &mut Ctx) -> Outcome {
+    let mut first = ctx.connected_session(1).await?;
+    let list = first
+        .models(true, None)
+        .await
+        .step("models of the first login")?;
+    let Some(model) = models_of(&list, Lane::ChatCompletions).into_iter().next() else {
+        fail!("models: expected a chat-completions model at tier 1, seen none");
+    };
+
+    let mut other = ctx
+        .runtime
+        .session(OTHER_TENANT, &ctx.config)
+        .await
+        .step("opening a session of a second tenant")?;
+    let prompt = other.start().await.step("second login: start")?;
+    ctx.auth
+        .approve(&prompt.user_code, 1, &subject(1))
+        .step("approving the second login of the same account")?;
+    let status = poll_until_connected(&mut other, &prompt.pending_id).await?;
+    check!(
+        status.connected,
+        "second login of the same account: expected connected"
+    );
+    check!(
+        ctx.auth.stats().family_revocations == 0,
+        "second login: expected no family revoked yet, the server revoked {}",
+        ctx.auth.stats().family_revocations
+    );
+
+    // The first login's next refresh (past any coalescing of a refresh just after login).
+    let base = ctx.auth.stats();
+    let started = Instant::now();
+    let what = "refresh of the first login after a second login of the same account and client id";
+    let err = loop {
+        match first.refresh().await {
+            Err(e) => break e,
+            Ok(_)
+                if ctx.auth.stats().token_requests_refresh == base.token_requests_refresh
+                    && started.elapsed() < COALESCE_DEADLINE =>
+            {
+                tokio::time::sleep(RETRY_PAUSE).await
+            }
+            Ok(s) => fail!(
+                "{what}: expected invalid_grant from the token endpoint (the family moved on), seen success (connected={})",
+                s.connected
+            ),
+        }
+    };
+    check!(
+        ctx.auth.stats().family_revocations > base.family_revocations,
+        "{what}: expected the reference to revoke the (client id, account) family, it did not"
+    );
+    let err = expect_code(Err::<(), _>(err), "unauthorized", what)?;
+    let text = format!("{err} {}", err.action()).to_lowercase();
+    check!(
+        (text.contains("client id") || text.contains("client_id") || text.contains("client-id"))
+            && text.contains("other"),
+        "{what}: expected the error to say that another client with the same client id may have rotated the login, seen {:?}",
+        err.to_string()
+    );
+
+    let status = first
+        .status()
+        .await
+        .step("status once the revocation is known")?;
+    check!(
+        !status.connected,
+        "status once a call learned the login was revoked: expected not connected, seen connected"
+    );
+    check!(
+        status.routes.iter().any(|r| r.name == "api" && !r.usable),
+        "status once the login was revoked: expected route api not usable, seen {:?}",
+        status.routes
+    );
+    let presented = ctx.auth.stats().token_requests_refresh;
+    let result = first.chat(&ask(&model.id, "revoked")).await;
+    match &result {
+        Err(e) if matches!(e.code(), "unauthorized" | "not_connected") => {}
+        _ => {
+            expect_code(result, "unauthorized", "chat with the revoked login")?;
+        }
+    }
+    check!(
+        ctx.auth.stats().token_requests_refresh == presented,
+        "chat with the revoked login: expected the dead refresh token not presented again, the server saw {} refresh request(s)",
+        ctx.auth.stats().token_requests_refresh - presented
+    );
+
+    let status = ctx.connect(&mut first, 1).await?;
+    check!(
+        status.connected
+            && first
+                .status()
+                .await
+                .step("status after a new login")?
+                .connected,
+        "a new login after the revocation: expected connected"
     );
     Ok(())
 }
