@@ -76,6 +76,11 @@ pub const CHECKS: &[(&str, Check)] = &[
         stored_value_over_the_limit_is_too_large,
     ),
     ("key_count_limit", key_count_limit),
+    ("tenant_byte_quota", tenant_byte_quota),
+    (
+        "store_byte_bound_holds_under_concurrent_writers",
+        store_byte_bound_holds_under_concurrent_writers,
+    ),
     ("held_locks_limit", held_locks_limit),
     ("tenants_are_isolated", tenants_are_isolated),
     ("damaged_values_are_corrupt", damaged_values_are_corrupt),
@@ -144,6 +149,8 @@ macro_rules! backend_contract_tests {
             default_value_size_limit_is_one_mib,
             stored_value_over_the_limit_is_too_large,
             key_count_limit,
+            tenant_byte_quota,
+            store_byte_bound_holds_under_concurrent_writers,
             held_locks_limit,
             tenants_are_isolated,
             damaged_values_are_corrupt,
@@ -212,6 +219,16 @@ fn assert_too_large<T: std::fmt::Debug>(what: &str, r: Result<T, SecretStoreErro
     match r {
         Err(SecretStoreError::TooLarge(_)) => {}
         other => panic!("{what}: expected TooLarge, got {other:?}"),
+    }
+}
+
+/// A refusal by a byte quota, whose message names the quota.
+fn assert_quota<T: std::fmt::Debug>(what: &str, quota: &str, r: Result<T, SecretStoreError>) {
+    match r {
+        Err(SecretStoreError::QuotaExceeded(m)) => {
+            assert!(m.contains(quota), "{what}: the message names {quota}: {m}");
+        }
+        other => panic!("{what}: expected QuotaExceeded, got {other:?}"),
     }
 }
 
@@ -510,6 +527,109 @@ pub fn key_count_limit(h: &dyn Harness) {
     }
     clear(&*t);
     clear(&*other);
+}
+
+/// A value whose stored size (sealed) is `units` thousand bytes.
+fn sized(units: usize) -> Vec<u8> {
+    vec![0x5a; units * 1000 - OVERHEAD]
+}
+
+/// A tenant holds at most `max_tenant_bytes` stored bytes (values with their sealing
+/// overhead): a new key or a growing replace past it is `QuotaExceeded`, naming the quota,
+/// and writes nothing; a shrinking replace or a delete makes room; another tenant (and
+/// another opening of the storage, as another process) counts the same.
+pub fn tenant_byte_quota(h: &dyn Harness) {
+    let limits = Limits {
+        max_tenant_bytes: 3000,
+        ..Limits::default()
+    };
+    let backend = open(h, limits);
+    let t = tenant(&*backend, "byte-quota");
+    for k in ["a", "b", "c"] {
+        t.set(k, &sized(1)).unwrap();
+    }
+    assert_quota("a fourth value", "max_tenant_bytes", t.set("d", b"x"));
+    assert_eq!(t.get("d").unwrap(), None);
+    let mut grown = sized(1);
+    grown.push(0);
+    assert_quota("a growing replace", "max_tenant_bytes", t.set("a", &grown));
+    assert_eq!(value(&*t, "a"), sized(1), "a refused write changes nothing");
+    // As large as before, or smaller: always accepted.
+    t.set("a", &sized(1)).unwrap();
+    t.set("a", &[1; 500 - OVERHEAD]).unwrap();
+    t.set("d", &[2; 500 - OVERHEAD]).unwrap();
+    assert_quota("past the quota again", "max_tenant_bytes", t.set("e", b""));
+    // Another process sees the same usage.
+    let again = open(h, limits);
+    let t2 = tenant(&*again, "byte-quota");
+    assert_quota("another opening", "max_tenant_bytes", t2.set("e", b""));
+    t2.delete("b").unwrap();
+    t.set("e", &sized(1)).unwrap();
+    // Other tenants have quotas of their own.
+    let other = tenant(&*backend, "byte-quota-other");
+    for k in ["a", "b", "c"] {
+        other.set(k, &sized(1)).unwrap();
+    }
+    clear(&*t);
+    clear(&*other);
+}
+
+/// Every tenant together holds at most `max_total_bytes`: writers of several tenants racing
+/// (each through its own opening of the storage, as replicas or processes would) store
+/// exactly as much as fits, the rest is `QuotaExceeded` naming the bound; a delete makes
+/// room for another tenant. The storage holds nothing else during the check.
+pub fn store_byte_bound_holds_under_concurrent_writers(h: &dyn Harness) {
+    const FITS: usize = 10;
+    let limits = Limits {
+        max_total_bytes: FITS as u64 * 1000,
+        ..Limits::default()
+    };
+    let stored = std::sync::atomic::AtomicUsize::new(0);
+    // Opened here: a harness need not be shared across threads.
+    let writers: Vec<_> = (0..4)
+        .map(|w| tenant(&*open(h, limits), &format!("store-bound-{w}")))
+        .collect();
+    thread::scope(|s| {
+        for t in writers {
+            let stored = &stored;
+            s.spawn(move || {
+                for k in 0..6 {
+                    match t.set(&format!("v{k}"), &sized(1)) {
+                        Ok(()) => {
+                            stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) => assert_quota(
+                            "past the store's bound",
+                            "max_total_bytes",
+                            Err::<(), _>(e),
+                        ),
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(stored.into_inner(), FITS, "exactly what fits was stored");
+    let backend = open(h, limits);
+    let tenants: Vec<_> = (0..4)
+        .map(|w| tenant(&*backend, &format!("store-bound-{w}")))
+        .collect();
+    let held: usize = tenants.iter().map(|t| t.list_keys("").unwrap().len()).sum();
+    assert_eq!(held, FITS);
+    let newcomer = tenant(&*backend, "store-bound-new");
+    assert_quota("a new tenant", "max_total_bytes", newcomer.set("k", b"v"));
+    let first = tenants
+        .iter()
+        .find(|t| !t.list_keys("").unwrap().is_empty())
+        .unwrap();
+    let key = first.list_keys("").unwrap().remove(0);
+    first.delete(&key).unwrap();
+    newcomer.set("k", b"v").unwrap();
+    // Shrinking is accepted even at the bound.
+    newcomer.set("k", b"").unwrap();
+    for t in &tenants {
+        clear(&**t);
+    }
+    clear(&*newcomer);
 }
 
 /// One tenant handle holds at most `max_held_locks` locks at once: one more is `TooLarge`

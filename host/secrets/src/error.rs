@@ -26,6 +26,17 @@ pub enum SecretStoreError {
     /// names in use in a tenant. Retrying does not help until something is released.
     #[error("too large: {0}")]
     TooLarge(String),
+    /// A write refused by a byte quota: it would take its tenant past its quota of stored
+    /// bytes ([`crate::Limits::max_tenant_bytes`]) or the whole store past its bound
+    /// ([`crate::Limits::max_total_bytes`]). The message names the quota (never another
+    /// tenant's usage). Nothing was written; deleting values makes room.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// A write or read under a lock this holder no longer holds: its lock was lost (the
+    /// database connection that held it broke) and another holder has taken it since.
+    /// Nothing was written; drop the lock and start over.
+    #[error("lock lost: {0}")]
+    LockLost(String),
     /// A lock could not be taken before the timeout.
     #[error("lock timeout: {0}")]
     LockTimeout(String),

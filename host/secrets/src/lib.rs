@@ -90,6 +90,16 @@
 //! tenant) holds at most [`DEFAULT_MAX_HELD_LOCKS`] (16) locks at once, and at most
 //! [`DEFAULT_MAX_LOCK_NAMES`] (64) lock names (files) are in use per tenant; beyond either,
 //! `lock` fails at once with [`SecretStoreError::TooLarge`] (the WIT `too-large`).
+//!
+//! # Byte quotas
+//!
+//! Stored bytes (file sizes: each value plus the format's 45 bytes, temp files included)
+//! are bounded per tenant ([`StoreConfig::max_tenant_bytes`], default 16 MiB) and for the
+//! whole state directory ([`StoreConfig::max_total_bytes`], default 1 GiB). `set` checks
+//! both under its locks, so concurrent writers (in any process) cannot overshoot: the
+//! tenant's under its write lock, the store's under `tenants/.store.lock`, taken only by a
+//! write that grows the tenant. A write over either is [`SecretStoreError::QuotaExceeded`];
+//! one that does not grow its tenant is always accepted.
 
 #![deny(missing_docs)]
 
@@ -115,6 +125,7 @@ pub use key::{KEY_ENV_VAR, KeySource, MASTER_KEY_LEN, MasterKey};
 pub use lock::LockGuard;
 pub use rotation::{RotationReport, rotate_master_key};
 pub use store::{
-    DEFAULT_MAX_HELD_LOCKS, DEFAULT_MAX_KEYS, DEFAULT_MAX_LOCK_NAMES, DEFAULT_MAX_VALUE_BYTES,
-    Limits, SecretStore, StoreConfig, TenantSecrets,
+    DEFAULT_MAX_HELD_LOCKS, DEFAULT_MAX_KEYS, DEFAULT_MAX_LOCK_NAMES, DEFAULT_MAX_TENANT_BYTES,
+    DEFAULT_MAX_TOTAL_BYTES, DEFAULT_MAX_VALUE_BYTES, Limits, SecretStore, StoreConfig,
+    TenantSecrets,
 };

@@ -1,12 +1,14 @@
 //! The store and its per-tenant view.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use chacha20poly1305::XChaCha20Poly1305;
 
@@ -30,11 +32,22 @@ pub const DEFAULT_MAX_HELD_LOCKS: usize = 16;
 /// every process: 64. Each is one lock file; unused ones are removed.
 pub const DEFAULT_MAX_LOCK_NAMES: usize = 64;
 
+/// Default quota of stored bytes per tenant: 16 MiB (a login takes a few KiB).
+pub const DEFAULT_MAX_TENANT_BYTES: u64 = 16 * 1024 * 1024;
+/// Default bound on the stored bytes of every tenant together, per store: 1 GiB.
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// Suffix of value files.
 pub(super) const VALUE_SUFFIX: &str = ".sec";
 /// Internal lock serialising `set` within a tenant, so the key cap holds across processes.
 /// Its leading dot keeps it apart from every user lock name.
 pub(super) const WRITE_LOCK_FILE: &str = ".store.lock";
+/// Internal lock (in `tenants/`, beside the tenant directories) serialising the writes that
+/// grow the store, so the store-wide byte bound holds across tenants and processes.
+pub(super) const STORE_LOCK_FILE: &str = ".store.lock";
+/// A tenant directory changed this recently before a scan may change again within the same
+/// file-system timestamp tick: its cached size is not trusted (see `StoreInner::usage`).
+const RACY_MARGIN: Duration = Duration::from_secs(2);
 /// How long `set` waits for the internal write lock.
 pub(super) const WRITE_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,15 +63,26 @@ pub struct Limits {
     /// Most locks one tenant handle (and its clones) may hold at once; one more is
     /// [`SecretStoreError::TooLarge`], without waiting.
     pub max_held_locks: usize,
+    /// Quota of stored bytes per tenant (each value counts with its sealing overhead,
+    /// [`crate::file_format::OVERHEAD`]); a write that would grow the tenant past it is
+    /// [`SecretStoreError::QuotaExceeded`]. Checked atomically with the write.
+    pub max_tenant_bytes: u64,
+    /// Bound on the stored bytes of every tenant together in this store (a state directory,
+    /// a database); a write that would grow the store past it is
+    /// [`SecretStoreError::QuotaExceeded`]. Checked atomically with the write.
+    pub max_total_bytes: u64,
 }
 
 impl Default for Limits {
-    /// [`DEFAULT_MAX_VALUE_BYTES`], [`DEFAULT_MAX_KEYS`], [`DEFAULT_MAX_HELD_LOCKS`].
+    /// [`DEFAULT_MAX_VALUE_BYTES`], [`DEFAULT_MAX_KEYS`], [`DEFAULT_MAX_HELD_LOCKS`],
+    /// [`DEFAULT_MAX_TENANT_BYTES`], [`DEFAULT_MAX_TOTAL_BYTES`].
     fn default() -> Self {
         Self {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             max_keys: DEFAULT_MAX_KEYS,
             max_held_locks: DEFAULT_MAX_HELD_LOCKS,
+            max_tenant_bytes: DEFAULT_MAX_TENANT_BYTES,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
         }
     }
 }
@@ -80,6 +104,10 @@ pub struct StoreConfig {
     /// Most lock names in use in one tenant at once (one lock file each, across processes);
     /// a lock with a new name beyond that is [`SecretStoreError::TooLarge`].
     pub max_lock_names: usize,
+    /// Quota of stored bytes per tenant ([`Limits::max_tenant_bytes`]).
+    pub max_tenant_bytes: u64,
+    /// Bound on the stored bytes of the whole state directory ([`Limits::max_total_bytes`]).
+    pub max_total_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -101,6 +129,8 @@ impl StoreConfig {
             max_keys: DEFAULT_MAX_KEYS,
             max_held_locks: DEFAULT_MAX_HELD_LOCKS,
             max_lock_names: DEFAULT_MAX_LOCK_NAMES,
+            max_tenant_bytes: DEFAULT_MAX_TENANT_BYTES,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
         }
     }
 
@@ -110,6 +140,8 @@ impl StoreConfig {
             max_value_bytes: self.max_value_bytes,
             max_keys: self.max_keys,
             max_held_locks: self.max_held_locks,
+            max_tenant_bytes: self.max_tenant_bytes,
+            max_total_bytes: self.max_total_bytes,
         }
     }
 
@@ -118,6 +150,8 @@ impl StoreConfig {
         self.max_value_bytes = limits.max_value_bytes;
         self.max_keys = limits.max_keys;
         self.max_held_locks = limits.max_held_locks;
+        self.max_tenant_bytes = limits.max_tenant_bytes;
+        self.max_total_bytes = limits.max_total_bytes;
         self
     }
 }
@@ -138,6 +172,22 @@ struct StoreInner {
     max_keys: usize,
     max_held_locks: usize,
     max_lock_names: usize,
+    max_tenant_bytes: u64,
+    max_total_bytes: u64,
+    /// Stored bytes of each tenant as last scanned, for the store-wide bound (see
+    /// [`StoreInner::usage`]).
+    usage: Mutex<HashMap<String, ScannedUsage>>,
+}
+
+/// A tenant's stored bytes as scanned, and the state of its `secrets` directory then.
+struct ScannedUsage {
+    /// Modification time, inode and device of the directory: any entry created, renamed or
+    /// removed in it changes the time.
+    stamp: (SystemTime, u64, u64),
+    bytes: u64,
+    /// Whether the directory had been still for [`RACY_MARGIN`] when it was scanned, so a
+    /// later change cannot share its timestamp.
+    settled: bool,
 }
 
 impl fmt::Debug for SecretStore {
@@ -149,6 +199,8 @@ impl fmt::Debug for SecretStore {
             .field("max_keys", &self.inner.max_keys)
             .field("max_held_locks", &self.inner.max_held_locks)
             .field("max_lock_names", &self.inner.max_lock_names)
+            .field("max_tenant_bytes", &self.inner.max_tenant_bytes)
+            .field("max_total_bytes", &self.inner.max_total_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -182,6 +234,9 @@ impl SecretStore {
                 max_keys: config.max_keys,
                 max_held_locks: config.max_held_locks,
                 max_lock_names: config.max_lock_names,
+                max_tenant_bytes: config.max_tenant_bytes,
+                max_total_bytes: config.max_total_bytes,
+                usage: Mutex::default(),
             }),
         })
     }
@@ -295,7 +350,10 @@ impl TenantSecrets {
 
     /// Replaces a value atomically (see the module docs). Fails with
     /// [`SecretStoreError::TooLarge`] over the value size cap, or when `key` is new and the
-    /// tenant already holds the maximum number of keys.
+    /// tenant already holds the maximum number of keys; with
+    /// [`SecretStoreError::QuotaExceeded`] when the write would grow the tenant past
+    /// [`StoreConfig::max_tenant_bytes`] or the store past [`StoreConfig::max_total_bytes`]
+    /// (checked under the same locks as the write, so concurrent writers cannot overshoot).
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), SecretStoreError> {
         validate_key(key, "key")?;
         let t = &self.inner;
@@ -318,16 +376,94 @@ impl TenantSecrets {
             WRITE_LOCK_TIMEOUT,
             LockFile::Permanent,
         )?;
-        if !exists(&t.secrets_dir.join(&file_name))? {
-            let count = self.scan()?.len();
-            if count >= t.store.max_keys {
-                return Err(SecretStoreError::TooLarge(format!(
-                    "tenant {:?} already holds {count} keys; the limit is {}",
-                    t.tenant_id, t.store.max_keys
+        let usage = self.usage(key)?;
+        if usage.old.is_none() && usage.keys >= t.store.max_keys {
+            return Err(SecretStoreError::TooLarge(format!(
+                "tenant {:?} already holds {} keys; the limit is {}",
+                t.tenant_id, usage.keys, t.store.max_keys
+            )));
+        }
+        let (old, new) = (usage.old.unwrap_or(0), sealed.len() as u64);
+        // A write that does not grow the tenant is never refused: it only makes room.
+        let _store = if new > old {
+            let after = usage.bytes.saturating_sub(old).saturating_add(new);
+            if after > t.store.max_tenant_bytes {
+                return Err(SecretStoreError::QuotaExceeded(format!(
+                    "writing key {key:?} would bring tenant {:?} to {after} stored bytes, over \
+                     its quota of {} bytes (max_tenant_bytes); delete values to make room",
+                    t.tenant_id, t.store.max_tenant_bytes
                 )));
             }
-        }
+            self.check_store_bound(usage.bytes, new - old)?
+        } else {
+            None
+        };
         write_atomic(&t.secrets_dir, &file_name, &sealed)
+    }
+
+    /// The store-wide bound, for a write growing this tenant (now `tenant_bytes`) by
+    /// `growth`: takes the store's lock (held, in the returned guard, until the write is
+    /// done) and counts every other tenant's bytes. `None` when the store is unbounded.
+    fn check_store_bound(
+        &self,
+        tenant_bytes: u64,
+        growth: u64,
+    ) -> Result<Option<LockGuard>, SecretStoreError> {
+        let store = &self.inner.store;
+        if store.max_total_bytes == u64::MAX {
+            return Ok(None);
+        }
+        let guard = acquire(
+            &store.tenants_dir.join(STORE_LOCK_FILE),
+            STORE_LOCK_FILE,
+            "the store's write lock",
+            WRITE_LOCK_TIMEOUT,
+            LockFile::Permanent,
+        )?;
+        let total = store
+            .others_bytes(&self.inner.tenant_id)?
+            .saturating_add(tenant_bytes);
+        if total.saturating_add(growth) > store.max_total_bytes {
+            // The store's total is not shown: it tells of other tenants.
+            return Err(SecretStoreError::QuotaExceeded(format!(
+                "the host's storage quota of {} bytes for all tenants together \
+                 (max_total_bytes) is reached; nothing was written",
+                store.max_total_bytes
+            )));
+        }
+        Ok(Some(guard))
+    }
+
+    /// The tenant's keys and stored bytes (temp files included: they take disk too), and the
+    /// stored size of `key`, if it exists. One pass over the tenant's directory.
+    fn usage(&self, key: &str) -> Result<TenantUsage, SecretStoreError> {
+        let dir = &self.inner.secrets_dir;
+        let listing = |e| SecretStoreError::io_at("listing the keys", dir, e);
+        let mut usage = TenantUsage::default();
+        for entry in fs::read_dir(dir).map_err(listing)? {
+            let entry = entry.map_err(listing)?;
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                // Removed meanwhile (a delete, a temp file renamed).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(listing(e)),
+            };
+            let file_name = entry.file_name();
+            let stored_key = file_name
+                .to_str()
+                .and_then(|n| n.strip_suffix(VALUE_SUFFIX))
+                .filter(|k| is_valid_key(k));
+            if let Some(k) = stored_key {
+                usage.keys += 1;
+                if k == key {
+                    usage.old = Some(meta.len());
+                }
+            }
+            if meta.is_file() {
+                usage.bytes = usage.bytes.saturating_add(meta.len());
+            }
+        }
+        Ok(usage)
     }
 
     /// Removes a value; removing an absent key succeeds.
@@ -441,13 +577,94 @@ impl TenantSecrets {
     }
 }
 
-/// Whether anything exists at `path` (without following a symlink).
-fn exists(path: &Path) -> Result<bool, SecretStoreError> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(SecretStoreError::io_at("inspecting a value file", path, e)),
+/// A tenant's use of the store, as [`TenantSecrets::set`] checks it.
+#[derive(Default)]
+struct TenantUsage {
+    keys: usize,
+    bytes: u64,
+    /// The stored size of the key being written, when it exists.
+    old: Option<u64>,
+}
+
+impl StoreInner {
+    /// Stored bytes of every tenant but `except` (the caller holds the store's lock).
+    ///
+    /// A tenant's `secrets` directory is rescanned only when it changed since the last scan
+    /// (its modification time, inode or device differ) or was still changing then (within
+    /// [`RACY_MARGIN`], when a later change could carry the same coarse timestamp): a write
+    /// costs one `stat` per tenant, not one per value.
+    fn others_bytes(&self, except: &str) -> Result<u64, SecretStoreError> {
+        let mut cache = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        let listing = |dir: &Path, e| SecretStoreError::io_at("measuring the store", dir, e);
+        let scanned_at = SystemTime::now();
+        let mut seen = HashSet::new();
+        let mut total: u64 = 0;
+        let entries = fs::read_dir(&self.tenants_dir).map_err(|e| listing(&self.tenants_dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| listing(&self.tenants_dir, e))?;
+            let Ok(tenant) = entry.file_name().into_string() else {
+                continue;
+            };
+            // Internal files (a leading dot) and this tenant (counted by the caller).
+            if tenant == except || validate_tenant(&tenant).is_err() {
+                continue;
+            }
+            let dir = entry.path().join("secrets");
+            let meta = match fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => meta,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(listing(&dir, e)),
+            };
+            let modified = meta.modified().map_err(|e| listing(&dir, e))?;
+            let stamp = (modified, meta.ino(), meta.dev());
+            let bytes = match cache.get(&tenant) {
+                Some(c) if c.settled && c.stamp == stamp => c.bytes,
+                _ => {
+                    let bytes = dir_bytes(&dir)?;
+                    let settled = modified
+                        .checked_add(RACY_MARGIN)
+                        .is_some_and(|t| t < scanned_at);
+                    cache.insert(
+                        tenant.clone(),
+                        ScannedUsage {
+                            stamp,
+                            bytes,
+                            settled,
+                        },
+                    );
+                    bytes
+                }
+            };
+            total = total.saturating_add(bytes);
+            seen.insert(tenant);
+        }
+        cache.retain(|tenant, _| seen.contains(tenant));
+        Ok(total)
     }
+}
+
+/// The bytes of the regular files in `dir`.
+fn dir_bytes(dir: &Path) -> Result<u64, SecretStoreError> {
+    let listing = |e| SecretStoreError::io_at("measuring the store", dir, e);
+    let mut bytes: u64 = 0;
+    for entry in fs::read_dir(dir).map_err(listing)? {
+        let entry = entry.map_err(listing)?;
+        match entry.metadata() {
+            Ok(meta) if meta.is_file() => bytes = bytes.saturating_add(meta.len()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(listing(e)),
+        }
+    }
+    Ok(bytes)
 }
 
 /// Whether any tenant under `tenants_dir` holds a value file (encrypted under the master
