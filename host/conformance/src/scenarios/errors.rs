@@ -391,6 +391,9 @@ async fn answers_after(session: &mut Session, what: &str) -> Outcome {
     }
 }
 
+/// Whether a refusal's `retry_after_seconds` is the one expected.
+type WaitCheck = fn(Option<u32>) -> bool;
+
 /// The reference route a chat of `lane` goes to.
 fn route_of(lane: Lane) -> Route {
     match lane {
@@ -533,7 +536,7 @@ pub async fn quota_429s_and_should_retry(ctx: &mut Ctx) -> Outcome {
     );
 
     // Retry-After: integer seconds only; a long wait may be capped (xAI's CLI: 120 s).
-    let cases: [(Fault, &str, fn(Option<u32>) -> bool, &str); 3] = [
+    let cases: [(Fault, &str, WaitCheck, &str); 3] = [
         (
             Fault::rate_limited(Some(7)),
             "the rail's 429 with Retry-After: 7",
