@@ -195,14 +195,21 @@ async fn oauth_errors_in_http_200_bodies_and_malformed_token_answers_lose_nothin
     w.auth.push_fault(Route::Token, Fault::malformed_json());
     let err = w.session.refresh().await.unwrap_err();
     assert_eq!(err.code(), "invalid_response", "{err}");
-    w.auth.push_fault(Route::Token, Fault::html_page(403));
+    // An edge's HTML page (a 4xx that is no OAuth answer) is tried again, like xAI's CLI
+    // does for everything but invalid_grant/invalid_client: three in a row are a transient
+    // failure, and the login is kept.
+    for _ in 0..3 {
+        w.auth.push_fault(Route::Token, Fault::html_page(403));
+    }
     let err = w.session.refresh().await.unwrap_err();
-    assert_eq!(err.code(), "invalid_response", "{err}");
+    assert_eq!(err.code(), "upstream_unavailable", "{err}");
     // An OAuth error in a 200 body that only says "not now" keeps the login.
-    w.auth.push_fault(
-        Route::Token,
-        Fault::oauth_error(200, "temporarily_unavailable"),
-    );
+    for _ in 0..3 {
+        w.auth.push_fault(
+            Route::Token,
+            Fault::oauth_error(200, "temporarily_unavailable"),
+        );
+    }
     let err = w.session.refresh().await.unwrap_err();
     assert_eq!(err.code(), "upstream_unavailable", "{err}");
     still_connected(&mut w).await;
