@@ -31,8 +31,24 @@ pub fn lane_for(upstream_id: &str) -> Lane {
     }
 }
 
-/// Read `{data: [{id, created?, owned_by?}]}`, listed for `route`, into chat models and
-/// media models (ids with the route's prefix, upstream order kept).
+/// The lane a catalogue entry declares: the rail's camelCase `apiBackend` (xAI's CLI picks
+/// the dialect by it: reference doc section 2.3), when it names one this plugin speaks.
+/// `messages` (Anthropic's dialect) is not spoken: such a model keeps the id's rule.
+fn declared_lane(entry: &Value) -> Option<Lane> {
+    let backend = entry
+        .get("apiBackend")
+        .or_else(|| entry.get("api_backend"))?
+        .as_str()?;
+    match backend.to_ascii_lowercase().replace('-', "_").as_str() {
+        "responses" => Some(Lane::Responses),
+        "chat_completions" | "completions" | "chat" => Some(Lane::ChatCompletions),
+        _ => None,
+    }
+}
+
+/// Read `{data: [{id, created?, owned_by?, apiBackend?}]}`, listed for `route`, into chat
+/// models and media models (ids with the route's prefix, upstream order kept). A model's
+/// lane is the one its entry declares (`apiBackend`), else [`lane_for`] its id.
 pub fn parse_models(v: &Value, route: Route) -> Result<(Vec<Model>, Vec<Model>), ProviderError> {
     let data = v
         .get("data")
@@ -49,7 +65,10 @@ pub fn parse_models(v: &Value, route: Route) -> Result<(Vec<Model>, Vec<Model>),
             .map(|id| route.unprefixed(id))
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| ProviderError::InvalidResponse("model entry without id".into()))?;
-        let lane = lane_for(upstream);
+        let lane = match lane_for(upstream) {
+            Lane::Media => Lane::Media,
+            by_id => declared_lane(entry).unwrap_or(by_id),
+        };
         let model = Model {
             id: route.prefixed(upstream),
             lane,
@@ -69,14 +88,19 @@ pub fn parse_models(v: &Value, route: Route) -> Result<(Vec<Model>, Vec<Model>),
     Ok((chat, media))
 }
 
-/// The default model of `route`: [`Route::default_model_id`] when the catalogue has it
-/// (or is unknown), else the first chat model.
+/// The default model of `route`, from its live catalogue: the subscription rail lists its
+/// default first (xAI's CLI takes the first entry: `grok-4.6` since 2026-08-19); the
+/// developer API's default is [`Route::default_model_id`] when offered, else its first
+/// chat model. With no catalogue known, [`Route::default_model_id`].
 pub fn choose_default(route: Route, chat_models: &[Model]) -> String {
-    let default = route.default_model_id();
-    if chat_models.is_empty() || chat_models.iter().any(|m| m.id == default) {
-        default
+    let preferred = route.default_model_id();
+    let Some(first) = chat_models.first() else {
+        return preferred;
+    };
+    if route != Route::Subscription && chat_models.iter().any(|m| m.id == preferred) {
+        preferred
     } else {
-        chat_models[0].id.clone()
+        first.id.clone()
     }
 }
 
@@ -210,6 +234,38 @@ mod tests {
         );
         assert_eq!(choose_default(api, &[m("xai-grok/a")]), "xai-grok/a");
         assert_eq!(choose_default(Route::ApiKey, &[]), "xai/grok-4.3");
+        // The rail's default is its catalogue's first entry, grok-4.6 before it is known.
+        let rail = Route::Subscription;
+        assert_eq!(choose_default(rail, &[]), "xai-grok-sub/grok-4.6");
+        assert_eq!(
+            choose_default(rail, &[m("xai-grok-sub/grok-4.7"), m("xai-grok-sub/grok-4.6")]),
+            "xai-grok-sub/grok-4.7"
+        );
+    }
+
+    #[test]
+    fn a_declared_api_backend_decides_the_lane() {
+        let v = json!({"data": [
+            {"id": "grok-4.6", "apiBackend": "responses", "contextWindow": 500000},
+            {"id": "grok-4.5", "apiBackend": "chat_completions"},
+            {"id": "grok-x", "apiBackend": "messages"},
+            {"id": "grok-4.20-multi-agent-0309"},
+            {"id": "grok-imagine-image", "apiBackend": "responses"},
+        ]});
+        let (chat, media) = parse_models(&v, Route::Subscription).unwrap();
+        let lanes: Vec<(&str, Lane)> = chat.iter().map(|m| (m.id.as_str(), m.lane)).collect();
+        assert_eq!(
+            lanes,
+            [
+                ("xai-grok-sub/grok-4.6", Lane::Responses),
+                ("xai-grok-sub/grok-4.5", Lane::ChatCompletions),
+                // A dialect the plugin does not speak: the id's rule.
+                ("xai-grok-sub/grok-x", Lane::ChatCompletions),
+                ("xai-grok-sub/grok-4.20-multi-agent-0309", Lane::Responses),
+            ]
+        );
+        // A media model stays one whatever the entry says.
+        assert_eq!(media[0].lane, Lane::Media);
         assert_eq!(models_key(Route::ApiKey), "models.api-key");
     }
 }

@@ -7,8 +7,13 @@ use crate::error::ProviderError;
 use crate::manifest::{ROUTES, RouteSpec};
 use crate::types::CredentialKind;
 
-/// The upstream id of the model to switch to after connecting.
+/// The upstream id of the developer API's model to switch to after connecting, when its
+/// catalogue offers it (the seed's default).
 pub const DEFAULT_MODEL: &str = "grok-4.3";
+/// The subscription rail's default before its catalogue is known: xAI's CLI's default
+/// since 2026-08-19 (`default_models.json` of xai-org/grok-build at 19d42e3). The rail
+/// does not serve `grok-4.3` (API-only).
+pub const DEFAULT_RAIL_MODEL: &str = "grok-4.6";
 
 /// One of the manifest's routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -86,9 +91,13 @@ impl Route {
         id.strip_prefix(self.prefix()).unwrap_or(id)
     }
 
-    /// The model to switch to after connecting, on this route.
+    /// The model to switch to after connecting, on this route, before its catalogue is
+    /// known (see `models::choose_default`).
     pub fn default_model_id(self) -> String {
-        self.prefixed(DEFAULT_MODEL)
+        match self {
+            Route::Subscription => self.prefixed(DEFAULT_RAIL_MODEL),
+            Route::Api | Route::ApiKey => self.prefixed(DEFAULT_MODEL),
+        }
     }
 }
 
@@ -274,9 +283,10 @@ mod tests {
             assert_eq!(r.unprefixed(&r.prefixed("m")), "m");
         }
         assert_eq!(Route::Api.default_model_id(), "xai-grok/grok-4.3");
+        // The rail does not serve grok-4.3 (API-only): its own default.
         assert_eq!(
             Route::Subscription.default_model_id(),
-            "xai-grok-sub/grok-4.3"
+            "xai-grok-sub/grok-4.6"
         );
         assert!(Route::Subscription.stream_only() && !Route::Api.stream_only());
     }

@@ -81,8 +81,18 @@ fn invalid(msg: impl Into<String>) -> ProviderError {
 }
 
 /// Validate a request for `model` (its route resolved) and pick its lane: the model's
-/// own, or the one asked for.
+/// own (by its id: [`lane_for`]), or the one asked for.
 pub fn plan(req: &ChatRequest, model: RoutedModel) -> Result<Plan, ProviderError> {
+    plan_listed(req, model, None)
+}
+
+/// [`plan`], with the lane the route's catalogue lists for the model (its `apiBackend`)
+/// taking precedence over the id's rule when known.
+pub fn plan_listed(
+    req: &ChatRequest,
+    model: RoutedModel,
+    listed: Option<Lane>,
+) -> Result<Plan, ProviderError> {
     let shown = model.id();
     let model_id = model.upstream.as_str();
     if model_id.is_empty() {
@@ -100,7 +110,11 @@ pub fn plan(req: &ChatRequest, model: RoutedModel) -> Result<Plan, ProviderError
     {
         return Err(invalid("top_p must be a number between 0 and 1"));
     }
-    let own = lane_for(model_id);
+    // An image or video model stays one whatever a catalogue says.
+    let own = match lane_for(model_id) {
+        Lane::Media => Lane::Media,
+        by_id => listed.filter(|l| *l != Lane::Media).unwrap_or(by_id),
+    };
     if own == Lane::Media {
         return Err(invalid(format!(
             "{shown} is an image/video model, not usable for chat"

@@ -6,15 +6,15 @@ use super::routes::no_api_key;
 use super::{GENERIC_RETRY_WAIT_CAP_SECONDS, Provider, SERVER_ERROR_BACKOFF_MS};
 use crate::api_error::{ApiFailure, classify_api_error};
 use crate::api_key::{API_KEY_CONSOLE, ApiKey};
-use crate::chat::{Plan, UpstreamRequest, explain_refusal, parse_reply, plan, request_body};
+use crate::chat::{Plan, UpstreamRequest, explain_refusal, parse_reply, plan_listed, request_body};
 use crate::error::ProviderError;
 use crate::http::{get_json, post_json, read_json, read_reply};
 use crate::io::{Clock, HttpRequest, HttpResponse, SecretStore, Transport};
 use crate::models::{ModelsCache, models_key, parse_models};
-use crate::routes::Route;
+use crate::routes::{Route, RoutedModel};
 use crate::stream::ChatStream;
 use crate::token::Credentials;
-use crate::types::{ChatReply, ChatRequest, CredentialKind, ModelList};
+use crate::types::{ChatReply, ChatRequest, CredentialKind, Lane, ModelList};
 
 /// What a route's requests are authorized with.
 pub(super) enum Bearer {
@@ -198,9 +198,22 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         Ok(self.fetch_models(route)?.to_list(route, false))
     }
 
-    /// The route and lane of a turn, validated.
-    fn plan(&self, request: &ChatRequest) -> Result<Plan, ProviderError> {
-        plan(request, self.route_of(request)?)
+    /// The route and lane of a turn, validated; the lane is the one the route's cached
+    /// catalogue lists for the model (its `apiBackend`) when it is listed there.
+    fn plan(&mut self, request: &ChatRequest) -> Result<Plan, ProviderError> {
+        let model = self.route_of(request)?;
+        let listed = self.listed_lane(&model);
+        plan_listed(request, model, listed)
+    }
+
+    /// The lane of `model` in its route's cached catalogue (no network call; a missing or
+    /// unreadable cache is no answer).
+    fn listed_lane(&mut self, model: &RoutedModel) -> Option<Lane> {
+        let id = model.id();
+        let cache = self
+            .load_json::<ModelsCache>(&models_key(model.route))
+            .ok()??;
+        cache.models.iter().find(|m| m.id == id).map(|m| m.lane)
     }
 
     /// One complete reply, on the request's route, from the lane its model belongs to

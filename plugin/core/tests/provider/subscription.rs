@@ -363,3 +363,34 @@ fn the_default_route_spends_the_subscription_and_status_names_it() {
     ok(h.p.logout());
     assert!(h.s.raw("subscription").is_none());
 }
+
+/// The rail's catalogue says which dialect serves each model (`apiBackend`): a chat of a
+/// listed model goes where its entry says, though its id alone would pick the chat lane;
+/// the route's default is the catalogue's first entry.
+#[test]
+fn the_catalogue_decides_the_lane_and_the_default() {
+    let mut h = H::connected(4);
+    h.t.json(
+        200,
+        json!({"data": [
+            {"id": "grok-4.6", "apiBackend": "responses", "contextWindow": 500000},
+            {"id": "grok-4.5", "apiBackend": "responses"},
+        ]}),
+    );
+    let list = ok(h.p.models(true, Some("subscription")));
+    assert_eq!(list.default_model_id, "xai-grok-sub/grok-4.6");
+    assert!(
+        list.models.iter().all(|m| m.lane == Lane::Responses),
+        "{list:?}"
+    );
+    stream_reply(&h, RESP);
+    let r = ok(h.p.chat(&simple_request("xai-grok-sub/grok-4.6")));
+    assert_eq!(r.lane, Lane::Responses);
+    let reqs = h.t.requests();
+    assert_eq!(reqs[1].url, SUB_RESPONSES_URL);
+    assert_rail_headers(&reqs[1]);
+    // A model the catalogue does not list keeps the id's rule.
+    stream_reply(&h, CC);
+    let r = ok(h.p.chat(&simple_request("xai-grok-sub/grok-4.3")));
+    assert_eq!(r.lane, Lane::ChatCompletions);
+}
