@@ -21,7 +21,9 @@ async fn the_embedding_example_logs_in_chats_and_streams() {
     let state = support::state_dir();
     let mut options = RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state.path());
     options.key = KeySource::File(state.path().join("keyring").join("master.key"));
-    let config = support::config(auth.issuer(), &api.base_url()).set("client-id", auth.client_id());
+    let config = support::config(auth.issuer(), &api.base_url())
+        .set("client-id", auth.client_id())
+        .set("subscription-base", api.subscription_base());
     let approver = &auth;
     let (whole, streamed) = example::embed(options, config, "alice", move |prompt| {
         approver.approve(&prompt.user_code, 3, "alice").unwrap();

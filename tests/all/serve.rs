@@ -798,8 +798,8 @@ fn headers_trickling_slower_than_the_header_read_timeout_are_cut() {
     assert_eq!(s.request("GET", "/healthz", None, None).0, 200);
 }
 
-/// Routes through `serve`: the default route, an enabled subscription rail and the stored
-/// API key, listed side by side by `/v1/models` and picked per request by the
+/// Routes through `serve`: the default route (the subscription rail), the enabled developer
+/// API and the stored API key, listed side by side by `/v1/models` and picked per request by the
 /// `X-Provider-Route` header or the model's prefix.
 #[test]
 fn serve_picks_the_route_per_request_and_lists_every_enabled_route() {
@@ -817,7 +817,7 @@ fn serve_picks_the_route_per_request_and_lists_every_enabled_route() {
         assert!(set.wait_with_output().unwrap().status.success());
         serve
             .env("XAI_SUBSCRIPTION_BASE", api.subscription_base())
-            .args(["--route", "subscription", "--route", "api-key"]);
+            .args(["--route", "api", "--route", "api-key"]);
     });
     let (status, body) = served.request("GET", "/v1/models", Some(&served.key), None);
     assert_eq!(status, 200, "{body}");
@@ -862,7 +862,7 @@ fn serve_picks_the_route_per_request_and_lists_every_enabled_route() {
     let before = (served.api.stats(), served.api.rail_stats());
     let (status, body) = chat(&[("X-Provider-Route", "api-key")], "grok-4.3");
     assert_eq!(status, 200, "{body}");
-    let (status, body) = chat(&[], "xai-grok-sub/grok-4.3");
+    let (status, body) = chat(&[], "xai-grok-sub/grok-4.6");
     assert_eq!(status, 200, "{body}");
     let after = (served.api.stats(), served.api.rail_stats());
     assert!(
@@ -875,7 +875,7 @@ fn serve_picks_the_route_per_request_and_lists_every_enabled_route() {
     );
     assert_eq!(after.1.permission_denied, 0);
     // A route the prefix contradicts is the client's error.
-    let (status, body) = chat(&[("X-Provider-Route", "api")], "xai-grok-sub/grok-4.3");
+    let (status, body) = chat(&[("X-Provider-Route", "api")], "xai-grok-sub/grok-4.6");
     assert_eq!(status, 400, "{body}");
     assert!(
         !served.log().contains(&key),

@@ -22,6 +22,9 @@ pub async fn embed(
 ) -> Result<(String, String), HostError> {
     // One runtime per process: it compiles the component once and shares its engine.
     let runtime = Runtime::new(options)?;
+    // The plugin's default route opens its endpoint only when the embedder grants it
+    // (a plugin never widens its own sandbox): this embedder trusts the component it runs.
+    let config = config.grant_default_route();
     let mut session = runtime.session(tenant, &config).await?;
 
     if !session.status().await?.connected {
