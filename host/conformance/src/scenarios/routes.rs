@@ -42,7 +42,8 @@ pub(crate) async fn prefix(ctx: &Ctx, route: &str) -> Outcome<String> {
     }
 }
 
-/// A chat-completions model listed for `route`, checking that the list is the route's.
+/// A chat model listed for `route` (a chat-completions one when the route has any),
+/// checking that the list is the route's.
 async fn chat_model(session: &mut Session, ctx: &Ctx, route: &str) -> Outcome<Model> {
     let list = session
         .models(false, Some(route))
@@ -62,9 +63,16 @@ async fn chat_model(session: &mut Session, ctx: &Ctx, route: &str) -> Outcome<Mo
             m.route
         );
     }
-    match models_of(&list, Lane::ChatCompletions).into_iter().next() {
+    // A chat-completions model where the route has one; else the route's first model in
+    // the lane its catalogue gives (the rail's: `apiBackend: responses`).
+    let first = list.models.first().cloned();
+    match models_of(&list, Lane::ChatCompletions)
+        .into_iter()
+        .next()
+        .or(first)
+    {
         Some(m) => Ok(m),
-        None => fail!("models of route {route}: expected a chat-completions model, seen none"),
+        None => fail!("models of route {route}: expected a chat model, seen none"),
     }
 }
 
@@ -129,9 +137,9 @@ pub async fn subscription_rail(ctx: &mut Ctx) -> Outcome {
     );
     let rail = ctx.api.rail_stats();
     check!(
-        rail.chat_completions >= 2 && rail.streams >= 2,
+        rail.chat_completions + rail.responses >= 2 && rail.streams >= 2,
         "subscription route: expected both turns streamed from the rail, it saw {} chat request(s), {} stream(s)",
-        rail.chat_completions,
+        rail.chat_completions + rail.responses,
         rail.streams
     );
     check!(
@@ -810,6 +818,20 @@ pub async fn rail_catalogue(ctx: &mut Ctx) -> Outcome {
             want[0],
             list.default_model_id
         );
+        // The lane is the catalogue's `apiBackend` (every rail entry: `responses`).
+        let catalogue = provider_reference::rail_catalogue();
+        for m in &list.models {
+            let bare = m.id.strip_prefix(&rail_prefix).unwrap_or(&m.id);
+            let backend = catalogue
+                .iter()
+                .find(|c| c.id == bare)
+                .and_then(|c| c.api_backend.as_deref());
+            check!(
+                backend != Some("responses") || m.lane == Lane::Responses,
+                "{what}: expected {bare} in the Responses lane (the catalogue's apiBackend), seen {:?}",
+                m.lane
+            );
+        }
         for id in &want {
             let what = format!("chat with {id} on the rail at tier {tier}");
             let model = format!("{rail_prefix}{id}");
