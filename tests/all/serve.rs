@@ -1075,3 +1075,34 @@ fn thirty_parallel_streams_of_one_tenant_all_complete() {
         }
     });
 }
+
+#[test]
+fn usage_reports_the_rails_quota_and_sets_its_gauge() {
+    let s = serve();
+    let (status, body) = s.request("GET", "/v1/usage", Some(&s.key), None);
+    assert_eq!(status, 200, "{body}");
+    let usage: Value = serde_json::from_str(&body).unwrap();
+    // The reference rail answers the live billing shape (42.5 % of a weekly allowance).
+    assert_eq!(usage["route"], "subscription", "{usage}");
+    assert_eq!(usage["known"], true, "{usage}");
+    assert_eq!(usage["percent_used"], 42.5, "{usage}");
+    assert_eq!(usage["period"], "weekly", "{usage}");
+    assert!(usage["resets_at"].as_u64().is_some(), "{usage}");
+    let metrics = s.metrics();
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"serve_quota_used_percent{route="subscription"}"#
+        ),
+        Some(42.5),
+        "{metrics}"
+    );
+    // Another route by query; a key is needed.
+    let (status, body) = s.request("GET", "/v1/usage?route=api", Some(&s.key), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["route"],
+        "api"
+    );
+    assert_eq!(s.request("GET", "/v1/usage", None, None).0, 401);
+}

@@ -13,6 +13,7 @@ mod keys;
 mod metrics;
 mod models;
 mod responses;
+mod usage;
 mod wire;
 
 use std::net::SocketAddr;
@@ -159,6 +160,7 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(models::model))
+        .route("/v1/usage", get(usage::usage))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses_api))
         .route(
