@@ -141,6 +141,14 @@ pub fn plan_listed(
     {
         return Err(invalid("response_format json_schema needs a name"));
     }
+    if lane == Lane::ChatCompletions && req.thinking.is_some() && !takes_reasoning_effort(model_id)
+    {
+        // Dropping it would answer without the reasoning asked for: refused by name.
+        return Err(invalid(format!(
+            "{shown} takes no reasoning effort (xAI answers 400 to it): leave the thinking \
+             effort out, or pick a model that reasons on request"
+        )));
+    }
     if lane == Lane::Responses {
         // The Responses API has no such fields: refusing is better than dropping them.
         if !req.stop.is_empty() {
@@ -427,8 +435,8 @@ pub(crate) fn decimal(t: f32) -> Option<serde_json::Number> {
 
 /// Whether a chat-completions model accepts `reasoning_effort`. The grok-4.20 reasoning and
 /// non-reasoning variants (dated or not) and the Grok Build / code models answer HTTP 400
-/// to it whatever its value (reported by public xAI clients); for them the thinking hint
-/// is left out, as the AI SDK's xAI provider does, rather than failing the turn.
+/// to it whatever its value (reported by public xAI clients); a request asking them for an
+/// effort is refused by name in `plan` (never silently dropped).
 pub fn takes_reasoning_effort(upstream_model: &str) -> bool {
     let m = upstream_model.to_ascii_lowercase();
     !(m.starts_with("grok-4.20") || m.starts_with("grok-build") || m.starts_with("grok-code"))

@@ -180,16 +180,31 @@ fn malformed_agent_requests_are_refused_by_name() {
 }
 
 #[test]
-fn thinking_is_left_out_for_models_that_refuse_reasoning_effort() {
-    for (model, sent) in [
+fn thinking_is_refused_by_name_for_models_that_refuse_reasoning_effort() {
+    for (model, takes) in [
         ("xai-grok/grok-4.3", true),
         ("grok-4.6", true),
         ("xai-grok/grok-4.20-0309-reasoning", false),
         ("grok-4.20-0309-non-reasoning", false),
         ("xai-grok/grok-build-0.1", false),
     ] {
-        let b = body(&req(model), false);
-        assert_eq!(b.get("reasoning_effort").is_some(), sent, "{model}: {b}");
+        if takes {
+            let b = body(&req(model), false);
+            assert!(b.get("reasoning_effort").is_some(), "{model}: {b}");
+        } else {
+            // Never silently dropped: the request names the model that refuses it.
+            match plan_of(&req(model)) {
+                Err(ProviderError::InvalidInput(m)) => {
+                    assert!(m.contains("takes no reasoning effort"), "{model}: {m}")
+                }
+                other => panic!("{model}: expected a refusal, got {other:?}"),
+            }
+            // Without an effort the same model is served.
+            let mut plain = req(model);
+            plain.thinking = None;
+            let b = body(&plain, false);
+            assert!(b.get("reasoning_effort").is_none(), "{model}: {b}");
+        }
     }
     // The multi-agent lane always carries it: it sets how many agents work.
     let b = body(&req("xai-grok/grok-4.20-multi-agent-0309"), false);
