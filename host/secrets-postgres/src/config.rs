@@ -21,8 +21,8 @@ pub const DEFAULT_LOCK_CONNECTIONS: usize = 16;
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for [`PostgresOptions::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default [`PostgresOptions::restart_grace`]: longer than a token refresh takes.
-pub const DEFAULT_RESTART_GRACE: Duration = Duration::from_secs(60);
+/// Default [`PostgresOptions::holder_grace`]: longer than a token refresh takes.
+pub const DEFAULT_HOLDER_GRACE: Duration = Duration::from_secs(60);
 
 /// How to run the PostgreSQL backend, beyond its URL and key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +41,14 @@ pub struct PostgresOptions {
     pub call_timeout: Duration,
     /// Longest opening one connection may take, unless the URL sets `connect_timeout`.
     pub connect_timeout: Duration,
-    /// A database restart ends every advisory lock, but not the work of their holders: a
-    /// lock that was held when the server went down is granted again only this long after
-    /// it was taken (see the `lock` module docs), so a holder cut off mid-refresh can
-    /// finish before another replica reads the refresh token it is redeeming. Zero turns
-    /// the fence off.
-    pub restart_grace: Duration,
+    /// A lock whose holder vanished without releasing it (the database restarted, its
+    /// connection was cut, its host was killed) ends in the database, but not the work of
+    /// a holder that is still running: such a lock is granted again only this long after
+    /// its holder last proved it held it (when it took it, or read or wrote under it; see
+    /// the `lock` module docs), so a holder cut off mid-refresh can finish before another
+    /// replica reads the refresh token it is redeeming. Zero turns this wait off (writes
+    /// under a lock taken over since are still refused: the fencing token).
+    pub holder_grace: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -57,7 +59,7 @@ impl Default for PostgresOptions {
             lock_connections: DEFAULT_LOCK_CONNECTIONS,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            restart_grace: DEFAULT_RESTART_GRACE,
+            holder_grace: DEFAULT_HOLDER_GRACE,
         }
     }
 }

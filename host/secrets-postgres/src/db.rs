@@ -46,6 +46,13 @@ impl Drop for Db {
         // Dropping a runtime blocks (and panics where blocking is not allowed, e.g. when the
         // last handle goes away inside some async task): let it wind down by itself.
         if let Some(runtime) = self.runtime.take() {
+            // Releases of locks still on their way finish first (they run on this runtime,
+            // so not when dropped from one of its own threads).
+            let on_our_runtime = tokio::runtime::Handle::try_current()
+                .is_ok_and(|current| current.id() == self.handle.id());
+            if !on_our_runtime {
+                crate::lock::wait_for_all_releases();
+            }
             runtime.shutdown_background();
         }
     }

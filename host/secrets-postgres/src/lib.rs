@@ -9,17 +9,22 @@
 //!   each row to its tenant and key, so a row copied elsewhere reads as
 //!   [`SecretStoreError::Corrupt`]. The master key comes from `PROVIDER_HOST_KEY` only (one
 //!   key for the fleet, never stored in the database).
-//! - **Writes** are single statements or one transaction: a replace is one `UPDATE`; a new
-//!   key is an `INSERT` in a transaction that first locks the tenant's row in
-//!   `provider_secrets_tenants`, so the key limit holds across replicas. A reader sees the
-//!   old value or the new one, never a mix.
+//! - **Writes** are single statements or one transaction: a replace that does not grow the
+//!   value is one `UPDATE`; anything else is one transaction that locks the value's row and
+//!   the tenant's in `provider_secrets_tenants`, so the key limit and the byte quotas
+//!   ([`Limits::max_tenant_bytes`], and [`Limits::max_total_bytes`] for the whole database,
+//!   its row in `provider_secrets_usage` locked) hold across replicas; a trigger keeps the
+//!   byte counts of every change. A reader sees the old value or the new one, never a mix.
 //! - **Reads** are one round trip on a pooled connection (statements are prepared once per
 //!   connection); a stored value over the size limit is refused by its length without being
 //!   fetched.
 //! - **Locks** are session-level advisory locks, see [`lock_key`] and the `lock` module docs:
 //!   released when the guard is dropped, and by the server when the holder's connection or
-//!   process dies. A lock that was held when the server restarted is fenced for
-//!   [`PostgresOptions::restart_grace`]: its holder may still be at work.
+//!   process dies. Each holding has a fencing token that every read and write of the
+//!   holder's tenant handle proves (a lock taken over since is
+//!   [`SecretStoreError::LockLost`]), and a lock whose holder vanished without releasing
+//!   it is granted again only [`PostgresOptions::holder_grace`] after that holder's last
+//!   proof: it may still be at work.
 //! - **Names and limits** are the file store's ([`provider_secrets::names`], [`Limits`]); the
 //!   file store's cap on lock *names* is about lock files and has no counterpart here.
 //! - **`derive_key`** is [`MasterKey::derive_key`], as for the file store.
@@ -85,8 +90,8 @@ use tokio::time::Instant;
 use crate::db::{Db, run};
 
 pub use crate::config::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS, DEFAULT_LOCK_CONNECTIONS,
-    DEFAULT_RESTART_GRACE, PostgresOptions,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS, DEFAULT_HOLDER_GRACE,
+    DEFAULT_LOCK_CONNECTIONS, PostgresOptions,
 };
 pub use crate::lock::lock_key;
 pub use crate::rotation::rotate_master_key;
@@ -179,6 +184,7 @@ impl PostgresBackend {
             inner: Arc::clone(&self.inner),
             tenant: tenant_id.into(),
             held: Arc::default(),
+            fences: Arc::default(),
         })
     }
 
@@ -197,6 +203,7 @@ impl PostgresBackend {
             inner: Arc::clone(&self.inner),
             tenant: format!(".host.{name}").into(),
             held: Arc::default(),
+            fences: Arc::default(),
         })
     }
 
@@ -232,6 +239,8 @@ pub struct PostgresTenant {
     inner: Arc<Inner>,
     tenant: Arc<str>,
     held: Arc<AtomicUsize>,
+    /// The locks held through this handle (and its clones), which its calls prove.
+    fences: lock::Fences,
 }
 
 impl fmt::Debug for PostgresTenant {
@@ -252,6 +261,14 @@ impl PostgresTenant {
     fn deadline(&self) -> Instant {
         db::deadline_after(self.inner.db.options.call_timeout)
     }
+
+    /// The locks this handle holds now, which a call must prove (usually none).
+    fn fences(&self) -> Vec<ops::Fence> {
+        self.fences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 impl TenantBackend for PostgresTenant {
@@ -259,7 +276,8 @@ impl TenantBackend for PostgresTenant {
         &self.tenant
     }
 
-    /// One round trip. A stored value over the size limit (plus the format's overhead) is
+    /// One round trip (two while this handle holds a lock: the proof that it still does,
+    /// first). A stored value over the size limit (plus the format's overhead) is
     /// [`SecretStoreError::TooLarge`] without being fetched.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SecretStoreError> {
         validate_key(key, "key")?;
@@ -267,12 +285,18 @@ impl TenantBackend for PostgresTenant {
         // bytea holds at most 1 GB, so a larger limit is no limit.
         let limit_sql = i32::try_from(limit).unwrap_or(i32::MAX);
         let (pool, deadline) = (self.inner.db.values.clone(), self.deadline());
-        let (tenant, k) = (Arc::clone(&self.tenant), key.to_owned());
+        let (tenant, k, fences) = (Arc::clone(&self.tenant), key.to_owned(), self.fences());
         let row = self.inner.db.block(async move {
             let what = format!("reading key {k:?} of tenant {tenant:?}");
-            run!(pool, deadline, what, |c| ops::get(
-                c, &tenant, &k, limit_sql
-            ))
+            if fences.is_empty() {
+                run!(pool, deadline, what, |c| ops::get(
+                    c, &tenant, &k, limit_sql
+                ))
+            } else {
+                run!(pool, deadline, what, |c| ops::get_fenced(
+                    c, &tenant, &k, limit_sql, &fences
+                ))
+            }
         })?;
         match row {
             None => Ok(None),
@@ -289,7 +313,9 @@ impl TenantBackend for PostgresTenant {
         }
     }
 
-    /// A replace is one `UPDATE`; a new key one transaction (see the crate docs).
+    /// A replace that does not grow the value is one `UPDATE`; anything else, and every
+    /// write while this handle holds a lock, one transaction that checks the quotas and
+    /// proves the locks (see the crate docs).
     fn set(&self, key: &str, value: &[u8]) -> Result<(), SecretStoreError> {
         validate_key(key, "key")?;
         let limits = *self.limits();
@@ -302,13 +328,22 @@ impl TenantBackend for PostgresTenant {
         }
         // Sealed here, on the host: the database never sees the value.
         let sealed = file_format::seal(&self.inner.key.cipher(), &self.tenant, key, value)?;
-        let max_keys = i64::try_from(limits.max_keys).unwrap_or(i64::MAX);
+        let write_limits = ops::WriteLimits {
+            max_keys: i64::try_from(limits.max_keys).unwrap_or(i64::MAX),
+            max_tenant_bytes: i64::try_from(limits.max_tenant_bytes).unwrap_or(i64::MAX),
+            max_total_bytes: i64::try_from(limits.max_total_bytes).unwrap_or(i64::MAX),
+        };
         let (pool, deadline) = (self.inner.db.values.clone(), self.deadline());
-        let (tenant, k) = (Arc::clone(&self.tenant), key.to_owned());
+        let (tenant, k, fences) = (Arc::clone(&self.tenant), key.to_owned(), self.fences());
         self.inner.db.block(async move {
             let what = format!("writing key {k:?} of tenant {tenant:?}");
             run!(pool, deadline, what, |c| ops::set(
-                c, &tenant, &k, &sealed, max_keys
+                c,
+                &tenant,
+                &k,
+                &sealed,
+                write_limits,
+                &fences
             ))
         })
     }
@@ -316,10 +351,12 @@ impl TenantBackend for PostgresTenant {
     fn delete(&self, key: &str) -> Result<(), SecretStoreError> {
         validate_key(key, "key")?;
         let (pool, deadline) = (self.inner.db.values.clone(), self.deadline());
-        let (tenant, k) = (Arc::clone(&self.tenant), key.to_owned());
+        let (tenant, k, fences) = (Arc::clone(&self.tenant), key.to_owned(), self.fences());
         self.inner.db.block(async move {
             let what = format!("deleting key {k:?} of tenant {tenant:?}");
-            run!(pool, deadline, what, |c| ops::delete(c, &tenant, &k))
+            run!(pool, deadline, what, |c| ops::delete(
+                c, &tenant, &k, &fences
+            ))
         })
     }
 
@@ -358,14 +395,15 @@ impl TenantBackend for PostgresTenant {
         lock::wait_for_releases(key);
         let pool = self.inner.db.locks.clone();
         let call_timeout = self.inner.db.options.call_timeout;
-        let grace = self.inner.db.options.restart_grace;
+        let grace = self.inner.db.options.holder_grace;
         let what = format!("lock {name:?} of tenant {:?}", self.tenant);
-        let client = self.inner.db.block(async move {
+        let (client, token) = self.inner.db.block(async move {
             let deadline = db::deadline_after(timeout);
             lock::acquire(&pool, key, deadline, call_timeout, grace, &what).await
         })?;
         let mut held = lock::HeldLock::new(
             client,
+            self.inner.db.values.clone(),
             key,
             self.inner.db.handle().clone(),
             Arc::clone(&self.inner) as Arc<dyn Send + Sync>,
@@ -382,6 +420,7 @@ impl TenantBackend for PostgresTenant {
             return Err(too_many_held());
         }
         held.count_against(Arc::clone(&self.held));
+        held.fence(Arc::clone(&self.fences), token, name);
         Ok(SecretLock::new(name, held))
     }
 }

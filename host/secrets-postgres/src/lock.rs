@@ -22,19 +22,32 @@
 //! closes it when the unlock did not answer `true` in time. Closing a session releases its
 //! locks, as does the server noticing a dead client, so a killed host never wedges a tenant.
 //!
-//! # The restart fence
+//! # The fence
 //!
-//! A server that restarts forgets every advisory lock, but a holder whose connection it
-//! dropped may still be at work: a replica half-way through redeeming a rotating refresh
-//! token, about to save the new one. Granting its lock at once would let another replica
-//! read the old token and redeem it a second time, which revokes the login. So each holder
-//! records its holding in `provider_secrets_lock_holds` (lock key, the server's start time
-//! `pg_postmaster_start_time()`, since when) and deletes the row when it releases. A lock
-//! taken while a row of another server incarnation is left over (its holder held it across
-//! a restart and never released) is granted only once that holding is `restart_grace` old;
-//! the wait counts against the caller's timeout, and the lock is kept meanwhile, so no one
-//! else gets in. A row left by a holder that died on a running server (a killed process, a
-//! dropped connection) is of the same incarnation and delays nothing.
+//! An advisory lock ends with its session, but not the work of its holder: a server that
+//! restarts, a connection cut by a network partition or `pg_terminate_backend`, both end
+//! the lock while a replica may be half-way through redeeming a rotating refresh token,
+//! about to save the new one, without knowing it lost the lock. Granting the lock at once
+//! would let another replica read the old token and redeem it a second time, which revokes
+//! the login for the fleet. So:
+//!
+//! - Each holding is recorded in `provider_secrets_lock_holds` (lock key, the server's start
+//!   time, since when, the last proof, and a fresh **fencing token** from a sequence); a
+//!   clean release deletes the row.
+//! - The holder **proves** it still holds the lock before every read and write it makes
+//!   under it (through the tenant handle that took it): the row must still carry its token
+//!   (one `UPDATE`, which also records the proof's time). A write proves in its own
+//!   transaction, the row locked until the commit, so a takeover waits for the write or the
+//!   write sees the takeover. A lock taken over since is [`SecretStoreError::LockLost`] and
+//!   nothing is read or written: a holder cut off never acts on, or overwrites, what the
+//!   next holder did.
+//! - A row left over when a lock is taken (its holder never released: cut off, or dead) is
+//!   **taken over** only `holder_grace` after that holder's last proof, within the caller's
+//!   timeout (the lock is kept meanwhile, so no one else gets in). A holder that proved
+//!   (read the refresh token) just before it was cut off has that long to redeem it and
+//!   save the result under its still-valid token; the next holder then reads the new
+//!   token. The price: a holder that died mid-lock delays its lock's next holder by up to
+//!   the grace (a clean release, or an instance dropped at its budget, delays nobody).
 //!
 //! Because the release runs in the background, a lock taken in this process right after a
 //! guard of the same key was dropped first waits for that release to finish (see
@@ -57,6 +70,8 @@ use crate::error::Failure;
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
 /// Longest pause between two attempts (each is a round trip to the database).
 const MAX_PAUSE: Duration = Duration::from_millis(100);
+/// Longest sleep between two looks at a leftover holding (see `fence`).
+const GRACE_POLL: Duration = Duration::from_millis(250);
 /// How long a release may take before its connection is closed instead.
 pub(crate) const UNLOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -127,23 +142,53 @@ pub(crate) fn wait_for_releases(key: i64) {
     }
 }
 
-/// How long from now a leftover holding of `$1` from another server incarnation is
-/// fenced (no row: nothing fenced).
-const FENCED_FOR: &str = "SELECT extract(epoch FROM held_since + make_interval(secs => $2) \
-    - clock_timestamp())::float8 FROM provider_secrets_lock_holds \
-    WHERE lock_key = $1 AND server_started <> pg_postmaster_start_time()";
-/// Records the holding of `$1`, from now, on this incarnation of the server.
-const RECORD_HOLD: &str = "INSERT INTO provider_secrets_lock_holds \
-    (lock_key, server_started, held_since) VALUES ($1, pg_postmaster_start_time(), clock_timestamp()) \
+/// Waits (blocking) until no release is in flight in this process, at most a little
+/// longer than a release may take: a process that drops its backend right after a guard
+/// (a CLI command ending) lets the release finish rather than leave its holding for the
+/// next holder to wait out the grace.
+pub(crate) fn wait_for_all_releases() {
+    let limit = std::time::Instant::now() + UNLOCK_TIMEOUT + Duration::from_secs(1);
+    let mut pending = RELEASING.pending.lock().unwrap_or_else(|p| p.into_inner());
+    while !pending.is_empty() {
+        let left = limit.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        pending = RELEASING
+            .done
+            .wait_timeout(pending, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+/// How long from now a leftover holding of `$1` is fenced (`$2`: the grace), and whether it
+/// is from before a server restart (no row: nothing fenced).
+const FENCED_FOR: &str = "SELECT extract(epoch FROM greatest(held_since, \
+    coalesce(proved_at, held_since)) + make_interval(secs => $2) - clock_timestamp())::float8, \
+    server_started <> pg_postmaster_start_time() FROM provider_secrets_lock_holds \
+    WHERE lock_key = $1";
+/// Records the holding of `$1`, from now, with a fresh fencing token, unless a leftover
+/// holding is still within the grace `$2` of its last proof (then no row is answered).
+const RECORD_HOLD: &str = "INSERT INTO provider_secrets_lock_holds AS h \
+    (lock_key, server_started, held_since, proved_at, fence) VALUES ($1, \
+    pg_postmaster_start_time(), clock_timestamp(), clock_timestamp(), \
+    nextval('provider_secrets_fence')) \
     ON CONFLICT (lock_key) DO UPDATE SET server_started = EXCLUDED.server_started, \
-    held_since = EXCLUDED.held_since";
+    held_since = EXCLUDED.held_since, proved_at = EXCLUDED.proved_at, fence = EXCLUDED.fence \
+    WHERE greatest(h.held_since, coalesce(h.proved_at, h.held_since)) \
+    + make_interval(secs => $2) <= clock_timestamp() \
+    RETURNING fence";
+/// Forgets the holding of `$1` if it still carries the token `$2` (after a failed release).
+const FORGET: &str = "DELETE FROM provider_secrets_lock_holds WHERE lock_key = $1 AND fence = $2";
 /// Forgets the holding of `$1` and releases it (the row goes first: see the module docs).
 const RELEASE: &str = "WITH gone AS (DELETE FROM provider_secrets_lock_holds WHERE lock_key = $1) \
     SELECT pg_advisory_unlock($1)";
 
 /// Takes lock `key` on a connection of `pool`, polling until `deadline` (one attempt at
-/// least), then waits out the restart fence (`grace`, see the module docs) within the same
-/// deadline; `what` names the lock in errors.
+/// least), then waits out a leftover holding (`grace`, see the module docs) within the same
+/// deadline and records this one; `what` names the lock in errors. Answers the connection
+/// and the holding's fencing token.
 pub(crate) async fn acquire(
     pool: &Pool,
     key: i64,
@@ -151,10 +196,10 @@ pub(crate) async fn acquire(
     call_timeout: Duration,
     grace: Duration,
     what: &str,
-) -> Result<Object, SecretStoreError> {
+) -> Result<(Object, i64), SecretStoreError> {
     let client = take(pool, key, deadline, call_timeout, what).await?;
     match fence(&client, key, deadline, call_timeout, grace, what).await {
-        Ok(()) => Ok(client),
+        Ok(token) => Ok((client, token)),
         Err(e) => {
             // Not kept: its connection goes, and with it the lock (the row stays).
             drop(Object::take(client));
@@ -163,8 +208,8 @@ pub(crate) async fn acquire(
     }
 }
 
-/// Waits out a leftover holding of `key` from before a server restart, then records this
-/// one.
+/// Waits out a leftover holding of `key` (its holder may still be at work), then records
+/// this one; answers its fencing token.
 async fn fence(
     client: &Object,
     key: i64,
@@ -172,45 +217,58 @@ async fn fence(
     call_timeout: Duration,
     grace: Duration,
     what: &str,
-) -> Result<(), SecretStoreError> {
-    if !grace.is_zero() {
-        let fenced = bounded(call_timeout, what, async {
-            let statement = client.prepare_cached(FENCED_FOR).await?;
-            let row = client
-                .query_opt(&statement, &[&key, &grace.as_secs_f64()])
-                .await?;
-            Ok(row.and_then(|r| r.get::<_, Option<f64>>(0)))
+) -> Result<i64, SecretStoreError> {
+    let grace_secs = grace.as_secs_f64();
+    loop {
+        // Recorded even when this host's grace is zero: other replicas may have one.
+        let token = bounded(call_timeout, what, async {
+            let statement = client.prepare_cached(RECORD_HOLD).await?;
+            let row = client.query_opt(&statement, &[&key, &grace_secs]).await?;
+            Ok(row.map(|r| r.get::<_, i64>(0)))
         })
         .await?;
-        // Never longer than the grace itself (a clock that jumped back).
-        if let Some(wait) = fenced
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .filter(|w| !w.is_zero())
-            .map(|w| grace.min(w))
-        {
-            if Instant::now() + wait > deadline {
-                return Err(SecretStoreError::LockTimeout(format!(
-                    "{what} was held when the database restarted, and its holder may still \
-                     be at work: it is granted again {:.1} s from now (the restart grace); \
-                     gave up after the timeout",
-                    wait.as_secs_f64()
-                )));
-            }
-            tracing::info!(
-                lock_key = key,
-                wait_ms = wait.as_millis() as u64,
-                "lock held across a database restart: waiting out the restart grace"
-            );
-            sleep(wait).await;
+        if let Some(token) = token {
+            return Ok(token);
         }
+        let fenced = bounded(call_timeout, what, async {
+            let statement = client.prepare_cached(FENCED_FOR).await?;
+            let row = client.query_opt(&statement, &[&key, &grace_secs]).await?;
+            Ok(row.map(|r| (r.get::<_, Option<f64>>(0), r.get::<_, bool>(1))))
+        })
+        .await?;
+        let Some((left, restarted)) = fenced else {
+            // Released meanwhile: record ours.
+            continue;
+        };
+        // Never longer than the grace itself (a clock that jumped back).
+        let left = left
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .unwrap_or_default()
+            .min(grace);
+        let now = Instant::now();
+        if now >= deadline {
+            let why = if restarted {
+                "was held when the database restarted"
+            } else {
+                "was held by a holder that lost its database connection (cut off, or its \
+                 host killed) without releasing it"
+            };
+            return Err(SecretStoreError::LockTimeout(format!(
+                "{what} {why}, and that holder may still be at work: it is granted again \
+                 {:.1} s from now (the holder grace); gave up after the timeout",
+                left.as_secs_f64()
+            )));
+        }
+        tracing::debug!(
+            lock_key = key,
+            left_ms = left.as_millis() as u64,
+            restarted,
+            "lock left behind by a holder cut off: waiting out the holder grace"
+        );
+        // In slices: the holding may be forgotten sooner (its holder finished), and a row
+        // proved again meanwhile is re-read rather than polled in a tight loop.
+        sleep(left.clamp(FIRST_PAUSE, GRACE_POLL).min(deadline - now)).await;
     }
-    // Recorded even when this host's fence is off: other replicas may have one.
-    bounded(call_timeout, what, async {
-        let statement = client.prepare_cached(RECORD_HOLD).await?;
-        client.execute(&statement, &[&key]).await
-    })
-    .await?;
-    Ok(())
 }
 
 /// One statement on a lock connection, given `call_timeout`; its failure typed for `what`.
@@ -292,22 +350,49 @@ pub(crate) struct HeldLock {
     _backend: Arc<dyn Send + Sync>,
     /// The tenant handle's count of held locks, credited back on release.
     held: Option<Arc<AtomicUsize>>,
+    /// The value connections: a release whose lock connection failed forgets the holding
+    /// on one of them.
+    values: Pool,
+    /// The tenant handle's fences and this lock's fencing token: what its reads and writes
+    /// prove, until released.
+    fenced: Option<(Fences, i64)>,
 }
+
+/// The locks a tenant handle (and its clones) holds, which its reads and writes prove.
+pub(crate) type Fences = Arc<Mutex<Vec<crate::ops::Fence>>>;
 
 impl HeldLock {
     pub(crate) fn new(
         client: Object,
+        values: Pool,
         key: i64,
         handle: tokio::runtime::Handle,
         backend: Arc<dyn Send + Sync>,
     ) -> Self {
         Self {
             client: Some(client),
+            values,
             key,
             handle,
             _backend: backend,
             held: None,
+            fenced: None,
         }
+    }
+
+    /// Makes the reads and writes of a tenant handle prove this lock (token `token`, name
+    /// `name`) until it is dropped.
+    pub(crate) fn fence(&mut self, fences: Fences, token: i64, name: &str) {
+        let mut list = fences.lock().unwrap_or_else(|p| p.into_inner());
+        list.push(crate::ops::Fence {
+            key: self.key,
+            token,
+            name: name.into(),
+        });
+        // One locking order of the holdings' rows for every prover.
+        list.sort_by_key(|f| (f.key, f.token));
+        drop(list);
+        self.fenced = Some((fences, token));
     }
 
     /// Counts this lock against `held` until dropped (the caller has incremented it).
@@ -321,10 +406,21 @@ impl Drop for HeldLock {
         if let Some(held) = self.held.take() {
             held.fetch_sub(1, Ordering::AcqRel);
         }
+        let token = self.fenced.take().map(|(fences, token)| {
+            let mut list = fences.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = list
+                .iter()
+                .position(|f| f.key == self.key && f.token == token)
+            {
+                list.remove(i);
+            }
+            token
+        });
         let Some(client) = self.client.take() else {
             return;
         };
         let key = self.key;
+        let values = self.values.clone();
         let ticket = ReleaseTicket::new(key);
         self.handle.spawn(async move {
             let _ticket = ticket;
@@ -346,6 +442,25 @@ impl Drop for HeldLock {
                         "releasing a secret lock failed; closing its connection instead"
                     );
                     drop(Object::take(client));
+                    // Our holding, if still ours, is over: say so on another connection,
+                    // so the next holder does not wait out the grace for a holder that is
+                    // done (a cut connection, a process that is still alive).
+                    if let Some(token) = token {
+                        let forgotten = timeout(UNLOCK_TIMEOUT, async {
+                            let c = values.get().await.map_err(|e| e.to_string())?;
+                            c.execute(FORGET, &[&key, &token])
+                                .await
+                                .map_err(|e| e.to_string())
+                        })
+                        .await;
+                        if !matches!(forgotten, Ok(Ok(_))) {
+                            tracing::warn!(
+                                lock_key = key,
+                                "could not forget a secret lock's holding; its next holder \
+                                 waits out the holder grace"
+                            );
+                        }
+                    }
                 }
             }
         });

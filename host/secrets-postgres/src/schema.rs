@@ -53,6 +53,56 @@ const MIGRATIONS: &[&str] = &[
     COMMENT ON TABLE provider_secrets_lock_holds IS
         'provider-host secret locks held now, or by a holder cut off without releasing: a lock held when the server restarted is granted again only after the restart grace';
     "#,
+    // 4: byte quotas and the fencing token. Stored bytes per tenant and for the whole
+    // database, kept by a trigger on every change of a value (whoever makes it), so a write
+    // checks its quotas by reading two rows, in its own transaction. Each holding of a lock
+    // gets a fresh fencing token; a write under a lock must still match it, and a holding
+    // left behind (its holder cut off) is taken over only a grace after its last proof.
+    r#"
+    ALTER TABLE provider_secrets_tenants ADD COLUMN bytes bigint NOT NULL DEFAULT 0;
+    INSERT INTO provider_secrets_tenants AS t (tenant, bytes)
+        SELECT tenant, sum(octet_length(sealed)) FROM provider_secrets_values GROUP BY tenant
+        ON CONFLICT (tenant) DO UPDATE SET bytes = EXCLUDED.bytes;
+    CREATE TABLE provider_secrets_usage (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        bytes bigint NOT NULL
+    );
+    INSERT INTO provider_secrets_usage (bytes)
+        SELECT coalesce(sum(octet_length(sealed)), 0) FROM provider_secrets_values;
+    CREATE FUNCTION provider_secrets_count_bytes() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        delta bigint;
+    BEGIN
+        IF TG_OP = 'UPDATE' AND OLD.tenant = NEW.tenant THEN
+            delta := octet_length(NEW.sealed) - octet_length(OLD.sealed);
+            IF delta <> 0 THEN
+                UPDATE provider_secrets_tenants SET bytes = bytes + delta WHERE tenant = NEW.tenant;
+                UPDATE provider_secrets_usage SET bytes = bytes + delta;
+            END IF;
+            RETURN NULL;
+        END IF;
+        IF TG_OP <> 'INSERT' THEN
+            UPDATE provider_secrets_tenants SET bytes = bytes - octet_length(OLD.sealed)
+                WHERE tenant = OLD.tenant;
+            UPDATE provider_secrets_usage SET bytes = bytes - octet_length(OLD.sealed);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            INSERT INTO provider_secrets_tenants AS t (tenant, bytes)
+                VALUES (NEW.tenant, octet_length(NEW.sealed))
+                ON CONFLICT (tenant) DO UPDATE SET bytes = t.bytes + EXCLUDED.bytes;
+            UPDATE provider_secrets_usage SET bytes = bytes + octet_length(NEW.sealed);
+        END IF;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER provider_secrets_count_bytes
+        AFTER INSERT OR UPDATE OR DELETE ON provider_secrets_values
+        FOR EACH ROW EXECUTE FUNCTION provider_secrets_count_bytes();
+    CREATE SEQUENCE provider_secrets_fence;
+    ALTER TABLE provider_secrets_lock_holds
+        ADD COLUMN fence bigint NOT NULL DEFAULT 0,
+        ADD COLUMN proved_at timestamptz;
+    "#,
 ];
 
 /// The two-key advisory lock (a space apart from the one-key locks of tenants) that
