@@ -10,9 +10,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use provider_runtime::bindings::types::ProviderError;
+use provider_runtime::secrets::file_format::OVERHEAD;
 use provider_runtime::secrets::{
-    DEFAULT_MAX_HELD_LOCKS, DEFAULT_MAX_LOCK_NAMES, DEFAULT_MAX_VALUE_BYTES, KeySource,
-    SecretStore, SecretStoreError, StoreConfig,
+    DEFAULT_MAX_HELD_LOCKS, DEFAULT_MAX_LOCK_NAMES, DEFAULT_MAX_TENANT_BYTES,
+    DEFAULT_MAX_VALUE_BYTES, KeySource, SecretStore, SecretStoreError, StoreConfig,
 };
 use provider_runtime::{HostError, Session};
 
@@ -401,6 +402,106 @@ fn a_missing_master_key_is_not_replaced_while_values_exist() {
     let fresh = support::state_dir();
     open(fresh.path());
     assert!(key_file(fresh.path()).exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// Disk: byte quotas (issue 23, item 5)
+// ---------------------------------------------------------------------------------------
+
+/// The stored bytes (regular files) under a tenant's `secrets` directory.
+fn disk_bytes(state: &Path, tenant: &str) -> u64 {
+    fs::read_dir(tenant_dir(state, tenant).join("secrets"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn quota_exceeded<T: std::fmt::Debug>(r: Result<T, SecretStoreError>) -> SecretStoreError {
+    match r {
+        Err(e @ SecretStoreError::QuotaExceeded(_)) => e,
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+}
+
+/// Before the quota, one tenant could fill 1 GiB (1,024 values of 1 MiB). Now it stops at
+/// its default 16 MiB, with an error naming the quota and no host path.
+#[test]
+fn a_tenant_fills_at_most_its_default_quota_of_16_mib() {
+    let state = support::state_dir();
+    let t = open(state.path()).tenant(TENANT).unwrap();
+    let value = vec![7u8; DEFAULT_MAX_VALUE_BYTES];
+    let mut stored = 0;
+    let err = loop {
+        match t.set(&format!("v{stored}"), &value) {
+            Ok(()) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored <= 16, "the quota did not stop the tenant");
+    };
+    let err = quota_exceeded(Err::<(), _>(err));
+    // 15 values of 1 MiB and their sealing overhead fit in 16 MiB; a 16th does not.
+    assert_eq!(stored, 15);
+    assert_eq!(DEFAULT_MAX_TENANT_BYTES, 16 << 20);
+    assert!(disk_bytes(state.path(), TENANT) <= DEFAULT_MAX_TENANT_BYTES);
+    let guest = err.guest_message();
+    assert!(
+        guest.contains("max_tenant_bytes") && guest.contains(&(16u64 << 20).to_string()),
+        "{guest}"
+    );
+    assert!(!guest.contains('/'), "{guest}");
+    // What is left is exactly usable, and not a byte more.
+    let stored_bytes = 15 * (DEFAULT_MAX_VALUE_BYTES + OVERHEAD) as u64;
+    let rest = (DEFAULT_MAX_TENANT_BYTES - stored_bytes) as usize - OVERHEAD;
+    t.set("rest", &vec![1; rest]).unwrap();
+    quota_exceeded(t.set("one-more", b""));
+    // Shrinking is always accepted, and makes room.
+    t.set("v0", b"shrunk").unwrap();
+    t.set("one-more", b"").unwrap();
+}
+
+/// The store as a whole is bounded too (`max_total_bytes`, 1 GiB by default): tenants that
+/// each stay within their quota still cannot fill the disk together, in this process or
+/// another opening the same state directory.
+#[test]
+fn the_store_is_bounded_across_tenants_and_processes() {
+    let state = support::state_dir();
+    let bound = |c: &mut StoreConfig| c.max_total_bytes = 40 << 20;
+    let store = open_with(state.path(), bound);
+    let value = vec![7u8; DEFAULT_MAX_VALUE_BYTES];
+    let fill = |t: &provider_runtime::secrets::TenantSecrets| {
+        let mut stored = 0;
+        loop {
+            match t.set(&format!("v{stored}"), &value) {
+                Ok(()) => stored += 1,
+                Err(e) => break (stored, e),
+            }
+        }
+    };
+    let (a, b) = (store.tenant("a").unwrap(), store.tenant("b").unwrap());
+    assert_eq!(fill(&a).0, 15);
+    assert_eq!(fill(&b).0, 15);
+    // Another process (another opening) counts what the first wrote.
+    let other = open_with(state.path(), bound);
+    let c = other.tenant("c").unwrap();
+    let (stored, err) = fill(&c);
+    assert_eq!(
+        stored, 9,
+        "40 MiB hold 39 values of 1 MiB and their overhead"
+    );
+    let err = quota_exceeded(Err::<(), _>(err));
+    let guest = err.guest_message();
+    assert!(guest.contains("max_total_bytes"), "{guest}");
+    let total: u64 = ["a", "b", "c"]
+        .iter()
+        .map(|t| disk_bytes(state.path(), t))
+        .sum();
+    assert!(total <= 40 << 20, "{total}");
+    // A delete anywhere makes room, once; the first process sees both.
+    b.delete("v0").unwrap();
+    c.set("v9", &value).unwrap();
+    quota_exceeded(store.tenant("d").unwrap().set("k", &value));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ fn wire(tenant: &str, e: SecretStoreError) -> secrets::SecretError {
         SecretStoreError::InvalidKey(_) | SecretStoreError::InvalidTenant(_) => {
             W::InvalidKey(message)
         }
-        SecretStoreError::TooLarge(_) => W::TooLarge(message),
+        SecretStoreError::TooLarge(_) | SecretStoreError::QuotaExceeded(_) => W::TooLarge(message),
         SecretStoreError::LockTimeout(_) => W::LockTimeout(message),
         SecretStoreError::Corrupt(_) => W::Corrupt(message),
         _ => W::Io(message),
