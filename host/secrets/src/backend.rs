@@ -18,7 +18,13 @@
 //!   when the holder's process dies;
 //! - names are checked with the same rules everywhere (tenant `[A-Za-z0-9._-]{1,64}`, keys
 //!   and lock names `[a-z0-9._-]{1,128}`, never a leading `.`), and the same limits apply
-//!   (value size, keys per tenant, locks held per handle: [`crate::Limits`]);
+//!   (value size, keys per tenant, locks held per handle, stored bytes per tenant and per
+//!   store: [`crate::Limits`]); a byte quota is checked atomically with the write (writers
+//!   racing in several processes cannot overshoot it) and refuses with
+//!   [`SecretStoreError::QuotaExceeded`], never a write that does not grow its tenant;
+//! - a backend whose locks can end without their holder knowing (a database session cut
+//!   off) fences them: a read or write through the tenant handle that holds a lock taken
+//!   over since is [`SecretStoreError::LockLost`] and does nothing;
 //! - `derive_key` is [`crate::MasterKey::derive_key`] of the master key, so every backend
 //!   opened with one master key derives the same keys;
 //! - [`crate::rotation::rotate`] re-encrypts its values under a new master key.
