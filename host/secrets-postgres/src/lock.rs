@@ -201,8 +201,26 @@ pub(crate) async fn acquire(
     match fence(&client, key, deadline, call_timeout, grace, what).await {
         Ok(token) => Ok((client, token)),
         Err(e) => {
-            // Not kept: its connection goes, and with it the lock (the row stays).
-            drop(Object::take(client));
+            // Not kept. A wait that ran out (callers wait in short slices, so this is
+            // common during a grace) unlocks and keeps the connection for the next attempt;
+            // anything else closes it, which unlocks too. The leftover row stays either way.
+            let unlocked = matches!(e, SecretStoreError::LockTimeout(_))
+                && matches!(
+                    bounded(call_timeout, what, async {
+                        let statement = client
+                            .prepare_cached("SELECT pg_advisory_unlock($1)")
+                            .await?;
+                        Ok(client
+                            .query_one(&statement, &[&key])
+                            .await?
+                            .get::<_, bool>(0))
+                    })
+                    .await,
+                    Ok(true)
+                );
+            if !unlocked {
+                drop(Object::take(client));
+            }
             Err(e)
         }
     }
