@@ -55,11 +55,14 @@
 //! # Schema
 //!
 //! Tables `provider_secrets_schema` (applied migrations), `provider_secrets_tenants`
-//! (one row per tenant that ever stored a value: the row lock of new keys) and
+//! (one row per tenant that ever stored a value, with its stored bytes: the row lock of
+//! writes that add keys or bytes), `provider_secrets_usage` (the stored bytes of every
+//! tenant together; both counts kept by the trigger `provider_secrets_count_bytes`) and
 //! `provider_secrets_values` (`tenant`, `key`, `sealed` bytea, `updated_at`), in the
 //! connection's search path. The host's own data (`serve`'s key hashes) is in rows of
 //! tenant `.host.<name>` ([`PostgresBackend::host_space`]); `provider_secrets_lock_holds`
-//! records held locks for the restart fence (see the `lock` module). Migrations are
+//! records held locks, their fencing tokens and last proofs, for the fence (see the `lock`
+//! module). Migrations are
 //! embedded ([`SCHEMA_VERSION`]) and applied at open, under an advisory lock so replicas
 //! starting together apply them once; a database migrated by a newer host is refused
 //! ([`SecretStoreError::Config`]).

@@ -285,7 +285,7 @@ fn a_database_restart_fails_calls_with_a_typed_error_then_recovers_by_itself() {
     assert_eq!(t.get("token").unwrap().unwrap(), b"after the restart");
     t.delete("doomed").unwrap();
     // The server lost every lock when it stopped; the one held across the restart is
-    // fenced for the restart grace (its holder might still be at work), the others are free.
+    // fenced for the holder grace (its holder might still be at work), the others are free.
     match t.lock("held", Duration::ZERO) {
         Err(SecretStoreError::LockTimeout(m)) => assert!(m.contains("restart"), "{m}"),
         other => panic!("expected the restart fence, got {other:?}"),
