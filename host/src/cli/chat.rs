@@ -11,7 +11,9 @@ use provider_runtime::{HostError, Session};
 use serde_json::{Value, json};
 
 use super::args::{ChatArgs, LaneArg, Thinking};
-use super::{fail, ok, openai, print_json, render};
+use provider_serve::openai;
+
+use super::{fail, ok, print_json, render};
 
 fn invalid(message: String) -> HostError {
     HostError::Provider(ProviderError::InvalidInput(message))

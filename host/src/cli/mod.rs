@@ -6,7 +6,6 @@ mod conformance;
 mod doctor;
 mod key;
 mod login;
-mod openai;
 mod render;
 mod serve;
 mod trust;

@@ -5,10 +5,24 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use provider_runtime::HostError;
-use provider_runtime::bindings::types::{ChatChunk, ChatReply, Model, ModelList, ToolCall, Usage};
+use provider_runtime::bindings::types::{
+    ChatChunk, ChatReply, FinishReason, Model, ModelList, ToolCall, Usage,
+};
 use serde_json::{Value, json};
 
-use crate::cli::render;
+pub(crate) mod responses;
+pub(crate) mod usage;
+
+/// OpenAI's name of a finish reason (a reason it does not name, as upstream gave it).
+fn finish_reason(f: &FinishReason) -> &str {
+    match f {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+        FinishReason::Other(raw) => raw,
+    }
+}
 
 /// An error as an OpenAI-compatible server answers it.
 #[derive(Debug)]
@@ -55,10 +69,10 @@ impl ApiError {
         )
     }
 
-    /// A host or plugin error, with the status the seed's error table implies.
+    /// A host or plugin error, with the status the seed's error table implies (counted by
+    /// the caller: `ServeState::host_error`).
     pub fn from_host(e: &HostError, tenant: &str) -> Self {
         let code = e.code();
-        super::metrics::upstream_error(code);
         let (status, kind) = match code {
             "invalid_input" => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             "not_connected" | "unauthorized" => (StatusCode::UNAUTHORIZED, "authentication_error"),
@@ -157,7 +171,7 @@ fn list<'a>(models: impl Iterator<Item = &'a Model>) -> Value {
     let data: Vec<Value> = models
         .flat_map(|m| {
             std::iter::once(model_object(m, &m.id))
-                .chain(crate::cli::openai::slash_free(&m.id).map(|alias| model_object(m, &alias)))
+                .chain(crate::openai::slash_free(&m.id).map(|alias| model_object(m, &alias)))
         })
         .collect();
     json!({"object": "list", "data": data})
@@ -200,7 +214,7 @@ pub fn completion(id: &str, created: u64, r: &ChatReply) -> Value {
     let mut v = json!({
         "id": id, "object": "chat.completion", "created": created, "model": r.model,
         "choices": [{"index": 0, "message": message,
-                     "finish_reason": r.finish_reason.as_ref().map(render::finish_reason)}],
+                     "finish_reason": r.finish_reason.as_ref().map(finish_reason)}],
     });
     if let Some(u) = &r.usage {
         v["usage"] = usage(u);
@@ -300,7 +314,7 @@ impl ChunkWriter {
             }
             ChatChunk::Finish(f) => {
                 let delta = self.with_calls(json!({}));
-                self.chunk(delta, Some(render::finish_reason(f)))
+                self.chunk(delta, Some(finish_reason(f)))
             }
             ChatChunk::Usage(u) if self.include_usage => json!({
                 "id": self.id, "object": "chat.completion.chunk", "created": self.created,

@@ -7,7 +7,7 @@ use provider_runtime::bindings::types::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::cli::openai;
+use crate::openai;
 
 fn str_of<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     o.get(k).and_then(Value::as_str)

@@ -1,24 +1,79 @@
+//! `GET /v1/models`: the tenant's models, of the route `X-Provider-Route` names or of every
+//! enabled route side by side, as OpenAI's list.
+//!
 //! `GET /v1/models/{id}`: one model as OpenAI's model object, or 404 `model_not_found` in
 //! OpenAI's error shape. Answered from the same list as `GET /v1/models` (same key, same
 //! `X-Provider-Route`, same access-log line), so the two never disagree.
 
+use std::time::Instant;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use provider_runtime::bindings::types::ModelList;
+use provider_runtime::{HostError, Session};
 use serde_json::Value;
 
-use super::Shared;
-use super::wire::ApiError;
+use crate::Shared;
+use crate::auth::{authenticate, route_header};
+use crate::turn::Access;
+use crate::wire::{self, ApiError};
+
+pub(crate) async fn list(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let began = Instant::now();
+    let tenant = match authenticate(&state, &headers).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let route = match route_header(&headers) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let mut access = Access::new(&tenant, "", began, false);
+    let response = match state.sessions.lease(&tenant).await {
+        Ok(mut lease) => match models_of_routes(lease.session(), route).await {
+            Ok(lists) => axum::Json(wire::models(&lists)).into_response(),
+            Err(e) => state.host_error(&e, &tenant).into_response(),
+        },
+        Err(e) => state.host_error(&e, &tenant).into_response(),
+    };
+    access.answered(response.status().as_u16(), None);
+    response
+}
+
+/// The models of `route`, or (none named) of every enabled route side by side, their ids
+/// told apart by each route's prefix: the default route's error is the answer's, another
+/// route that cannot list now (no API key stored, say) is left out.
+async fn models_of_routes(
+    session: &mut Session,
+    route: Option<String>,
+) -> Result<Vec<ModelList>, HostError> {
+    if let Some(r) = route {
+        return Ok(vec![session.models(false, Some(&r)).await?]);
+    }
+    let mut lists = vec![session.models(false, None).await?];
+    let routes = session.config().enabled_routes.clone();
+    for r in routes {
+        if lists.iter().any(|l| l.route == r) {
+            continue;
+        }
+        match session.models(false, Some(&r)).await {
+            Ok(list) => lists.push(list),
+            Err(e) => tracing::debug!(route = r, code = e.code(), "route left out of /v1/models"),
+        }
+    }
+    Ok(lists)
+}
 
 /// Largest model list read back (the list is a few KiB).
 const MAX_LIST_BYTES: usize = 4 * 1024 * 1024;
 
-pub(super) async fn model(
+pub(crate) async fn model(
     State(state): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let listed = super::models(State(state), headers).await;
+    let listed = list(State(state), headers).await;
     if listed.status() != StatusCode::OK {
         return listed;
     }

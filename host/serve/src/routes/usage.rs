@@ -11,11 +11,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::wire::ApiError;
-use super::{Access, Shared, authenticate, metrics, route_header};
-use crate::cli::render;
+use crate::Shared;
+use crate::auth::{authenticate, route_header};
+use crate::turn::Access;
+use crate::wire::usage::quota;
 
-pub(super) async fn usage(
+pub(crate) async fn usage(
     State(state): State<Shared>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -45,11 +46,11 @@ pub(super) async fn usage(
     let response = match answer {
         Ok(report) => {
             if let Some(p) = report.percent_used {
-                metrics::quota_used(&report.route, p);
+                state.metrics.quota_used(&report.route, p);
             }
-            axum::Json(render::quota(&report)).into_response()
+            axum::Json(quota(&report)).into_response()
         }
-        Err(e) => ApiError::from_host(&e, &tenant).into_response(),
+        Err(e) => state.host_error(&e, &tenant).into_response(),
     };
     access.answered(response.status().as_u16(), None);
     response

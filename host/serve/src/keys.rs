@@ -1,5 +1,5 @@
-//! Local API keys of `serve`: `provider-host serve-key create|list|revoke`. A key is shown
-//! once; only a salted SHA-256 of it is kept, next to the tenant it selects: in the secret
+//! Local API keys, the default [`TenantResolver`]: what `provider-host serve-key
+//! create|list|revoke` manages. A key is shown once; only a salted SHA-256 of it is kept, next to the tenant it selects: in the secret
 //! backend's host space when it has one (PostgreSQL: every replica of a fleet knows every
 //! key), else in an encrypted store of its own under `<state-dir>/serve`.
 
@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use provider_runtime::HostError;
+
+use crate::TenantResolver;
 use provider_runtime::secrets::{
     KeySource, SecretBackend, SecretStore, StoreConfig, TenantBackend,
 };
@@ -31,12 +33,15 @@ struct Entry {
 /// A key as `list` shows it.
 #[derive(Debug, Serialize)]
 pub struct KeyInfo {
+    /// The key's public id (the part `revoke` takes).
     pub id: String,
+    /// The tenant the key selects.
     pub tenant: String,
+    /// When it was created (Unix seconds).
     pub created: u64,
 }
 
-/// The store of serve keys.
+/// The store of serve keys: each selects a tenant.
 #[derive(Clone)]
 pub struct ServeKeys {
     store: Arc<dyn TenantBackend>,
@@ -165,6 +170,16 @@ impl ServeKeys {
             return Ok(None);
         };
         Ok(same(&digest(&salt, secret), &hash).then_some(e.tenant))
+    }
+}
+
+impl TenantResolver for ServeKeys {
+    fn tenant_of(&self, presented_key: &str) -> Result<Option<String>, HostError> {
+        ServeKeys::tenant_of(self, presented_key)
+    }
+
+    fn is_local(&self) -> bool {
+        self.reads_are_local()
     }
 }
 

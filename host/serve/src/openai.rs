@@ -1,6 +1,6 @@
-//! An OpenAI Chat Completions request body (`chat --request`, `serve`) mapped onto the
-//! WIT's `chat-request`. Every field maps, is forwarded upstream as it is (through
-//! `extra-body`), is accepted without effect (it changes nothing of the answer: `store`,
+//! An OpenAI Chat Completions request body (`POST /v1/chat/completions`, and
+//! `provider-host chat --request`) mapped onto the WIT's `chat-request`. Every field maps,
+//! is forwarded upstream as it is (through `extra-body`), is accepted without effect (it changes nothing of the answer: `store`,
 //! `metadata`, `service_tier`, `n: 1`, `logprobs: false`, `reasoning_content` sent back on
 //! assistant messages, which xAI's chat-completions lane does not take back), or is refused
 //! by name (an unknown field, or one that would silently change the answer: `n > 1`,
@@ -21,6 +21,7 @@ use serde_json::Value;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {
+    /// The model asked for (required by `serve`; `chat --request` has a default).
     pub model: Option<String>,
     messages: Vec<WireMessage>,
     #[serde(default)]
@@ -36,6 +37,7 @@ pub struct Body {
     stop: Option<Value>,
     seed: Option<i64>,
     prompt_cache_key: Option<String>,
+    /// Whether the reply is asked for as a stream.
     pub stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     // Forwarded upstream as they are (xAI takes them; the WIT names none of them).
@@ -184,6 +186,7 @@ pub fn parse(text: &str) -> Result<Body, String> {
     serde_json::from_str(text).map_err(|e| format!("request body: {e}"))
 }
 
+/// A lane by its wire name (`chat_completions`, `responses`, `media`).
 pub fn lane_name(name: &str) -> Result<Lane, String> {
     match name {
         "chat_completions" => Ok(Lane::ChatCompletions),
@@ -205,7 +208,7 @@ fn role(name: &str) -> Result<Role, String> {
     }
 }
 
-pub(super) fn detail(d: &str) -> Result<ImageDetail, String> {
+pub(crate) fn detail(d: &str) -> Result<ImageDetail, String> {
     match d {
         "auto" => Ok(ImageDetail::Auto),
         "low" => Ok(ImageDetail::Low),
@@ -215,7 +218,7 @@ pub(super) fn detail(d: &str) -> Result<ImageDetail, String> {
 }
 
 /// `https://…` stays a URL; `data:<type>;base64,<bytes>` becomes inline data.
-pub(super) fn image_source(url: &str) -> Result<ImageSource, String> {
+pub(crate) fn image_source(url: &str) -> Result<ImageSource, String> {
     let Some(rest) = url.strip_prefix("data:") else {
         return Ok(ImageSource::Url(url.to_owned()));
     };
@@ -365,7 +368,7 @@ fn tool_choice(v: &Value) -> Result<ToolChoice, String> {
     }
 }
 
-pub(super) fn effort(e: &str) -> Result<ThinkingEffort, String> {
+pub(crate) fn effort(e: &str) -> Result<ThinkingEffort, String> {
     match e {
         "low" => Ok(ThinkingEffort::Low),
         "medium" => Ok(ThinkingEffort::Medium),
