@@ -972,3 +972,63 @@ fn a_holder_cut_off_mid_refresh_never_overwrites_its_successor() {
         began.elapsed()
     );
 }
+
+/// The byte counts the quotas read (per tenant, and for the database) follow every change
+/// of a value: the backend's writes, replaces and deletes, a rotation's re-sealing, and rows
+/// written or removed behind its back.
+#[test]
+fn stored_bytes_are_counted_whoever_writes() {
+    let cluster = Cluster::start();
+    let admin = cluster.admin();
+    let backend = default_backend(&cluster.url());
+    let t = backend.tenant(TENANT).unwrap();
+    let other = backend.tenant("other").unwrap();
+    let check = |when: &str| {
+        let counted: Vec<(String, i64)> = admin
+            .query(
+                "SELECT tenant, bytes FROM provider_secrets_tenants WHERE bytes <> 0 \
+                 ORDER BY tenant",
+                &[],
+            )
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let actual: Vec<(String, i64)> = admin
+            .query(
+                "SELECT tenant, sum(octet_length(sealed))::int8 FROM provider_secrets_values \
+                 GROUP BY tenant ORDER BY tenant",
+                &[],
+            )
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(counted, actual, "{when}");
+        let total: i64 = admin.query("SELECT bytes FROM provider_secrets_usage", &[])[0].get(0);
+        assert_eq!(total, actual.iter().map(|(_, b)| b).sum::<i64>(), "{when}");
+    };
+    t.set("a", &[1; 100]).unwrap();
+    t.set("b", &[2; 200]).unwrap();
+    other.set("a", &[3; 300]).unwrap();
+    check("after inserts");
+    t.set("a", &[1; 50]).unwrap();
+    t.set("b", &[2; 400]).unwrap();
+    check("after a shrinking and a growing replace");
+    t.delete("b").unwrap();
+    check("after a delete");
+    admin.execute_with(
+        "INSERT INTO provider_secrets_values (tenant, key, sealed) VALUES ($1, 'x', $2)",
+        &[&"behind", &vec![0u8; 1000]],
+    );
+    admin.execute("DELETE FROM provider_secrets_values WHERE tenant = 'other'");
+    check("after writes behind the backend's back");
+    let new_key = MasterKey::from_bytes([0x42; provider_secrets::MASTER_KEY_LEN]);
+    admin.execute("DELETE FROM provider_secrets_values WHERE tenant = 'behind'");
+    provider_secrets_postgres::rotate_master_key(
+        &cluster.url(),
+        &MasterKey::from_bytes(HARNESS_KEY),
+        &new_key,
+        &mut |_, _| Ok(()),
+    )
+    .unwrap();
+    check("after a rotation");
+}
