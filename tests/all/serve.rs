@@ -67,7 +67,9 @@ fn serve_custom(
     );
     let key = created["key"].as_str().unwrap().to_owned();
     let mut serve = cli_to(state.path(), &auth, &api);
-    serve.args(["serve", "--listen", "127.0.0.1:0"]);
+    // The default route is the subscription rail; the SDK clients also chat with the
+    // developer API's grok-4.3 (`xai-grok/…`), so that route is enabled beside it.
+    serve.args(["serve", "--listen", "127.0.0.1:0", "--route", "api"]);
     prepare(&mut serve, state.path(), &auth, &api);
     let mut child = serve
         .env("RUST_LOG", "access=info,warn")
@@ -870,7 +872,8 @@ fn serve_picks_the_route_per_request_and_lists_every_enabled_route() {
         "the header's route was not used"
     );
     assert!(
-        after.1.chat_completions > before.1.chat_completions,
+        // The rail's catalogue puts grok-4.6 in the Responses lane (its apiBackend).
+        after.1.responses > before.1.responses,
         "the prefix's route was not used"
     );
     assert_eq!(after.1.permission_denied, 0);
