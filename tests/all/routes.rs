@@ -178,8 +178,9 @@ fn routes_are_picked_per_call_and_quota_errors_name_the_alternatives() {
     // The subscription rail, by flag: streamed upstream, its headers present.
     let reply = w.run(&["chat", "--json", "--route", "subscription", "on the rail"]);
     assert_eq!(reply["route"], "subscription", "{reply}");
+    // Its default model (the catalogue's first) is in the Responses lane its catalogue says.
     let rail = w.api.rail_stats();
-    assert!(rail.chat_completions == 1 && rail.streams == 1, "{rail:?}");
+    assert!(rail.responses == 1 && rail.streams == 1, "{rail:?}");
     assert_eq!(rail.permission_denied, 0);
 
     // Free usage spent on `api`: quota_exhausted, the alternatives named, nothing retried
