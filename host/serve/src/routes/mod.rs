@@ -9,8 +9,10 @@ pub(crate) mod usage;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 
+use crate::ServeState;
+use crate::auth::authenticate;
 use crate::wire::ApiError;
 
 /// Largest request body (a conversation with inline images).
@@ -29,6 +31,19 @@ fn random_id(prefix: &str) -> String {
     let mut b = [0u8; 12];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
     format!("{prefix}{}", hex::encode(b))
+}
+
+/// What every route that takes a turn does first: the tenant the request's key selects,
+/// then the whole body (bounded in size and time). An error is the answer to send (a
+/// dialect with an error shape of its own reshapes it).
+async fn admit(
+    state: &ServeState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, Bytes), ApiError> {
+    let tenant = authenticate(state, headers).await?;
+    let bytes = read_body(body).await?;
+    Ok((tenant, bytes))
 }
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {

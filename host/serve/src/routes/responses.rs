@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use provider_runtime::bindings::types::ChatChunk;
 use serde_json::Value;
 
-use super::{random_id, read_body, unix_now};
+use super::{admit, random_id, unix_now};
 use crate::Shared;
-use crate::auth::{authenticate, route_header};
+use crate::auth::route_header;
 use crate::turn::{StreamFormat, Turn};
 use crate::wire::ApiError;
 use crate::wire::responses::{self, EventWriter};
@@ -24,12 +24,8 @@ pub(crate) async fn create(
     body: Body,
 ) -> Response {
     let began = Instant::now();
-    let tenant = match authenticate(&state, &headers).await {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let bytes = match read_body(body).await {
-        Ok(b) => b,
+    let (tenant, bytes) = match admit(&state, &headers, body).await {
+        Ok(admitted) => admitted,
         Err(e) => return e.into_response(),
     };
     let (model, stream, mut request) = match responses::parse(&bytes) {
