@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use provider_reference::{ApiConfig, ApiServer, AuthConfig, AuthServer};
 use provider_runtime::bindings::types::{PollOutcome, ProviderError};
 use provider_runtime::outbound::{OutboundPolicy, OutboundRequest};
 use provider_runtime::secrets::{SecretBackend, SecretLock, SecretStoreError, TenantBackend};
@@ -155,12 +154,7 @@ impl OutboundPolicy for NoDiscovery {
 
 #[tokio::test]
 async fn an_embedders_vault_holds_the_login() {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let (auth, api) = support::servers();
     let state = support::state_dir();
     let vault = Arc::new(MemoryVault::default());
     let mut options = RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state.path());

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use provider_reference::{ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer};
+use provider_reference::{ApiHandle, AuthHandle};
 use serde_json::Value;
 
 use crate::support::{self, cli_to};
@@ -126,12 +126,7 @@ fn poll_without_a_pending_login_says_so() {
 
 /// Reference servers (1 s polling interval) for CLI runs.
 fn servers() -> (AuthHandle, ApiHandle) {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let (auth, api) = support::servers();
     (auth, api)
 }
 

@@ -1,7 +1,6 @@
 //! `provider-host doctor` against the reference servers: healthy, then with each drift a
 //! real user meets switched on, each failing check naming its fix.
 
-use provider_reference::{ApiConfig, ApiServer, AuthConfig, AuthServer};
 use serde_json::Value;
 
 use crate::support::{self, cli_to};
@@ -27,12 +26,7 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn doctor_passes_a_healthy_setup_and_names_the_fix_of_each_drift() {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let (auth, api) = support::servers();
     let state = support::state_dir();
 
     // Not signed in: the login check fails with its fix; the endpoints still answer.

@@ -1,7 +1,6 @@
 //! The embedding guide's example (`host/runtime/examples/embed.rs`), run as it is against
 //! the reference servers: what the README shows compiles and works.
 
-use provider_reference::{ApiConfig, ApiServer, AuthConfig, AuthServer};
 use provider_runtime::RuntimeOptions;
 use provider_runtime::secrets::KeySource;
 
@@ -12,12 +11,7 @@ use crate::support;
 
 #[tokio::test]
 async fn the_embedding_example_logs_in_chats_and_streams() {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let (auth, api) = support::servers();
     let state = support::state_dir();
     let mut options = RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state.path());
     options.key = KeySource::File(state.path().join("keyring").join("master.key"));

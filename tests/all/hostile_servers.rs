@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use provider_reference::{
-    ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Fault, Route,
-};
+use provider_reference::{ApiHandle, AuthConfig, AuthHandle, Fault, Route};
 use provider_runtime::bindings::types::{ChatRequest, Message, PollOutcome, Role};
 use provider_runtime::secrets::KeySource;
 use provider_runtime::{Runtime, RuntimeOptions, Session};
@@ -34,12 +32,7 @@ async fn connected_world_with(
     auth_config: AuthConfig,
     tune: impl FnOnce(&mut RuntimeOptions),
 ) -> World {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..auth_config
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let (auth, api) = support::servers_with(auth_config);
     let state = support::state_dir();
     let mut options = RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state.path());
     options.key = KeySource::File(state.path().join("keyring").join("master.key"));

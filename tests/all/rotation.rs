@@ -1,20 +1,13 @@
 //! `secrets rotate-key` on the file store: every value (the login, the API key, `serve`'s
 //! key hashes) re-encrypted under the new key, the key file replaced last, a rerun a no-op.
 
-use provider_reference::{ApiConfig, ApiServer, AuthConfig, AuthServer};
-
 use crate::support::{self, cli_to, json_of};
 
 const NEW_KEY_HEX: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
 
 #[test]
 fn rotating_the_master_key_keeps_every_value_and_is_safe_to_rerun() {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let (auth, api) = support::servers();
 
     // The key in PROVIDER_HOST_KEY: the operator sets the new one afterwards.
     let state = support::state_dir();

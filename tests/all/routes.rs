@@ -5,8 +5,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use provider_reference::{
-    ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Billing, CredentialScope,
-    QuotaFault, random_api_key,
+    ApiHandle, AuthHandle, Billing, CredentialScope, QuotaFault, random_api_key,
 };
 
 use crate::support::{self, cli_to, json_of};
@@ -19,12 +18,7 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let auth = AuthServer::start_background(AuthConfig {
-            interval: 1,
-            ..AuthConfig::default()
-        })
-        .unwrap();
-        let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+        let (auth, api) = support::servers();
         Self {
             auth,
             api,

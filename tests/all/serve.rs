@@ -8,9 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use provider_reference::{
-    ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Fault, Route,
-};
+use provider_reference::{ApiHandle, AuthConfig, AuthHandle, Fault, Route};
 use serde_json::Value;
 
 use crate::support::{self, cli_to};
@@ -51,12 +49,7 @@ fn serve_custom(
     auth_config: AuthConfig,
     prepare: impl FnOnce(&mut Command, &std::path::Path, &AuthHandle, &ApiHandle),
 ) -> Served {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..auth_config
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let (auth, api) = support::servers_with(auth_config);
     let state = support::state_dir();
     support::login(state.path(), &auth, &api, "team", 4, "served");
     let created = support::json_of(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use provider_reference::{ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer};
+use provider_reference::{ApiHandle, AuthHandle};
 use provider_runtime::bindings::types::{ChatChunk, ChatRequest, Message, PollOutcome, Role};
 use provider_runtime::secrets::KeySource;
 use provider_runtime::{
@@ -46,12 +46,7 @@ struct World {
 
 /// Reference servers, a runtime whose client can stall, and tenant `t` logged in.
 async fn world(tune: impl FnOnce(&mut RuntimeOptions)) -> World {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let (auth, api) = support::servers();
     let state = support::state_dir();
     let mut options = RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state.path());
     options.key = KeySource::File(state.path().join("keyring").join("master.key"));

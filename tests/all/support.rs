@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
-use provider_reference::{ApiHandle, AuthHandle};
+use provider_reference::{ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer};
 use provider_runtime::secrets::KeySource;
 use provider_runtime::{HostConfig, Runtime, RuntimeOptions};
 
@@ -32,6 +32,23 @@ pub fn config(issuer: &str, api: &str) -> HostConfig {
         .unwrap()
         .set("oauth-issuer", issuer)
         .set("api-base", api)
+}
+
+/// The reference authorization server configured so (polled every second) and the
+/// reference model API with its subscription rail, accepting its tokens.
+pub fn servers_with(config: AuthConfig) -> (AuthHandle, ApiHandle) {
+    let auth = AuthServer::start_background(AuthConfig {
+        interval: 1,
+        ..config
+    })
+    .unwrap();
+    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    (auth, api)
+}
+
+/// [`servers_with`] the default configuration.
+pub fn servers() -> (AuthHandle, ApiHandle) {
+    servers_with(AuthConfig::default())
 }
 
 /// The CLI binary built with these tests.

@@ -22,6 +22,20 @@ wasmtime::component::bindgen!({
 pub use exports::model_provider::plugin::model_provider as provider;
 pub use model_provider::plugin::types;
 
+impl types::FinishReason {
+    /// Its snake_case name, as OpenAI's APIs and the CLI's JSON spell it (`stop`, `length`,
+    /// `tool_calls`, `content_filter`; another reason as upstream gave it).
+    pub fn name(&self) -> &str {
+        match self {
+            types::FinishReason::Stop => "stop",
+            types::FinishReason::Length => "length",
+            types::FinishReason::ToolCalls => "tool_calls",
+            types::FinishReason::ContentFilter => "content_filter",
+            types::FinishReason::Other(raw) => raw,
+        }
+    }
+}
+
 impl types::Message {
     /// A message of plain text.
     pub fn text(role: types::Role, text: impl Into<String>) -> Self {

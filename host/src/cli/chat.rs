@@ -195,7 +195,7 @@ pub async fn run(session: &mut Session, args: &ChatArgs) -> ExitCode {
             "ok": true,
             "done": true,
             "content_bytes": summary.content_bytes,
-            "finish_reason": summary.finish.as_ref().map(render::finish_reason),
+            "finish_reason": summary.finish.as_ref().map(FinishReason::name),
             "usage": render::usage(&summary.usage),
             "citations": summary.citations.iter().map(render::citation).collect::<Vec<_>>(),
         }))

@@ -120,16 +120,6 @@ pub fn usage(u: &Option<Usage>) -> Value {
     }
 }
 
-pub fn finish_reason(f: &FinishReason) -> &str {
-    match f {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::ToolCalls => "tool_calls",
-        FinishReason::ContentFilter => "content_filter",
-        FinishReason::Other(raw) => raw,
-    }
-}
-
 pub fn citation(c: &Citation) -> Value {
     json!({ "url": c.url, "title": c.title, "start_index": c.start_index, "end_index": c.end_index })
 }
@@ -152,7 +142,7 @@ pub fn reply(r: &ChatReply) -> Value {
         "route": r.route,
         "lane": lane(r.lane),
         "usage": usage(&r.usage),
-        "finish_reason": r.finish_reason.as_ref().map(finish_reason),
+        "finish_reason": r.finish_reason.as_ref().map(FinishReason::name),
     })
 }
 

@@ -4,23 +4,40 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use provider_runtime::HostError;
 use provider_runtime::bindings::types::{
     ChatChunk, ChatReply, FinishReason, Model, ModelList, ToolCall, Usage,
 };
+use provider_runtime::{ErrorCode, HostError};
 use serde_json::{Value, json};
 
+pub(crate) mod anthropic;
 pub(crate) mod responses;
 pub(crate) mod usage;
 
-/// OpenAI's name of a finish reason (a reason it does not name, as upstream gave it).
-fn finish_reason(f: &FinishReason) -> &str {
-    match f {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::ToolCalls => "tool_calls",
-        FinishReason::ContentFilter => "content_filter",
-        FinishReason::Other(raw) => raw,
+/// The `type` of OpenAI's error body for `code` (the class an SDK raises follows the status).
+fn openai_type(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidInput => "invalid_request_error",
+        ErrorCode::NotConnected | ErrorCode::Unauthorized => "authentication_error",
+        ErrorCode::TierDenied | ErrorCode::AccessDenied => "permission_error",
+        ErrorCode::QuotaExhausted => "insufficient_quota",
+        ErrorCode::RateLimited | ErrorCode::TenantBusy => "rate_limit_error",
+        ErrorCode::UpstreamUnavailable
+        | ErrorCode::Network
+        | ErrorCode::InvalidResponse
+        | ErrorCode::DeniedBySandbox
+        | ErrorCode::CallTimeout
+        | ErrorCode::ClientOutdated => "api_error",
+        ErrorCode::ConfigError
+        | ErrorCode::PluginError
+        | ErrorCode::PoolExhausted
+        | ErrorCode::HostError
+        | ErrorCode::Storage
+        | ErrorCode::MemoryLimit
+        | ErrorCode::ResourceLimit
+        | ErrorCode::StreamClosed
+        | ErrorCode::PluginTrap
+        | ErrorCode::ExpiredToken => "server_error",
     }
 }
 
@@ -69,31 +86,15 @@ impl ApiError {
         )
     }
 
-    /// A host or plugin error, with the status the seed's error table implies (counted by
-    /// the caller: `ServeState::host_error`).
+    /// A host or plugin error, with the status its [`ErrorCode`] names (the seed's error
+    /// table; counted by the caller: `ServeState::host_error`).
     pub fn from_host(e: &HostError, tenant: &str) -> Self {
         let code = e.code();
-        let (status, kind) = match code {
-            "invalid_input" => (StatusCode::BAD_REQUEST, "invalid_request_error"),
-            "not_connected" | "unauthorized" => (StatusCode::UNAUTHORIZED, "authentication_error"),
-            "tier_denied" | "access_denied" => (StatusCode::FORBIDDEN, "permission_error"),
-            "quota_exhausted" => (StatusCode::PAYMENT_REQUIRED, "insufficient_quota"),
-            "rate_limited" | "tenant_busy" => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
-            "upstream_unavailable" => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
-            "network" | "invalid_response" | "denied_by_sandbox" => {
-                (StatusCode::BAD_GATEWAY, "api_error")
-            }
-            "call_timeout" => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
-            // Upstream refuses the version the host's plugin announces: the operator's
-            // setting to change, not the caller's request.
-            "client_outdated" => (StatusCode::BAD_GATEWAY, "api_error"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-        };
         let mut message = e.to_string();
         // An unknown model: upstream's 404 reaches us as invalid input in its own words
         // ("The model … does not exist …", OpenAI's and xAI's wording); OpenAI answers
         // 404 `model_not_found`, which SDKs raise as their NotFound error.
-        if code == "invalid_input" && unknown_model(&message) {
+        if code == ErrorCode::InvalidInput && unknown_model(&message) {
             return Self::new(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -101,21 +102,19 @@ impl ApiError {
                 message,
             );
         }
-        match code {
-            "not_connected" => {
-                message = format!(
-                    "tenant {tenant} is not connected: run `provider-host login --tenant {tenant}` on the serving machine"
-                )
-            }
-            "unauthorized" => message.push_str(&format!(
+        if code == ErrorCode::NotConnected {
+            message = format!(
+                "tenant {tenant} is not connected: run `provider-host login --tenant {tenant}` on the serving machine"
+            );
+        } else if code == ErrorCode::Unauthorized {
+            message.push_str(&format!(
                 " (run `provider-host logout --tenant {tenant}`, then `provider-host login --tenant {tenant}`)"
-            )),
-            _ => {}
+            ));
         }
         Self {
-            status,
-            kind,
-            code: code.to_owned(),
+            status: code.http_status(),
+            kind: openai_type(code),
+            code: code.as_str().to_owned(),
             message,
             retry_after: e.retry_after_seconds(),
         }
@@ -214,7 +213,7 @@ pub fn completion(id: &str, created: u64, r: &ChatReply) -> Value {
     let mut v = json!({
         "id": id, "object": "chat.completion", "created": created, "model": r.model,
         "choices": [{"index": 0, "message": message,
-                     "finish_reason": r.finish_reason.as_ref().map(finish_reason)}],
+                     "finish_reason": r.finish_reason.as_ref().map(FinishReason::name)}],
     });
     if let Some(u) = &r.usage {
         v["usage"] = usage(u);
@@ -314,7 +313,7 @@ impl ChunkWriter {
             }
             ChatChunk::Finish(f) => {
                 let delta = self.with_calls(json!({}));
-                self.chunk(delta, Some(finish_reason(f)))
+                self.chunk(delta, Some(f.name()))
             }
             ChatChunk::Usage(u) if self.include_usage => json!({
                 "id": self.id, "object": "chat.completion.chunk", "created": self.created,
@@ -418,6 +417,46 @@ mod tests {
             (e.status, e.code.as_str()),
             (StatusCode::NOT_FOUND, "model_not_found")
         );
+    }
+
+    #[test]
+    fn every_code_has_its_status_and_openai_type() {
+        use provider_runtime::ErrorCode;
+        let table = [
+            ("config_error", 500, "server_error"),
+            ("plugin_error", 500, "server_error"),
+            ("pool_exhausted", 500, "server_error"),
+            ("tenant_busy", 429, "rate_limit_error"),
+            ("host_error", 500, "server_error"),
+            ("storage", 500, "server_error"),
+            ("call_timeout", 504, "api_error"),
+            ("memory_limit", 500, "server_error"),
+            ("resource_limit", 500, "server_error"),
+            ("stream_closed", 500, "server_error"),
+            ("plugin_trap", 500, "server_error"),
+            ("access_denied", 403, "permission_error"),
+            ("expired_token", 500, "server_error"),
+            ("rate_limited", 429, "rate_limit_error"),
+            ("unauthorized", 401, "authentication_error"),
+            ("tier_denied", 403, "permission_error"),
+            ("quota_exhausted", 402, "insufficient_quota"),
+            ("upstream_unavailable", 503, "api_error"),
+            ("network", 502, "api_error"),
+            ("invalid_response", 502, "api_error"),
+            ("not_connected", 401, "authentication_error"),
+            ("invalid_input", 400, "invalid_request_error"),
+            ("denied_by_sandbox", 502, "api_error"),
+            ("client_outdated", 502, "api_error"),
+        ];
+        assert_eq!(table.len(), ErrorCode::ALL.len());
+        for (wire, status, kind) in table {
+            let code: ErrorCode = wire.parse().unwrap();
+            assert_eq!(
+                (code.http_status().as_u16(), super::openai_type(code)),
+                (status, kind),
+                "{wire}"
+            );
+        }
     }
 
     #[test]
