@@ -84,18 +84,27 @@ export function effectiveSettings(manifest, pairs) {
 }
 
 /**
- * The routes whose endpoints the sandbox allows: those named in `enabled`, plus every route
- * a route-name setting names (the default route). Throws ConfigError for an unknown name.
+ * The routes whose endpoints the sandbox allows: those named in `enabled`, a route that
+ * the operator's override of a route-name setting names, and the plugin's own default
+ * route only when the host grants it (`grantDefaultRoute`: it trusts the component, as the
+ * Rust CLI trusts its embedded plugin). A plugin never opens a route-bound endpoint by its
+ * own default. Throws ConfigError for an unknown name.
+ *
+ * @param {object} [o]
+ * @param {object} [o.overrides] the operator's overrides, by key
+ * @param {boolean} [o.grantDefaultRoute] the plugin's default route-name opens its route
  */
-export function enabledRoutes(manifest, settings, enabled = []) {
+export function enabledRoutes(manifest, settings, enabled = [], { overrides = {}, grantDefaultRoute = false } = {}) {
   const routes = new Set(manifest.routes.map((r) => r.name));
   for (const name of enabled) {
     if (!routes.has(name)) {
       throw new ConfigError(`unknown route ${JSON.stringify(name)} (routes: ${[...routes].join(', ')})`);
     }
   }
-  const defaults = manifest.settings.filter((s) => s.kind === 'route-name').map((s) => settings[s.key]);
-  return new Set([...enabled, ...defaults]);
+  const named = manifest.settings
+    .filter((s) => s.kind === 'route-name' && (grantDefaultRoute || overrides[s.key] !== undefined))
+    .map((s) => settings[s.key]);
+  return new Set([...enabled, ...named]);
 }
 
 /** The 32-bit value of a dotted IPv4 address, or undefined. */

@@ -130,12 +130,18 @@ export async function loadPlugin(wasmPath, { outDir } = {}) {
      * @param {string[]} [o.routes] routes to enable besides the default route: an endpoint
      *   bound to a route (e.g. `subscription-base`) is allowed only while it is enabled
      * @param {string[]} [o.allowedOrigins] instead of the allowlist the manifest implies
+     * @param {boolean} [o.grantDefaultRoute] the plugin's own default route opens its
+     *   route-bound endpoint (grant it to a component you trust; otherwise only `routes`
+     *   and an operator's override of the route setting do)
      */
-    async instantiate({ secrets, config = {}, routes = [], allowedOrigins }) {
+    async instantiate({ secrets, config = {}, routes = [], allowedOrigins, grantDefaultRoute = false }) {
       const pairs = configPairs(manifest, config);
       const settings = effectiveSettings(manifest, pairs);
-      const origins =
-        allowedOrigins ?? manifestAllowlist(manifest, settings, enabledRoutes(manifest, settings, routes));
+      const enabled = enabledRoutes(manifest, settings, routes, {
+        overrides: Object.fromEntries(pairs),
+        grantDefaultRoute,
+      });
+      const origins = allowedOrigins ?? manifestAllowlist(manifest, settings, enabled);
       const sandbox = allowlistedOutgoingHandler(origins);
       // The locks this instance holds: released if it traps (it will never drop them) or
       // is disposed, as the Rust host releases them with a discarded store.

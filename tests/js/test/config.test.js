@@ -60,9 +60,11 @@ const MANIFEST = {
   ],
 };
 
-function allowlist(config, routes) {
-  const settings = effectiveSettings(MANIFEST, configPairs(MANIFEST, config));
-  return manifestAllowlist(MANIFEST, settings, enabledRoutes(MANIFEST, settings, routes));
+function allowlist(config, routes, { manifest = MANIFEST, grantDefaultRoute = false } = {}) {
+  const pairs = configPairs(manifest, config);
+  const settings = effectiveSettings(manifest, pairs);
+  const enabled = enabledRoutes(manifest, settings, routes, { overrides: Object.fromEntries(pairs), grantDefaultRoute });
+  return manifestAllowlist(manifest, settings, enabled);
 }
 
 describe('configuration from the manifest', () => {
@@ -91,11 +93,25 @@ describe('configuration from the manifest', () => {
       'https://api.acme.test:443',
       'https://batch.acme.test:443',
     ]);
-    // The default route is always enabled.
+    // The operator's choice of the default route enables it.
     assert.deepEqual(allowlist({ route: 'batch', 'batch-base': 'http://127.0.0.1:7' }), [
       'https://login.acme.test:443',
       'https://api.acme.test:443',
       'http://127.0.0.1:7',
+    ]);
+    // The plugin's own default route opens nothing unless the host grants it.
+    const batchByDefault = {
+      ...MANIFEST,
+      settings: MANIFEST.settings.map((s) => (s.key === 'route' ? { ...s, defaultValue: 'batch' } : s)),
+    };
+    assert.deepEqual(allowlist({}, [], { manifest: batchByDefault }), [
+      'https://login.acme.test:443',
+      'https://api.acme.test:443',
+    ]);
+    assert.deepEqual(allowlist({}, [], { manifest: batchByDefault, grantDefaultRoute: true }), [
+      'https://login.acme.test:443',
+      'https://api.acme.test:443',
+      'https://batch.acme.test:443',
     ]);
     assert.deepEqual(allowlist({ api: 'http://localhost:8/v2' }), ['https://login.acme.test:443', 'http://localhost:8']);
   });

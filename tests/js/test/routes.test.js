@@ -157,6 +157,12 @@ describe('the subscription route', () => {
     const config = { ...peers(), 'subscription-base': `${closedOrigin}/v1`, 'default-route': 'api' };
     const off = await plugin.instantiate({ secrets: store.tenant('alice'), config });
     assert.ok(!off.allowedOrigins.includes(closedOrigin), off.allowedOrigins.join(' '));
+    // Nor does the plugin's own default route open it without the host's grant.
+    const ungranted = await plugin.instantiate({
+      secrets: store.tenant('alice'),
+      config: { ...peers(), 'subscription-base': `${closedOrigin}/v1` },
+    });
+    assert.ok(!ungranted.allowedOrigins.includes(closedOrigin), ungranted.allowedOrigins.join(' '));
     const denied = errorOf(() => off.usage('subscription'));
     assert.equal(denied.tag, 'denied-by-sandbox', show(denied));
     assert.equal(off.sandbox.denied, 1);
@@ -170,10 +176,11 @@ describe('the subscription route', () => {
         secrets: store.tenant('alice'),
         config: { ...config, 'default-route': 'subscription' },
       }),
-      // The manifest's own default route is the subscription.
+      // The manifest's own default route is the subscription, granted by this host.
       await plugin.instantiate({
         secrets: store.tenant('alice'),
         config: { ...peers(), 'subscription-base': `${closedOrigin}/v1` },
+        grantDefaultRoute: true,
       }),
     ]) {
       assert.ok(on.allowedOrigins.includes(closedOrigin), on.allowedOrigins.join(' '));
