@@ -3,6 +3,7 @@
 //! The plugin component is built by `host/build.rs`; these tests load it the way the CLI
 //! does and talk to it only through the WIT contract.
 
+mod anthropic;
 mod capabilities;
 mod cli;
 mod conformance;

@@ -14,6 +14,8 @@
 //! | `GET /v1/usage[?route=NAME]` | the tenant's quota on a route ([`usage_json`]'s shape); sets `serve_quota_used_percent{route}` |
 //! | `POST /v1/chat/completions` | Chat Completions, whole or streamed (SSE with keep-alive) |
 //! | `POST /v1/responses` | the Responses API, whole or streamed (`response.*` events) |
+//! | `POST /v1/messages` | Anthropic's Messages API, whole or streamed; key also as `x-api-key`, errors in Anthropic's shape |
+//! | `POST /v1/messages/count_tokens` | a local estimate of a Messages request's input tokens (never upstream) |
 //! | `GET /healthz` | `{"ok": true}`, no key |
 //! | `GET /metrics` | the [`Metrics`] given, in the OpenMetrics text format, no key |
 //!
@@ -115,6 +117,8 @@ pub struct ServeState {
     tenants: Arc<dyn TenantResolver>,
     metrics: Metrics,
     keepalive: Duration,
+    /// `/v1/messages`' model aliases (`claude-…` names to Grok model ids).
+    model_aliases: wire::anthropic::Aliases,
 }
 
 impl ServeState {
@@ -126,6 +130,7 @@ impl ServeState {
             tenants,
             metrics,
             keepalive: DEFAULT_KEEPALIVE,
+            model_aliases: Default::default(),
         }
     }
 
@@ -135,6 +140,18 @@ impl ServeState {
     /// least a millisecond).
     pub fn with_keepalive(mut self, interval: Duration) -> Self {
         self.keepalive = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// This state with model aliases: each `(alias, model)` lets `POST /v1/messages` name
+    /// `model` (a Grok model id, prefixed or not) as `alias` (clients that insist on
+    /// `claude-…` names: Claude Code's defaults, its small/fast model). `GET /v1/models`
+    /// lists them after the models.
+    pub fn with_model_aliases(
+        mut self,
+        aliases: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        self.model_aliases.extend(aliases);
         self
     }
 
@@ -168,6 +185,11 @@ pub fn router(state: ServeState) -> Router {
         .route("/v1/usage", get(routes::usage::usage))
         .route("/v1/chat/completions", post(routes::chat::completions))
         .route("/v1/responses", post(routes::responses::create))
+        .route("/v1/messages", post(routes::messages::create))
+        .route(
+            "/v1/messages/count_tokens",
+            post(routes::messages::count_tokens),
+        )
         .route(
             "/healthz",
             get(|| async { axum::Json(json!({"ok": true})) }),

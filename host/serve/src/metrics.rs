@@ -207,6 +207,8 @@ fn route_of(path: &str) -> &'static str {
         "/v1/usage" => "/v1/usage",
         "/v1/chat/completions" => "/v1/chat/completions",
         "/v1/responses" => "/v1/responses",
+        "/v1/messages" => "/v1/messages",
+        "/v1/messages/count_tokens" => "/v1/messages/count_tokens",
         "/healthz" => "/healthz",
         "/metrics" => "/metrics",
         _ => "other",

@@ -224,6 +224,22 @@ pub struct ServeArgs {
     /// once when the upstream head takes longer than this.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECS")]
     pub keepalive_secs: u64,
+    /// A model name for `/v1/messages`, `ALIAS=MODEL` (repeatable, or comma-separated in
+    /// the variable): a client that insists on `claude-…` names (Claude Code) reaches a
+    /// Grok model, e.g. `--model-alias claude-sonnet-4-5=grok-4.6`. Listed by /v1/models.
+    #[arg(long, value_name = "ALIAS=MODEL", value_parser = model_alias,
+          env = "PROVIDER_HOST_MODEL_ALIASES", value_delimiter = ',')]
+    pub model_alias: Vec<(String, String)>,
+}
+
+/// `ALIAS=MODEL`, both non-empty.
+fn model_alias(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((a, m)) if !a.trim().is_empty() && !m.trim().is_empty() => {
+            Ok((a.trim().to_owned(), m.trim().to_owned()))
+        }
+        _ => Err(format!("{s:?} is not ALIAS=MODEL")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! or a session call, and writes its dialect's shapes (`crate::wire`).
 
 pub(crate) mod chat;
+pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod responses;
 pub(crate) mod usage;

@@ -32,7 +32,11 @@ pub(crate) async fn list(State(state): State<Shared>, headers: HeaderMap) -> Res
     let mut access = Access::new(&tenant, "", began, false);
     let response = match state.sessions.lease(&tenant).await {
         Ok(mut lease) => match models_of_routes(lease.session(), route).await {
-            Ok(lists) => axum::Json(wire::models(&lists)).into_response(),
+            Ok(lists) => {
+                let mut listed = wire::models(&lists);
+                wire::anthropic::list_aliases(&mut listed, &state.model_aliases);
+                axum::Json(listed).into_response()
+            }
             Err(e) => state.host_error(&e, &tenant).into_response(),
         },
         Err(e) => state.host_error(&e, &tenant).into_response(),

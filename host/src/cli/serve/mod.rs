@@ -116,7 +116,8 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
         Arc::new(keys),
         metrics,
     )
-    .with_keepalive(Duration::from_secs(args.keepalive_secs));
+    .with_keepalive(Duration::from_secs(args.keepalive_secs))
+    .with_model_aliases(args.model_alias.clone());
     let app = provider_serve::router(state);
     // One line for whoever started us (tests read the port from it), then the log.
     let scheme = if tls.is_some() { "https" } else { "http" };

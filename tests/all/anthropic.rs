@@ -1,0 +1,237 @@
+//! `provider-host serve`'s Anthropic Messages API driven by the official SDKs
+//! (`@anthropic-ai/sdk` and Python `anthropic`, pinned in tests/serve, installed by
+//! `scripts/test`): text, streams through the SDKs' accumulators, a tool loop, thinking on
+//! a reasoning model sent back, images, `count_tokens` (never upstream), errors as the
+//! SDKs' typed exceptions, and a request shaped like Claude Code's. Upstream is the
+//! reference servers; the tenant logs in through the CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use provider_reference::{
+    ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Fault, Route,
+};
+use serde_json::Value;
+
+use crate::support::{self, cli_to};
+
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/serve");
+
+/// `serve` in front of the reference servers, tenant `team` logged in at tier 4, the
+/// developer API enabled beside the rail, Claude Code's default name aliased to the rail's
+/// reasoning model.
+struct Served {
+    _auth: AuthHandle,
+    api: ApiHandle,
+    _state: tempfile::TempDir,
+    child: Child,
+    /// The server's root (the SDKs add `/v1/messages`).
+    root: String,
+    key: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve() -> Served {
+    let auth = AuthServer::start_background(AuthConfig {
+        interval: 1,
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
+    let state = support::state_dir();
+    support::login(state.path(), &auth, &api, "team", 4, "served");
+    let created = support::json_of(
+        &cli_to(state.path(), &auth, &api)
+            .args(["--tenant", "team", "serve-key", "create"])
+            .output()
+            .unwrap(),
+    );
+    let key = created["key"].as_str().unwrap().to_owned();
+    let mut child = cli_to(state.path(), &auth, &api)
+        .args(["serve", "--listen", "127.0.0.1:0", "--route", "api"])
+        .args(["--model-alias", "claude-sonnet-4-5=grok-4.6"])
+        .args(["--model-alias", "claude-haiku-4-5=xai-grok/grok-4.3"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = support::serve_base(&mut child);
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("serve: {line}");
+        }
+    });
+    Served {
+        _auth: auth,
+        api,
+        _state: state,
+        child,
+        root: base.strip_suffix("/v1").unwrap().to_owned(),
+        key,
+    }
+}
+
+/// One step of a client in tests/serve (`program script step`); its JSON on success.
+fn client(s: &Served, program: &str, script: &str, step: &str) -> Value {
+    let out = Command::new(program)
+        .current_dir(CLIENTS)
+        .args([script, step])
+        .env("ANTHROPIC_BASE_URL", &s.root)
+        .env("ANTHROPIC_API_KEY", &s.key)
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'anthropic'"),
+        "the anthropic Python package is not installed: run `pip install -r tests/serve/requirements.txt` (scripts/test does)"
+    );
+    assert!(
+        out.status.success(),
+        "{program} {script} {step} failed:\n{stderr}\n{stdout}"
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{script} {step} printed no JSON ({e}): {stdout}"))
+}
+
+fn node(s: &Served, step: &str) -> Value {
+    assert!(
+        Path::new(CLIENTS)
+            .join("node_modules/@anthropic-ai/sdk")
+            .exists(),
+        "@anthropic-ai/sdk is not installed: run `npm ci --prefix tests/serve` (scripts/test does)"
+    );
+    client(s, "node", "anthropic_client.mjs", step)
+}
+
+fn python(s: &Served, step: &str) -> Value {
+    client(s, "python3", "anthropic_client.py", step)
+}
+
+/// `GET /v1/models` of the tenant: its routes' catalogues cached, so the rail's models take
+/// the lane their catalogue names (Responses, whose reasoning items round-trip).
+fn list_models(s: &Served) -> Value {
+    use std::io::{Read, Write};
+    let authority = s.root.strip_prefix("http://").unwrap();
+    let mut conn = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        conn,
+        "GET /v1/models HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n",
+        s.key
+    )
+    .unwrap();
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let body = raw.split_once("\r\n\r\n").unwrap().1;
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// The encrypted reasoning items of the rail's last Responses request.
+fn last_rail_reasoning(api: &ApiHandle) -> Vec<Value> {
+    let requests = api.rail_requests();
+    let last = requests
+        .iter()
+        .rev()
+        .find(|r| r.path == "/v1/responses")
+        .unwrap_or_else(|| {
+            let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+            panic!("no Responses turn on the rail: {paths:?}")
+        });
+    let body: Value = serde_json::from_slice(&last.body).unwrap();
+    body["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "reasoning" && i["encrypted_content"].is_string())
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn the_npm_anthropic_sdk_chats_streams_calls_tools_thinks_and_sees_typed_errors() {
+    let s = serve();
+    let listed = list_models(&s);
+    let alias = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "claude-haiku-4-5")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(alias["alias_for"], "xai-grok/grok-4.3");
+    assert_eq!(alias["route"], "api");
+    for step in [
+        "text",
+        "stream",
+        "tools",
+        "images",
+        "bearer",
+        "invalid",
+        "unknown_model",
+        "bad_key",
+        "routes",
+    ] {
+        node(&s, step);
+    }
+    // Thinking sent back reaches upstream as the reasoning item it came from.
+    node(&s, "thinking");
+    assert_eq!(last_rail_reasoning(&s.api).len(), 1);
+    s.api
+        .push_fault(Route::ChatCompletions, Fault::rate_limited(Some(7)));
+    node(&s, "rate_limited");
+    s.api
+        .push_fault(Route::ChatCompletions, Fault::unavailable_no_retry());
+    assert_eq!(node(&s, "overloaded")["status"], 529);
+    s.api
+        .push_fault(Route::ChatCompletions, Fault::tier_denied());
+    node(&s, "permission");
+}
+
+#[test]
+fn the_python_anthropic_sdk_chats_streams_calls_tools_thinks_and_sees_typed_errors() {
+    let s = serve();
+    list_models(&s);
+    for step in [
+        "text", "stream", "tools", "thinking", "images", "bad_key", "invalid",
+    ] {
+        python(&s, step);
+    }
+    assert_eq!(last_rail_reasoning(&s.api).len(), 1);
+    s.api
+        .push_fault(Route::ChatCompletions, Fault::rate_limited(Some(7)));
+    python(&s, "rate_limited");
+}
+
+#[test]
+fn count_tokens_is_answered_locally_counting_system_messages_and_tools() {
+    let s = serve();
+    // Warm up: the session is open (its first lease may list models).
+    node(&s, "text");
+    let (api, rail) = (s.api.stats(), s.api.rail_stats());
+    let npm = node(&s, "count_tokens");
+    let py = python(&s, "count_tokens");
+    assert!(npm["full"].as_u64() > npm["bare"].as_u64(), "{npm}");
+    assert!(py["full"].as_u64() > py["bare"].as_u64(), "{py}");
+    // Not one request upstream, of any kind, on either service.
+    assert_eq!(s.api.stats(), api);
+    assert_eq!(s.api.rail_stats(), rail);
+}
+
+#[test]
+fn a_request_shaped_like_claude_codes_streams_its_thinking_and_many_tool_calls() {
+    let s = serve();
+    list_models(&s);
+    node(&s, "claude_code");
+    // The thinking of the earlier turn went back upstream with it.
+    assert_eq!(last_rail_reasoning(&s.api).len(), 1);
+}
