@@ -39,6 +39,18 @@ impl Drop for Served {
 }
 
 fn serve() -> Served {
+    serve_aliased(Aliases::Flags)
+}
+
+/// How `serve` is given its aliases.
+enum Aliases {
+    /// `--model-alias`, twice.
+    Flags,
+    /// `PROVIDER_HOST_MODEL_ALIASES`, a comma-separated list.
+    Variable,
+}
+
+fn serve_aliased(aliases: Aliases) -> Served {
     let auth = AuthServer::start_background(AuthConfig {
         interval: 1,
         ..AuthConfig::default()
@@ -54,10 +66,25 @@ fn serve() -> Served {
             .unwrap(),
     );
     let key = created["key"].as_str().unwrap().to_owned();
-    let mut child = cli_to(state.path(), &auth, &api)
+    let mut command = cli_to(state.path(), &auth, &api);
+    match aliases {
+        Aliases::Variable => command.env(
+            "PROVIDER_HOST_MODEL_ALIASES",
+            "claude-sonnet-4-5=grok-4.6,claude-haiku-4-5=xai-grok/grok-4.3",
+        ),
+        Aliases::Flags => command.env_remove("PROVIDER_HOST_MODEL_ALIASES"),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--route", "api"])
-        .args(["--model-alias", "claude-sonnet-4-5=grok-4.6"])
-        .args(["--model-alias", "claude-haiku-4-5=xai-grok/grok-4.3"])
+        .args(match aliases {
+            Aliases::Flags => &[
+                "--model-alias",
+                "claude-sonnet-4-5=grok-4.6",
+                "--model-alias",
+                "claude-haiku-4-5=xai-grok/grok-4.3",
+            ][..],
+            Aliases::Variable => &[],
+        })
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -214,8 +241,18 @@ fn the_python_anthropic_sdk_chats_streams_calls_tools_thinks_and_sees_typed_erro
 
 #[test]
 fn count_tokens_is_answered_locally_counting_system_messages_and_tools() {
-    let s = serve();
-    // Warm up: the session is open (its first lease may list models).
+    // (The aliases from the variable this time: the clients use both.)
+    let s = serve_aliased(Aliases::Variable);
+    let listed = list_models(&s);
+    let aliases: Vec<(&Value, &Value)> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("alias_for").is_some())
+        .map(|m| (&m["id"], &m["alias_for"]))
+        .collect();
+    assert_eq!(aliases.len(), 2, "{listed}");
+    // Warm up: the session is open.
     node(&s, "text");
     let (api, rail) = (s.api.stats(), s.api.rail_stats());
     let npm = node(&s, "count_tokens");
