@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 
 use provider_reference::{
     ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Fault, Route,
+    ToolStreamStyle,
 };
 use serde_json::Value;
 
@@ -210,6 +211,14 @@ fn the_npm_anthropic_sdk_chats_streams_calls_tools_thinks_and_sees_typed_errors(
     ] {
         node(&s, step);
     }
+    // Arguments that come in pieces (OpenAI's way), or only at the end, reach the
+    // tool_use block as input_json_delta all the same.
+    s.api.set_tool_stream_style(ToolStreamStyle::Split);
+    let split = node(&s, "tools");
+    assert!(split["pieces"].as_u64() > Some(1), "{split}");
+    s.api.set_tool_stream_style(ToolStreamStyle::DoneOnly);
+    node(&s, "tools");
+    s.api.set_tool_stream_style(ToolStreamStyle::Whole);
     // Thinking sent back reaches upstream as the reasoning item it came from.
     node(&s, "thinking");
     assert_eq!(last_rail_reasoning(&s.api).len(), 1);

@@ -62,9 +62,14 @@ async function streamed(params) {
 /// The tool loop: a call, its result sent back, the answer; `stream` picks the API.
 async function toolLoop(stream) {
   const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
-  const ask = async () => (stream
-    ? (await streamed({ model: MODEL, max_tokens: 256, messages, tools: TOOLS })).message
-    : client.messages.create({ model: MODEL, max_tokens: 256, messages, tools: TOOLS }));
+  // The most input_json_delta events one turn sent.
+  let pieces = 0;
+  const ask = async () => {
+    if (!stream) return client.messages.create({ model: MODEL, max_tokens: 256, messages, tools: TOOLS });
+    const { message, events } = await streamed({ model: MODEL, max_tokens: 256, messages, tools: TOOLS });
+    pieces = Math.max(pieces, events.filter((e) => e.delta?.type === 'input_json_delta').length);
+    return message;
+  };
   const r = await ask();
   assert.equal(r.stop_reason, 'tool_use');
   const calls = r.content.filter((b) => b.type === 'tool_use');
@@ -85,7 +90,7 @@ async function toolLoop(stream) {
   messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, is_error: true, content: [{ type: 'text', text: 'no data' }] }] });
   const last = await ask();
   assert.equal(last.content[0].text, 'Tool results: Error: no data');
-  return { calls: 2 };
+  return { calls: 2, pieces };
 }
 
 const steps = {
