@@ -173,3 +173,39 @@ impl StreamFormat for Messages {
         frame(("error", AnthropicError::from_api(e).body()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failure after the head is an `error` event in Anthropic's shape, never a silent
+    /// end.
+    #[tokio::test]
+    async fn a_failure_mid_stream_is_an_error_event() {
+        let mut format = Messages(EventWriter::new("msg_1".into(), "m".into(), 1));
+        let error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "upstream_unavailable",
+            "upstream failed",
+        );
+        let event = format.error(&error);
+        let events = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(event)]);
+        let response = axum::response::sse::Sse::new(events).into_response();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let data: Value = serde_json::from_str(
+            text.strip_prefix("event: error\ndata: ")
+                .and_then(|t| t.strip_suffix("\n\n"))
+                .unwrap_or_else(|| panic!("{text:?}")),
+        )
+        .unwrap();
+        assert_eq!(
+            data,
+            json!({"type": "error", "error": {"type": "overloaded_error",
+                   "message": "upstream failed (upstream_unavailable)"}})
+        );
+    }
+}
