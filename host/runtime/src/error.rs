@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::bindings::types::ProviderError;
+use crate::code::ErrorCode;
 use crate::secrets::SecretStoreError;
 
 /// Everything that can fail between a caller and a plugin export.
@@ -83,110 +84,52 @@ fn provider_message(e: &ProviderError) -> String {
 }
 
 impl HostError {
-    /// The stable snake_case code.
-    pub fn code(&self) -> &'static str {
+    /// The stable code (its wire spelling: [`ErrorCode::as_str`]).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            HostError::Config(_) => "config_error",
-            HostError::InvalidComponent(_) => "plugin_error",
-            HostError::PoolExhausted(_) => "pool_exhausted",
-            HostError::TenantBusy { .. } => "tenant_busy",
-            HostError::HostSetup(_) => "host_error",
-            HostError::Secrets(_) => "storage",
-            HostError::CallTimeout(_) => "call_timeout",
-            HostError::MemoryLimit(_) => "memory_limit",
-            HostError::ResourceLimit(_) => "resource_limit",
-            HostError::StreamClosed(_) => "stream_closed",
-            HostError::PluginTrap(_) => "plugin_trap",
+            HostError::Config(_) => ErrorCode::ConfigError,
+            HostError::InvalidComponent(_) => ErrorCode::PluginError,
+            HostError::PoolExhausted(_) => ErrorCode::PoolExhausted,
+            HostError::TenantBusy { .. } => ErrorCode::TenantBusy,
+            HostError::HostSetup(_) => ErrorCode::HostError,
+            HostError::Secrets(_) => ErrorCode::Storage,
+            HostError::CallTimeout(_) => ErrorCode::CallTimeout,
+            HostError::MemoryLimit(_) => ErrorCode::MemoryLimit,
+            HostError::ResourceLimit(_) => ErrorCode::ResourceLimit,
+            HostError::StreamClosed(_) => ErrorCode::StreamClosed,
+            HostError::PluginTrap(_) => ErrorCode::PluginTrap,
             HostError::Provider(e) => match e {
-                ProviderError::AccessDenied(_) => "access_denied",
-                ProviderError::DeviceCodeExpired(_) => "expired_token",
-                ProviderError::RateLimited(_) => "rate_limited",
-                ProviderError::Unauthorized(_) => "unauthorized",
-                ProviderError::TierNotAllowed(_) => "tier_denied",
-                ProviderError::QuotaExhausted(_) => "quota_exhausted",
-                ProviderError::UpstreamUnavailable(_) => "upstream_unavailable",
-                ProviderError::Network(_) => "network",
-                ProviderError::InvalidResponse(_) => "invalid_response",
-                ProviderError::NotConnected(_) => "not_connected",
-                ProviderError::InvalidInput(_) => "invalid_input",
-                ProviderError::DeniedBySandbox(_) => "denied_by_sandbox",
-                ProviderError::Storage(_) => "storage",
-                ProviderError::ClientOutdated(_) => "client_outdated",
+                ProviderError::AccessDenied(_) => ErrorCode::AccessDenied,
+                ProviderError::DeviceCodeExpired(_) => ErrorCode::ExpiredToken,
+                ProviderError::RateLimited(_) => ErrorCode::RateLimited,
+                ProviderError::Unauthorized(_) => ErrorCode::Unauthorized,
+                ProviderError::TierNotAllowed(_) => ErrorCode::TierDenied,
+                ProviderError::QuotaExhausted(_) => ErrorCode::QuotaExhausted,
+                ProviderError::UpstreamUnavailable(_) => ErrorCode::UpstreamUnavailable,
+                ProviderError::Network(_) => ErrorCode::Network,
+                ProviderError::InvalidResponse(_) => ErrorCode::InvalidResponse,
+                ProviderError::NotConnected(_) => ErrorCode::NotConnected,
+                ProviderError::InvalidInput(_) => ErrorCode::InvalidInput,
+                ProviderError::DeniedBySandbox(_) => ErrorCode::DeniedBySandbox,
+                ProviderError::Storage(_) => ErrorCode::Storage,
+                ProviderError::ClientOutdated(_) => ErrorCode::ClientOutdated,
             },
         }
     }
 
-    /// What the caller should do next, in the contract's terms (a CLI words its own).
+    /// What the caller should do next, in the contract's terms (a CLI words its own): the
+    /// code's [`ErrorCode::action`], then the routes that could serve instead, if any.
     pub fn action(&self) -> String {
         let others = self.alternatives();
-        let instead = if others.is_empty() {
-            String::new()
+        if others.is_empty() {
+            self.code().action().to_owned()
         } else {
-            format!(" Routes that could serve instead: {}.", others.join(", "))
-        };
-        let text = match self.code() {
-            "access_denied" => {
-                "Do not retry: the account was refused at authorization. Check that the \
-                 subscription is active, or use a route that spends an API key."
-            }
-            "expired_token" => "The device code expired: call `start` again.",
-            "rate_limited" => {
-                return format!(
-                    "Rate limit reached: wait (retry_after_seconds when given) or pick another \
-                     route for this request; do not retry in a loop.{instead}"
-                );
-            }
-            "quota_exhausted" => {
-                return format!(
-                    "This route's quota or spending limit is spent: wait for it to reset, or \
-                     pick another route for this request.{instead}"
-                );
-            }
-            "unauthorized" => {
-                "The credentials were refused: for a login, `logout` then `start` again; for \
-                 an API key, check or replace it."
-            }
-            "tier_denied" => {
-                "The subscription tier does not include this; logging in again will not help. \
-                 Pick another model or upgrade."
-            }
-            "upstream_unavailable" => "Upstream is failing: retry shortly.",
-            "client_outdated" => {
-                "Upstream refuses the client version the plugin announces: set the plugin's \
-                 setting the message names to a current release (the message names the minimum \
-                 upstream asked for), then retry; logging in again will not help."
-            }
-            "network" => "The request did not complete: check connectivity and retry.",
-            "invalid_response" => {
-                "Upstream answered something unexpected: retry later; report it if it persists."
-            }
-            "not_connected" => "Not signed in (or no login pending): call `start`.",
-            "invalid_input" => "Fix the request and try again.",
-            "denied_by_sandbox" => {
-                "The host's allowlist refused the destination: check the plugin's endpoint \
-                 settings and the routes the host enables."
-            }
-            "storage" => {
-                "Check the host's secret storage (its permissions, master key or database)."
-            }
-            "config_error" => "Fix the host's configuration of the plugin.",
-            "plugin_error" => "Use a component of the model-provider:plugin world.",
-            "pool_exhausted" => {
-                "Every instance slot is in use: retry when a session ends, or raise the pool's size."
-            }
-            "tenant_busy" => {
-                "Every session of this tenant is busy: retry shortly, or raise the host's \
-                 sessions per tenant."
-            }
-            "host_error" => "The host could not start: check its installation.",
-            "stream_closed" => "Open a new stream: the session itself is fine.",
-            "call_timeout" | "memory_limit" | "resource_limit" | "plugin_trap" => {
-                "The plugin misbehaved and was stopped; the host is unaffected. Report it to the \
-                 plugin's author."
-            }
-            _ => "Retry; report it if it persists.",
-        };
-        text.to_owned()
+            format!(
+                "{} Routes that could serve instead: {}.",
+                self.code().action(),
+                others.join(", ")
+            )
+        }
     }
 
     /// Routes the plugin says could serve the request instead (rate limit, spent quota).
@@ -212,7 +155,7 @@ impl HostError {
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "ok": false,
-            "error": self.code(),
+            "error": self.code().as_str(),
             "message": self.to_string(),
             "action": self.action(),
         });

@@ -29,6 +29,7 @@
 
 pub mod bindings;
 mod capabilities;
+mod code;
 mod compile_cache;
 pub mod config;
 mod engine;
@@ -44,6 +45,7 @@ pub mod runtime;
 /// The secret backend and its default, the encrypted file store (crate `provider-secrets`).
 pub use provider_secrets as secrets;
 
+pub use code::{ErrorCode, UnknownErrorCode};
 pub use config::{HostConfig, Origin, ResolvedConfig};
 pub use error::HostError;
 pub use http_pool::{ClientBody, ClientFuture, HttpClient, default_http_client};

@@ -91,26 +91,23 @@ fn config_error(why: impl fmt::Display) -> SecretStoreError {
     SecretStoreError::Config(format!("database URL: {why}"))
 }
 
-/// Percent-decodes one query component (`+` is left alone, as libpq does).
+/// Percent-decodes one query component (`+` is left alone, as libpq does). A `%` not
+/// followed by two hex digits is refused, as libpq refuses it (`percent-encoding` alone
+/// would keep it as text).
 fn percent_decode(text: &str) -> Result<String, SecretStoreError> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| config_error("a malformed %-escape in its parameters"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let malformed = text.split('%').skip(1).any(|after| {
+        !after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(config_error("a malformed %-escape in its parameters"));
     }
-    String::from_utf8(out).map_err(|_| config_error("a parameter that is not UTF-8"))
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| config_error("a parameter that is not UTF-8"))
 }
 
 /// Parses `url` (`postgres://` or `postgresql://`), taking out the parameters this backend
@@ -317,6 +314,22 @@ mod tests {
             Err(e @ SecretStoreError::Config(_)) => e.to_string(),
             other => panic!("{url}: expected Config, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn parameters_are_percent_decoded_strictly() {
+        assert_eq!(
+            percent_decode("%2Fetc%2fssl/ca.pem").unwrap(),
+            "/etc/ssl/ca.pem"
+        );
+        assert_eq!(percent_decode("a+b%C3%A9").unwrap(), "a+bé");
+        assert_eq!(percent_decode("").unwrap(), "");
+        for bad in ["%zz", "%", "%2", "a%", "%%41", "%é9"] {
+            let message = percent_decode(bad).unwrap_err().to_string();
+            assert!(message.contains("malformed %-escape"), "{bad}: {message}");
+        }
+        let message = percent_decode("%E9").unwrap_err().to_string();
+        assert!(message.contains("not UTF-8"), "{message}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use provider_runtime::secrets::{
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// The name of the keys' space in a backend that has host spaces.
 const HOST_SPACE: &str = "serve-keys";
@@ -54,9 +55,10 @@ fn digest(salt: &[u8], secret: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Equal without an early exit (the digests are of secret input).
+/// Equal in constant time (the digests are of secret input); slices of different lengths
+/// are unequal (a length is not secret).
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 fn now() -> u64 {
@@ -190,6 +192,19 @@ fn valid_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_are_equal_only_byte_for_byte_and_length_for_length() {
+        let a = digest(b"salt", "secret");
+        assert!(same(&a, &a));
+        assert!(!same(&a, &digest(b"salt", "secreT")));
+        let mut last = a;
+        last[31] ^= 1;
+        assert!(!same(&a, &last));
+        assert!(!same(&a, &a[..31]));
+        assert!(!same(&a[..31], &a));
+        assert!(same(&[], &[]));
+    }
 
     #[test]
     fn keys_select_their_tenant_and_nothing_else() {

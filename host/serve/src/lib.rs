@@ -168,7 +168,7 @@ impl ServeState {
     /// A host or plugin error as the answer to a client, counted in
     /// `serve_upstream_errors`.
     fn host_error(&self, e: &HostError, tenant: &str) -> ApiError {
-        self.metrics.upstream_error(e.code());
+        self.metrics.upstream_error(e.code().as_str());
         ApiError::from_host(e, tenant)
     }
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use provider_runtime::bindings::types::SettingKind;
 use provider_runtime::config::env_overrides;
-use provider_runtime::{HostConfig, HostError, Runtime, RuntimeOptions, Session};
+use provider_runtime::{ErrorCode, HostConfig, HostError, Runtime, RuntimeOptions, Session};
 use serde_json::Value;
 
 use self::args::{Cli, Command, PluginCommand};
@@ -332,36 +332,44 @@ fn client_outdated_action(message: &str) -> String {
 fn cli_action(e: &HostError) -> String {
     let others = e.alternatives().join(", ");
     match e.code() {
-        "rate_limited" if !others.is_empty() => format!(
+        ErrorCode::RateLimited if !others.is_empty() => format!(
             "Rate limit reached: wait (retry_after_seconds when given), or send this request \
              on another route with --route ({others}); do not retry in a loop."
         ),
-        "quota_exhausted" if !others.is_empty() => format!(
+        ErrorCode::QuotaExhausted if !others.is_empty() => format!(
             "This route's quota or spending limit is spent: wait for it to reset, or send \
              this request on another route with --route ({others})."
         ),
-        "quota_exhausted" => {
+        ErrorCode::QuotaExhausted => {
             "This route's quota or spending limit is spent: wait for it to reset.".to_owned()
         }
-        "not_connected" => {
+        ErrorCode::NotConnected => {
             "Not signed in (or no login pending): run `login` (or `start`, then `poll`); \
              for a key route, store a key with `key set`."
                 .to_owned()
         }
-        "expired_token" => "The device code expired: run `login` (or `start`) again.".to_owned(),
-        "access_denied" => "Do not retry: the account was refused at authorization. Check that \
+        ErrorCode::ExpiredToken => {
+            "The device code expired: run `login` (or `start`) again.".to_owned()
+        }
+        ErrorCode::AccessDenied => {
+            "Do not retry: the account was refused at authorization. Check that \
              the subscription is active and approve in the browser where you are signed in, \
              or use an API key instead (BYOK: `key set`, then a route that spends it)."
-            .to_owned(),
-        "unauthorized" if e.to_string().contains("revoked") => "The login was revoked: another \
+                .to_owned()
+        }
+        ErrorCode::Unauthorized if e.to_string().contains("revoked") => {
+            "The login was revoked: another \
              client using the same OAuth client id for this account (such as the vendor's own \
              CLI) may have rotated it. Run `logout`, then `login` again."
-            .to_owned(),
-        "unauthorized" => "The credentials were refused: for the login, run `logout` then \
+                .to_owned()
+        }
+        ErrorCode::Unauthorized => {
+            "The credentials were refused: for the login, run `logout` then \
              `login`; for an API key, store a valid one with `key set`."
-            .to_owned(),
-        "client_outdated" => client_outdated_action(&e.to_string()),
-        "denied_by_sandbox" => {
+                .to_owned()
+        }
+        ErrorCode::ClientOutdated => client_outdated_action(&e.to_string()),
+        ErrorCode::DeniedBySandbox => {
             let vars = ENDPOINT_VARS
                 .get()
                 .map(|v| v.join(", "))
@@ -371,17 +379,32 @@ fn cli_action(e: &HostError) -> String {
                  ({vars}), and name a route-bound endpoint's route with --route."
             )
         }
-        "config_error" => "Fix the flags or the plugin's environment variables.".to_owned(),
-        "plugin_error" => {
+        ErrorCode::ConfigError => "Fix the flags or the plugin's environment variables.".to_owned(),
+        ErrorCode::PluginError => {
             "Check --plugin: it must be a component of the model-provider:plugin world.".to_owned()
         }
-        _ => e.action(),
+        // The contract's wording says it all for these.
+        ErrorCode::RateLimited
+        | ErrorCode::TierDenied
+        | ErrorCode::UpstreamUnavailable
+        | ErrorCode::Network
+        | ErrorCode::InvalidResponse
+        | ErrorCode::InvalidInput
+        | ErrorCode::Storage
+        | ErrorCode::PoolExhausted
+        | ErrorCode::TenantBusy
+        | ErrorCode::HostError
+        | ErrorCode::CallTimeout
+        | ErrorCode::MemoryLimit
+        | ErrorCode::ResourceLimit
+        | ErrorCode::StreamClosed
+        | ErrorCode::PluginTrap => e.action(),
     }
 }
 
 /// Print an error object and exit 1.
 pub(crate) fn fail(e: &HostError) -> ExitCode {
-    tracing::debug!(code = e.code(), "command failed");
+    tracing::debug!(code = e.code().as_str(), "command failed");
     let mut v = e.to_json();
     v["action"] = Value::String(cli_action(e));
     print_json(&v);

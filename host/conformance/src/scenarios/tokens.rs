@@ -7,6 +7,7 @@ use provider_reference::{Fault, RefreshFailure, Route};
 
 use crate::check::{Outcome, Step, check, expect_code, fail};
 use crate::context::{Ctx, ask, echo, models_of, poll_until_connected, subject};
+use provider_runtime::ErrorCode;
 use provider_runtime::bindings::types::{ConnectionStatus, Lane};
 use provider_runtime::runtime::Session;
 
@@ -502,7 +503,7 @@ pub async fn family_revocation(ctx: &mut Ctx) -> Outcome {
     let presented = ctx.auth.stats().token_requests_refresh;
     let result = first.chat(&ask(&model.id, "revoked")).await;
     match &result {
-        Err(e) if matches!(e.code(), "unauthorized" | "not_connected") => {}
+        Err(e) if matches!(e.code(), ErrorCode::Unauthorized | ErrorCode::NotConnected) => {}
         _ => {
             expect_code(result, "unauthorized", "chat with the revoked login")?;
         }

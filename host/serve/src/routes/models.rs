@@ -63,7 +63,7 @@ async fn models_of_routes(
         }
         match session.models(false, Some(&r)).await {
             Ok(list) => lists.push(list),
-            Err(e) => tracing::debug!(route = r, code = e.code(), "route left out of /v1/models"),
+            Err(e) => tracing::debug!(route = r, code = %e.code(), "route left out of /v1/models"),
         }
     }
     Ok(lists)
