@@ -1102,3 +1102,24 @@ fn usage_reports_the_rails_quota_and_sets_its_gauge() {
     );
     assert_eq!(s.request("GET", "/v1/usage", None, None).0, 401);
 }
+
+#[test]
+fn the_key_is_read_as_x_api_key_too_on_every_route() {
+    let s = serve();
+    // What Anthropic's SDKs and Claude Code send, here to list models.
+    let mut conn = s.send_with("GET", "/v1/models", None, None, &[("x-api-key", &s.key)]);
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).unwrap();
+    let (status, body) = parse_response(&raw);
+    assert_eq!(status, 200, "{body}");
+    let mut conn = s.send_with(
+        "GET",
+        "/v1/models",
+        None,
+        None,
+        &[("x-api-key", "phk_wrong")],
+    );
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).unwrap();
+    assert_eq!(parse_response(&raw).0, 401);
+}

@@ -40,18 +40,25 @@ pub(crate) fn route_header(headers: &HeaderMap) -> Result<Option<String>, ApiErr
     }
 }
 
-/// The tenant the request's key selects.
+/// The header Anthropic's SDKs and Claude Code send the key in.
+const API_KEY_HEADER: &str = "x-api-key";
+
+/// The tenant the request's key selects: the key as `Authorization: Bearer` (OpenAI's
+/// clients) or `x-api-key` (Anthropic's), on every route, so a client of either dialect
+/// can also list models.
 pub(crate) async fn authenticate(
     state: &ServeState,
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
-    let presented = headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
-        })
+        });
+    let presented = bearer
+        .or_else(|| headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .ok_or_else(ApiError::bad_key)?;
     let found = if state.tenants.is_local() {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use provider_runtime::bindings::types::ChatChunk;
@@ -27,19 +27,10 @@ use crate::turn::{Access, StreamFormat, Turn};
 use crate::wire::ApiError;
 use crate::wire::anthropic::{self, AnthropicError, EventWriter};
 
-/// Anthropic's key header.
-const API_KEY_HEADER: &str = "x-api-key";
-
-/// The tenant of the key the request presents, as `x-api-key` or `Authorization: Bearer`.
+/// The tenant of the key the request presents, as `x-api-key` or `Authorization: Bearer`
+/// (`authenticate` reads both), its refusal in Anthropic's shape.
 async fn tenant(state: &Shared, headers: &HeaderMap) -> Result<String, AnthropicError> {
-    let mut headers = headers.clone();
-    if !headers.contains_key(header::AUTHORIZATION)
-        && let Some(key) = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok())
-        && let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {}", key.trim()))
-    {
-        headers.insert(header::AUTHORIZATION, bearer);
-    }
-    authenticate(state, &headers)
+    authenticate(state, headers)
         .await
         .map_err(|e| AnthropicError::from_api(&e))
 }
