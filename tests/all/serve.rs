@@ -1123,3 +1123,31 @@ fn the_key_is_read_as_x_api_key_too_on_every_route() {
     conn.read_to_end(&mut raw).unwrap();
     assert_eq!(parse_response(&raw).0, 401);
 }
+
+#[test]
+fn an_anthropic_stream_waiting_for_upstream_keeps_alive_with_ping_events() {
+    let s = serve_custom(AuthConfig::default(), |cmd, _, _, _| {
+        cmd.args(["--keepalive-secs", "1"]);
+    });
+    s.api.push_fault(
+        Route::ChatCompletions,
+        Fault::StallBeforeHeaders(Duration::from_secs(4)),
+    );
+    let body = serde_json::json!({"model": MODEL, "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "think first"}]});
+    let mut conn = s.send_with(
+        "POST",
+        "/v1/messages",
+        None,
+        Some(&body.to_string()),
+        &[("x-api-key", &s.key)],
+    );
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).unwrap();
+    let (status, text) = parse_response(&raw);
+    assert_eq!(status, 200, "{text}");
+    let before_start = text.split("event: message_start").next().unwrap();
+    // Anthropic's own keep-alive event (its SDKs skip it), not a bare comment.
+    assert!(before_start.matches("event: ping").count() >= 2, "{text}");
+    assert!(text.contains("event: message_stop"), "{text}");
+}

@@ -27,6 +27,11 @@ pub(crate) trait StreamFormat: Send + 'static {
     fn finish(&mut self) -> Vec<Event>;
     /// The event for a failure mid-stream (never a silent end).
     fn error(&mut self, e: &ApiError) -> Event;
+    /// What keeps a waiting stream alive: an SSE comment line (`:`), unless the dialect
+    /// has an event of its own for it (Anthropic's `ping`).
+    fn keep_alive(&self) -> KeepAlive {
+        KeepAlive::new()
+    }
 }
 
 /// One access-log line per request (no key, no prompt, no token).
@@ -129,11 +134,12 @@ impl Turn {
     ///
     /// The response head waits for upstream's at most one keep-alive interval: a failure
     /// by then (no login, a refused key, a spent quota) gets its own HTTP status; past it
-    /// the head goes out at once and SSE comments keep the connection alive until the
-    /// first event (a reasoning model may think for minutes; proxies cut idle connections
+    /// the head goes out at once and keep-alives (SSE comments, or the dialect's own
+    /// event) follow every interval while the stream waits (a reasoning model may think for minutes; proxies cut idle connections
     /// after 60 to 100 s), after which a failure is an error event.
     pub(crate) async fn streamed(self, format: impl StreamFormat) -> Response {
         let keepalive = self.state.keepalive;
+        let keep_alive = format.keep_alive().interval(keepalive);
         let (tx, rx) = tokio::sync::mpsc::channel::<Event>(32);
         let (opened_tx, mut opened_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(self.relay(format, tx, opened_tx));
@@ -154,9 +160,7 @@ impl Turn {
                 .await
                 .map(|e| (Ok::<_, std::convert::Infallible>(e), rx))
         });
-        let mut response = Sse::new(events)
-            .keep_alive(KeepAlive::new().interval(keepalive))
-            .into_response();
+        let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
         // nginx buffers proxied responses unless told not to.
         response.headers_mut().insert(
             "x-accel-buffering",

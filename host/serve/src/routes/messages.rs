@@ -15,7 +15,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::Event;
+use axum::response::sse::{Event, KeepAlive};
 use axum::response::{IntoResponse, Response};
 use provider_runtime::bindings::types::ChatChunk;
 use serde_json::{Value, json};
@@ -162,6 +162,11 @@ impl StreamFormat for Messages {
 
     fn error(&mut self, e: &ApiError) -> Event {
         frame(("error", AnthropicError::from_api(e).body()))
+    }
+
+    /// Anthropic's streams keep alive with `ping` events, which its SDKs read and skip.
+    fn keep_alive(&self) -> KeepAlive {
+        KeepAlive::new().event(frame(("ping", serde_json::json!({"type": "ping"}))))
     }
 }
 
