@@ -238,7 +238,10 @@ mod tests {
         let rail = Route::Subscription;
         assert_eq!(choose_default(rail, &[]), "xai-grok-sub/grok-4.6");
         assert_eq!(
-            choose_default(rail, &[m("xai-grok-sub/grok-4.7"), m("xai-grok-sub/grok-4.6")]),
+            choose_default(
+                rail,
+                &[m("xai-grok-sub/grok-4.7"), m("xai-grok-sub/grok-4.6")]
+            ),
             "xai-grok-sub/grok-4.7"
         );
     }

@@ -20,20 +20,12 @@ use axum::response::{IntoResponse, Response};
 use provider_runtime::bindings::types::ChatChunk;
 use serde_json::{Value, json};
 
-use super::{random_id, read_body};
+use super::{admit, random_id};
 use crate::Shared;
-use crate::auth::{authenticate, route_header};
+use crate::auth::route_header;
 use crate::turn::{Access, StreamFormat, Turn};
 use crate::wire::ApiError;
 use crate::wire::anthropic::{self, AnthropicError, EventWriter};
-
-/// The tenant of the key the request presents, as `x-api-key` or `Authorization: Bearer`
-/// (`authenticate` reads both), its refusal in Anthropic's shape.
-async fn tenant(state: &Shared, headers: &HeaderMap) -> Result<String, AnthropicError> {
-    authenticate(state, headers)
-        .await
-        .map_err(|e| AnthropicError::from_api(&e))
-}
 
 /// A response of the shared turn in Anthropic's shape: an error (answered in OpenAI's
 /// shape by the turn) rewritten from its status, code and `retry-after`.
@@ -68,12 +60,8 @@ pub(crate) async fn create(
     body: Body,
 ) -> Response {
     let began = Instant::now();
-    let tenant = match tenant(&state, &headers).await {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let bytes = match read_body(body).await {
-        Ok(b) => b,
+    let (tenant, bytes) = match admit(&state, &headers, body).await {
+        Ok(admitted) => admitted,
         Err(e) => return AnthropicError::from_api(&e).into_response(),
     };
     let body = match anthropic::parse(&bytes) {
@@ -116,12 +104,8 @@ pub(crate) async fn count_tokens(
     body: Body,
 ) -> Response {
     let began = Instant::now();
-    let tenant = match tenant(&state, &headers).await {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let bytes = match read_body(body).await {
-        Ok(b) => b,
+    let (tenant, bytes) = match admit(&state, &headers, body).await {
+        Ok(admitted) => admitted,
         Err(e) => return AnthropicError::from_api(&e).into_response(),
     };
     let body = match anthropic::parse(&bytes) {
