@@ -27,6 +27,8 @@ import path from 'node:path';
 
 export const MAX_VALUE_BYTES = 1024 * 1024;
 export const MAX_KEYS = 1024;
+/** Most bytes (sealed values as stored) one tenant may hold, as in the Rust store. */
+export const MAX_TENANT_BYTES = 16 * 1024 * 1024;
 /** Longest wait a plugin may ask for, whatever `timeout-ms` says. */
 export const LOCK_TIMEOUT_CAP_MS = 180_000;
 
@@ -401,8 +403,9 @@ export class SecretStore {
   /**
    * @param {string} stateDir created 0700 when missing
    * @param {{masterKey?: Uint8Array|string, maxValueBytes?: number, maxKeys?: number,
-   *          lockTimeoutCapMs?: number}} [options] `masterKey`: 32 bytes, or 64 hex
-   *          characters / base64 of 32 bytes; default: generated into the state directory
+   *          maxTenantBytes?: number, lockTimeoutCapMs?: number}} [options] `masterKey`:
+   *          32 bytes, or 64 hex characters / base64 of 32 bytes; default: generated into
+   *          the state directory. `maxTenantBytes`: a tenant's byte quota (stored bytes)
    */
   constructor(stateDir, options = {}) {
     this.#stateDir = path.resolve(stateDir);
@@ -415,6 +418,7 @@ export class SecretStore {
     this.#limits = {
       maxValueBytes: options.maxValueBytes ?? MAX_VALUE_BYTES,
       maxKeys: options.maxKeys ?? MAX_KEYS,
+      maxTenantBytes: options.maxTenantBytes ?? MAX_TENANT_BYTES,
       lockTimeoutCapMs: options.lockTimeoutCapMs ?? LOCK_TIMEOUT_CAP_MS,
     };
   }
@@ -497,14 +501,24 @@ export class TenantSecrets {
     );
     try {
       io(`writing key ${echo(key)}`, () => {
-        if (!fs.existsSync(path.join(this.#dirs.secrets, name))) {
-          const count = this.#scan().length;
-          if (count >= this.#limits.maxKeys) {
-            throw new SecretError(
-              'too-large',
-              `tenant ${echo(this.#tenant)} already holds ${count} keys; the limit is ${this.#limits.maxKeys}`,
-            );
-          }
+        const keys = this.#scan();
+        if (!keys.includes(key) && keys.length >= this.#limits.maxKeys) {
+          throw new SecretError(
+            'too-large',
+            `tenant ${echo(this.#tenant)} already holds ${keys.length} keys; the limit is ${this.#limits.maxKeys}`,
+          );
+        }
+        // The byte quota: what the tenant stores after this write, the replaced value's
+        // bytes given back. A write that does not grow the tenant is always accepted.
+        const sizeOf = (k) => fs.statSync(path.join(this.#dirs.secrets, k + VALUE_SUFFIX)).size;
+        const stored = keys.reduce((sum, k) => sum + sizeOf(k), 0);
+        const replaced = keys.includes(key) ? sizeOf(key) : 0;
+        const after = stored - replaced + sealed.length;
+        if (sealed.length > replaced && after > this.#limits.maxTenantBytes) {
+          throw new SecretError(
+            'too-large',
+            `tenant ${echo(this.#tenant)} would store ${after} bytes; its quota is ${this.#limits.maxTenantBytes}`,
+          );
         }
         writeAtomic(this.#dirs.secrets, name, sealed);
       });

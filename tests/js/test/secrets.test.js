@@ -107,6 +107,33 @@ describe('secret store', () => {
     assert.equal(tagOf(() => t.set('three', bytes('3'))), 'too-large');
   });
 
+  it('holds each tenant to its byte quota (16 MiB by default, as the Rust store)', () => {
+    // 1 MiB values under the default quota: a tenant used to reach 1 GiB (1,024 keys).
+    const t = store.tenant('filler');
+    const mib = new Uint8Array(1024 * 1024 - 64);
+    let stored = 0;
+    for (; stored < 40; stored++) {
+      try {
+        t.set(`v${stored}`, mib);
+      } catch (e) {
+        assert.equal(e?.payload?.tag, 'too-large', `${e?.stack ?? e}`);
+        assert.match(e.payload.val, /quota is 16777216/);
+        break;
+      }
+    }
+    assert.ok(stored >= 15 && stored < 17, `stored ${stored} MiB`);
+    // Replacing a value with one no larger, and deleting, still work at the quota.
+    t.set('v0', bytes('small'));
+    t.delete('v1');
+    t.set('v1', mib);
+    // Another tenant is not affected.
+    store.tenant('other-filler').set('v', mib);
+    const small = new SecretStore(dir, { maxTenantBytes: 200 });
+    const q = small.tenant('tiny-quota');
+    q.set('a', bytes('x'.repeat(60)));
+    assert.equal(tagOf(() => q.set('b', bytes('y'.repeat(120)))), 'too-large');
+  });
+
   it('locks exclusively within a process until disposed', () => {
     const t = store.tenant('alice');
     const lock = t.lock('credentials', 1000);
