@@ -40,11 +40,13 @@ fn component() -> std::path::PathBuf {
     let path = std::env::var_os("PROVIDER_PLUGIN_COMPONENT")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| {
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
-                });
+            // This test runs as <target>/<profile>/deps/router-…: the component is built
+            // under the same target directory, wherever that is.
+            let exe = std::env::current_exe().expect("the test's own path");
+            let target = exe
+                .ancestors()
+                .nth(3)
+                .expect("<target>/<profile>/deps/<test>");
             target.join("plugin-component/wasm32-wasip2/component/grok_provider_plugin.wasm")
         });
     assert!(
