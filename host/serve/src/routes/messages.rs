@@ -54,19 +54,28 @@ async fn reshape(response: Response) -> Response {
     .into_response()
 }
 
+/// The routes' `admit` step and the parsed Messages body, a refusal in Anthropic's shape.
+async fn admit_messages(
+    state: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, anthropic::Body), Response> {
+    let (tenant, bytes) = admit(state, headers, body)
+        .await
+        .map_err(|e| AnthropicError::from_api(&e).into_response())?;
+    let body = anthropic::parse(&bytes).map_err(|m| AnthropicError::invalid(m).into_response())?;
+    Ok((tenant, body))
+}
+
 pub(crate) async fn create(
     State(state): State<Shared>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let began = Instant::now();
-    let (tenant, bytes) = match admit(&state, &headers, body).await {
+    let (tenant, body) = match admit_messages(&state, &headers, body).await {
         Ok(admitted) => admitted,
-        Err(e) => return AnthropicError::from_api(&e).into_response(),
-    };
-    let body = match anthropic::parse(&bytes) {
-        Ok(b) => b,
-        Err(m) => return AnthropicError::invalid(m).into_response(),
+        Err(answer) => return answer,
     };
     let stream = body.stream == Some(true);
     let asked = body.model.clone();
@@ -104,13 +113,9 @@ pub(crate) async fn count_tokens(
     body: Body,
 ) -> Response {
     let began = Instant::now();
-    let (tenant, bytes) = match admit(&state, &headers, body).await {
+    let (tenant, body) = match admit_messages(&state, &headers, body).await {
         Ok(admitted) => admitted,
-        Err(e) => return AnthropicError::from_api(&e).into_response(),
-    };
-    let body = match anthropic::parse(&bytes) {
-        Ok(b) => b,
-        Err(m) => return AnthropicError::invalid(m).into_response(),
+        Err(answer) => return answer,
     };
     let mut access = Access::new(&tenant, &body.model, began, false);
     let tokens = body.estimate_tokens();

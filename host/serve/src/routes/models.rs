@@ -2,7 +2,7 @@
 //! enabled route side by side, as OpenAI's list.
 //!
 //! `GET /v1/models/{id}`: one model as OpenAI's model object, or 404 `model_not_found` in
-//! OpenAI's error shape. Answered from the same list as `GET /v1/models` (same key, same
+//! OpenAI's error shape. Found in the same list `GET /v1/models` answers (same key, same
 //! `X-Provider-Route`, same access-log line), so the two never disagree.
 
 use std::time::Instant;
@@ -20,29 +20,38 @@ use crate::turn::Access;
 use crate::wire::{self, ApiError};
 
 pub(crate) async fn list(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match listing(&state, &headers).await {
+        Ok(listed) => axum::Json(listed).into_response(),
+        Err(answer) => answer,
+    }
+}
+
+/// The tenant's list as `GET /v1/models` answers it (the aliases included), or the answer
+/// for its failure; an access-log line once the tenant is known.
+async fn listing(state: &Shared, headers: &HeaderMap) -> Result<Value, Response> {
     let began = Instant::now();
-    let tenant = match authenticate(&state, &headers).await {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let route = match route_header(&headers) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
+    let tenant = authenticate(state, headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let route = route_header(headers).map_err(IntoResponse::into_response)?;
     let mut access = Access::new(&tenant, "", began, false);
-    let response = match state.sessions.lease(&tenant).await {
-        Ok(mut lease) => match models_of_routes(lease.session(), route).await {
-            Ok(lists) => {
-                let mut listed = wire::models(&lists);
-                wire::anthropic::list_aliases(&mut listed, &state.model_aliases);
-                axum::Json(listed).into_response()
-            }
-            Err(e) => state.host_error(&e, &tenant).into_response(),
-        },
-        Err(e) => state.host_error(&e, &tenant).into_response(),
+    let lists = match state.sessions.lease(&tenant).await {
+        Ok(mut lease) => models_of_routes(lease.session(), route).await,
+        Err(e) => Err(e),
     };
-    access.answered(response.status().as_u16(), None);
-    response
+    match lists {
+        Ok(lists) => {
+            access.answered(StatusCode::OK.as_u16(), None);
+            let mut listed = wire::models(&lists);
+            wire::anthropic::list_aliases(&mut listed, &state.model_aliases);
+            Ok(listed)
+        }
+        Err(e) => {
+            let answer = state.host_error(&e, &tenant).into_response();
+            access.answered(answer.status().as_u16(), None);
+            Err(answer)
+        }
+    }
 }
 
 /// The models of `route`, or (none named) of every enabled route side by side, their ids
@@ -69,28 +78,15 @@ async fn models_of_routes(
     Ok(lists)
 }
 
-/// Largest model list read back (the list is a few KiB).
-const MAX_LIST_BYTES: usize = 4 * 1024 * 1024;
-
 pub(crate) async fn model(
     State(state): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let listed = list(State(state), headers).await;
-    if listed.status() != StatusCode::OK {
-        return listed;
-    }
-    let Ok(bytes) = axum::body::to_bytes(listed.into_body(), MAX_LIST_BYTES).await else {
-        return ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal",
-            "the model list could not be read",
-        )
-        .into_response();
+    let list = match listing(&state, &headers).await {
+        Ok(list) => list,
+        Err(answer) => return answer,
     };
-    let list: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     match find(&list, &id) {
         Some(mut m) => {
             m["id"] = Value::String(id);
