@@ -540,10 +540,10 @@ describe('the README example', () => {
     assert.match(out, /Echo: Hello/);
   });
 
-  it('is the code the root README shows', () => {
+  it('is the code the JavaScript embedding guide shows', () => {
     const example = fs.readFileSync(new URL('../examples/embed.js', import.meta.url), 'utf8');
-    const readme = fs.readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const guide = fs.readFileSync(new URL('../../../docs/embedders/js.md', import.meta.url), 'utf8');
     const body = example.slice(example.indexOf("import { setTimeout as sleep }"));
-    assert.ok(readme.includes('```js\n' + body + '```'), 'README.md shows another example');
+    assert.ok(guide.includes('```js\n' + body + '```'), 'docs/embedders/js.md shows another example');
   });
 });
