@@ -5,33 +5,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use provider_runtime::HostError;
 
-/// The plugin component built with this binary (by `build.rs`).
-static EMBEDDED_PLUGIN: &[u8] = include_bytes!(env!("PROVIDER_PLUGIN_COMPONENT"));
-/// Its SHA-256, computed at build time.
-const EMBEDDED_PLUGIN_SHA256: [u8; 32] = hex32(env!("PROVIDER_PLUGIN_SHA256"));
-
-const fn hex32(s: &str) -> [u8; 32] {
-    const fn nibble(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => panic!("PROVIDER_PLUGIN_SHA256 is not lower-case hex"),
-        }
-    }
-    let b = s.as_bytes();
-    assert!(
-        b.len() == 64,
-        "PROVIDER_PLUGIN_SHA256 is not 32 bytes of hex"
-    );
-    let mut out = [0u8; 32];
-    let mut i = 0;
-    while i < 32 {
-        out[i] = nibble(b[2 * i]) << 4 | nibble(b[2 * i + 1]);
-        i += 1;
-    }
-    out
-}
-
 /// Run a model-provider plugin component in a sandbox.
 #[derive(Debug, Parser)]
 #[command(name = "provider-host", version, about)]
@@ -71,26 +44,26 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The component to run: `--plugin`, else the one compiled into this binary (so an
-    /// installed binary needs nothing from the checkout it was built in).
-    pub fn plugin_source(&self) -> provider_runtime::PluginSource {
-        match &self.plugin {
-            Some(path) => provider_runtime::PluginSource::File(path.clone()),
-            None => provider_runtime::PluginSource::Static {
-                bytes: EMBEDDED_PLUGIN,
-                sha256: EMBEDDED_PLUGIN_SHA256,
-            },
+    /// The global flags as the settings `provider-app` runs with.
+    pub fn settings(&self) -> provider_app::Settings {
+        provider_app::Settings {
+            state_dir: self.state_dir.clone(),
+            tenant: self.tenant.clone(),
+            plugin: self.plugin.clone(),
+            call_timeout_secs: self.call_timeout_secs,
+            secrets_url: self.secrets_url.clone(),
+            allow_env: self.allow_env.clone(),
         }
     }
 
+    /// The component to run: `--plugin`, else the one compiled into this binary (so an
+    /// installed binary needs nothing from the checkout it was built in).
+    pub fn plugin_source(&self) -> provider_runtime::PluginSource {
+        self.settings().plugin_source()
+    }
+
     pub fn state_dir(&self) -> Result<PathBuf, HostError> {
-        if let Some(d) = &self.state_dir {
-            return Ok(d.clone());
-        }
-        dirs::state_dir()
-            .or_else(|| dirs::home_dir().map(|h| h.join(".local").join("state")))
-            .map(|d| d.join("provider-host"))
-            .ok_or_else(|| HostError::Config("no state directory: pass --state-dir".into()))
+        self.settings().state_dir()
     }
 }
 

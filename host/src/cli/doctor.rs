@@ -48,6 +48,8 @@ struct Check {
 #[derive(Default)]
 struct Report {
     checks: Vec<Check>,
+    /// The plugin's environment variables, for the fixes the CLI words.
+    vars: provider_app::PluginVars,
 }
 
 impl Report {
@@ -71,7 +73,11 @@ impl Report {
 
     /// A failed export call: its message, and the action the CLI words for its code.
     fn failed_call(&mut self, name: impl Into<String>, e: &HostError) {
-        self.fail(name, format!("{}: {e}", e.code()), super::cli_action(e));
+        self.fail(
+            name,
+            format!("{}: {e}", e.code()),
+            super::cli_action(e, &self.vars),
+        );
     }
 }
 
@@ -80,7 +86,10 @@ const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs every check; the JSON report (`ok` is false when any check failed).
 pub async fn run(session: &mut Session, manifest: &PluginManifest, with_chat: bool) -> Value {
-    let mut report = Report::default();
+    let mut report = Report {
+        vars: provider_app::PluginVars::of(manifest),
+        ..Report::default()
+    };
     sandbox(&mut report, session, manifest);
     endpoints(&mut report, session, manifest).await;
     let status = match session.status().await {

@@ -9,7 +9,8 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use provider_runtime::bindings::types::{ApiKeyInfo, ProviderError};
+use provider_app::render::key_info as info;
+use provider_runtime::bindings::types::ProviderError;
 use provider_runtime::secrets::rotation::rotate_file_values;
 use provider_runtime::secrets::{KeySource, MasterKey, SecretBackend, rotate_master_key};
 use provider_runtime::{HostError, Session};
@@ -29,10 +30,6 @@ pub async fn run(session: &mut Session, command: &KeyCommand) -> Result<Value, H
         KeyCommand::Status => session.api_key_status().await.map(|i| info(&i)),
         KeyCommand::Delete => session.delete_api_key().await.map(|i| info(&i)),
     }
-}
-
-fn info(i: &ApiKeyInfo) -> Value {
-    json!({ "ok": true, "stored": i.stored, "last_four": i.last_four })
 }
 
 fn invalid(message: impl Into<String>) -> HostError {
@@ -75,16 +72,7 @@ fn first_line(reader: impl BufRead) -> Result<String, HostError> {
 /// The secret backend of `--secrets-url` (PostgreSQL); `None`: the state directory's
 /// encrypted files.
 pub fn secret_backend(cli: &Cli) -> Result<Option<Arc<dyn SecretBackend>>, HostError> {
-    let Some(url) = &cli.secrets_url else {
-        return Ok(None);
-    };
-    let backend = provider_secrets_postgres::PostgresBackend::connect(
-        url,
-        KeySource::Env,
-        provider_runtime::secrets::Limits::default(),
-    )?;
-    tracing::debug!(database = backend.database(), "secrets in PostgreSQL");
-    Ok(Some(Arc::new(backend)))
+    cli.settings().secret_backend()
 }
 
 /// `secrets rotate-key`.

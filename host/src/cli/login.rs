@@ -4,13 +4,15 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use provider_runtime::Session;
+use provider_app::PluginVars;
 use provider_runtime::bindings::types::PollOutcome;
+use provider_runtime::{HostError, Session};
 
 use super::args::LoginArgs;
-use super::{fail, ok, render};
+use super::{fail_with, ok, render};
 
-pub async fn run(session: &mut Session, args: &LoginArgs) -> ExitCode {
+pub async fn run(session: &mut Session, args: &LoginArgs, vars: &PluginVars) -> ExitCode {
+    let fail = |e: &HostError| fail_with(e, vars);
     let prompt = match session.start().await {
         Ok(p) => p,
         Err(e) => return fail(&e),

@@ -94,7 +94,7 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let routes: Vec<&str> = args.route.iter().map(String::as_str).collect();
-    let config = match super::env_config(&runtime, config, &routes).await {
+    let config = match super::env_config(cli, &runtime, config, &routes).await {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };

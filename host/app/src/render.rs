@@ -1,11 +1,13 @@
-//! WIT records to the script-mode JSON shapes (keys are a contract with scripts).
+//! WIT records to the script-mode JSON shapes (keys are a contract with scripts, and the
+//! Python package returns the same objects as dicts).
 
 use provider_runtime::bindings::types::{
-    ChatReply, Citation, ConnectionStatus, DevicePrompt, FinishReason, Lane, LogoutReport, Model,
-    ModelList, PollOutcome, QuotaReport, ReasoningItem, Usage,
+    ApiKeyInfo, ChatReply, Citation, ConnectionStatus, DevicePrompt, FinishReason, Lane,
+    LogoutReport, Model, ModelList, PollOutcome, QuotaReport, ReasoningItem, Usage,
 };
 use serde_json::{Value, json};
 
+/// A lane's spelling.
 pub fn lane(l: Lane) -> &'static str {
     match l {
         Lane::ChatCompletions => "chat_completions",
@@ -57,10 +59,12 @@ fn with_ok(mut v: Value) -> Value {
     v
 }
 
+/// `status` and `refresh`.
 pub fn status(s: &ConnectionStatus) -> Value {
     with_ok(status_fields(s))
 }
 
+/// `start` (and `login --no-wait`).
 pub fn prompt(p: &DevicePrompt) -> Value {
     json!({
         "ok": true,
@@ -73,6 +77,7 @@ pub fn prompt(p: &DevicePrompt) -> Value {
     })
 }
 
+/// `poll`: `status` is `pending` or `connected` (then with the status keys).
 pub fn poll(o: &PollOutcome) -> Value {
     match o {
         PollOutcome::Pending(p) => json!({
@@ -90,10 +95,12 @@ pub fn poll(o: &PollOutcome) -> Value {
     }
 }
 
+/// `logout`.
 pub fn logout(r: &LogoutReport) -> Value {
     json!({ "ok": true, "was_connected": r.was_connected, "revoked": r.revoked })
 }
 
+/// `models`.
 pub fn models(m: &ModelList) -> Value {
     json!({
         "ok": true,
@@ -107,6 +114,7 @@ pub fn models(m: &ModelList) -> Value {
     })
 }
 
+/// A turn's token usage (`null` when upstream gave none).
 pub fn usage(u: &Option<Usage>) -> Value {
     match u {
         Some(u) => json!({
@@ -120,14 +128,17 @@ pub fn usage(u: &Option<Usage>) -> Value {
     }
 }
 
+/// One citation.
 pub fn citation(c: &Citation) -> Value {
     json!({ "url": c.url, "title": c.title, "start_index": c.start_index, "end_index": c.end_index })
 }
 
+/// One opaque reasoning item, to send back with the next turn.
 pub fn reasoning_item(r: &ReasoningItem) -> Value {
     json!({ "lane": lane(r.lane), "data": r.data })
 }
 
+/// A whole chat reply (`chat --json`).
 pub fn reply(r: &ChatReply) -> Value {
     json!({
         "ok": true,
@@ -144,6 +155,12 @@ pub fn reply(r: &ChatReply) -> Value {
         "usage": usage(&r.usage),
         "finish_reason": r.finish_reason.as_ref().map(FinishReason::name),
     })
+}
+
+/// `key set`, `key status`, `key delete`: whether a key is stored, and its last four
+/// characters (never the key).
+pub fn key_info(i: &ApiKeyInfo) -> Value {
+    json!({ "ok": true, "stored": i.stored, "last_four": i.last_four })
 }
 
 /// Upstream text for a terminal: control characters (escape sequences among them) are
