@@ -1,8 +1,6 @@
 //! The configuration the provider runs with: the manifest's defaults overridden by what the
 //! host's `wasi:config/store` holds, validated once per export call.
 
-use std::collections::BTreeMap;
-
 use crate::error::ProviderError;
 use crate::manifest::{SettingSpec, keys, setting};
 use crate::origin::Url;
@@ -102,16 +100,15 @@ impl Settings {
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ProviderError> {
-        // The last value of each key the plugin reads (others are ignored).
-        let mut given: BTreeMap<&str, &str> = BTreeMap::new();
-        for (key, value) in pairs {
-            if let Some(spec) = setting(key) {
-                given.insert(spec.key, value);
-            }
-        }
+        // The pairs of keys the plugin reads (others are ignored); the last one of a key
+        // counts. A short list: no map type of its own in the component.
+        let given: Vec<(&str, &str)> = pairs
+            .into_iter()
+            .filter(|(key, _)| setting(key).is_some())
+            .collect();
         let get = |key: &str| -> Result<String, ProviderError> {
             let spec = setting(key).expect("a key of the manifest");
-            let value = match given.get(key) {
+            let value = match given.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v) {
                 Some(v) if key == keys::USER_AGENT && v.trim().is_empty() => spec.default_value,
                 Some(v) => v,
                 None => spec.default_value,

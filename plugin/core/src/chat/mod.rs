@@ -222,6 +222,7 @@ fn check_message(i: usize, m: &Message) -> Result<(), ProviderError> {
 }
 
 fn check_tools(req: &ChatRequest) -> Result<(), ProviderError> {
+    // Owned names: the chat assemblers' `BTreeSet<String>` is already in the component.
     let mut names = std::collections::BTreeSet::new();
     for t in &req.tools {
         let ok = !t.name.is_empty()
@@ -235,7 +236,7 @@ fn check_tools(req: &ChatRequest) -> Result<(), ProviderError> {
                 crate::redact::truncate(&t.name, 80)
             )));
         }
-        if !names.insert(t.name.as_str()) {
+        if !names.insert(t.name.clone()) {
             return Err(invalid(format!("tool {} is declared twice", t.name)));
         }
     }
@@ -426,11 +427,14 @@ pub(crate) fn effort(t: ThinkingEffort) -> &'static str {
 }
 
 /// `f32` as the decimal the caller wrote (`0.7`, not `0.699999988079071`).
+/// serde_json writes an `f32` as its shortest decimal and reads that back as the `f64` the
+/// caller meant, so core's float formatting and parsing stay out of the component.
 pub(crate) fn decimal(t: f32) -> Option<serde_json::Number> {
-    t.to_string()
-        .parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
+    // A non-finite `t` is written as `null`, which is no number.
+    match serde_json::from_str(&serde_json::to_string(&t).ok()?) {
+        Ok(Value::Number(n)) => Some(n),
+        _ => None,
+    }
 }
 
 /// Whether a chat-completions model accepts `reasoning_effort`. The grok-4.20 reasoning and

@@ -411,7 +411,8 @@ pub struct ResponsesAssembler {
     streamed_reasoning: BTreeSet<String>,
     /// The reasoning part (item, summary index) the last reasoning delta belonged to.
     reasoning_part: Option<(String, Option<u64>)>,
-    cited: BTreeSet<(String, Option<u32>)>,
+    /// Citations already given, keyed by [`citation_key`].
+    cited: BTreeSet<String>,
 }
 
 impl ResponsesAssembler {
@@ -590,7 +591,7 @@ impl ResponsesAssembler {
     }
 
     fn cite(&mut self, c: Citation, out: &mut VecDeque<ChatChunk>) {
-        if self.cited.insert((c.url.clone(), c.start_index)) {
+        if self.cited.insert(citation_key(&c.url, c.start_index)) {
             out.push_back(ChatChunk::Citation(c));
         }
     }
@@ -651,6 +652,15 @@ impl ResponsesAssembler {
 }
 
 /// Whether item `id` got deltas (deltas without an `item_id` count for every item).
+/// One string per (url, start index): the index (or `-`) before the first space, so two
+/// different pairs never share a key (one set type, `BTreeSet<String>`, for the component).
+fn citation_key(url: &str, start_index: Option<u32>) -> String {
+    match start_index {
+        Some(i) => format!("{i} {url}"),
+        None => format!("- {url}"),
+    }
+}
+
 fn streamed(set: &BTreeSet<String>, id: &str) -> bool {
     set.contains(id) || set.contains("")
 }

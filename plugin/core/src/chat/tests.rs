@@ -736,3 +736,54 @@ fn streamed_reasoning_parts_join_as_the_complete_reply_does() {
     .unwrap();
     assert_eq!(Some(streamed.as_str()), whole.reasoning.as_deref());
 }
+
+#[test]
+fn sampling_numbers_are_the_decimals_written() {
+    for (t, text) in [
+        (0.7f32, "0.7"),
+        (1.0, "1.0"),
+        (0.0, "0.0"),
+        (0.05, "0.05"),
+        (1.9, "1.9"),
+    ] {
+        assert_eq!(decimal(t).unwrap().to_string(), text);
+    }
+    assert!(decimal(f32::NAN).is_none());
+    assert!(decimal(f32::INFINITY).is_none());
+}
+
+#[test]
+fn duplicate_tool_names_are_refused() {
+    let mut r = req("grok-4.3");
+    let tool = FunctionTool {
+        name: "f".into(),
+        description: None,
+        parameters: None,
+        strict: None,
+    };
+    r.tools = vec![tool.clone(), tool];
+    let e = check_tools(&r).unwrap_err();
+    assert!(e.to_string().contains("tool f is declared twice"), "{e}");
+}
+
+#[test]
+fn responses_stream_cites_one_url_once_per_place() {
+    let cite = |start: Value| json!({"type": "response.output_text.annotation.added", "item_id": "m", "annotation": {"type": "url_citation", "url": "https://s/", "start_index": start, "end_index": 2}});
+    let got = responses(&[
+        cite(json!(0)),
+        cite(json!(0)),
+        cite(json!(1)),
+        cite(json!(null)),
+        cite(json!(null)),
+        completed(),
+    ])
+    .unwrap();
+    let places: Vec<Option<u32>> = got
+        .iter()
+        .filter_map(|c| match c {
+            ChatChunk::Citation(c) => Some(c.start_index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(places, vec![Some(0), Some(1), None], "{got:?}");
+}
