@@ -9,6 +9,12 @@
 // jco's "instantiation" output is used (not `--map`): its imports are an object passed
 // per instance, so one process can hold many tenants, each with its own store, config
 // and allowlist, over one compiled module.
+//
+// Every instance runs behind the Rust host's budgets (limits.js, isolate.js): its core
+// modules' memories are capped (64 MiB), each instance runs in a worker thread of its own
+// with a time budget per call (300 s), stopped when it runs out, and what one call hands
+// back is bounded (8 MiB); a stopped or trapped instance is discarded, its locks released,
+// and the next call gets a fresh one.
 
 import { rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -17,18 +23,12 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { transpile } from '@bytecodealliance/jco';
-import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 
-import {
-  configPairs,
-  configStore,
-  effectiveSettings,
-  enabledRoutes,
-  manifestAllowlist,
-} from './config.js';
+import { configPairs, effectiveSettings, enabledRoutes, manifestAllowlist } from './config.js';
+import { Isolate } from './isolate.js';
+import { HostError, capMemories, resolveLimits } from './limits.js';
 import { chatRequest } from './request.js';
-import { allowlistedOutgoingHandler, noSocketsNoFilesystem } from './sandbox.js';
-import { ExclusiveLock, SecretError } from './secrets.js';
+import { SecretError } from './secrets.js';
 
 export {
   ConfigError,
@@ -40,16 +40,29 @@ export {
   manifestAllowlist,
   originOf,
 } from './config.js';
+export { ComponentError } from './isolate.js';
+export {
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_HEAP_BYTES,
+  DEFAULT_MAX_LIFTED_BYTES,
+  DEFAULT_MEMORY_BYTES,
+  HostError,
+  capMemories,
+} from './limits.js';
 export { chatRequest } from './request.js';
 export { allowlistedOutgoingHandler, noSocketsNoFilesystem } from './sandbox.js';
 export { StreamAssembler, collectStream } from './stream.js';
 export { ExclusiveLock, SecretError, SecretStore, TenantSecrets } from './secrets.js';
 
+const dispose = Symbol.dispose ?? Symbol.for('dispose');
+
 /**
  * Transpiles the component at `wasmPath` into `outDir` (default: a temp directory removed
- * when the process exits) and returns a loader of instances.
+ * when the process exits) and returns a loader of instances. `limits` are the defaults of
+ * every instance (see `instantiate`).
  */
-export async function loadPlugin(wasmPath, { outDir } = {}) {
+export async function loadPlugin(wasmPath, { outDir, limits: pluginLimits = {} } = {}) {
+  const defaults = resolveLimits(pluginLimits);
   const bytes = await fs.readFile(wasmPath);
   let dir = outDir;
   if (dir === undefined) {
@@ -59,51 +72,55 @@ export async function loadPlugin(wasmPath, { outDir } = {}) {
   }
   await fs.mkdir(dir, { recursive: true });
   const { files } = await transpile(bytes, { name: 'plugin', instantiation: 'async' });
+  const coreNames = [];
   for (const [name, data] of Object.entries(files)) {
     if (name.endsWith('.d.ts')) continue;
     await fs.writeFile(path.join(dir, name), data);
+    if (name.endsWith('.wasm')) coreNames.push(name);
   }
-  const { instantiate } = await import(pathToFileURL(path.join(dir, 'plugin.js')).href);
+  const pluginJs = pathToFileURL(path.join(dir, 'plugin.js')).href;
 
-  // Core modules are compiled once and shared by every instance.
+  // Core modules, compiled once per memory cap (the cap is written into each module's
+  // memory maximum) and shared by every instance's worker.
   const compiled = new Map();
-  const getCoreModule = (name) => {
-    if (!compiled.has(name)) {
-      compiled.set(name, fs.readFile(path.join(dir, name)).then((b) => WebAssembly.compile(b)));
+  const modulesFor = (memoryBytes) => {
+    if (!compiled.has(memoryBytes)) {
+      compiled.set(
+        memoryBytes,
+        Promise.all(
+          coreNames.map(async (name) => {
+            const capped = capMemories(await fs.readFile(path.join(dir, name)), memoryBytes);
+            return [name, await WebAssembly.compile(capped.bytes)];
+          }),
+        ).then(Object.fromEntries),
+      );
     }
-    return compiled.get(name);
+    return compiled.get(memoryBytes);
   };
 
-  /** One instance over these capabilities (the world's imports). */
-  const instanceWith = ({ secretsImports, pairs, sandbox }) =>
-    instantiate(getCoreModule, {
-      ...new WASIShim({
-        sandbox: { env: {}, args: [], preopens: {}, enableNetwork: false },
-      }).getImportObject(),
-      // Not in the world: refused outright, whatever the shim would do.
-      ...noSocketsNoFilesystem(),
-      // The shim's exit ends this whole process: here it ends only the call, as a trap
-      // (the instance is discarded), like the Rust host.
-      'wasi:cli/exit': { exit: exitTrap, exitWithCode: exitTrap },
-      'wasi:http/outgoing-handler': sandbox,
-      'wasi:config/store': configStore(pairs),
-      'model-provider:plugin/secrets': secretsImports,
-      'model-provider:plugin/types': {},
-    });
-
-  // The manifest, asked once of an instance that can reach nothing: `manifest` calls no
-  // import, and everything else this host derives (configuration keys, the allowlist)
-  // comes from it.
-  const probe = await instanceWith({
-    secretsImports: noSecrets(),
+  // The manifest, asked once of an instance that can reach nothing (within the budgets
+  // too: a component could spin in `manifest`); everything else this host derives
+  // (configuration keys, the allowlist) comes from it.
+  const probe = new Isolate({
+    pluginJs,
+    modules: await modulesFor(defaults.memoryBytes),
     pairs: [],
-    sandbox: allowlistedOutgoingHandler([]),
+    origins: [],
+    secrets: noSecrets(),
+    limits: defaults,
   });
-  const manifest = Object.freeze(probe.modelProvider.manifest());
+  let manifest;
+  try {
+    manifest = Object.freeze(probe.call('manifest'));
+  } finally {
+    probe.dispose();
+  }
 
   return {
     /** Where the transpiled files are. */
     dir,
+    /** The instances' default limits (`loadPlugin`'s `limits`, defaults filled in). */
+    limits: defaults,
     /**
      * What the plugin says about itself: `{id, displayName, settings: [{key, env,
      * description, defaultValue, kind, route}], routes: [{name, description, credential,
@@ -111,12 +128,21 @@ export async function loadPlugin(wasmPath, { outDir } = {}) {
      */
     manifest,
     /**
-     * A fresh instance for one tenant. Returns the `model-provider` exports (`manifest`,
-     * `status`, `start`, `poll`, `logout`, `refresh`, `models`, `setApiKey`,
-     * `apiKeyStatus`, `deleteApiKey`, `usage`, `chat`, `ChatStream`) plus `sandbox` (the
-     * allowlisted handler, with its `denied` counter) and `allowedOrigins`. `chat` and
-     * `ChatStream.open` take a `chat-request` as jco maps it, completed by `chatRequest`
-     * (empty lists may be left out, a message's content may be a string).
+     * A fresh instance for one tenant, in a worker thread of its own. Returns the
+     * `model-provider` exports (`manifest`, `status`, `start`, `poll`, `logout`,
+     * `refresh`, `models`, `setApiKey`, `apiKeyStatus`, `deleteApiKey`, `usage`, `chat`,
+     * `ChatStream`), each synchronous, plus `sandbox` (its `denied` counter),
+     * `allowedOrigins`, `limits`, `instances` (how many instances it started: one more
+     * after each discarded one) and `dispose()`. `chat` and `ChatStream.open` take a
+     * `chat-request` as jco maps it, completed by `chatRequest` (empty lists may be left
+     * out, a message's content may be a string).
+     *
+     * A provider error is thrown as a `ComponentError` (`payload` `{tag, val}`). A call
+     * that runs past `limits.callTimeoutMs` (host waits included), traps, fills its
+     * memory or hands back more than `limits.maxLiftedBytes` throws a `HostError` whose
+     * `code` is the Rust host's (`call_timeout`, `plugin_trap`, `memory_limit`,
+     * `resource_limit`); that instance is discarded (its locks released) and the next call
+     * runs on a fresh one.
      *
      * Refused before anything runs (ConfigError): an override under a key the manifest
      * does not name, an endpoint that is neither https nor http on loopback, a route name
@@ -133,8 +159,19 @@ export async function loadPlugin(wasmPath, { outDir } = {}) {
      * @param {boolean} [o.grantDefaultRoute] the plugin's own default route opens its
      *   route-bound endpoint (grant it to a component you trust; otherwise only `routes`
      *   and an operator's override of the route setting do)
+     * @param {{memoryBytes?: number, callTimeoutMs?: number, maxLiftedBytes?: number,
+     *   heapBytes?: number}} [o.limits] this instance's budgets, over the plugin's:
+     *   its linear memory (64 MiB), one call (300,000 ms), what one call hands back
+     *   (8 MiB serialised), its worker's JavaScript heap (256 MiB)
      */
-    async instantiate({ secrets, config = {}, routes = [], allowedOrigins, grantDefaultRoute = false }) {
+    async instantiate({
+      secrets,
+      config = {},
+      routes = [],
+      allowedOrigins,
+      grantDefaultRoute = false,
+      limits = {},
+    }) {
       const pairs = configPairs(manifest, config);
       const settings = effectiveSettings(manifest, pairs);
       const enabled = enabledRoutes(manifest, settings, routes, {
@@ -142,29 +179,20 @@ export async function loadPlugin(wasmPath, { outDir } = {}) {
         grantDefaultRoute,
       });
       const origins = allowedOrigins ?? manifestAllowlist(manifest, settings, enabled);
-      const sandbox = allowlistedOutgoingHandler(origins);
-      // The locks this instance holds: released if it traps (it will never drop them) or
-      // is disposed, as the Rust host releases them with a discarded store.
-      const held = new Set();
-      const tenantImports = secrets.imports();
-      const exports = await instanceWith({
-        secretsImports: {
-          ...tenantImports,
-          lock: (name, timeoutMs) => {
-            for (const l of held) if (!l.held) held.delete(l);
-            const lock = tenantImports.lock(name, timeoutMs);
-            held.add(lock);
-            return lock;
-          },
-        },
+      const resolved = resolveLimits({ ...defaults, ...limits });
+      const isolate = new Isolate({
+        pluginJs,
+        modules: await modulesFor(resolved.memoryBytes),
         pairs,
-        sandbox,
+        origins: [...origins],
+        secrets: secrets.imports(),
+        limits: resolved,
       });
-      const api = guarded(exports.modelProvider, sandbox, () => {
-        for (const l of held) l.release();
-        held.clear();
-      });
+      isolate.start();
+      await isolate.online();
+      const api = exportsOf(isolate);
       api.allowedOrigins = Object.freeze([...origins]);
+      api.limits = Object.freeze(resolved);
       return api;
     },
   };
@@ -175,39 +203,27 @@ function noSecrets() {
   const refuse = () => {
     throw new SecretError('io', 'no storage for the manifest probe');
   };
-  return { ExclusiveLock, get: refuse, set: refuse, delete: refuse, listKeys: refuse, lock: refuse };
-}
-
-/** `wasi:cli/exit` for a plugin: never returns, and never ends the host. */
-function exitTrap(status) {
-  const code = typeof status === 'number' ? status : status?.tag === 'err' ? 1 : 0;
-  throw new Error(`the plugin called wasi:cli/exit (status ${code})`);
+  return { get: refuse, set: refuse, delete: refuse, listKeys: refuse, lock: refuse };
 }
 
 /**
- * The exports with trap handling: a provider error (`e.payload`) passes through; anything
- * else is a trap, after which the instance is unusable: its locks are released and every
- * later call throws. `dispose()` releases the locks of an instance the embedder drops.
+ * The exports of an isolated instance, as jco's would be (synchronous), with streams as
+ * handles into the worker: a stream outlives no discarded instance (`stream_closed`).
  */
-function guarded(provider, sandbox, releaseLocks) {
-  let trapped = null;
-  const call = (f) => {
-    if (trapped) throw new Error(`the plugin instance trapped earlier (${trapped}); instantiate a new one`);
-    try {
-      return f();
-    } catch (e) {
-      if (!(e && typeof e === 'object' && 'payload' in e)) {
-        trapped = String(e && e.message ? e.message : e);
-        releaseLocks();
-      }
-      throw e;
-    }
+function exportsOf(isolate) {
+  const api = {
+    sandbox: Object.freeze({
+      get denied() {
+        return isolate.denied;
+      },
+    }),
+    /** Instances started so far (one more after each discarded one). */
+    get instances() {
+      return isolate.stats.instances;
+    },
+    /** Stops the instance and releases its locks; later calls fail. */
+    dispose: () => isolate.dispose(),
   };
-  const wrapStream = (stream) => ({
-    next: () => call(() => stream.next()),
-    [Symbol.dispose ?? Symbol.for('dispose')]: () => stream[Symbol.dispose ?? Symbol.for('dispose')](),
-  });
-  const api = { sandbox, dispose: releaseLocks };
   for (const name of [
     'manifest',
     'status',
@@ -221,11 +237,28 @@ function guarded(provider, sandbox, releaseLocks) {
     'deleteApiKey',
     'usage',
   ]) {
-    api[name] = (...args) => call(() => provider[name](...args));
+    api[name] = (...args) => isolate.call(name, args);
   }
-  api.chat = (request) => call(() => provider.chat(chatRequest(request)));
+  api.chat = (request) => isolate.call('chat', [chatRequest(request)]);
   api.ChatStream = {
-    open: (request) => wrapStream(call(() => provider.ChatStream.open(chatRequest(request)))),
+    open: (request) => {
+      const id = isolate.call('streamOpen', [chatRequest(request)]);
+      const generation = isolate.generation;
+      const live = () => isolate.generation === generation;
+      const stream = {
+        next: () => {
+          if (!live()) {
+            throw new HostError('stream_closed', 'the instance of this stream was discarded; open a new stream');
+          }
+          return isolate.call('streamNext', [id]);
+        },
+        [dispose]: () => {
+          if (live()) isolate.call('streamDrop', [id]);
+        },
+      };
+      stream[Symbol.for('dispose')] = stream[dispose];
+      return stream;
+    },
   };
   return api;
 }
