@@ -16,7 +16,6 @@
 //! still read. There is no "remaining credits" number: the allowance is a percentage and a
 //! reset time.
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::types::{CreditBalance, QuotaPeriod};
@@ -52,82 +51,53 @@ pub struct Quota {
     pub credits: Option<CreditBalance>,
 }
 
-/// `{"val": n}`: an amount in US cents; `{}` is zero (proto3 omits zero values).
-#[derive(Debug, Default, Deserialize)]
-struct Cent {
-    #[serde(default)]
-    val: Option<Value>,
+/// The fields of the answer are read from the parsed JSON by name rather than through
+/// derived structs: the shapes are lenient (a value of the wrong type counts as not
+/// reported, so that one odd field does not hide the others), and no `Value`-to-struct
+/// deserializer is linked into the component for them (serde's derive would add one per
+/// type).
+///
+/// Field `key` of the object `v`; absent, `null` or `v` not an object: `None`.
+fn field<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
+    v.as_object()?.get(key).filter(|f| !f.is_null())
 }
 
-impl Cent {
-    /// The amount, or `None` when `val` is not a number.
-    fn cents(&self) -> Option<i64> {
-        match &self.val {
-            None => Some(0),
-            Some(v) => number(v).map(|n| n.round() as i64),
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Period {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    #[serde(default)]
-    start: Option<Value>,
-    #[serde(default)]
-    end: Option<Value>,
-}
-
-/// `config` of the answer. Fields are read leniently (a value of the wrong type counts as
-/// not reported) so that one odd field does not hide the others.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BillingConfig {
-    #[serde(default)]
-    credit_usage_percent: Option<Value>,
-    #[serde(default)]
-    current_period: Option<Value>,
-    #[serde(default)]
-    on_demand_cap: Option<Value>,
-    #[serde(default)]
-    on_demand_used: Option<Value>,
-    #[serde(default)]
-    prepaid_balance: Option<Value>,
-    #[serde(default)]
-    is_unified_billing_user: Option<Value>,
-    #[serde(default)]
-    product_usage: Option<Value>,
-    // The legacy shape.
-    #[serde(default)]
-    monthly_limit: Option<Value>,
-    #[serde(default)]
-    used: Option<Value>,
-    #[serde(default)]
-    billing_period_start: Option<Value>,
-    #[serde(default)]
-    billing_period_end: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BillingAnswer {
-    #[serde(default)]
-    config: Option<Value>,
-}
+/// Names of `config`'s fields in the credits shape (any of them present marks that shape).
+const CREDITS_FIELDS: &[&str] = &[
+    "creditUsagePercent",
+    "currentPeriod",
+    "onDemandCap",
+    "onDemandUsed",
+    "prepaidBalance",
+    "isUnifiedBillingUser",
+    "productUsage",
+];
 
 /// A finite number, given as a JSON number or a decimal string (proto3 writes 64-bit
 /// integers as strings).
 fn number(v: &Value) -> Option<f64> {
     let n = match v {
         Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse().ok()?,
+        // Read as JSON (proto3's decimal strings are JSON numbers): serde_json's number
+        // parser is in the component already, core's `f64` parser need not be.
+        Value::String(s) => match serde_json::from_str(s.trim()) {
+            Ok(Value::Number(n)) => n.as_f64()?,
+            _ => return None,
+        },
         _ => return None,
     };
     n.is_finite().then_some(n)
 }
 
+/// `{"val": n}`: an amount in US cents; `{}` is zero (proto3 omits zero values); `None`
+/// when `v` is not such a record or `val` is not a number.
 fn cents(v: Option<&Value>) -> Option<i64> {
-    serde_json::from_value::<Cent>(v?.clone()).ok()?.cents()
+    let v = v?;
+    v.as_object()?;
+    match field(v, "val") {
+        None => Some(0),
+        Some(n) => number(n).map(|n| n.round() as i64),
+    }
 }
 
 /// A time: RFC 3339 text, or unix seconds as a number.
@@ -152,40 +122,28 @@ fn period_kind(kind: &str) -> Option<QuotaPeriod> {
 /// The figures of a billing answer, `None` when it says nothing this plugin can read
 /// (not an object, `config` absent, null or empty).
 pub fn parse_quota(v: &Value) -> Option<Quota> {
-    let answer: BillingAnswer = serde_json::from_value(v.clone()).ok()?;
-    let config = answer
-        .config
-        .filter(|c| c.as_object().is_some_and(|o| !o.is_empty()))?;
-    let c: BillingConfig = serde_json::from_value(config).ok()?;
-    let period: Period = c
-        .current_period
-        .as_ref()
-        .and_then(|p| serde_json::from_value(p.clone()).ok())
-        .unwrap_or_default();
-    let credits_shape = c.credit_usage_percent.is_some()
-        || c.current_period.is_some()
-        || c.on_demand_cap.is_some()
-        || c.on_demand_used.is_some()
-        || c.prepaid_balance.is_some()
-        || c.is_unified_billing_user.is_some()
-        || c.product_usage.is_some();
-    let limit = c.monthly_limit.as_ref().and_then(legacy_amount);
-    let used = c.used.as_ref().and_then(legacy_amount);
+    let c = field(v, "config").filter(|c| c.as_object().is_some_and(|o| !o.is_empty()))?;
+    let period = field(c, "currentPeriod");
+    let in_period = |key| period.and_then(|p| field(p, key));
+    let credits_shape = CREDITS_FIELDS.iter().any(|k| field(c, k).is_some());
+    let credit_usage_percent = field(c, "creditUsagePercent");
+    let limit = field(c, "monthlyLimit").and_then(legacy_amount);
+    let used = field(c, "used").and_then(legacy_amount);
     let mut q = Quota {
-        percent_used: c
-            .credit_usage_percent
-            .as_ref()
+        percent_used: credit_usage_percent
             .and_then(number)
             .map(|p| p.clamp(0.0, 100.0)),
-        period: period.kind.as_deref().and_then(period_kind),
-        period_start: instant(period.start.as_ref()),
-        resets_at: instant(period.end.as_ref()),
-        on_demand_cap_cents: cents(c.on_demand_cap.as_ref()).map(i64::unsigned_abs),
-        on_demand_used_cents: cents(c.on_demand_used.as_ref()).map(i64::unsigned_abs),
-        prepaid_balance_cents: cents(c.prepaid_balance.as_ref()).map(i64::unsigned_abs),
+        period: in_period("type")
+            .and_then(Value::as_str)
+            .and_then(period_kind),
+        period_start: instant(in_period("start")),
+        resets_at: instant(in_period("end")),
+        on_demand_cap_cents: cents(field(c, "onDemandCap")).map(i64::unsigned_abs),
+        on_demand_used_cents: cents(field(c, "onDemandUsed")).map(i64::unsigned_abs),
+        prepaid_balance_cents: cents(field(c, "prepaidBalance")).map(i64::unsigned_abs),
         credits: None,
     };
-    if credits_shape && q.percent_used.is_none() && c.credit_usage_percent.is_none() {
+    if credits_shape && q.percent_used.is_none() && credit_usage_percent.is_none() {
         // proto3 leaves a zero out: a credits answer without the percentage used none.
         q.percent_used = Some(0.0);
     }
@@ -204,10 +162,10 @@ pub fn parse_quota(v: &Value) -> Option<Quota> {
         }
         q.period_start = q
             .period_start
-            .or_else(|| instant(c.billing_period_start.as_ref()));
+            .or_else(|| instant(field(c, "billingPeriodStart")));
         q.resets_at = q
             .resets_at
-            .or_else(|| instant(c.billing_period_end.as_ref()));
+            .or_else(|| instant(field(c, "billingPeriodEnd")));
     }
     (q != Quota::default()).then_some(q)
 }
@@ -375,5 +333,26 @@ mod tests {
         assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("2024-01-01T00:00:00"), None);
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
+    }
+
+    #[test]
+    fn one_odd_field_does_not_hide_the_others() {
+        // A period type that is not text still lets its end be read; numbers may be
+        // decimal strings; a cent record's `val` may be one too.
+        let q = parse_quota(&json!({"config": {
+            "creditUsagePercent": " 12.5 ",
+            "currentPeriod": {"type": 5, "end": "2026-08-24T00:00:00Z"},
+            "onDemandCap": {"val": "1500"},
+            "prepaidBalance": [7]
+        }}))
+        .unwrap();
+        assert_eq!(q.percent_used, Some(12.5));
+        assert_eq!(q.period, None);
+        assert_eq!(q.resets_at, parse_rfc3339("2026-08-24T00:00:00Z"));
+        assert_eq!(q.on_demand_cap_cents, Some(1500));
+        assert_eq!(q.prepaid_balance_cents, None);
+        for text in ["NaN", "inf", "1e400", "12%"] {
+            assert_eq!(number(&json!(text)), None, "{text}");
+        }
     }
 }

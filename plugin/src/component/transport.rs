@@ -189,11 +189,67 @@ fn transport_error(code: ErrorCode) -> TransportError {
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout
         | ErrorCode::HttpResponseTimeout
-        | ErrorCode::DnsTimeout => TransportError::Timeout(format!("{code:?}")),
+        | ErrorCode::DnsTimeout => TransportError::Timeout(error_name(&code).into()),
         ErrorCode::HttpResponseBodySize(limit) => TransportError::Failed(format!(
             "response body over the host's limit{}",
             limit.map(|l| format!(" of {l} bytes")).unwrap_or_default()
         )),
-        other => TransportError::Failed(format!("{other:?}")),
+        ErrorCode::DnsError(p) => TransportError::Failed(match p.rcode {
+            Some(rcode) => format!("DnsError ({rcode})"),
+            None => "DnsError".into(),
+        }),
+        ErrorCode::TlsAlertReceived(p) => TransportError::Failed(match p.alert_message {
+            Some(m) => format!("TlsAlertReceived ({m})"),
+            None => "TlsAlertReceived".into(),
+        }),
+        ErrorCode::InternalError(Some(m)) => TransportError::Failed(format!("InternalError: {m}")),
+        other => TransportError::Failed(error_name(&other).into()),
+    }
+}
+
+/// The case's name, as its `Debug` would start (the generated `Debug`, with every
+/// payload's, costs the component several KiB; the payloads that say something are
+/// written by [`transport_error`]).
+fn error_name(code: &ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::DnsTimeout => "DnsTimeout",
+        ErrorCode::DnsError(_) => "DnsError",
+        ErrorCode::DestinationNotFound => "DestinationNotFound",
+        ErrorCode::DestinationUnavailable => "DestinationUnavailable",
+        ErrorCode::DestinationIpProhibited => "DestinationIpProhibited",
+        ErrorCode::DestinationIpUnroutable => "DestinationIpUnroutable",
+        ErrorCode::ConnectionRefused => "ConnectionRefused",
+        ErrorCode::ConnectionTerminated => "ConnectionTerminated",
+        ErrorCode::ConnectionTimeout => "ConnectionTimeout",
+        ErrorCode::ConnectionReadTimeout => "ConnectionReadTimeout",
+        ErrorCode::ConnectionWriteTimeout => "ConnectionWriteTimeout",
+        ErrorCode::ConnectionLimitReached => "ConnectionLimitReached",
+        ErrorCode::TlsProtocolError => "TlsProtocolError",
+        ErrorCode::TlsCertificateError => "TlsCertificateError",
+        ErrorCode::TlsAlertReceived(_) => "TlsAlertReceived",
+        ErrorCode::HttpRequestDenied => "HttpRequestDenied",
+        ErrorCode::HttpRequestLengthRequired => "HttpRequestLengthRequired",
+        ErrorCode::HttpRequestBodySize(_) => "HttpRequestBodySize",
+        ErrorCode::HttpRequestMethodInvalid => "HttpRequestMethodInvalid",
+        ErrorCode::HttpRequestUriInvalid => "HttpRequestUriInvalid",
+        ErrorCode::HttpRequestUriTooLong => "HttpRequestUriTooLong",
+        ErrorCode::HttpRequestHeaderSectionSize(_) => "HttpRequestHeaderSectionSize",
+        ErrorCode::HttpRequestHeaderSize(_) => "HttpRequestHeaderSize",
+        ErrorCode::HttpRequestTrailerSectionSize(_) => "HttpRequestTrailerSectionSize",
+        ErrorCode::HttpRequestTrailerSize(_) => "HttpRequestTrailerSize",
+        ErrorCode::HttpResponseIncomplete => "HttpResponseIncomplete",
+        ErrorCode::HttpResponseHeaderSectionSize(_) => "HttpResponseHeaderSectionSize",
+        ErrorCode::HttpResponseHeaderSize(_) => "HttpResponseHeaderSize",
+        ErrorCode::HttpResponseBodySize(_) => "HttpResponseBodySize",
+        ErrorCode::HttpResponseTrailerSectionSize(_) => "HttpResponseTrailerSectionSize",
+        ErrorCode::HttpResponseTrailerSize(_) => "HttpResponseTrailerSize",
+        ErrorCode::HttpResponseTransferCoding(_) => "HttpResponseTransferCoding",
+        ErrorCode::HttpResponseContentCoding(_) => "HttpResponseContentCoding",
+        ErrorCode::HttpResponseTimeout => "HttpResponseTimeout",
+        ErrorCode::HttpUpgradeFailed => "HttpUpgradeFailed",
+        ErrorCode::HttpProtocolError => "HttpProtocolError",
+        ErrorCode::LoopDetected => "LoopDetected",
+        ErrorCode::ConfigurationError => "ConfigurationError",
+        ErrorCode::InternalError(_) => "InternalError",
     }
 }

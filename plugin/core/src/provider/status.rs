@@ -1,6 +1,7 @@
 //! What is stored (`status`) and forgetting the login (`logout`).
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::api::ServerErrors;
 use super::credentials::{CREDENTIALS_KEY, REVOKED_KEY};
@@ -19,15 +20,6 @@ use crate::types::{ConnectionStatus, CredentialKind, LogoutReport, Model};
 pub const SUBSCRIPTION_KEY: &str = "subscription";
 /// Path (under the subscription base) of the user's profile with the subscription.
 pub const USER_PATH: &str = "user?include=subscription";
-
-/// The rail's profile answer; only the subscription is read (`subscriptionTier` is present
-/// only with `?include=subscription` and an active subscription).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserInfo {
-    #[serde(default)]
-    subscription_tier: Option<String>,
-}
 
 /// The cached subscription, reused like the model catalogue (1 h, same tier).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,15 +108,18 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             get_json(url.clone(), &ua, Some(token))
         })?;
         let v = read_json(&mut resp.body, "user profile")?;
-        let user: UserInfo = serde_json::from_value(v).map_err(|_| {
-            ProviderError::InvalidResponse(
-                "the rail's user profile is not the expected object".into(),
-            )
-        })?;
-        Ok(user
-            .subscription_tier
-            .as_deref()
-            .and_then(subscription_name))
+        // The rail's profile answer; only the subscription is read (`subscriptionTier` is
+        // present only with `?include=subscription` and an active subscription). Read by
+        // name: no `Value`-to-struct deserializer in the component for one field.
+        let tier = match &v {
+            Value::Object(user) => match user.get("subscriptionTier") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(tier)) => Some(tier.as_str()),
+                Some(_) => return Err(not_a_profile()),
+            },
+            _ => return Err(not_a_profile()),
+        };
+        Ok(tier.and_then(subscription_name))
     }
 
     /// The status with the OAuth login `creds`; with `fetch`, a missing or stale model
@@ -282,4 +277,9 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
         );
         matches!(self.send(req), Ok(r) if (200..300).contains(&r.status))
     }
+}
+
+/// The rail's user profile was not an object with an optional string `subscriptionTier`.
+fn not_a_profile() -> ProviderError {
+    ProviderError::InvalidResponse("the rail's user profile is not the expected object".into())
 }
