@@ -44,6 +44,8 @@ export { ComponentError } from './isolate.js';
 export {
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_HEAP_BYTES,
+  DEFAULT_MAX_FIELDS,
+  DEFAULT_MAX_FIELDS_BYTES,
   DEFAULT_MAX_LIFTED_BYTES,
   DEFAULT_MEMORY_BYTES,
   HostError,
@@ -160,9 +162,10 @@ export async function loadPlugin(wasmPath, { outDir, limits: pluginLimits = {} }
      *   route-bound endpoint (grant it to a component you trust; otherwise only `routes`
      *   and an operator's override of the route setting do)
      * @param {{memoryBytes?: number, callTimeoutMs?: number, maxLiftedBytes?: number,
-     *   heapBytes?: number}} [o.limits] this instance's budgets, over the plugin's:
-     *   its linear memory (64 MiB), one call (300,000 ms), what one call hands back
-     *   (8 MiB serialised), its worker's JavaScript heap (256 MiB)
+     *   heapBytes?: number, maxFieldsBytes?: number, maxFields?: number}} [o.limits] this
+     *   instance's budgets, over the plugin's: its linear memory (64 MiB), one call
+     *   (300,000 ms), what one call hands back (8 MiB serialised), its worker's JavaScript
+     *   heap (256 MiB), one `wasi:http` `fields` (16 KiB), non-empty `fields` alive (2,048)
      */
     async instantiate({
       secrets,

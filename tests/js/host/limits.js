@@ -14,6 +14,10 @@ export const DEFAULT_MAX_LIFTED_BYTES = 8 * 1024 * 1024;
  * resources such as HTTP `fields`). Past it the worker is stopped (`resource_limit`).
  */
 export const DEFAULT_HEAP_BYTES = 256 * 1024 * 1024;
+/** Largest `fields` (headers or trailers) a plugin may build: names and values (the Rust host's). */
+export const DEFAULT_MAX_FIELDS_BYTES = 16 * 1024;
+/** Most non-empty `fields` an instance may hold alive at once (the Rust host caps all resources at 2,048). */
+export const DEFAULT_MAX_FIELDS = 2048;
 /** Core instances, and memories among them, a component may create (as in the Rust host). */
 export const MAX_CORE_INSTANCES = 4;
 /** See `MAX_CORE_INSTANCES`. */
@@ -44,6 +48,8 @@ export function resolveLimits(limits = {}) {
     callTimeoutMs: limits.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
     maxLiftedBytes: limits.maxLiftedBytes ?? DEFAULT_MAX_LIFTED_BYTES,
     heapBytes: limits.heapBytes ?? DEFAULT_HEAP_BYTES,
+    maxFieldsBytes: limits.maxFieldsBytes ?? DEFAULT_MAX_FIELDS_BYTES,
+    maxFields: limits.maxFields ?? DEFAULT_MAX_FIELDS,
   };
   for (const [k, v] of Object.entries(out)) {
     if (!Number.isSafeInteger(v) || v <= 0) {

@@ -107,16 +107,65 @@ async function instantiateCore(module, imports) {
   return instance;
 }
 
+/**
+ * Caps preview2-shim's `fields` as the Rust host caps them: at most `maxFieldsBytes` of
+ * names and values in one, at most `maxFields` non-empty ones alive. Their bytes are
+ * `Uint8Array`s outside V8's heap, which the worker's heap limit does not see. The class
+ * is this worker's own copy (one instance per worker), so patching it touches no other
+ * instance. Past a cap the call traps (`resource_limit`).
+ */
+function capFields(Fields) {
+  const sized = new WeakSet();
+  const alive = new FinalizationRegistry(() => {
+    live -= 1;
+  });
+  let live = 0;
+  const check = (fields) => {
+    let bytes = 0;
+    for (const [name, value] of fields.entries()) bytes += name.length + value.length;
+    if (bytes > limits.maxFieldsBytes) {
+      throw Object.assign(
+        new Error(`the plugin built a fields of ${bytes} bytes; the limit is ${limits.maxFieldsBytes} (resource limit exceeded)`),
+        { hostCode: 'resource_limit' },
+      );
+    }
+    if (bytes > 0 && !sized.has(fields)) {
+      sized.add(fields);
+      alive.register(fields, null);
+      live += 1;
+      if (live > limits.maxFields) {
+        throw Object.assign(
+          new Error(`the plugin holds more than ${limits.maxFields} fields alive (resource limit exceeded)`),
+          { hostCode: 'resource_limit' },
+        );
+      }
+    }
+    return fields;
+  };
+  for (const method of ['append', 'set']) {
+    const original = Fields.prototype[method];
+    Fields.prototype[method] = function capped(...args) {
+      const r = original.apply(this, args);
+      check(this);
+      return r;
+    };
+  }
+  const fromList = Fields.fromList;
+  Fields.fromList = (entries) => check(fromList.call(Fields, entries));
+}
+
 const sandbox = allowlistedOutgoingHandler(origins);
 let provider;
 try {
   const { instantiate } = await import(pluginJs);
+  const wasi = new WASIShim({
+    sandbox: { env: {}, args: [], preopens: {}, enableNetwork: false },
+  }).getImportObject();
+  capFields(wasi['wasi:http/types'].Fields);
   const exports = await instantiate(
     (name) => modules[name],
     {
-      ...new WASIShim({
-        sandbox: { env: {}, args: [], preopens: {}, enableNetwork: false },
-      }).getImportObject(),
+      ...wasi,
       // Not in the world: refused outright, whatever the shim would do.
       ...noSocketsNoFilesystem(),
       // The shim's exit ends the whole process: here it ends the call, as a trap.

@@ -137,11 +137,34 @@ describe('per-call budgets of the hostile guest', () => {
     assert.equal(tight.results[0].code, 'resource_limit', JSON.stringify(tight.results[0]));
   });
 
-  it("stops a worker that fills its JavaScript heap (resource_limit), and serves the next call", () => {
-    // 1,000,000 tiny headers held in preview2-shim's `fields`: JavaScript objects, in the
-    // worker's heap, capped here at 64 MiB.
+  it('caps the fields a plugin builds (16 KiB each, 2,048 alive), outside the heap limit too', () => {
+    // The guest's default flood: 5,000 fields of 15 headers of 8 KiB (600 MiB of
+    // Uint8Arrays, which V8's heap limit does not count).
     const out = hostileRun({
-      limits: { heapBytes: 64 << 20, callTimeoutMs: 60_000 },
+      limits: { callTimeoutMs: 60_000 },
+      calls: [
+        { op: 'chat', args: [request('fields-flood')] },
+        { op: 'chat', args: [request('fields-flood', '8 10 100000')] },
+        { op: 'chat', args: [request('fields-flood', '100 15 50')] },
+        { op: 'models', args: [false] },
+      ],
+    });
+    const [wide, many, fine, next] = out.results;
+    assert.equal(wide.code, 'resource_limit', JSON.stringify(wide));
+    assert.match(wide.message, /the limit is 16384/);
+    assert.equal(many.code, 'resource_limit', JSON.stringify(many));
+    assert.match(many.message, /more than 2048 fields alive/);
+    assert.equal(fine.tag, 'invalid-input', JSON.stringify(fine));
+    assert.equal(fine.message, 'held=50 bytes=75000 refused=0');
+    assert.ok(served(next), JSON.stringify(next));
+    assert.ok(out.maxRssMiB < 1024, `the process peaked at ${out.maxRssMiB} MiB`);
+  });
+
+  it('stops a worker that fills its JavaScript heap (resource_limit), and serves the next call', () => {
+    // 1,000,000 tiny headers held in preview2-shim's `fields` (their caps lifted here):
+    // JavaScript objects, in the worker's heap, capped at 64 MiB.
+    const out = hostileRun({
+      limits: { heapBytes: 64 << 20, callTimeoutMs: 60_000, maxFields: 1e9 },
       calls: [{ op: 'chat', args: [request('fields-flood', '8 10 100000')] }, { op: 'models', args: [false] }],
     });
     const [flood, next] = out.results;
