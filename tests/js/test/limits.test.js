@@ -68,6 +68,20 @@ describe('per-call budgets of the hostile guest', () => {
     assert.equal(out.instances, 3, 'a fresh instance after each stopped one');
   });
 
+  it('loses nothing the plugin stored when its instance is stopped', () => {
+    // `refresh` stores a marker; `status` then spins and its instance is stopped; the next
+    // instance (`logout` reports what it finds) still reads the marker.
+    const out = hostileRun({
+      limits: { callTimeoutMs: 1000 },
+      calls: [{ op: 'refresh' }, { op: 'status' }, { op: 'logout' }],
+    });
+    const [stored, spin, found] = out.results;
+    assert.match(stored.message, /marker written/);
+    assert.equal(spin.code, 'call_timeout');
+    assert.match(found.message, /marker=found:mine/);
+    assert.equal(out.instances, 2);
+  });
+
   it('bounds a call blocked on the host in wall-clock time and releases the lock it held', () => {
     // `models(force)` takes the credentials lock, then blocks on a clock that never fires:
     // no guest instruction runs, only a wall-clock deadline ends it.
