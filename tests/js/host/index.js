@@ -48,6 +48,7 @@ export {
   DEFAULT_MAX_FIELDS_BYTES,
   DEFAULT_MAX_LIFTED_BYTES,
   DEFAULT_MEMORY_BYTES,
+  DEFAULT_STDERR_BYTES_PER_CALL,
   HostError,
   capMemories,
 } from './limits.js';
@@ -110,6 +111,7 @@ export async function loadPlugin(wasmPath, { outDir, limits: pluginLimits = {} }
     origins: [],
     secrets: noSecrets(),
     limits: defaults,
+    stderr: (line) => process.stderr.write(`plugin_stderr (manifest probe): ${line}\n`),
   });
   let manifest;
   try {
@@ -165,7 +167,11 @@ export async function loadPlugin(wasmPath, { outDir, limits: pluginLimits = {} }
      *   heapBytes?: number, maxFieldsBytes?: number, maxFields?: number}} [o.limits] this
      *   instance's budgets, over the plugin's: its linear memory (64 MiB), one call
      *   (300,000 ms), what one call hands back (8 MiB serialised), its worker's JavaScript
-     *   heap (256 MiB), one `wasi:http` `fields` (16 KiB), non-empty `fields` alive (2,048)
+     *   heap (256 MiB), one `wasi:http` `fields` (16 KiB), non-empty `fields` alive (2,048),
+     *   stderr per call (16 KiB; the rest is dropped)
+     * @param {(line: string) => void} [o.stderr] gets each line the plugin writes to
+     *   stderr, control characters removed (default: this process's stderr, each line
+     *   marked `plugin_stderr tenant="…":`); the plugin's stdout goes nowhere
      */
     async instantiate({
       secrets,
@@ -174,6 +180,7 @@ export async function loadPlugin(wasmPath, { outDir, limits: pluginLimits = {} }
       allowedOrigins,
       grantDefaultRoute = false,
       limits = {},
+      stderr,
     }) {
       const pairs = configPairs(manifest, config);
       const settings = effectiveSettings(manifest, pairs);
@@ -190,6 +197,7 @@ export async function loadPlugin(wasmPath, { outDir, limits: pluginLimits = {} }
         origins: [...origins],
         secrets: secrets.imports(),
         limits: resolved,
+        stderr: stderr ?? stderrLogger(secrets.tenant),
       });
       isolate.start();
       await isolate.online();
@@ -199,6 +207,11 @@ export async function loadPlugin(wasmPath, { outDir, limits: pluginLimits = {} }
       return api;
     },
   };
+}
+
+/** The default home of a plugin's stderr: this process's stderr, each line marked as the plugin's. */
+function stderrLogger(tenant) {
+  return (line) => process.stderr.write(`plugin_stderr tenant=${JSON.stringify(String(tenant))}: ${line}\n`);
 }
 
 /** `secrets` for the manifest probe: every call fails (none is made). */

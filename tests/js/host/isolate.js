@@ -5,7 +5,7 @@
 // (`worker.terminate()` interrupts wasm, even a loop that never calls out) and releases
 // the locks the instance held. A discarded instance loses nothing: a secret is written
 // here, whole and atomically, while the worker waits, so a kill never lands inside a write;
-// the next call starts a fresh instance.
+// a fresh instance is started at once, for the next call.
 //
 // Calls stay synchronous, as the plugin's exports are: the calling thread blocks on
 // `Atomics.wait` (as preview2-shim already blocks it on HTTP), and messages are taken with
@@ -49,6 +49,8 @@ export class Isolate {
   #generation = 0;
   #lockIds = 0;
   #disposed = false;
+  /** Where the plugin's stderr lines go (already capped and cleaned by the worker). */
+  #stderr;
   /** Refusals of the allowlist, over every instance this isolate ran. */
   denied = 0;
   #deniedBefore = 0;
@@ -64,11 +66,13 @@ export class Isolate {
    * @param {object} o.secrets the `secrets` import functions (`get`, `set`, `delete`,
    *   `listKeys`, `lock`), run on this thread
    * @param {ReturnType<import('./limits.js').resolveLimits>} o.limits
+   * @param {(line: string) => void} [o.stderr] gets each line the plugin writes to stderr
    */
-  constructor({ pluginJs, modules, pairs, origins, secrets, limits }) {
+  constructor({ pluginJs, modules, pairs, origins, secrets, limits, stderr }) {
     this.#spawnData = { pluginJs, modules, pairs, origins, limits };
     this.#secrets = secrets;
     this.#limits = limits;
+    this.#stderr = stderr ?? (() => {});
   }
 
   /** The generation of the live instance (changes when one is discarded), or null. */
@@ -95,21 +99,27 @@ export class Isolate {
     if (this.#disposed) throw new HostError('plugin_trap', 'the instance was disposed');
     const deadline = now() + this.#limits.callTimeoutMs;
     const live = this.#ensure(deadline);
-    live.worker.postMessage({ op, args });
-    for (;;) {
-      const m = this.#next(live, deadline);
-      if (m.t === 'secrets') {
-        this.#serve(live, m, deadline);
-        continue;
+    try {
+      live.worker.postMessage({ op, args });
+      for (;;) {
+        const m = this.#next(live, deadline);
+        if (m.t === 'secrets') {
+          this.#serve(live, m, deadline);
+          continue;
+        }
+        if (m.t !== 'reply') continue;
+        const r = v8.deserialize(Buffer.from(m.buffer));
+        this.denied = this.#deniedBefore + r.denied;
+        if (r.t === 'ok') return r.value;
+        if (r.kind === 'provider') throw new ComponentError(r.payload, r.message);
+        // A trap or a limit: this instance is done.
+        this.#discard(live);
+        throw new HostError(r.code, r.message);
       }
-      if (m.t !== 'reply') continue;
-      const r = v8.deserialize(Buffer.from(m.buffer));
-      this.denied = this.#deniedBefore + r.denied;
-      if (r.t === 'ok') return r.value;
-      if (r.kind === 'provider') throw new ComponentError(r.payload, r.message);
-      // A trap or a limit: this instance is done.
-      this.#discard(live);
-      throw new HostError(r.code, r.message);
+    } finally {
+      // The next instance starts now, while the embedder handles this failure: the next
+      // call need not wait for it, and it is online (watched) by then.
+      if (this.#live === null && !this.#disposed) this.#spawn();
     }
   }
 
@@ -119,8 +129,22 @@ export class Isolate {
     if (this.#live) this.#discard(this.#live);
   }
 
+  /** The live instance, started (or its start awaited) within `deadline` if need be. */
   #ensure(deadline) {
-    if (this.#live) return this.#live;
+    const live = this.#live ?? this.#spawn();
+    if (live.ready) return live;
+    const m = this.#next(live, deadline);
+    if (m.t === 'ready') {
+      live.ready = true;
+      return live;
+    }
+    this.#discard(live);
+    if (m.kind === 'provider') throw new ComponentError(m.payload, m.message);
+    throw new HostError(m.code ?? 'plugin_error', `the plugin could not be instantiated: ${m.message}`);
+  }
+
+  /** Starts a worker (it instantiates the component by itself) and makes it the live one. */
+  #spawn() {
     const doorbells = new SharedArrayBuffer(8);
     const up = new MessageChannel();
     const down = new MessageChannel();
@@ -143,6 +167,7 @@ export class Isolate {
       down: down.port2,
       locks: new Map(),
       generation: this.#generation,
+      ready: false,
       // Kept referenced until online (awaiting that must keep the process alive), then
       // not: an instance never keeps the process from exiting.
       online: once(worker, 'online').then(
@@ -152,11 +177,7 @@ export class Isolate {
     };
     this.#live = live;
     this.stats.instances += 1;
-    const m = this.#next(live, deadline);
-    if (m.t === 'ready') return live;
-    this.#discard(live);
-    if (m.kind === 'provider') throw new ComponentError(m.payload, m.message);
-    throw new HostError(m.code ?? 'plugin_error', `the plugin could not be instantiated: ${m.message}`);
+    return live;
   }
 
   /** The worker's next message; past the deadline, or if it died, discards it and throws. */
@@ -164,6 +185,10 @@ export class Isolate {
     for (;;) {
       const seen = Atomics.load(live.bell, 0);
       const m = receiveMessageOnPort(live.up);
+      if (m?.message.t === 'stderr') {
+        for (const line of m.message.lines) this.#stderr(line);
+        continue;
+      }
       if (m) return m.message;
       const left = deadline - now();
       if (left <= 0) {

@@ -18,6 +18,8 @@ export const DEFAULT_HEAP_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_MAX_FIELDS_BYTES = 16 * 1024;
 /** Most non-empty `fields` an instance may hold alive at once (the Rust host caps all resources at 2,048). */
 export const DEFAULT_MAX_FIELDS = 2048;
+/** Bytes of stderr a plugin may write per call (the Rust host's); the rest is dropped. */
+export const DEFAULT_STDERR_BYTES_PER_CALL = 16 * 1024;
 /** Core instances, and memories among them, a component may create (as in the Rust host). */
 export const MAX_CORE_INSTANCES = 4;
 /** See `MAX_CORE_INSTANCES`. */
@@ -50,6 +52,7 @@ export function resolveLimits(limits = {}) {
     heapBytes: limits.heapBytes ?? DEFAULT_HEAP_BYTES,
     maxFieldsBytes: limits.maxFieldsBytes ?? DEFAULT_MAX_FIELDS_BYTES,
     maxFields: limits.maxFields ?? DEFAULT_MAX_FIELDS,
+    stderrBytesPerCall: limits.stderrBytesPerCall ?? DEFAULT_STDERR_BYTES_PER_CALL,
   };
   for (const [k, v] of Object.entries(out)) {
     if (!Number.isSafeInteger(v) || v <= 0) {

@@ -154,6 +154,45 @@ function capFields(Fields) {
   Fields.fromList = (entries) => check(fromList.call(Fields, entries));
 }
 
+// The plugin's standard output goes nowhere, and its stderr (preview2-shim writes both to
+// this worker's `process` streams) at most `stderrBytesPerCall` bytes per call, control
+// characters (terminal escapes among them) removed, line by line to the host thread,
+// which logs each line as the plugin's (never as its own output), as the Rust host does.
+const LINE_BYTES = 1024;
+let stderrUsed = 0;
+let stderrLine = '';
+const clean = (line) => line.replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g, '').slice(0, LINE_BYTES);
+function takeStderr(chunk) {
+  const buf = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const before = stderrUsed;
+  stderrUsed += buf.length;
+  const allowed = Math.max(0, Math.min(buf.length, limits.stderrBytesPerCall - before));
+  const parts = (stderrLine + buf.subarray(0, allowed).toString('utf8')).split('\n');
+  stderrLine = parts.pop().slice(0, LINE_BYTES);
+  const lines = parts.map(clean).filter((l) => l !== '');
+  if (allowed < buf.length && before <= limits.stderrBytesPerCall) {
+    if (stderrLine) lines.push(clean(stderrLine));
+    stderrLine = '';
+    lines.push(`(the rest of this call's stderr is dropped: the limit is ${limits.stderrBytesPerCall} bytes per call)`);
+    stderrUsed = Infinity; // said once per call
+  }
+  if (lines.length) post({ t: 'stderr', lines });
+}
+function endOfCallStderr() {
+  if (stderrLine) post({ t: 'stderr', lines: [clean(stderrLine)] });
+  stderrLine = '';
+  stderrUsed = 0;
+}
+const sink = (take) =>
+  function write(chunk, encoding, callback) {
+    take(chunk);
+    const done = typeof encoding === 'function' ? encoding : callback;
+    if (typeof done === 'function') queueMicrotask(done);
+    return true;
+  };
+process.stdout.write = sink(() => {});
+process.stderr.write = sink(takeStderr);
+
 const sandbox = allowlistedOutgoingHandler(origins);
 let provider;
 try {
@@ -178,8 +217,10 @@ try {
     instantiateCore,
   );
   provider = exports.modelProvider;
+  endOfCallStderr();
   post({ t: 'ready' });
 } catch (e) {
+  endOfCallStderr();
   post({ t: 'failed', ...failure(e) });
 }
 
@@ -243,6 +284,7 @@ parentPort.on('message', ({ op, args }) => {
     reply = { t: 'err', ...failure(e) };
   }
   reply.denied = sandbox.denied;
+  endOfCallStderr();
   // What crosses to the host is bounded: serialised here (where the worker's heap bounds
   // it), refused past the bound, else moved without a copy.
   let bytes;

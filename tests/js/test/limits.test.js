@@ -32,10 +32,10 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 let runs = 0;
 /** Runs `calls` of the hostile guest in a child process (see support/hostile-call.js). */
-function hostileRun({ limits, calls, hold, tenant = 't' }) {
+function hostileRun({ limits, calls, hold, tenant = 't', collectStderr = false }) {
   const stateDir = path.join(dir, `run-${++runs}`);
   fs.mkdirSync(stateDir);
-  const plan = { stateDir, tenant, limits, calls, hold };
+  const plan = { stateDir, tenant, limits, calls, hold, collectStderr };
   const began = Date.now();
   const child = spawnSync(process.execPath, [path.join(HERE, 'support/hostile-call.js'), JSON.stringify(plan)], {
     encoding: 'utf8',
@@ -47,7 +47,7 @@ function hostileRun({ limits, calls, hold, tenant = 't' }) {
     child.status === 0,
     `the run did not finish (status ${child.status}, signal ${child.signal}, ${took} ms)\n${child.stderr.slice(-2000)}`,
   );
-  return JSON.parse(child.stdout.trim().split('\n').pop());
+  return { ...JSON.parse(child.stdout.trim().split('\n').pop()), stderrBytes: child.stderr.length, stderrHead: child.stderr.slice(0, 4096) };
 }
 
 const served = (r) => r.ok === true && r.defaultModelId === 'none';
@@ -172,6 +172,29 @@ describe('per-call budgets of the hostile guest', () => {
     assert.equal(fine.message, 'held=50 bytes=75000 refused=0');
     assert.ok(served(next), JSON.stringify(next));
     assert.ok(out.maxRssMiB < 1024, `the process peaked at ${out.maxRssMiB} MiB`);
+  });
+
+  it("caps the plugin's stderr per call, strips control characters and marks its lines", () => {
+    // `stderr-flood` writes 20 MiB of lines with terminal escapes posing as host output.
+    const out = hostileRun({
+      limits: {},
+      collectStderr: true,
+      calls: [{ op: 'chat', args: [request('stderr-flood')] }, { op: 'chat', args: [request('stderr-flood')] }],
+    });
+    assert.equal(out.results[0].message, 'flooded', JSON.stringify(out.results[0]));
+    const dropped = out.stderrLines.filter((l) => /the rest of this call's stderr is dropped/.test(l));
+    assert.equal(dropped.length, 2, 'the budget is per call, said once each');
+    const bytes = out.stderrLines.reduce((n, l) => n + Buffer.byteLength(l), 0);
+    assert.ok(bytes <= 2 * 16 * 1024, `${bytes} bytes of stderr lines`);
+    assert.ok(!out.stderrLines.some((l) => /[\u0000-\u001f\u007f]/.test(l)), 'a control character got through');
+    // Nothing reached this process's own stderr either (the default logger is not used).
+    assert.ok(out.stderrBytes < 64 * 1024, `${out.stderrBytes} bytes on the process's stderr`);
+
+    // By default each line goes to the process's stderr, marked as the plugin's.
+    const logged = hostileRun({ limits: {}, tenant: 'loud', calls: [{ op: 'chat', args: [request('stderr-flood')] }] });
+    assert.ok(logged.stderrBytes > 1024 && logged.stderrBytes < 64 * 1024, `${logged.stderrBytes} bytes`);
+    assert.match(logged.stderrHead, /^plugin_stderr tenant="loud": \[2J\[31m\{"ok":true/m);
+    assert.ok(!logged.stderrHead.includes('\u001b'), 'an escape reached the terminal');
   });
 
   it('stops a worker that fills its JavaScript heap (resource_limit), and serves the next call', () => {

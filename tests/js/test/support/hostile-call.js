@@ -5,9 +5,10 @@
 //
 //   node hostile-call.js '<plan as JSON>'
 //   plan: {stateDir, tenant, limits, hold?: lock name held by this process meanwhile,
+//          collectStderr?: the plugin's stderr lines are collected instead of logged,
 //          calls: [{op, args}]}
 // Prints one JSON line: {results: [{ms, ok?, tag?, code?, message?, length?}], instances,
-//   lockFree, maxRssMiB}.
+//   lockFree, maxRssMiB, stderrLines?}.
 
 import path from 'node:path';
 
@@ -20,7 +21,11 @@ const hostile = await loadPlugin(hostileWasm(), {
   outDir: path.join(plan.stateDir, 'hostile'),
   limits: plan.limits,
 });
-const p = await hostile.instantiate({ secrets: store.tenant(plan.tenant) });
+const stderrLines = [];
+const p = await hostile.instantiate({
+  secrets: store.tenant(plan.tenant),
+  stderr: plan.collectStderr ? (line) => stderrLines.push(line) : undefined,
+});
 const held = plan.hold ? store.tenant(plan.tenant).lock(plan.hold, 0) : null;
 
 const results = [];
@@ -55,6 +60,7 @@ const out = {
   instances: p.instances,
   lockFree,
   maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+  stderrLines: plan.collectStderr ? stderrLines : undefined,
 };
 p.dispose();
 console.log(JSON.stringify(out));
