@@ -297,6 +297,16 @@ describe('conformance flow under jco', () => {
     assert.deepEqual(again.finishReason, wholeAgentReply.finishReason);
   });
 
+  it('ends a stream with stream_closed once its instance is gone', async () => {
+    const other = await plugin.instantiate({ secrets: store.tenant('alice'), config: config() });
+    const stream = other.ChatStream.open({ ...user(AGENT_MODEL, 'plan it in node'), thinking: 'high' });
+    assert.equal(typeof stream.next()?.tag, 'string');
+    // Stopped mid-stream (as a budget would stop it): the handle answers, the host lives on.
+    other.dispose();
+    assert.throws(() => stream.next(), (e) => e.code === 'stream_closed');
+    stream[Symbol.dispose]();
+  });
+
   it('runs an agent loop with function tools on the chat-completions lane', () => {
     const { reply, answer } = agentLoop(alice, CHAT_MODEL, 'weather in Oslo');
     assert.equal(reply.lane, 'chat-completions');
