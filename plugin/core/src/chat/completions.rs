@@ -215,7 +215,7 @@ fn response_format(f: &ResponseFormat) -> Result<WireResponseFormat<'_>, Provide
 }
 
 /// The request body (reasoning items of other lanes have no place here and are left out).
-pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value, ProviderError> {
+pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
     let body = Body {
         model,
         messages: req.messages.iter().map(message).collect(),
@@ -248,7 +248,7 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value
         stop: req.stop.iter().map(String::as_str).collect(),
         seed: req.seed,
     };
-    Ok(serde_json::to_value(body).expect("json body"))
+    Ok(serde_json::to_vec(&body).expect("json body"))
 }
 
 fn text_field(v: Option<&Value>, what: &str) -> Result<Option<String>, ProviderError> {

@@ -371,24 +371,27 @@ pub fn request_body(
                 .collect(),
         ),
     };
-    let mut body = match body {
-        Value::Object(m) => m,
+    // Serialized straight from the lane's structs (no `Value` on the way): only a request
+    // with `extra_body` is read back into a map to merge it.
+    let Some(extra) = &req.extra_body else {
+        return Ok(UpstreamRequest { body, headers });
+    };
+    let mut body = match serde_json::from_slice(&body) {
+        Ok(Value::Object(m)) => m,
         _ => unreachable!("bodies are objects"),
     };
-    if let Some(extra) = &req.extra_body {
-        let extra = json_object(extra, "extra_body")?;
-        if plan.route().stream_only()
-            && let Some(field) = REFUSED_BY_STREAM_ONLY_ROUTES
-                .iter()
-                .find(|f| extra.contains_key(**f))
-        {
-            return Err(invalid(format!(
-                "extra_body field {field} is not accepted on the {} route (nothing is stored upstream there)",
-                plan.route()
-            )));
-        }
-        merge_extra(&mut body, extra)?;
+    let extra = json_object(extra, "extra_body")?;
+    if plan.route().stream_only()
+        && let Some(field) = REFUSED_BY_STREAM_ONLY_ROUTES
+            .iter()
+            .find(|f| extra.contains_key(**f))
+    {
+        return Err(invalid(format!(
+            "extra_body field {field} is not accepted on the {} route (nothing is stored upstream there)",
+            plan.route()
+        )));
     }
+    merge_extra(&mut body, extra)?;
     Ok(UpstreamRequest {
         body: serde_json::to_vec(&body).expect("json body"),
         headers,

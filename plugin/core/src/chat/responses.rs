@@ -203,7 +203,7 @@ fn text_format(f: &ResponseFormat) -> Result<TextOptions<'_>, ProviderError> {
     Ok(TextOptions { format })
 }
 
-pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value, ProviderError> {
+pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
     let instructions: Vec<String> = req
         .messages
         .iter()
@@ -233,7 +233,7 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Value
         text: req.response_format.as_ref().map(text_format).transpose()?,
         prompt_cache_key: req.prompt_cache_key.as_deref(),
     };
-    Ok(serde_json::to_value(body).expect("json body"))
+    Ok(serde_json::to_vec(&body).expect("json body"))
 }
 
 /// A `url_citation` annotation (or any object with a `url`).
