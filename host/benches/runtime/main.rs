@@ -11,9 +11,10 @@
 //!   first streamed chunk;
 //! - d) resident memory per idle live session at 1,000 and 10,000 sessions;
 //! - e) release component size;
-//! - f) `provider-host serve` vs the same chat sent directly to the reference API and vs
-//!   LiteLLM's proxy in front of it: latency and requests/s at concurrency 1 and 64, first
-//!   streamed token;
+//! - f) `provider-host serve` vs the same requests sent directly to the reference API and
+//!   vs LiteLLM's proxy and Portkey's gateway in front of it (chat, responses, messages):
+//!   added latency at concurrency 1, CPU per request at concurrency 64, first streamed
+//!   token, resident memory; client and gateway pinned to separate cores;
 //! - g) the PostgreSQL secret backend vs the file store: `status()`, and 8 sessions of one
 //!   tenant refreshing at once (wall time, refresh-token redemptions).
 
