@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use provider_runtime::error::HostError;
+use provider_runtime::HostError;
 
 /// Why a scenario failed: expected versus seen, in words. Never carries a token
 /// ([`redact`] runs over it before it leaves the suite).

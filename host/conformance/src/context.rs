@@ -14,10 +14,9 @@ use provider_runtime::bindings::types::{
     ChatRequest, ConnectionStatus, DevicePrompt, Lane, Message, Model, ModelList, PendingLogin,
     PollOutcome, Role,
 };
-use provider_runtime::config::HostConfig;
 use provider_runtime::limits::Limits;
-use provider_runtime::runtime::{Runtime, RuntimeOptions, Session};
 use provider_runtime::secrets::KeySource;
+use provider_runtime::{HostConfig, Runtime, RuntimeOptions, Session};
 
 /// Tenant every scenario's sessions use.
 pub const TENANT: &str = "conformance";
@@ -28,7 +27,7 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone)]
 pub struct Env {
     /// The component under test.
-    pub plugin: provider_runtime::runtime::PluginSource,
+    pub plugin: provider_runtime::PluginSource,
     /// Compiled-component cache shared by every scenario's runtime (compile once per run).
     pub compile_cache: PathBuf,
     /// Parent of the scenarios' state directories.

@@ -19,6 +19,7 @@
 //! assert!(report.ok(), "{} failed", report.failed());
 //! # Ok(()) }
 //! ```
+#![deny(missing_docs)]
 
 mod check;
 mod context;
@@ -34,15 +35,14 @@ pub use context::Setup;
 pub use scenarios::{SCENARIOS, Scenario};
 
 use context::{Ctx, Env};
-use provider_runtime::error::HostError;
 use provider_runtime::limits::Limits;
-use provider_runtime::runtime::Runtime;
+use provider_runtime::{HostError, Runtime};
 
 /// How a run is set up.
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
     /// The component under test.
-    pub plugin: provider_runtime::runtime::PluginSource,
+    pub plugin: provider_runtime::PluginSource,
     /// Where compiled components are cached; `None`: a directory that lives for the run.
     pub compile_cache: Option<PathBuf>,
     /// Run only these scenarios (by name); empty runs all of them.
@@ -55,7 +55,7 @@ pub struct SuiteOptions {
 
 impl SuiteOptions {
     /// Every scenario against `plugin`, with default limits.
-    pub fn new(plugin: impl Into<provider_runtime::runtime::PluginSource>) -> Self {
+    pub fn new(plugin: impl Into<provider_runtime::PluginSource>) -> Self {
         Self {
             plugin: plugin.into(),
             compile_cache: None,

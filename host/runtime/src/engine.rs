@@ -10,11 +10,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::ProviderPluginPre;
-use crate::bindings::model_provider::plugin as plugin_if;
 use crate::compile_cache::CompileCache;
 use crate::error::HostError;
 use crate::limits::{
@@ -166,16 +165,8 @@ impl SharedEngine {
         (digest, component): ([u8; 32], Component),
     ) -> Result<ProviderPluginPre<TenantState>, HostError> {
         let mut linker: Linker<TenantState> = Linker::new(&self.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| crate::http_handler::add_http_to_linker(&mut linker))
-            // Our own interfaces one by one: the world's WASI imports are linked above.
-            .and_then(|()| plugin_if::secrets::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
-            .and_then(|()| plugin_if::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
-            .and_then(|()| {
-                wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut TenantState| {
-                    wasmtime_wasi_config::WasiConfig::from(&s.config)
-                })
-            })
+        // Every import of the world, as an embedder with its own store data links them.
+        crate::capabilities::add_to_linker(&mut linker)
             .map_err(|e| HostError::HostSetup(format!("linking: {e}")))?;
         let pre = linker
             .instantiate_pre(&component)

@@ -1,4 +1,5 @@
-//! The plugin's stderr, made safe to show: at most [`STDERR_BYTES_PER_CALL`] bytes per
+//! The plugin's stderr, made safe to show: at most
+//! [`Limits::stderr_bytes_per_call`](crate::limits::Limits::stderr_bytes_per_call) bytes per
 //! export call, control characters (terminal escape sequences among them) removed, and
 //! each line logged as a `plugin_stderr` event of the host's own log with the tenant, so
 //! it can never pass for the host's output.
@@ -11,8 +12,6 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-/// Bytes of stderr a plugin may write per export call; the rest is dropped (and said so).
-pub const STDERR_BYTES_PER_CALL: usize = 16 * 1024;
 /// Longest line logged; longer lines are cut.
 const LINE_BYTES: usize = 1024;
 
@@ -21,14 +20,17 @@ const LINE_BYTES: usize = 1024;
 pub(crate) struct GuestStderr {
     tenant: Arc<str>,
     used: Arc<AtomicUsize>,
+    /// Bytes allowed per export call.
+    max: usize,
     line: Arc<Mutex<Vec<u8>>>,
 }
 
 impl GuestStderr {
-    pub(crate) fn new(tenant: &str, used: Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(tenant: &str, used: Arc<AtomicUsize>, max: usize) -> Self {
         Self {
             tenant: tenant.into(),
             used,
+            max,
             line: Arc::default(),
         }
     }
@@ -44,7 +46,7 @@ impl GuestStderr {
 
     fn take(&self, buf: &[u8]) {
         let before = self.used.fetch_add(buf.len(), Ordering::Relaxed);
-        let allowed = STDERR_BYTES_PER_CALL.saturating_sub(before).min(buf.len());
+        let allowed = self.max.saturating_sub(before).min(buf.len());
         let mut line = self.line.lock().unwrap_or_else(PoisonError::into_inner);
         for &b in &buf[..allowed] {
             if b == b'\n' {
@@ -54,7 +56,7 @@ impl GuestStderr {
                 line.push(b);
             }
         }
-        if allowed < buf.len() && before < STDERR_BYTES_PER_CALL {
+        if allowed < buf.len() && before < self.max {
             if !line.is_empty() {
                 self.emit(&line);
                 line.clear();
@@ -62,7 +64,8 @@ impl GuestStderr {
             tracing::warn!(
                 target: "plugin_stderr",
                 tenant = %self.tenant,
-                "more than {STDERR_BYTES_PER_CALL} bytes of stderr in one call: the rest is dropped"
+                "more than {} bytes of stderr in one call: the rest is dropped",
+                self.max
             );
         }
     }
@@ -103,18 +106,29 @@ impl AsyncWrite for GuestStderr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::DEFAULT_STDERR_BYTES_PER_CALL;
 
     #[test]
     fn budget_lines_and_control_characters() {
         let used = Arc::new(AtomicUsize::new(0));
-        let s = GuestStderr::new("t", used.clone());
+        let s = GuestStderr::new("t", used.clone(), DEFAULT_STDERR_BYTES_PER_CALL);
         s.take(b"hello \x1b[31mred\x1b[0m\npartial");
         assert_eq!(&*s.line.lock().unwrap(), b"partial");
-        s.take(&vec![b'x'; STDERR_BYTES_PER_CALL * 2]);
+        s.take(&vec![b'x'; DEFAULT_STDERR_BYTES_PER_CALL * 2]);
         // Nothing past the budget is buffered.
         assert!(s.line.lock().unwrap().len() <= LINE_BYTES);
         used.store(0, Ordering::Relaxed);
         s.take(b"\n");
         assert!(s.line.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_budget_is_the_sessions_limit() {
+        let s = GuestStderr::new("t", Arc::new(AtomicUsize::new(0)), 8);
+        s.take(b"0123");
+        s.take(b"4567");
+        // Past `Limits::stderr_bytes_per_call` (8 here) nothing more is kept.
+        s.take(b"89");
+        assert_eq!(&*s.line.lock().unwrap(), b"01234567");
     }
 }

@@ -26,7 +26,7 @@ mod proxy_env;
 #[cfg(test)]
 mod tests;
 
-pub use client::default_http_client;
+pub use client::{ConnectionOptions, default_http_client};
 pub(crate) use proxy_env::proxy_env_problem;
 
 /// A response body as an [`HttpClient`] streams it; its errors are wasi-http's codes.
@@ -59,7 +59,8 @@ impl std::fmt::Debug for HttpPool {
 }
 
 impl HttpPool {
-    /// The default pool, whose connection attempts give up after `connect_timeout`.
+    /// The default pool, whose connection attempts give up after `connect_timeout` (tests).
+    #[cfg(test)]
     pub(crate) fn new(connect_timeout: Duration) -> Self {
         Self::over(default_http_client(connect_timeout))
     }

@@ -24,7 +24,9 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::HttpClient;
 use crate::config::{AllowedOrigin, Origin, Reach};
+use crate::host_config::ResolvedConfig;
 use crate::http_pool::{BodyCaps, HttpPool};
 use crate::outbound::{OutboundPolicy, OutboundRequest};
 
@@ -88,7 +90,9 @@ impl Default for HttpLimits {
     }
 }
 
-/// The `wasi:http` hooks of one tenant session.
+/// The `wasi:http` hooks of one tenant session: the sandbox. An embedder with its own
+/// store data lends one as the `hooks` of its `WasiHttpCtxView` (see
+/// [`crate::capabilities`]); a [`Runtime`](crate::Runtime)'s sessions do the same.
 pub struct SandboxHooks {
     tenant: Arc<str>,
     allowed: Arc<[AllowedOrigin]>,
@@ -232,9 +236,34 @@ fn header_bytes(headers: &http::HeaderMap) -> usize {
 }
 
 impl SandboxHooks {
+    /// Hooks for `tenant`'s session: requests may go to `config`'s allowlist only (and,
+    /// among those, where its outbound policy lets them), within `limits`, sent by
+    /// `client` (say [`crate::default_http_client`]).
+    pub fn new(
+        tenant: &str,
+        config: &ResolvedConfig,
+        limits: HttpLimits,
+        client: Arc<dyn HttpClient>,
+    ) -> Self {
+        Self::with_pool(
+            tenant.into(),
+            config.allowed_origins.clone(),
+            config.policy.clone(),
+            limits,
+            Arc::default(),
+            HttpPool::over(client),
+        )
+    }
+
+    /// Requests these hooks refused so far.
+    pub fn denied_requests(&self) -> u64 {
+        self.denied.load(Ordering::Relaxed)
+    }
+
     /// Hooks allowing exactly `allowed` (and, among those, what `policy` lets through),
-    /// sending through `pool`; each refusal increments `denied`.
-    pub(crate) fn new(
+    /// sending through `pool`; each refusal increments `denied` (a session's counter, which
+    /// outlives its instances).
+    pub(crate) fn with_pool(
         tenant: Arc<str>,
         allowed: Arc<[AllowedOrigin]>,
         policy: Option<Arc<dyn OutboundPolicy>>,
@@ -437,7 +466,7 @@ mod tests {
                 operator_set: true,
             })
             .collect();
-        SandboxHooks::new(
+        SandboxHooks::with_pool(
             "tenant-1".into(),
             allowed.into(),
             None,
@@ -516,5 +545,72 @@ mod tests {
         assert_eq!(got.connect_timeout, Some(Duration::from_secs(15)));
         assert_eq!(got.first_byte_timeout, Some(Duration::from_secs(1)));
         assert_eq!(got.between_bytes_timeout, Some(Duration::from_secs(120)));
+    }
+
+    /// Answers every request with 204 and counts them.
+    #[derive(Debug, Default)]
+    struct Answering(AtomicUsize);
+
+    impl HttpClient for Answering {
+        fn send(&self, _request: http::Request<Bytes>) -> crate::ClientFuture {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async {
+                let body = http_body_util::Empty::new().map_err(|e| match e {});
+                Ok(http::Response::builder()
+                    .status(204)
+                    .body(body.boxed_unsync())
+                    .unwrap())
+            })
+        }
+    }
+
+    async fn send(hooks: &mut SandboxHooks, url: &str) -> Result<u16, HttpError> {
+        let request = http::Request::get(url)
+            .body(
+                http_body_util::Empty::new()
+                    .map_err(|e| match e {})
+                    .boxed_unsync(),
+            )
+            .unwrap();
+        let sent = hooks.send_request(request, None, Box::new(async { Ok(()) }));
+        let (response, _io) = Box::into_pin(sent).await?;
+        Ok(response.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn an_embedders_hooks_send_what_the_config_allows_through_its_client() {
+        let client = Arc::new(Answering::default());
+        // Nothing allowed: refused before the client, and counted.
+        let mut closed = SandboxHooks::new(
+            "tenant-1",
+            &ResolvedConfig::default(),
+            HttpLimits::default(),
+            client.clone(),
+        );
+        let refused = send(&mut closed, "https://api.example/v1").await;
+        assert!(
+            matches!(refused, Err(HttpError::HttpRequestDenied)),
+            "{refused:?}"
+        );
+        assert_eq!(closed.denied_requests(), 1);
+        assert_eq!(client.0.load(Ordering::Relaxed), 0);
+
+        let config = ResolvedConfig {
+            allowed_origins: vec![AllowedOrigin {
+                origin: Origin::parse("https://api.example").unwrap(),
+                operator_set: true,
+            }]
+            .into(),
+            ..ResolvedConfig::default()
+        };
+        let mut open =
+            SandboxHooks::new("tenant-1", &config, HttpLimits::default(), client.clone());
+        assert_eq!(
+            send(&mut open, "https://api.example/v1").await.unwrap(),
+            204
+        );
+        assert!(send(&mut open, "https://other.example/").await.is_err());
+        assert_eq!(client.0.load(Ordering::Relaxed), 1);
+        assert_eq!(open.denied_requests(), 1);
     }
 }

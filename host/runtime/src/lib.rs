@@ -25,31 +25,58 @@
 //! ```no_run
 #![doc = include_str!("../examples/embed.rs")]
 //! ```
+//!
+//! # Embedding in a wasmtime store of your own
+//!
+//! An embedder with its own engine and store data links the same capabilities into its own
+//! [`Linker`](wasmtime::component::Linker), as `wasmtime-wasi-http` does for `wasi:http`:
+//! its store data holds a [`capabilities::ProviderCtx`] and a
+//! [`http_sandbox::SandboxHooks`] and implements [`capabilities::ProviderView`] (beside
+//! wasmtime-wasi's `WasiView` and wasmtime-wasi-http's `WasiHttpView`), and
+//! [`capabilities::add_to_linker`] links every import of the world. [`Runtime`] is built
+//! on the same functions. From `examples/own_store.rs`, which the integration tests run
+//! too:
+//!
+//! ```no_run
+#![doc = include_str!("../examples/own_store.rs")]
+//! ```
 #![deny(missing_docs)]
 
 pub mod bindings;
-mod capabilities;
+pub mod capabilities;
 mod code;
 mod compile_cache;
 pub mod config;
 mod engine;
-pub mod error;
+mod error;
 mod guest_stderr;
+mod host_config;
 mod http_handler;
 mod http_pool;
 pub mod http_sandbox;
 pub mod limits;
 pub mod outbound;
 mod pool;
-pub mod runtime;
+mod runtime;
 /// The secret backend and its default, the encrypted file store (crate `provider-secrets`).
 pub use provider_secrets as secrets;
 
 pub use code::{ErrorCode, UnknownErrorCode};
-pub use config::{HostConfig, Origin, ResolvedConfig};
 pub use error::HostError;
-pub use http_pool::{ClientBody, ClientFuture, HttpClient, default_http_client};
+pub use host_config::{HostConfig, ResolvedConfig};
+pub use http_pool::{ClientBody, ClientFuture, ConnectionOptions, HttpClient, default_http_client};
 pub use pool::{Lease, PoolOptions, SessionPool};
-pub use runtime::{PluginSource, Runtime, RuntimeOptions, Session};
+pub use runtime::{ChatStreamHandle, PluginSource, Runtime, RuntimeOptions, Session};
+/// The wasmtime this crate is built on: an embedder that links [`capabilities`] into a
+/// linker of its own must use this very version (and the two below).
+pub use wasmtime;
+/// wasmtime's WASI 0.2 implementation, as linked by [`capabilities::add_to_linker`].
+pub use wasmtime_wasi;
+/// wasmtime's `wasi:http` implementation, whose hooks the sandbox is.
+pub use wasmtime_wasi_http;
 /// wasi-http's error codes, which an [`HttpClient`] answers with.
 pub use wasmtime_wasi_http::Error as HttpError;
+
+// The old root path of `config::Origin`, kept for one step while call sites move (issue 26).
+#[doc(hidden)]
+pub use config::Origin;

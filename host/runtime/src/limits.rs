@@ -37,6 +37,9 @@ pub struct Limits {
     /// before the host allocates: a plugin answering a 600,000-entry model list does not
     /// make the host hold gigabytes.
     pub max_lifted_bytes: usize,
+    /// Bytes of stderr a plugin may write per export call (logged line by line as the
+    /// plugin's); the rest is dropped, and said so.
+    pub stderr_bytes_per_call: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +51,7 @@ impl Default for Limits {
             lock_timeout_cap: Duration::from_secs(180),
             http: HttpLimits::default(),
             max_lifted_bytes: DEFAULT_MAX_LIFTED_BYTES,
+            stderr_bytes_per_call: DEFAULT_STDERR_BYTES_PER_CALL,
         }
     }
 }
@@ -63,6 +67,9 @@ impl Limits {
 /// many times over; a chat request's images go the other way (host to plugin) and are not
 /// counted.
 pub const DEFAULT_MAX_LIFTED_BYTES: usize = 8 * 1024 * 1024;
+
+/// Default of [`Limits::stderr_bytes_per_call`].
+pub const DEFAULT_STDERR_BYTES_PER_CALL: usize = 16 * 1024;
 
 /// Default of [`Limits::max_resources`]: the plugin holds a few dozen at most.
 pub const DEFAULT_MAX_RESOURCES: usize = 2_048;

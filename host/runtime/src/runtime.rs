@@ -15,11 +15,14 @@ use wasmtime::Engine;
 
 use crate::bindings::ProviderPluginPre;
 use crate::bindings::types::PluginManifest;
+use crate::capabilities::DEFAULT_LOCK_WAIT_SLICE;
+#[cfg(doc)]
+use crate::capabilities::ProviderCtx;
 use crate::compile_cache::{CacheKey, CompileCache};
-use crate::config::{HostConfig, ResolvedConfig};
 use crate::engine::{self, SharedEngine};
 use crate::error::HostError;
-use crate::http_pool::HttpPool;
+use crate::host_config::{HostConfig, ResolvedConfig};
+use crate::http_pool::{ConnectionOptions, HttpClient, HttpPool};
 use crate::limits::{InstanceAllocation, Limits};
 use crate::secrets::{
     KeySource, SecretBackend, SecretLock, SecretStore, SecretStoreError, StoreConfig, TenantBackend,
@@ -48,13 +51,23 @@ pub struct RuntimeOptions {
     pub secrets: Option<Arc<dyn SecretBackend>>,
     /// Who sends the requests the sandbox lets through; `None`: the host's keep-alive
     /// pool. The sandbox's caps and timeouts apply to either.
-    pub http_client: Option<Arc<dyn crate::http_pool::HttpClient>>,
+    pub http_client: Option<Arc<dyn HttpClient>>,
+    /// How the host's keep-alive pool keeps connections (unused when `http_client` is
+    /// set).
+    pub connections: ConnectionOptions,
     /// Limits for every session.
     pub limits: Limits,
     /// Directory for compiled components; `None` disables the cache.
     pub compile_cache: Option<PathBuf>,
     /// How session instances are allocated (default: the process-wide pool).
     pub allocation: InstanceAllocation,
+    /// Tenants whose storage this runtime remembers having checked (default 100,000);
+    /// past this many the record starts over (it only saves the checks, see
+    /// [`Runtime::session`]).
+    pub max_checked_tenants: usize,
+    /// The longest one blocking attempt at a secret-store lock runs (default
+    /// [`DEFAULT_LOCK_WAIT_SLICE`]; see [`ProviderCtx::with_lock_wait_slice`]).
+    pub lock_wait_slice: Duration,
 }
 
 impl RuntimeOptions {
@@ -68,9 +81,12 @@ impl RuntimeOptions {
             compile_cache: Some(state_dir.join("cache")),
             secrets: None,
             http_client: None,
+            connections: ConnectionOptions::default(),
             state_dir,
             limits: Limits::default(),
             allocation: InstanceAllocation::default(),
+            max_checked_tenants: DEFAULT_MAX_CHECKED_TENANTS,
+            lock_wait_slice: DEFAULT_LOCK_WAIT_SLICE,
         }
     }
 }
@@ -90,11 +106,12 @@ pub struct Runtime {
     manifest: Arc<tokio::sync::OnceCell<Arc<PluginManifest>>>,
     limits: Limits,
     connections: HttpPool,
+    max_checked_tenants: usize,
+    lock_wait_slice: Duration,
 }
 
-/// Tenants whose directories this runtime has checked; past this many the record starts
-/// over (it only saves the checks, see [`Runtime::session`]).
-const CHECKED_TENANTS_MAX: usize = 100_000;
+/// Default of [`RuntimeOptions::max_checked_tenants`].
+const DEFAULT_MAX_CHECKED_TENANTS: usize = 100_000;
 
 // Checked here so that a change that breaks multi-task use fails to compile.
 const _: fn() = || {
@@ -137,9 +154,15 @@ impl Runtime {
             manifest: Arc::default(),
             connections: match &options.http_client {
                 Some(client) => HttpPool::over(client.clone()),
-                None => HttpPool::new(options.limits.http.connect_timeout),
+                None => HttpPool::over(
+                    options
+                        .connections
+                        .http_client(options.limits.http.connect_timeout),
+                ),
             },
             limits: options.limits,
+            max_checked_tenants: options.max_checked_tenants,
+            lock_wait_slice: options.lock_wait_slice,
         })
     }
 
@@ -160,7 +183,7 @@ impl Runtime {
     pub async fn manifest(&self) -> Result<Arc<PluginManifest>, HostError> {
         self.manifest
             .get_or_try_init(|| async {
-                let mut probe = self.new_session(Arc::new(NoSecrets), empty_config());
+                let mut probe = self.new_session(Arc::new(NoSecrets), ResolvedConfig::default());
                 let manifest = probe.call_manifest().await?;
                 check_manifest(&manifest)?;
                 Ok(Arc::new(manifest))
@@ -192,6 +215,7 @@ impl Runtime {
             secrets,
             config,
             self.limits,
+            self.lock_wait_slice,
             self.connections.clone(),
         )
     }
@@ -203,7 +227,7 @@ impl Runtime {
         // Checked outside the lock: file-system calls must not serialise other tenants.
         let secrets = self.secrets.tenant(tenant)?;
         let mut tenants = lock(&self.tenants);
-        if tenants.len() >= CHECKED_TENANTS_MAX {
+        if tenants.len() >= self.max_checked_tenants {
             tenants.clear();
         }
         tenants.insert(tenant.to_owned(), secrets.clone());
@@ -213,15 +237,6 @@ impl Runtime {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn empty_config() -> ResolvedConfig {
-    ResolvedConfig {
-        overrides: Arc::new([]),
-        allowed_origins: Arc::new([]),
-        enabled_routes: Vec::new(),
-        policy: None,
-    }
 }
 
 /// A manifest the host can act on: names it uses as keys are well-formed and unique, and

@@ -9,11 +9,11 @@ use serde_json::Value;
 use crate::check::{Outcome, Step, check, describe, expect_code, fail};
 use crate::context::{Ctx, ask, echo};
 use crate::scenarios::chat::{Streamed, drain, model_in_lane};
+use provider_runtime::Session;
 use provider_runtime::bindings::types::{
     ChatReply, ChatRequest, ContentPart, FinishReason, FunctionTool, Image, ImageData, ImageDetail,
     ImageSource, JsonSchemaFormat, Lane, Message, ResponseFormat, Role,
 };
-use provider_runtime::runtime::Session;
 
 /// The chat-completions model every tier has, also served on the Responses lane on request.
 const CHAT_MODEL: &str = "xai-grok/grok-4.3";

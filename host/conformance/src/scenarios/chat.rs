@@ -9,8 +9,7 @@ use provider_runtime::bindings::types::{
     ChatChunk, ChatReply, Citation, FinishReason, Lane, Message, Model, ReasoningItem, Role,
     ThinkingEffort, ToolCall,
 };
-use provider_runtime::error::HostError;
-use provider_runtime::runtime::{ChatStreamHandle, Session};
+use provider_runtime::{ChatStreamHandle, HostError, Session};
 
 /// Most chunks a stream is read for before the suite calls it endless.
 const MAX_CHUNKS: usize = 100_000;

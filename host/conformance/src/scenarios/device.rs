@@ -7,8 +7,8 @@ use provider_reference::{ModelKind, Tier};
 use crate::check::{Outcome, Step, check, expect_code};
 use crate::context::{Ctx, names, poll_pending, poll_until_connected, subject, wait_interval};
 use crate::scenarios::routes::{RAIL, with_rail};
+use provider_runtime::Session;
 use provider_runtime::bindings::types::Lane;
-use provider_runtime::runtime::Session;
 
 fn unix_now() -> u64 {
     SystemTime::now()

@@ -13,8 +13,7 @@ use crate::scenarios::routes::{
     API, KEY, RAIL, names_alternatives, no_header_refusals, rail_inference, rail_model, with_rail,
 };
 use provider_runtime::bindings::types::{ChatRequest, Lane, ProviderError};
-use provider_runtime::error::HostError;
-use provider_runtime::runtime::Session;
+use provider_runtime::{HostError, Session};
 
 const CHAT: &str = "chat/completions";
 /// The least wait the suite accepts before each retry of a 5xx answer (a backoff, not a

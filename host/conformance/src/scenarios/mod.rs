@@ -1,5 +1,5 @@
 //! The scenarios, by name. Each one gets a fresh [`Ctx`] and speaks only the WIT
-//! contract (through [`provider_runtime::runtime::Session`]), judging the plugin by its answers and
+//! contract (through [`provider_runtime::Session`]), judging the plugin by its answers and
 //! by what the reference servers saw.
 
 pub(crate) mod agents;

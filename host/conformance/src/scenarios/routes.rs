@@ -10,9 +10,7 @@ use provider_reference::{
 use provider_runtime::bindings::types::{
     ChatReply, ChatRequest, Lane, Model, ProviderError, QuotaPeriod, QuotaReport,
 };
-use provider_runtime::config::HostConfig;
-use provider_runtime::error::HostError;
-use provider_runtime::runtime::Session;
+use provider_runtime::{HostConfig, HostError, Session};
 
 use crate::check::{Outcome, Step, check, describe, expect_code, fail};
 use crate::context::{Ctx, ask, echo, models_of};

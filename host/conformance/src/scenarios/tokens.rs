@@ -7,9 +7,8 @@ use provider_reference::{Fault, RefreshFailure, Route};
 
 use crate::check::{Outcome, Step, check, expect_code, fail};
 use crate::context::{Ctx, ask, echo, models_of, poll_until_connected, subject};
-use provider_runtime::ErrorCode;
 use provider_runtime::bindings::types::{ConnectionStatus, Lane};
-use provider_runtime::runtime::Session;
+use provider_runtime::{ErrorCode, Session};
 
 /// How long a refresh may be coalesced with a login or refresh that happened just before
 /// (single-flight across processes): the suite keeps asking for that long.

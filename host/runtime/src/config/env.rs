@@ -204,7 +204,7 @@ mod tests {
 
     use super::*;
     use crate::bindings::types::Setting;
-    use crate::config::tests::manifest;
+    use crate::host_config::tests::manifest;
 
     fn env_manifest(env: &[(&str, &str, SettingKind)]) -> PluginManifest {
         let mut m = manifest();

@@ -35,29 +35,77 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
+#[cfg(test)]
+use super::HttpPool;
 use super::classify::classify;
-use super::{ClientFuture, HttpClient, HttpPool};
+use super::{ClientFuture, HttpClient};
 use crate::config::{Reach, is_public_ip};
-
-/// How long an unused connection stays open.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle connections kept per origin.
-const MAX_IDLE_PER_ORIGIN: usize = 32;
 
 type PooledClient = Client<HttpsConnector<ProxyConnector>, WasiBody>;
 
 /// The client a runtime sends with when [`crate::RuntimeOptions::http_client`] is `None`:
 /// hyper's keep-alive pool, TLS with the webpki and system roots, proxies from the
-/// environment, connection attempts given up after `connect_timeout`. An embedder that
-/// wants to observe or decorate requests (count token refreshes, add tracing) wraps this
-/// one in an [`HttpClient`] of its own and passes that.
+/// environment, connection attempts given up after `connect_timeout`, tuned with
+/// [`ConnectionOptions::default`]. An embedder that wants to observe or decorate requests
+/// (count token refreshes, add tracing) wraps this one in an [`HttpClient`] of its own and
+/// passes that.
 pub fn default_http_client(connect_timeout: Duration) -> Arc<dyn HttpClient> {
-    Arc::new(PoolClient {
-        public: OnceLock::new(),
-        any: OnceLock::new(),
-        connect_timeout,
-        lookup: Lookup::System,
-    })
+    ConnectionOptions::default().http_client(connect_timeout)
+}
+
+/// How the default client keeps its connections ([`crate::RuntimeOptions::connections`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionOptions {
+    /// How long an unused connection stays open (default 30 s).
+    pub idle_timeout: Duration,
+    /// Idle connections kept per origin (default 32).
+    pub max_idle_per_origin: usize,
+    /// Through a proxy, how long the host tries to resolve a plugin default's host name
+    /// itself to check its addresses (default 2 s); a name it cannot resolve in time is
+    /// left to the proxy.
+    pub proxy_name_check_timeout: Duration,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            max_idle_per_origin: 32,
+            proxy_name_check_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ConnectionOptions {
+    /// With unused connections closed after `idle`.
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// With at most `n` idle connections kept per origin.
+    pub fn with_max_idle_per_origin(mut self, n: usize) -> Self {
+        self.max_idle_per_origin = n;
+        self
+    }
+
+    /// With `timeout` for the host's own resolution of a name sent through a proxy.
+    pub fn with_proxy_name_check_timeout(mut self, timeout: Duration) -> Self {
+        self.proxy_name_check_timeout = timeout;
+        self
+    }
+
+    /// The default client (as [`default_http_client`]) tuned with these options.
+    pub fn http_client(self, connect_timeout: Duration) -> Arc<dyn HttpClient> {
+        Arc::new(PoolClient {
+            public: OnceLock::new(),
+            any: OnceLock::new(),
+            connect_timeout,
+            options: self,
+            lookup: Lookup::System,
+        })
+    }
 }
 
 /// The default client: hyper's keep-alive pool, TLS with the webpki and system roots,
@@ -68,6 +116,7 @@ struct PoolClient {
     public: OnceLock<PooledClient>,
     any: OnceLock<PooledClient>,
     connect_timeout: Duration,
+    options: ConnectionOptions,
     lookup: Lookup,
 }
 
@@ -176,6 +225,7 @@ impl PoolClient {
         cell.get_or_init(|| {
             build_client(
                 self.connect_timeout,
+                self.options,
                 trust_roots(),
                 Arc::new(Matcher::from_env()),
                 reach,
@@ -226,6 +276,8 @@ struct ProxyConnector {
     proxies: Arc<Matcher>,
     reach: Reach,
     lookup: Lookup,
+    /// How long the host tries to resolve a proxied name itself.
+    name_check_timeout: Duration,
 }
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -258,6 +310,7 @@ impl tower_service::Service<http::Uri> for ProxyConnector {
                 if let Some(auth) = proxy.basic_auth() {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
+                let name_check_timeout = self.name_check_timeout;
                 let check =
                     (self.reach == Reach::Public && literal_ip(&dst).is_none()).then(|| {
                         (
@@ -270,8 +323,7 @@ impl tower_service::Service<http::Uri> for ProxyConnector {
                     // (a name it cannot resolve is left to the proxy).
                     if let Some((lookup, host)) = check
                         && let Ok(Ok(addrs)) =
-                            tokio::time::timeout(Duration::from_secs(2), lookup.resolve(&host))
-                                .await
+                            tokio::time::timeout(name_check_timeout, lookup.resolve(&host)).await
                         && addrs.iter().any(|ip| !is_public_ip(*ip))
                     {
                         return Err(ForbiddenDestination(host).into());
@@ -289,6 +341,7 @@ impl tower_service::Service<http::Uri> for ProxyConnector {
 
 fn build_client(
     connect_timeout: Duration,
+    options: ConnectionOptions,
     roots: rustls::RootCertStore,
     proxies: Arc<Matcher>,
     reach: Reach,
@@ -324,10 +377,11 @@ fn build_client(
             proxies,
             reach,
             lookup,
+            name_check_timeout: options.proxy_name_check_timeout,
         });
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(IDLE_TIMEOUT)
-        .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
+        .pool_idle_timeout(options.idle_timeout)
+        .pool_max_idle_per_host(options.max_idle_per_origin)
         .pool_timer(TokioTimer::new())
         .build(connector)
 }
@@ -377,6 +431,7 @@ impl HttpPool {
             let proxies = proxies.clone();
             let client = build_client(
                 connect_timeout,
+                ConnectionOptions::default(),
                 roots.clone(),
                 proxies,
                 reach,
@@ -388,6 +443,7 @@ impl HttpPool {
             public,
             any,
             connect_timeout,
+            options: ConnectionOptions::default(),
             lookup,
         }))
     }

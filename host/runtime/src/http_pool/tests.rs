@@ -10,7 +10,7 @@ use hyper_util::client::proxy::matcher::Matcher;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
 use super::client::Lookup;
-use super::{BodyCaps, HttpPool};
+use super::{BodyCaps, ConnectionOptions, HttpPool};
 use crate::config::Reach;
 use http_body_util::Empty;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -231,6 +231,27 @@ async fn reuses_a_connection_for_sequential_requests() {
         assert_eq!(&body[..], b"hello");
     }
     assert_eq!(*connections.borrow(), 1, "one connection for five requests");
+}
+
+#[tokio::test]
+async fn connection_options_bound_the_idle_connections_kept() {
+    let (url, connections) = keep_alive_server("hello").await;
+    let client = ConnectionOptions::default()
+        .with_max_idle_per_origin(0)
+        .http_client(Duration::from_secs(5));
+    let pool = HttpPool::over(client);
+    for _ in 0..3 {
+        let Ok(resp) = pool.send(get(&url), options(5), caps(1024, 1024)).await else {
+            panic!("request failed");
+        };
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+    }
+    assert_eq!(
+        *connections.borrow(),
+        3,
+        "no idle connection kept, none reused"
+    );
 }
 
 #[tokio::test]

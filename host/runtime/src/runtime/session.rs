@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use wasmtime::Store;
 use wasmtime::component::{ResourceAny, ResourceTable};
@@ -16,9 +17,10 @@ use crate::bindings::types::{
     ModelList, PluginManifest, PollOutcome, ProviderError, QuotaReport,
 };
 use crate::bindings::{ProviderPlugin, ProviderPluginPre};
-use crate::config::ResolvedConfig;
+use crate::capabilities::ProviderCtx;
 use crate::error::HostError;
 use crate::guest_stderr::GuestStderr;
+use crate::host_config::ResolvedConfig;
 use crate::http_pool::HttpPool;
 use crate::http_sandbox::SandboxHooks;
 use crate::limits::{Limits, MemoryCap};
@@ -36,6 +38,7 @@ pub struct Session {
     secrets: Arc<dyn TenantBackend>,
     config: ResolvedConfig,
     limits: Limits,
+    lock_wait_slice: Duration,
     denied: Arc<AtomicU64>,
     /// Bytes of stderr written in the current export call.
     stderr_used: Arc<AtomicUsize>,
@@ -95,6 +98,7 @@ impl Session {
         secrets: Arc<dyn TenantBackend>,
         config: ResolvedConfig,
         limits: Limits,
+        lock_wait_slice: Duration,
         connections: HttpPool,
     ) -> Self {
         Self {
@@ -102,6 +106,7 @@ impl Session {
             secrets,
             config,
             limits,
+            lock_wait_slice,
             denied: Arc::new(AtomicU64::new(0)),
             stderr_used: Arc::new(AtomicUsize::new(0)),
             connections,
@@ -113,7 +118,7 @@ impl Session {
 
     pub(super) async fn instantiate(&mut self) -> Result<&mut Live, HostError> {
         // The session's counter outlives instances, so refusals are counted across traps.
-        let hooks = SandboxHooks::new(
+        let hooks = SandboxHooks::with_pool(
             self.secrets.tenant_id().into(),
             self.config.allowed_origins.clone(),
             self.config.policy.clone(),
@@ -128,6 +133,7 @@ impl Session {
                 .stderr(GuestStderr::new(
                     self.secrets.tenant_id(),
                     self.stderr_used.clone(),
+                    self.limits.stderr_bytes_per_call,
                 ))
                 .build(),
             http: {
@@ -142,14 +148,9 @@ impl Session {
             },
             hooks,
             memory: MemoryCap::new(self.limits.memory_bytes),
-            secrets: self.secrets.clone(),
-            config: self
-                .config
-                .overrides
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-            lock_timeout_cap: self.limits.lock_timeout_cap,
+            provider: ProviderCtx::new(self.secrets.clone(), &self.config)
+                .with_lock_timeout_cap(self.limits.lock_timeout_cap)
+                .with_lock_wait_slice(self.lock_wait_slice),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.memory);
