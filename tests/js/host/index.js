@@ -199,8 +199,9 @@ export async function loadPlugin(wasmPath, { outDir, limits: pluginLimits = {} }
         limits: resolved,
         stderr: stderr ?? stderrLogger(secrets.tenant),
       });
-      isolate.start();
+      // Online first (async), so that a worker dying while it instantiates is seen at once.
       await isolate.online();
+      isolate.start();
       const api = exportsOf(isolate);
       api.allowedOrigins = Object.freeze([...origins]);
       api.limits = Object.freeze(resolved);

@@ -87,11 +87,12 @@ export class Isolate {
   }
 
   /**
-   * Resolves once the live instance's worker is reported online (from then on a worker
-   * that dies by itself is noticed within 100 ms, not only at the call's deadline).
+   * Starts an instance if none is live, and resolves once its worker is reported online
+   * or gone (from then on a worker that dies by itself is noticed within 100 ms, not only
+   * at the call's deadline).
    */
   online() {
-    return this.#live ? this.#live.online : Promise.resolve();
+    return (this.#live ?? this.#spawn()).online;
   }
 
   /** Runs one export call within the budget; see the class comment. */
@@ -157,7 +158,12 @@ export class Isolate {
       resourceLimits: { maxOldGenerationSizeMb: Math.max(16, Math.ceil(limits.heapBytes / 2 ** 20)) },
     });
     // Its failures are read from its replies (or its death seen): never an unhandled event.
-    worker.on('error', () => {});
+    worker.on('error', (e) => {
+      live.error = e;
+    });
+    worker.once('exit', () => {
+      live.exited = true;
+    });
     this.#generation += 1;
     this.#deniedBefore = this.denied;
     const live = {
@@ -170,10 +176,12 @@ export class Isolate {
       ready: false,
       // Kept referenced until online (awaiting that must keep the process alive), then
       // not: an instance never keeps the process from exiting.
-      online: once(worker, 'online').then(
+      online: Promise.race([once(worker, 'online'), once(worker, 'exit')]).then(
         () => worker.unref(),
         () => {},
       ),
+      exited: false,
+      error: null,
     };
     this.#live = live;
     this.stats.instances += 1;
@@ -198,11 +206,13 @@ export class Isolate {
           `the plugin call ran past its budget of ${this.#limits.callTimeoutMs} ms and was stopped`,
         );
       }
-      if (Atomics.wait(live.bell, 0, seen, Math.min(left, SLICE_MS)) === 'timed-out' && stopped(live.worker)) {
+      const waited = Atomics.wait(live.bell, 0, seen, Math.min(left, SLICE_MS));
+      if (waited === 'timed-out' && (live.exited || stopped(live.worker))) {
         this.#discard(live);
+        const why = live.error ? `: ${live.error.code ?? live.error.message}` : '';
         throw new HostError(
           'resource_limit',
-          `the plugin's worker stopped by itself (its JavaScript heap is limited to ${this.#limits.heapBytes} bytes)`,
+          `the plugin's worker stopped by itself (its JavaScript heap is limited to ${this.#limits.heapBytes} bytes)${why}`,
         );
       }
     }
