@@ -218,18 +218,22 @@ async fn keep_alive_server(body: &'static str) -> (String, tokio::sync::watch::R
     (url, count_rx)
 }
 
-#[tokio::test]
-async fn reuses_a_connection_for_sequential_requests() {
-    let (url, connections) = keep_alive_server("hello").await;
-    let pool = HttpPool::new(Duration::from_secs(5));
-    for _ in 0..5 {
-        let Ok(resp) = pool.send(get(&url), options(5), caps(1024, 1024)).await else {
+/// GETs `url` through `pool` `n` times, each answered 200 `hello`.
+async fn get_hello(pool: &HttpPool, url: &str, n: usize) {
+    for _ in 0..n {
+        let Ok(resp) = pool.send(get(url), options(5), caps(1024, 1024)).await else {
             panic!("request failed");
         };
         assert_eq!(resp.status(), 200);
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"hello");
     }
+}
+
+#[tokio::test]
+async fn reuses_a_connection_for_sequential_requests() {
+    let (url, connections) = keep_alive_server("hello").await;
+    get_hello(&HttpPool::new(Duration::from_secs(5)), &url, 5).await;
     assert_eq!(*connections.borrow(), 1, "one connection for five requests");
 }
 
@@ -239,14 +243,7 @@ async fn connection_options_bound_the_idle_connections_kept() {
     let client = ConnectionOptions::default()
         .with_max_idle_per_origin(0)
         .http_client(Duration::from_secs(5));
-    let pool = HttpPool::over(client);
-    for _ in 0..3 {
-        let Ok(resp) = pool.send(get(&url), options(5), caps(1024, 1024)).await else {
-            panic!("request failed");
-        };
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"hello");
-    }
+    get_hello(&HttpPool::over(client), &url, 3).await;
     assert_eq!(
         *connections.borrow(),
         3,
