@@ -51,6 +51,8 @@ class Peers:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            # The key the stores of these tests are encrypted with (read by `tokens`).
+            env={**os.environ, "PROVIDER_HOST_KEY": TEST_KEY_HEX},
         )
         ready = json.loads(self.proc.stdout.readline())
         self.issuer = ready["issuer"]
