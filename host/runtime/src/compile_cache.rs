@@ -9,6 +9,7 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -17,6 +18,11 @@ use sha2::Sha256;
 const MAC_LEN: usize = 32;
 /// Largest artifact read back (a compiled plugin is a few MiB).
 const MAX_ARTIFACT_BYTES: u64 = 256 << 20;
+/// Subdirectory of the identities of verified files (see [`CompileCache::read_image`]).
+const VERIFIED_DIR: &str = "verified";
+/// How old a verified file's change time must be before its identity stands for its MAC:
+/// more than a timestamp tick of any local filesystem (one or two seconds at worst).
+const TRUST_AFTER: Duration = Duration::from_secs(3);
 
 /// A key for the cache's MACs (derived from the master key by the secret store).
 #[derive(Clone)]
@@ -33,6 +39,8 @@ impl std::fmt::Debug for CacheKey {
 pub(crate) struct CompileCache {
     dir: PathBuf,
     key: CacheKey,
+    /// [`TRUST_AFTER`], shorter in tests.
+    trust_after: Duration,
 }
 
 fn euid() -> u32 {
@@ -68,6 +76,7 @@ impl CompileCache {
         Some(Self {
             dir: dir.to_path_buf(),
             key,
+            trust_after: TRUST_AFTER,
         })
     }
 
@@ -79,10 +88,11 @@ impl CompileCache {
         mac
     }
 
-    /// The contents of `name` if this host wrote them, unchanged.
-    pub(crate) fn read(&self, name: &str) -> Option<Vec<u8>> {
+    /// `name` opened for reading if it is a private regular file of this user of a size
+    /// this cache could have written, with that size.
+    fn open_private(&self, name: &str) -> Option<(fs::File, usize)> {
         let path = self.dir.join(name);
-        let mut file = fs::OpenOptions::new()
+        let file = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
@@ -92,16 +102,72 @@ impl CompileCache {
             tracing::warn!(file = %path.display(), "cache file refused: not a private regular file of this user");
             return None;
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes).ok()?;
+        Some((file, usize::try_from(meta.len()).ok()?))
+    }
+
+    /// The length of the body of `bytes` (contents read from `name`) when its MAC
+    /// verifies.
+    fn verify(&self, name: &str, bytes: &[u8]) -> Option<usize> {
         let split = bytes.len().checked_sub(MAC_LEN)?;
         let (body, tag) = bytes.split_at(split);
         if self.mac(name, body).verify_slice(tag).is_err() {
-            tracing::warn!(file = %path.display(), "cache file refused: its MAC does not verify (tampered or foreign)");
+            tracing::warn!(file = %self.dir.join(name).display(), "cache file refused: its MAC does not verify (tampered or foreign)");
             return None;
         }
-        bytes.truncate(split);
+        Some(split)
+    }
+
+    /// The contents of `name` if this host wrote them, unchanged.
+    pub(crate) fn read(&self, name: &str) -> Option<Vec<u8>> {
+        let (mut file, len) = self.open_private(name)?;
+        let mut bytes = Vec::with_capacity(len);
+        file.read_to_end(&mut bytes).ok()?;
+        let body = self.verify(name, &bytes)?;
+        bytes.truncate(body);
         Some(bytes)
+    }
+
+    /// [`read`](Self::read) into memory of its own: page-aligned, read-only once verified,
+    /// so that a compiled artifact can be used where it lies instead of being copied
+    /// again (a CLI call loads the plugin's few MiB of native code each time). The bytes
+    /// verified are the bytes used: they are read once, into this process's memory.
+    ///
+    /// Hashing those MiB is most of a CLI call's work, so a file whose MAC verified once
+    /// is remembered by its identity, as git's index remembers files: device, inode, size,
+    /// modification and change times (a MAC'd memo under `verified/`). A later read whose
+    /// file, stat'ed after reading, has that identity is the same unchanged file: any
+    /// write or replacement gives it a new change time, which no user can set back. The
+    /// identity is remembered only once the change time is [`TRUST_AFTER`] old, so that a
+    /// write within the same timestamp tick as the verification cannot go unseen.
+    pub(crate) fn read_image(&self, name: &str) -> Option<Image> {
+        let (mut file, len) = self.open_private(name)?;
+        let mut image = Image::new(len)?;
+        // SAFETY: the mapping is this image's own, writable until `seal`.
+        let buf = unsafe { std::slice::from_raw_parts_mut(image.ptr.as_ptr(), len) };
+        file.read_exact(buf).ok()?;
+        // Grown since it was measured: not what is verified below, refuse it.
+        if file.read(&mut [0u8]).ok()? != 0 {
+            return None;
+        }
+        // After reading: a write during the read shows here.
+        let meta = file.metadata().ok()?;
+        let id = identity(&meta);
+        let memo = self.sub(VERIFIED_DIR);
+        let known = memo
+            .as_ref()
+            .and_then(|m| m.read(name))
+            .is_some_and(|seen| seen == id);
+        image.len = if known {
+            len.checked_sub(MAC_LEN)?
+        } else {
+            let body = self.verify(name, buf)?;
+            if let Some(m) = memo.filter(|_| settled(&meta, self.trust_after)) {
+                m.write(name, &id);
+            }
+            body
+        };
+        image.seal()?;
+        Some(image)
     }
 
     /// Replace `name` with `body` (and its MAC), atomically, 0600 (the store's one atomic
@@ -118,8 +184,113 @@ impl CompileCache {
 
     /// A subdirectory (created 0700 like the cache).
     pub(crate) fn sub(&self, name: &str) -> Option<Self> {
-        Self::open(&self.dir.join(name), self.key.clone())
+        let mut sub = Self::open(&self.dir.join(name), self.key.clone())?;
+        sub.trust_after = self.trust_after;
+        Some(sub)
     }
+}
+
+/// What identifies one version of a file: device, inode, size, modification and change
+/// times (seconds and nanoseconds).
+fn identity(m: &fs::Metadata) -> Vec<u8> {
+    [
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime() as u64,
+        m.mtime_nsec() as u64,
+        m.ctime() as u64,
+        m.ctime_nsec() as u64,
+    ]
+    .iter()
+    .flat_map(|n| n.to_le_bytes())
+    .collect()
+}
+
+/// Whether `m` last changed at least `age` ago.
+fn settled(m: &fs::Metadata, age: Duration) -> bool {
+    let Ok(secs) = u64::try_from(m.ctime()) else {
+        return false;
+    };
+    let changed = SystemTime::UNIX_EPOCH + Duration::new(secs, m.ctime_nsec() as u32);
+    SystemTime::now()
+        .duration_since(changed)
+        .is_ok_and(|since| since >= age)
+}
+
+/// Anonymous memory holding one verified cache file's body (see
+/// [`CompileCache::read_image`]); unmapped when dropped unless [`leak`](Image::leak)ed.
+pub(crate) struct Image {
+    ptr: std::ptr::NonNull<u8>,
+    /// Bytes of the body (the MAC after it is not part of the image).
+    len: usize,
+    /// Bytes mapped (the file's length rounded up to pages).
+    mapped: usize,
+}
+
+// SAFETY: the image is plain memory owned by this value; nothing else aliases it.
+unsafe impl Send for Image {}
+
+impl Image {
+    fn new(len: usize) -> Option<Self> {
+        let page = page_size();
+        let mapped = len.max(1).next_multiple_of(page);
+        // SAFETY: a fresh private anonymous mapping; MAP_POPULATE faults its pages in with
+        // one call instead of one fault per page while the file is read into it.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Self {
+            ptr: std::ptr::NonNull::new(ptr.cast())?,
+            len,
+            mapped,
+        })
+    }
+
+    /// Read-only from now on (the runtime makes the code part executable when it loads it).
+    fn seal(&self) -> Option<()> {
+        // SAFETY: the whole mapping is this image's own.
+        let r = unsafe { libc::mprotect(self.ptr.as_ptr().cast(), self.mapped, libc::PROT_READ) };
+        (r == 0).then_some(())
+    }
+
+    /// The body.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes of the mapping were read and verified.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The body, left mapped (read-only) for the rest of the process: for wasmtime's
+    /// in-place load, whose component refers to this memory for as long as it lives.
+    pub(crate) fn leak(self) -> std::ptr::NonNull<[u8]> {
+        let raw = std::ptr::NonNull::slice_from_raw_parts(self.ptr, self.len);
+        std::mem::forget(self);
+        raw
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is this image's own and nothing refers to it any more.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.mapped) };
+    }
+}
+
+/// The system's page size.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(4096)
 }
 
 /// Tighten a directory this user owns to 0700 (the state directory, before anything is
@@ -156,8 +327,13 @@ mod tests {
             0o600
         );
         assert_eq!(c.read("a.cwasm").as_deref(), Some(&b"native code"[..]));
+        assert_eq!(
+            c.read_image("a.cwasm").as_ref().map(Image::bytes),
+            Some(&b"native code"[..])
+        );
         // Another key (another host's master key) does not verify.
         assert_eq!(cache(&dir, 2).read("a.cwasm"), None);
+        assert!(cache(&dir, 2).read_image("a.cwasm").is_none());
         // A file copied under another name (another component's artifact) does not verify.
         fs::copy(dir.join("a.cwasm"), dir.join("b.cwasm")).unwrap();
         fs::set_permissions(dir.join("b.cwasm"), fs::Permissions::from_mode(0o600)).unwrap();
@@ -167,14 +343,48 @@ mod tests {
         bytes[0] ^= 1;
         fs::write(dir.join("a.cwasm"), &bytes).unwrap();
         assert_eq!(c.read("a.cwasm"), None);
+        assert!(c.read_image("a.cwasm").is_none());
         // A file others may write is not read, even with a good MAC.
         c.write("c.cwasm", b"x");
         fs::set_permissions(dir.join("c.cwasm"), fs::Permissions::from_mode(0o666)).unwrap();
         assert_eq!(c.read("c.cwasm"), None);
+        assert!(c.read_image("c.cwasm").is_none());
         // A symlink is not followed.
         c.write("d.cwasm", b"y");
         std::os::unix::fs::symlink(dir.join("d.cwasm"), dir.join("e.cwasm")).unwrap();
         assert_eq!(c.read("e.cwasm"), None);
+        assert!(c.read_image("e.cwasm").is_none());
+    }
+
+    #[test]
+    fn a_verified_image_is_known_by_its_identity_until_it_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let mut c = cache(&dir, 1);
+        let memo = dir.join(VERIFIED_DIR).join("a.cwasm");
+        c.write("a.cwasm", b"native code");
+        // Just written: verified by its MAC, not remembered (its change time is too new).
+        assert_eq!(c.read_image("a.cwasm").unwrap().bytes(), b"native code");
+        assert!(!memo.exists());
+        // Old enough (a short wait here, past any timestamp tick, instead of
+        // `TRUST_AFTER`): remembered, and then read by its identity.
+        std::thread::sleep(Duration::from_millis(50));
+        c.trust_after = Duration::ZERO;
+        assert_eq!(c.read_image("a.cwasm").unwrap().bytes(), b"native code");
+        assert!(memo.exists());
+        assert_eq!(c.read_image("a.cwasm").unwrap().bytes(), b"native code");
+        // A write in place (same inode, same length) changes the identity: its MAC is
+        // checked again, and fails.
+        let mut bytes = fs::read(dir.join("a.cwasm")).unwrap();
+        bytes[0] ^= 1;
+        fs::write(dir.join("a.cwasm"), &bytes).unwrap();
+        assert!(c.read_image("a.cwasm").is_none());
+        // Another host's memo (another key) is not believed either.
+        c.write("b.cwasm", b"other code");
+        assert!(c.read_image("b.cwasm").is_some());
+        let mut stranger = cache(&dir, 2);
+        stranger.trust_after = Duration::ZERO;
+        assert!(stranger.read_image("b.cwasm").is_none());
     }
 
     #[test]
