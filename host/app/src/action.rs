@@ -6,9 +6,10 @@ use provider_runtime::{ErrorCode, HostError};
 use serde_json::{Value, json};
 
 /// Whose words an action uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Surface {
     /// `provider-host`'s subcommands and flags (`login`, `key set`, `--route`).
+    #[default]
     Cli,
     /// The Python package's functions and keywords (`start()`, `key_set()`, `route=`).
     Python,

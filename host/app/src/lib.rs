@@ -11,7 +11,8 @@
 //! - [`env_config`]: the plugin's settings read from the environment variables its manifest
 //!   names, checked before any tenant's state is touched;
 //! - [`render`], [`chat`] and [`action`]: results, stream events and errors as the
-//!   script-mode JSON objects, with actions in the words of the [`Surface`] the caller uses.
+//!   script-mode JSON objects, with actions in the words of the [`Surface`] the caller uses;
+//! - [`doctor`]: every check a working setup needs, with its fix.
 //!
 //! Nothing here is process-global: what was read from the plugin's manifest for error
 //! wording ([`PluginVars`]) and what the operator grants ([`Grant`]) are values passed in.
@@ -20,6 +21,7 @@
 pub mod action;
 pub mod chat;
 pub mod component;
+pub mod doctor;
 pub mod render;
 mod settings;
 pub mod trust;

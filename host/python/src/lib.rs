@@ -58,15 +58,30 @@ enum Call {
     Poll(Option<String>),
     Logout,
     Refresh,
-    Models { force: bool, route: Option<String> },
+    Models {
+        force: bool,
+        route: Option<String>,
+    },
     Usage(Option<String>),
     KeySet(String),
     KeyStatus,
     KeyDelete,
     Chat(Box<ChatInput>),
+    Doctor {
+        with_chat: bool,
+        routes: Vec<String>,
+    },
 }
 
 impl Call {
+    /// Routes the call enables besides the default (doctor's).
+    fn routes(&self) -> &[String] {
+        match self {
+            Call::Doctor { routes, .. } => routes,
+            _ => &[],
+        }
+    }
+
     /// The route the call names (enabled besides the default), before the model's prefix.
     fn route(&self) -> Option<&str> {
         match self {
@@ -134,6 +149,7 @@ impl Host {
             call.route(),
             call.model(),
         ));
+        routes.extend(call.routes().iter().map(String::as_str));
         let mut settings = self.settings.clone();
         if let Some(t) = tenant {
             settings.tenant = t.to_owned();
@@ -166,7 +182,7 @@ impl Host {
         call: Call,
         vars: &mut PluginVars,
     ) -> Result<Value, HostError> {
-        let (mut session, _runtime) = self.open(tenant, &call, vars).await?;
+        let (mut session, runtime) = self.open(tenant, &call, vars).await?;
         let s = &mut session;
         Ok(match call {
             Call::Status => render::status(&s.status().await?),
@@ -191,6 +207,10 @@ impl Host {
                 let (mut request, _) = build_request(&input)?;
                 fill_default_model(s, &mut request).await?;
                 render::reply(&s.chat(&request).await?)
+            }
+            Call::Doctor { with_chat, .. } => {
+                let manifest = runtime.manifest().await?;
+                provider_app::doctor::run(s, &manifest, with_chat, Surface::Python).await
             }
         })
     }
@@ -395,6 +415,20 @@ impl Host {
             },
         )?
         .into_any())
+    }
+
+    /// The CLI's `doctor --json` report: `{"ok": bool, "checks": [{"name", "status",
+    /// "detail", "fix"?}]}`; `with_chat=False` skips the minimal streamed turn per route.
+    #[pyo3(signature = (with_chat=true, *, routes=None, tenant=None))]
+    fn doctor(
+        &self,
+        py: Python<'_>,
+        with_chat: bool,
+        routes: Option<Vec<String>>,
+        tenant: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
+        let routes = routes.unwrap_or_default();
+        self.run(py, tenant, Call::Doctor { with_chat, routes })
     }
 
     fn __repr__(&self) -> String {

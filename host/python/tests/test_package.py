@@ -271,3 +271,26 @@ def test_a_bad_setting_is_a_config_error_dict_not_an_exception(env):
     events = list(provider_host.chat("hi", thinking="extreme", stream=True))
     assert len(events) == 1
     assert_error(events[0], "invalid_input")
+
+
+def test_doctor_is_the_clis_report(env):
+    def check(report, name):
+        return next(c for c in report["checks"] if c["name"] == name)
+
+    # Not signed in: the login check fails with its fix; the endpoints answer.
+    report = provider_host.doctor()
+    assert report["ok"] is False, report
+    assert check(report, "login")["status"] == "fail" and "login" in check(report, "login")["fix"]
+    assert check(report, "endpoint oauth-issuer")["status"] == "ok", report
+
+    env.login()
+    report = provider_host.doctor()
+    assert report["ok"] is True, report
+    for name in ("login", "route subscription: catalogue", "route subscription: first turn"):
+        assert check(report, name)["status"] == "ok", report
+    # The same checks as the CLI's, in the same order.
+    cli = env.cli("doctor", "--json", "--no-chat")
+    mine = provider_host.doctor(with_chat=False)
+    assert [(c["name"], c["status"]) for c in mine["checks"]] == [
+        (c["name"], c["status"]) for c in cli["checks"]
+    ]

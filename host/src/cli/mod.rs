@@ -3,7 +3,6 @@
 mod args;
 mod chat;
 mod conformance;
-mod doctor;
 mod key;
 mod login;
 mod serve;
@@ -13,7 +12,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use provider_app::{PluginVars, Surface, render};
+use provider_app::{PluginVars, Surface, doctor, render};
 use provider_runtime::{HostConfig, HostError, Runtime, RuntimeOptions, Session};
 use serde_json::Value;
 
@@ -195,7 +194,7 @@ async fn run(cli: Cli, config: HostConfig) -> ExitCode {
                 Ok(m) => m,
                 Err(e) => return fail(&e),
             };
-            let report = doctor::run(&mut session, &manifest, !no_chat).await;
+            let report = doctor::run(&mut session, &manifest, !no_chat, Surface::Cli).await;
             let healthy = report["ok"] == true;
             if *json {
                 print_json(&report);
@@ -231,13 +230,6 @@ pub(crate) fn ok(v: Value) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// What to do next, in this CLI's words (its commands and flags); the library's action
-/// (in the contract's terms) where the CLI has nothing to add. `vars`: the loaded plugin's
-/// environment variables, to name in the action.
-pub(crate) fn cli_action(e: &HostError, vars: &PluginVars) -> String {
-    provider_app::action::action(e, vars, Surface::Cli)
-}
-
 /// Print an error object and exit 1 (before a plugin is loaded: no variables to name).
 pub(crate) fn fail(e: &HostError) -> ExitCode {
     fail_with(e, &PluginVars::default())
@@ -261,6 +253,11 @@ pub(crate) fn print_json(v: &Value) {
 mod tests {
     use super::*;
     use provider_runtime::bindings::types::ProviderError;
+
+    /// What to do next, in this CLI's words (its commands and flags).
+    fn cli_action(e: &HostError, vars: &PluginVars) -> String {
+        provider_app::action::action(e, vars, Surface::Cli)
+    }
 
     #[test]
     fn actions_name_the_setting_of_an_outdated_client_and_a_revoked_login() {

@@ -170,13 +170,10 @@ def chat(
     )
 
 
-def doctor(*, tenant=None, with_chat=True):
-    """Not available from Python yet: the CLI's ``provider-host doctor`` has the checks.
-    Returns an ``ok: False`` dict saying so (never raises)."""
-    del tenant, with_chat
-    return {
-        "ok": False,
-        "error": "invalid_input",
-        "message": "doctor is not offered by the Python package yet",
-        "action": "Run `provider-host doctor` (same state directory and environment).",
-    }
+def doctor(with_chat=True, *, routes=None, tenant=None):
+    """Every check a working setup needs, against the live configuration: the sandbox's
+    allowlist, each endpoint, the stored login, each usable route's catalogue, version
+    gate (one minimal streamed turn, a token or two; ``with_chat=False`` skips it) and
+    quota. The CLI's ``doctor --json`` report: ``{"ok": bool, "checks": [{"name",
+    "status", "detail", "fix"}]}`` (``ok`` false when a check failed)."""
+    return default_host().doctor(with_chat, routes=routes, tenant=tenant)

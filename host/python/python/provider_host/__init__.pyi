@@ -226,6 +226,13 @@ class Host:
     def key_set(self, key: str, *, tenant: str | None = None) -> KeyInfo | Error: ...
     def key_status(self, *, tenant: str | None = None) -> KeyInfo | Error: ...
     def key_delete(self, *, tenant: str | None = None) -> KeyInfo | Error: ...
+    def doctor(
+        self,
+        with_chat: bool = True,
+        *,
+        routes: Sequence[str] | None = None,
+        tenant: str | None = None,
+    ) -> Doctor | Error: ...
     @overload
     def chat(
         self,
@@ -258,6 +265,19 @@ class Host:
         stream: Literal[True],
         tenant: str | None = None,
     ) -> ChatStream: ...
+
+class Check(TypedDict):
+    name: str
+    status: Literal["ok", "warn", "fail", "skip"]
+    detail: str
+    #: What to do, for a failed check.
+    fix: NotRequired[str]
+
+class Doctor(TypedDict):
+    """``doctor()``: ``ok`` is false when any check failed."""
+
+    ok: bool
+    checks: list[Check]
 
 def configure(
     *,
@@ -342,5 +362,8 @@ def chat(
 ) -> ChatStream:
     """One streamed chat turn: the CLI's stream events."""
 
-def doctor(*, tenant: str | None = None, with_chat: bool = True) -> dict[str, Any]:
-    """The CLI's ``doctor`` checks (see the implementation note in the docs)."""
+def doctor(
+    with_chat: bool = True, *, routes: Sequence[str] | None = None, tenant: str | None = None
+) -> Doctor | Error:
+    """Every check a working setup needs, each failed one with its fix (the CLI's
+    ``doctor --json``)."""

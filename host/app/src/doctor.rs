@@ -1,4 +1,5 @@
-//! `provider-host doctor`: one command to run when something is off. Each check runs
+//! `provider-host doctor` (and the Python package's `doctor()`): one command to run when
+//! something is off. Each check runs
 //! against the live configuration (the environment, `--route`, the stored login) and says
 //! what it saw and, when it failed, the plain fix.
 //!
@@ -48,8 +49,10 @@ struct Check {
 #[derive(Default)]
 struct Report {
     checks: Vec<Check>,
-    /// The plugin's environment variables, for the fixes the CLI words.
-    vars: provider_app::PluginVars,
+    /// The plugin's environment variables, for the fixes the caller's surface words.
+    vars: crate::PluginVars,
+    /// Whose words a failed call's fix uses.
+    surface: crate::Surface,
 }
 
 impl Report {
@@ -71,12 +74,13 @@ impl Report {
         });
     }
 
-    /// A failed export call: its message, and the action the CLI words for its code.
+    /// A failed export call: its message, and the action the caller's surface words for
+    /// its code.
     fn failed_call(&mut self, name: impl Into<String>, e: &HostError) {
         self.fail(
             name,
             format!("{}: {e}", e.code()),
-            super::cli_action(e, &self.vars),
+            crate::action::action(e, &self.vars, self.surface),
         );
     }
 }
@@ -84,10 +88,17 @@ impl Report {
 /// Settle for this long per endpoint: a doctor that hangs helps nobody.
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs every check; the JSON report (`ok` is false when any check failed).
-pub async fn run(session: &mut Session, manifest: &PluginManifest, with_chat: bool) -> Value {
+/// Runs every check; the JSON report (`ok` is false when any check failed). Fixes of
+/// failed calls are worded for `surface`.
+pub async fn run(
+    session: &mut Session,
+    manifest: &PluginManifest,
+    with_chat: bool,
+    surface: crate::Surface,
+) -> Value {
     let mut report = Report {
-        vars: provider_app::PluginVars::of(manifest),
+        vars: crate::PluginVars::of(manifest),
+        surface,
         ..Report::default()
     };
     sandbox(&mut report, session, manifest);
