@@ -80,7 +80,7 @@ fn number(v: &Value) -> Option<f64> {
         Value::Number(n) => n.as_f64()?,
         // Read as JSON (proto3's decimal strings are JSON numbers): serde_json's number
         // parser is in the component already, core's `f64` parser need not be.
-        Value::String(s) => match serde_json::from_str(s.trim()) {
+        Value::String(s) => match serde_json::from_slice(s.trim().as_bytes()) {
             Ok(Value::Number(n)) => n.as_f64()?,
             _ => return None,
         },

@@ -288,7 +288,8 @@ fn arguments_text(function: &Value) -> String {
     match function.get("arguments") {
         Some(Value::String(s)) => s.clone(),
         None | Some(Value::Null) => String::new(),
-        Some(other) => other.to_string(),
+        // Written as every body is (not through `Display`, a second JSON writer).
+        Some(other) => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 

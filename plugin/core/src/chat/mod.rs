@@ -344,7 +344,7 @@ impl<F> WireToolChoice<F> {
 
 /// Parse `text` as a JSON object, or say which field is not one.
 pub(crate) fn json_object(text: &str, what: &str) -> Result<Map<String, Value>, ProviderError> {
-    match serde_json::from_str::<Value>(text) {
+    match serde_json::from_slice::<Value>(text.as_bytes()) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(invalid(format!("{what} must be a JSON object"))),
     }
@@ -434,7 +434,7 @@ pub(crate) fn effort(t: ThinkingEffort) -> &'static str {
 /// caller meant, so core's float formatting and parsing stay out of the component.
 pub(crate) fn decimal(t: f32) -> Option<serde_json::Number> {
     // A non-finite `t` is written as `null`, which is no number.
-    match serde_json::from_str(&serde_json::to_string(&t).ok()?) {
+    match serde_json::from_slice(&serde_json::to_vec(&t).ok()?) {
         Ok(Value::Number(n)) => Some(n),
         _ => None,
     }
