@@ -4,6 +4,7 @@ Each call returns either its success dict (``ok: True``) or an :class:`Error`
 (``ok: False``); narrow on ``result["ok"]``. No value ever holds a token.
 """
 
+import pathlib
 from collections.abc import Iterator, Mapping, Sequence
 from os import PathLike
 from typing import Any, Literal, TypedDict, overload
@@ -211,7 +212,7 @@ class Host:
     @property
     def tenant(self) -> str: ...
     @property
-    def state_dir(self) -> str | None: ...
+    def state_dir(self) -> pathlib.Path | None: ...
     def status(self, *, tenant: str | None = None) -> Status | Error: ...
     def start(self, *, tenant: str | None = None) -> Prompt | Error: ...
     def poll(
