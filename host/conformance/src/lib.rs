@@ -12,6 +12,13 @@
 //! The component is compiled once per run (the runtimes of all scenarios share one
 //! compile cache); scenarios run one after the other.
 //!
+//! [`run`] takes [`SuiteOptions`] (the component, which scenarios, the session limits, a
+//! per-scenario deadline) and a callback that sees each [`Progress`] step, and answers a
+//! [`SuiteReport`]: one [`ScenarioResult`] per scenario, whose failure message says what
+//! was expected and what was seen, with every token the servers issued masked
+//! ([`redact`]). `provider-host conformance` is this function as a command; plugin
+//! authors run it against their own component (see `docs/plugin-authors/conformance.md`).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), provider_runtime::HostError> {
 //! use provider_conformance::{SuiteOptions, run};

@@ -1,16 +1,18 @@
 //! A sandboxed wasmtime host for model-provider plugin components
 //! (`wit/provider.wit`, world `model-provider:plugin/provider-plugin`).
 //!
-//! Data flows one way: the CLI (or an embedder) opens a [`runtime::Session`] for a tenant,
-//! calls a component export, and the component reaches the outside only through the
-//! capabilities granted here:
+//! Data flows one way: the CLI (or an embedder) opens a [`Session`] of a [`Runtime`] for a
+//! tenant, calls a component export, and the component reaches the outside only through
+//! the capabilities granted here (linked by [`capabilities::add_to_linker`], which an
+//! embedder with its own wasmtime store can call too):
 //! - [`http_sandbox`]: outgoing `wasi:http` limited to an origin allowlist, with caps on
 //!   timeouts and response size, sent over a keep-alive connection pool;
 //! - [`secrets`]: tenant-scoped, encrypted, atomically written secret storage with a
 //!   cross-process lock;
 //! - [`limits`]: memory and CPU (epoch) limits per call;
-//! - [`config`]: the operator's overrides of the plugin's manifest, and the allowlist
-//!   derived from both; [`outbound`]: an embedder's further say over each request;
+//! - [`HostConfig`]: the operator's overrides of the plugin's manifest, and the allowlist
+//!   derived from both ([`config`]: origins and the environment's rules); [`outbound`]: an
+//!   embedder's further say over each request;
 //! - [`HttpClient`]: who sends what the sandbox lets through (default: a keep-alive pool,
 //!   [`default_http_client`], which an embedder may wrap to observe requests);
 //! - [`secrets::SecretBackend`]: where tenants' secrets live (default: encrypted files);
