@@ -294,3 +294,21 @@ def test_doctor_is_the_clis_report(env):
     assert [(c["name"], c["status"]) for c in mine["checks"]] == [
         (c["name"], c["status"]) for c in cli["checks"]
     ]
+
+
+def test_the_postgresql_backend_holds_the_login_for_python_and_the_cli(env, monkeypatch):
+    url = env.peers.call("postgres")["url"]
+    # By keyword: the login goes to the database, not the state directory's files.
+    host = provider_host.Host(secrets_url=url)
+    prompt = host.start()
+    assert prompt["ok"], prompt
+    env.peers.approve(prompt["user_code"])
+    assert host.poll()["status"] == "connected"
+    assert provider_host.Host().status()["connected"] is False  # the file store: empty
+    # By environment, as the CLI reads it: both see the login.
+    monkeypatch.setenv("PROVIDER_HOST_SECRETS_URL", url)
+    env.vars["PROVIDER_HOST_SECRETS_URL"] = url
+    assert provider_host.Host().status()["connected"] is True
+    assert env.cli("status")["connected"] is True
+    assert env.cli("logout")["was_connected"] is True
+    assert host.status()["connected"] is False

@@ -14,12 +14,18 @@
 //!   `stall` (1.5 s before the answer), `access_denied`, `invalid_grant` (the token
 //!   endpoint's OAuth errors), on the route `chat_completions`, `responses`, `models`,
 //!   `token` or `refresh`;
+//! - `{"op": "postgres"}`: a throwaway PostgreSQL cluster (started once, stopped when the
+//!   process ends), answered with its `url` for `PROVIDER_HOST_SECRETS_URL`;
 //! - `{"op": "tokens", "state_dir": D, "tenant": T}`: every token a scan must never find
 //!   (the tenant's stored credentials, read with `PROVIDER_HOST_KEY`, and every bearer the
 //!   model API and its subscription rail saw).
 //!
 //! Every server binds 127.0.0.1; the process exits when stdin closes, or after
 //! `--max-seconds` (default 900).
+
+// The cluster of host/secrets-postgres's tests (initdb in a temp dir, a loopback port).
+#[path = "../../../secrets-postgres/tests/postgres/support.rs"]
+mod pg;
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -54,6 +60,7 @@ enum Command {
         route: String,
         fault: String,
     },
+    Postgres,
     Tokens {
         state_dir: String,
         #[serde(default = "tenant")]
@@ -74,6 +81,7 @@ fn tenant() -> String {
 struct Peers {
     auth: AuthHandle,
     api: ApiHandle,
+    postgres: Option<pg::Cluster>,
 }
 
 fn route(name: &str) -> Result<Route, String> {
@@ -135,7 +143,7 @@ fn collect_strings(v: &Value, out: &mut Vec<String>) {
 }
 
 impl Peers {
-    fn handle(&self, command: Command) -> Result<Value, String> {
+    fn handle(&mut self, command: Command) -> Result<Value, String> {
         let e = |e: provider_reference::Error| e.to_string();
         Ok(match command {
             Command::Approve {
@@ -178,6 +186,10 @@ impl Peers {
                     other => return Err(format!("unknown server {other}")),
                 }
                 json!({})
+            }
+            Command::Postgres => {
+                let cluster = self.postgres.get_or_insert_with(pg::Cluster::start);
+                json!({ "url": cluster.url() })
             }
             Command::Tokens { state_dir, tenant } => {
                 let mut tokens = stored_tokens(&state_dir, &tenant)?;
@@ -226,7 +238,11 @@ fn main() {
     let mut api_config = ApiConfig::for_auth(&auth);
     api_config.lifetime = lifetime;
     let api = ApiServer::start_background(api_config).expect("starting the model API");
-    let peers = Peers { auth, api };
+    let mut peers = Peers {
+        auth,
+        api,
+        postgres: None,
+    };
 
     let mut out = std::io::stdout().lock();
     let ready = json!({
