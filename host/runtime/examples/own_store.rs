@@ -31,7 +31,7 @@ pub struct MyState {
     sandbox: SandboxHooks,
     provider: ProviderCtx,
     table: ResourceTable,
-    /// The embedder's own: a label for its logs.
+    /// The embedder's own: a label for its errors.
     pub label: String,
 }
 
@@ -129,7 +129,10 @@ pub async fn own_store(
     let status = p.call_status(&mut store).await?.map_err(HostError::from)?;
     let model = status.default_model_id.unwrap_or_default();
     let question = ChatRequest::new(model, vec![Message::text(Role::User, "Say hi.")]);
-    let reply = p.call_chat(&mut store, &question).await?;
+    let reply = p
+        .call_chat(&mut store, &question)
+        .await
+        .map_err(|e| e.context(format!("chat of {}", store.data().label)))?;
     Ok(reply.map_err(HostError::from)?.content)
 }
 

@@ -6,9 +6,11 @@ pub(crate) mod agents;
 pub(crate) mod chat;
 mod device;
 mod errors;
+mod quota;
 mod routes;
 mod sandbox;
 mod tokens;
+mod version;
 
 use super::check::{Failure, Outcome};
 use super::context::{Ctx, Setup};
@@ -254,10 +256,10 @@ pub(crate) async fn run(name: &str, ctx: &mut Ctx) -> Outcome {
         "subscription_origin_gated" => routes::subscription_origin_gated(ctx).await,
         "api_key_route" => routes::api_key_route(ctx).await,
         "route_override" => routes::route_override(ctx).await,
-        "quota_per_route" => routes::quota_per_route(ctx).await,
-        "usage_unknown" => routes::usage_unknown(ctx).await,
-        "version_gate" => routes::version_gate(ctx).await,
-        "billing_shape" => routes::billing_shape(ctx).await,
+        "quota_per_route" => quota::quota_per_route(ctx).await,
+        "usage_unknown" => quota::usage_unknown(ctx).await,
+        "version_gate" => version::version_gate(ctx).await,
+        "billing_shape" => quota::billing_shape(ctx).await,
         "tier_enum" => device::tier_enum(ctx).await,
         "rail_catalogue" => routes::rail_catalogue(ctx).await,
         "quota_429s_and_should_retry" => errors::quota_429s_and_should_retry(ctx).await,
