@@ -206,7 +206,7 @@ async fn endpoints(report: &mut Report, session: &Session, manifest: &PluginMani
         );
         // The sandbox's rule for the plugin holds for the doctor too: a private or loopback
         // address only for an endpoint the operator set.
-        let operator_set = provider_runtime::Origin::parse(&base).is_ok_and(|o| {
+        let operator_set = provider_runtime::config::Origin::parse(&base).is_ok_and(|o| {
             session
                 .config()
                 .allowed_origins

@@ -78,7 +78,3 @@ pub use wasmtime_wasi;
 pub use wasmtime_wasi_http;
 /// wasi-http's error codes, which an [`HttpClient`] answers with.
 pub use wasmtime_wasi_http::Error as HttpError;
-
-// The old root path of `config::Origin`, kept for one step while call sites move (issue 26).
-#[doc(hidden)]
-pub use config::Origin;
