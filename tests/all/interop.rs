@@ -118,11 +118,8 @@ async fn denial_is_access_denied_with_guidance_and_no_retry() {
     oidc.deny(&prompt.user_code);
     let err = session.poll(None).await.unwrap_err();
     assert_eq!(err.code(), "access_denied", "{err}");
-    let json = err.to_json();
-    assert!(
-        json["action"].as_str().unwrap().contains("API key"),
-        "{json}"
-    );
+    let action = err.action();
+    assert!(action.contains("API key"), "{action}");
     // The flow is over: nothing left to poll.
     assert_eq!(
         session.poll(None).await.unwrap_err().code(),

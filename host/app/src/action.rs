@@ -223,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn the_error_object_is_the_library_object_with_the_surface_action() {
+    fn the_error_object_has_the_code_message_fields_and_the_surface_action() {
         let e = HostError::Provider(ProviderError::RateLimited(
             provider_runtime::bindings::types::RateLimit {
                 message: "slow down".into(),
@@ -231,8 +231,14 @@ mod tests {
                 alternatives: vec!["api-key".into()],
             },
         ));
-        let mut expected = e.to_json();
-        expected["action"] = json!(action(&e, &vars(), Surface::Cli));
+        let expected = json!({
+            "ok": false,
+            "error": "rate_limited",
+            "message": "slow down",
+            "action": action(&e, &vars(), Surface::Cli),
+            "retry_after_seconds": 7,
+            "alternatives": ["api-key"],
+        });
         assert_eq!(error_json(&e, &vars(), Surface::Cli), expected);
         assert!(
             error_json(&e, &vars(), Surface::Python)["action"]

@@ -1,12 +1,13 @@
-//! The host's error type, and the one place where errors become the stable wire codes that
-//! scripts rely on (`{"ok": false, "error": "<code>", "message": ..., "action": ...}`).
+//! The host's error type, and the one place where errors become the stable codes
+//! ([`HostError::code`], an [`ErrorCode`] with its wire spelling and HTTP status) that
+//! scripts and servers rely on. How an error is rendered (the CLI's script-mode JSON, a
+//! server's error body) is each program's own, from the code, the message, the action and
+//! the fields below.
 //!
 //! The actions here speak of the contract (its exports and routes), never of one program's
 //! commands or one vendor's settings: a CLI or a server words its own on top.
 
 use std::time::Duration;
-
-use serde_json::{Value, json};
 
 use crate::bindings::types::ProviderError;
 use crate::code::ErrorCode;
@@ -150,26 +151,6 @@ impl HostError {
             _ => None,
         }
     }
-
-    /// The script-mode JSON object for this error.
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "ok": false,
-            "error": self.code().as_str(),
-            "message": self.to_string(),
-            "action": self.action(),
-        });
-        if let Some(s) = self.retry_after_seconds() {
-            v["retry_after_seconds"] = json!(s);
-        }
-        if let HostError::Provider(ProviderError::QuotaExhausted(q)) = self {
-            v["route"] = json!(q.route);
-        }
-        if !self.alternatives().is_empty() {
-            v["alternatives"] = json!(self.alternatives());
-        }
-        v
-    }
 }
 
 impl From<ProviderError> for HostError {
@@ -200,10 +181,9 @@ mod tests {
             (ProviderError::ClientOutdated("x".into()), "client_outdated"),
         ];
         for (e, code) in cases {
-            let json = HostError::Provider(e).to_json();
-            assert_eq!(json["error"], code);
-            assert_eq!(json["ok"], false);
-            assert!(json["action"].as_str().unwrap().len() > 10);
+            let e = HostError::Provider(e);
+            assert_eq!(e.code().as_str(), code);
+            assert!(e.action().len() > 10);
         }
     }
 
@@ -214,11 +194,10 @@ mod tests {
             retry_after_seconds: Some(30),
             alternatives: vec!["api-key".into()],
         }));
-        let json = e.to_json();
-        assert_eq!(json["error"], "rate_limited");
-        assert_eq!(json["retry_after_seconds"], 30);
-        assert_eq!(json["message"], "slow down");
-        assert_eq!(json["alternatives"], json!(["api-key"]));
-        assert!(json["action"].as_str().unwrap().contains("api-key"));
+        assert_eq!(e.code().as_str(), "rate_limited");
+        assert_eq!(e.retry_after_seconds(), Some(30));
+        assert_eq!(e.to_string(), "slow down");
+        assert_eq!(e.alternatives(), ["api-key"]);
+        assert!(e.action().contains("api-key"));
     }
 }

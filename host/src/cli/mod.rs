@@ -283,7 +283,7 @@ mod tests {
             "{action}"
         );
         assert!(!action.contains("grok update"), "{action}");
-        assert_eq!(e.to_json()["error"], "client_outdated");
+        assert_eq!(e.code().as_str(), "client_outdated");
 
         let e = HostError::Provider(ProviderError::Unauthorized(
             "the login was revoked or has expired".into(),
