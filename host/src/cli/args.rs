@@ -197,6 +197,11 @@ pub struct ServeArgs {
     /// once when the upstream head takes longer than this.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECS")]
     pub keepalive_secs: u64,
+    /// Worker threads answering requests (default: the cores this process may run on, as
+    /// its CPU affinity and cgroup quota allow). More threads than cores only add
+    /// hand-offs between threads.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
+    pub workers: Option<u16>,
     /// A model name for `/v1/messages`, `ALIAS=MODEL` (repeatable, or comma-separated in
     /// the variable): a client that insists on `claude-…` names (Claude Code) reaches a
     /// Grok model, e.g. `--model-alias claude-sonnet-4-5=grok-4.6`. Listed by /v1/models.

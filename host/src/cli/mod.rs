@@ -81,8 +81,14 @@ pub fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     if let Command::Serve(args) = &cli.command {
-        // Many tenants and requests at once: worker threads.
-        return match async_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
+        // Many tenants and requests at once: a worker thread per core it may use.
+        let workers = args.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(2, |n| n.get()),
+            usize::from,
+        );
+        return match async_runtime(
+            tokio::runtime::Builder::new_multi_thread().worker_threads(workers),
+        ) {
             Ok(rt) => rt.block_on(serve::run(&cli, config, args)),
             Err(e) => fail(&e),
         };
