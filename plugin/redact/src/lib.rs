@@ -1,8 +1,13 @@
 //! Making text safe to show: no secrets, no control characters, bounded length. The one
 //! redactor of the project: the plugin cleans upstream text with it before it goes into an
 //! error, and the conformance suite cleans its failure reports with it (a plugin under
-//! test may put a token in a message).
+//! test may put a token in a message). [`Secret`] holds a token, a device code or a key
+//! so that it never reaches text in the first place.
 #![deny(missing_docs)]
+
+mod secret;
+
+pub use secret::Secret;
 
 /// Longest upstream message kept in an error (characters).
 pub const MAX_MESSAGE_CHARS: usize = 300;
