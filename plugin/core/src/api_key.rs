@@ -1,8 +1,7 @@
 //! The stored API key of the `api-key` route (BYOK): its own secret, apart from the OAuth
 //! credentials, which never touch it (and it never touches them).
 
-use std::fmt;
-
+use provider_redact::Secret;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ProviderError;
@@ -17,11 +16,13 @@ pub const MIN_KEY_LEN_SHOWN: usize = 8;
 /// Where an xAI API key comes from, for messages.
 pub const API_KEY_CONSOLE: &str = "console.x.ai";
 
-/// The stored key (secret key [`API_KEY_KEY`], JSON).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The stored key (secret key [`API_KEY_KEY`], JSON). Its `Debug` never shows the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
-    /// The key, sent as `Authorization: Bearer <key>`.
-    pub key: String,
+    /// The key, sent as `Authorization: Bearer <key>`. Written in clear into the stored
+    /// record (the host's secret store keeps it encrypted): every call reads it from there.
+    #[serde(serialize_with = "Secret::serialize_exposed")]
+    pub key: Secret,
     /// When it was stored (unix ms).
     pub stored_at_ms: u64,
 }
@@ -43,14 +44,14 @@ impl ApiKey {
             ));
         }
         Ok(Self {
-            key: key.to_owned(),
+            key: Secret::new(key),
             stored_at_ms: now_ms,
         })
     }
 
     /// What `api-key-status` answers about it.
     pub fn status(&self) -> ApiKeyInfo {
-        let chars: Vec<char> = self.key.chars().collect();
+        let chars: Vec<char> = self.key.expose().chars().collect();
         // A key too short to keep most of it hidden shows nothing.
         let last_four =
             (chars.len() >= MIN_KEY_LEN_SHOWN).then(|| chars[chars.len() - 4..].iter().collect());
@@ -75,15 +76,6 @@ impl ApiKey {
     }
 }
 
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKey")
-            .field("key", &"[redacted]")
-            .field("stored_at_ms", &self.stored_at_ms)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +86,8 @@ mod tests {
         let k = ApiKey::new(key, 5).unwrap();
         assert_eq!(k.status().last_four.as_deref(), Some("CRET"));
         assert!(!format!("{k:?}").contains("SECRET"));
+        assert!(!format!("{k:#?}").contains("SECRET"));
+        assert_eq!(k.key.expose(), key);
         assert_eq!(ApiKey::from_bytes(&k.to_bytes()).unwrap(), k);
         for bad in [
             String::new(),

@@ -1,7 +1,6 @@
 //! RFC 8628 device authorization: the endpoint's answer and the stored pending flow.
 
-use std::fmt;
-
+use provider_redact::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -20,11 +19,11 @@ pub const DEFAULT_INTERVAL_SECS: u64 = 5;
 pub const SLOW_DOWN_STEP_SECS: u64 = 5;
 const MAX_USER_CODE_LEN: usize = 64;
 
-/// The device authorization endpoint's answer.
-#[derive(Clone, PartialEq, Eq)]
+/// The device authorization endpoint's answer. Its `Debug` never shows the device code.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceAuthorization {
     /// Secret code the client redeems; never shown.
-    pub device_code: String,
+    pub device_code: Secret,
     /// Code the user compares.
     pub user_code: String,
     /// The bare verification page.
@@ -35,19 +34,6 @@ pub struct DeviceAuthorization {
     pub expires_in: u64,
     /// Minimum seconds between polls.
     pub interval: u64,
-}
-
-impl fmt::Debug for DeviceAuthorization {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceAuthorization")
-            .field("device_code", &"[redacted]")
-            .field("user_code", &self.user_code)
-            .field("verification_uri", &self.verification_uri)
-            .field("verification_uri_complete", &self.verification_uri_complete)
-            .field("expires_in", &self.expires_in)
-            .field("interval", &self.interval)
-            .finish()
-    }
 }
 
 /// Whether a user code is safe to show and to put in a URL: `[A-Za-z0-9-]`, 1 to 64.
@@ -104,7 +90,7 @@ pub fn parse_device_authorization(v: &Value) -> Result<DeviceAuthorization, Prov
         None => with_user_code(verification_uri, user_code),
     };
     Ok(DeviceAuthorization {
-        device_code: device_code.to_owned(),
+        device_code: Secret::new(device_code),
         user_code: user_code.to_owned(),
         verification_uri: verification_uri.to_owned(),
         verification_uri_complete: complete,
@@ -117,11 +103,14 @@ pub fn parse_device_authorization(v: &Value) -> Result<DeviceAuthorization, Prov
     })
 }
 
-/// A login waiting for the user (store key `pending.<id>`, JSON).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A login waiting for the user (store key `pending.<id>`, JSON). Its `Debug` never shows
+/// the device code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingFlow {
-    /// Secret code to redeem.
-    pub device_code: String,
+    /// Secret code to redeem. Written in clear into the stored record: the poll that
+    /// redeems it may run in another process (the host's secret store keeps it encrypted).
+    #[serde(serialize_with = "Secret::serialize_exposed")]
+    pub device_code: Secret,
     /// Code the user compares.
     pub user_code: String,
     /// The bare verification page.
@@ -185,20 +174,6 @@ impl PendingFlow {
             expires_in_seconds: clamp_u32(self.expires_at_ms.saturating_sub(now_ms) / 1000),
             interval_seconds: clamp_u32(self.interval_secs),
         }
-    }
-}
-
-impl fmt::Debug for PendingFlow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingFlow")
-            .field("device_code", &"[redacted]")
-            .field("user_code", &self.user_code)
-            .field("verification_uri", &self.verification_uri)
-            .field("created_at_ms", &self.created_at_ms)
-            .field("expires_at_ms", &self.expires_at_ms)
-            .field("interval_secs", &self.interval_secs)
-            .field("last_poll_ms", &self.last_poll_ms)
-            .finish()
     }
 }
 
@@ -287,6 +262,20 @@ mod tests {
         assert!(!f.is_expired(60_999) && f.is_expired(61_000));
         assert_eq!(f.pending_login("i", 31_000).expires_in_seconds, 30);
         assert!(!format!("{f:?}").contains("\"D\""));
+    }
+
+    #[test]
+    fn debug_never_shows_the_device_code() {
+        let a = parse_device_authorization(&json!({"device_code": "dc-SECRET-1", "user_code": "AB-12", "verification_uri": "https://a.x.ai/d"})).unwrap();
+        let f = PendingFlow::new(a.clone(), 1000);
+        let d = format!("{a:?} {a:#?} {f:?} {f:#?}");
+        assert!(!d.contains("SECRET"), "{d}");
+        assert!(d.contains("AB-12"), "{d}");
+        // The stored record keeps it (the poll redeems it from there).
+        let stored = serde_json::to_vec(&f).unwrap();
+        let back: PendingFlow = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(back.device_code.expose(), "dc-SECRET-1");
+        assert!(back == f);
     }
 
     #[test]

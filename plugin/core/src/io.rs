@@ -14,7 +14,9 @@ pub enum Method {
 }
 
 /// An outgoing request, fully described. Its `Debug` output hides the `authorization`
-/// header and the body (they carry bearer tokens, refresh tokens and device codes).
+/// header and the body (they carry bearer tokens, refresh tokens and device codes). It is
+/// the wire form, bytes the transport sends as they are, so the secrets in it are already
+/// exposed (from their [`provider_redact::Secret`]s) and this `Debug` is written by hand.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     /// Method.
@@ -160,4 +162,42 @@ pub trait Clock {
     fn sleep_ms(&self, ms: u64);
     /// Fresh random bytes (for pending ids).
     fn random_bytes(&self, out: &mut [u8]);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::http::{get_json, post_form, post_json};
+
+    /// The request stays a plain wire value (the transport sends its bytes), so its `Debug`
+    /// is written by hand: the bearer header and the body (refresh tokens, device codes) are
+    /// never shown.
+    #[test]
+    fn debug_never_shows_a_bearer_or_a_form_secret() {
+        let get = get_json(
+            "https://api.x.ai/v1/models".into(),
+            "ua",
+            Some("at-SECRET-1"),
+        );
+        let chat = post_json(
+            "https://api.x.ai/v1/chat".into(),
+            "ua",
+            "at-SECRET-2",
+            b"{}".to_vec(),
+            "application/json",
+        );
+        let form = post_form(
+            "https://auth.x.ai/token".into(),
+            "ua",
+            &[
+                ("refresh_token", "rt-SECRET-3"),
+                ("device_code", "dc-SECRET-4"),
+            ],
+        );
+        let d = format!("{get:?} {chat:?} {form:?} {get:#?} {form:#?}");
+        assert!(!d.contains("SECRET"), "{d}");
+        assert!(
+            d.contains("https://auth.x.ai/token") && d.contains("user-agent"),
+            "{d}"
+        );
+    }
 }

@@ -1,7 +1,6 @@
 //! Token endpoint answers and the stored credential record.
 
-use std::fmt;
-
+use provider_redact::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,13 +15,13 @@ const REFRESH_MARGIN_MAX_MS: u64 = 5 * 60 * 1000;
 /// ...nor earlier than this fraction of the lifetime before expiry (1/10).
 const REFRESH_MARGIN_DIVISOR: u64 = 10;
 
-/// A successful token endpoint answer (RFC 6749 §5.1).
-#[derive(Clone, PartialEq, Eq)]
+/// A successful token endpoint answer (RFC 6749 §5.1). Its `Debug` never shows a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenResponse {
     /// The access token.
-    pub access_token: String,
+    pub access_token: Secret,
     /// A new refresh token, when one was issued.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// Lifetime in seconds, when given.
     pub expires_in: Option<u64>,
     /// Granted scopes.
@@ -39,10 +38,10 @@ impl TokenResponse {
             ));
         }
         let access_token = str_field(v, "access_token")
+            .map(Secret::new)
             .ok_or_else(|| {
                 ProviderError::InvalidResponse("token response without access_token".into())
-            })?
-            .to_owned();
+            })?;
         if let Some(tt) = v.get("token_type").and_then(Value::as_str)
             && !tt.eq_ignore_ascii_case("bearer")
         {
@@ -62,7 +61,7 @@ impl TokenResponse {
             )));
         }
         Ok(Self {
-            refresh_token: str_field(v, "refresh_token").map(str::to_owned),
+            refresh_token: str_field(v, "refresh_token").map(Secret::new),
             expires_in: u64_field(v, "expires_in"),
             scope: str_field(v, "scope").map(str::to_owned),
             access_token,
@@ -70,28 +69,17 @@ impl TokenResponse {
     }
 }
 
-impl fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("access_token", &"[redacted]")
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[redacted]"),
-            )
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .finish()
-    }
-}
-
-/// The stored login (secret key `credentials`, JSON).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The stored login (secret key `credentials`, JSON). Its `Debug` never shows a token.
+/// The tokens are written in clear into the stored record (the host's secret store keeps
+/// it encrypted): every later call, in any process, reads them from there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
     /// Bearer for the API.
-    pub access_token: String,
+    #[serde(serialize_with = "Secret::serialize_exposed")]
+    pub access_token: Secret,
     /// Single-use refresh token, when the issuer gave one.
-    #[serde(default)]
-    pub refresh_token: Option<String>,
+    #[serde(default, serialize_with = "Secret::serialize_exposed_option")]
+    pub refresh_token: Option<Secret>,
     /// When the access token expires (unix ms).
     pub expires_at_ms: u64,
     /// When it was obtained (unix ms).
@@ -118,7 +106,7 @@ impl Credentials {
         previous: Option<&Credentials>,
         generation: u64,
     ) -> Self {
-        let claims = decode_claims(&resp.access_token).unwrap_or_default();
+        let claims = decode_claims(resp.access_token.expose()).unwrap_or_default();
         let expires_at_ms = match (resp.expires_in, claims.exp) {
             (Some(secs), _) => now_ms.saturating_add(secs.saturating_mul(1000)),
             (None, Some(exp)) => exp.saturating_mul(1000),
@@ -170,28 +158,11 @@ impl Credentials {
 
     /// The secrets of this record, for scrubbing error messages.
     pub(crate) fn secrets(&self) -> Vec<&str> {
-        let mut v = vec![self.access_token.as_str()];
+        let mut v = vec![self.access_token.expose()];
         if let Some(r) = &self.refresh_token {
-            v.push(r);
+            v.push(r.expose());
         }
         v
-    }
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_token", &"[redacted]")
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[redacted]"),
-            )
-            .field("expires_at_ms", &self.expires_at_ms)
-            .field("obtained_at_ms", &self.obtained_at_ms)
-            .field("tier", &self.tier)
-            .field("scope", &self.scope)
-            .field("generation", &self.generation)
-            .finish()
     }
 }
 
@@ -211,7 +182,7 @@ mod tests {
             json!({"access_token": "A", "refresh_token": "R", "expires_in": "900", "token_type": "bearer", "id_token": "x"}),
         );
         assert_eq!(
-            (r.refresh_token.as_deref(), r.expires_in),
+            (r.refresh_token.as_ref().map(Secret::expose), r.expires_in),
             (Some("R"), Some(900))
         );
         assert!(TokenResponse::parse(&json!({"refresh_token": "R"})).is_err());
@@ -259,7 +230,11 @@ mod tests {
         let c =
             Credentials::from_token_response(resp(json!({"access_token": "B"})), 5, Some(&prev), 2);
         assert_eq!(
-            (c.refresh_token.as_deref(), c.scope.as_deref(), c.generation),
+            (
+                c.refresh_token.as_ref().map(Secret::expose),
+                c.scope.as_deref(),
+                c.generation
+            ),
             (Some("R1"), Some("s"), 2)
         );
         let c = Credentials::from_token_response(
@@ -268,7 +243,7 @@ mod tests {
             Some(&prev),
             2,
         );
-        assert_eq!(c.refresh_token.as_deref(), Some("R2"));
+        assert_eq!(c.refresh_token.as_ref().map(Secret::expose), Some("R2"));
     }
 
     #[test]
@@ -309,11 +284,12 @@ mod tests {
             None,
             1,
         );
-        let d = format!(
-            "{c:?} {:?}",
-            resp(json!({"access_token": "SECRET-A", "refresh_token": "SECRET-R"}))
-        );
+        let r = resp(json!({"access_token": "SECRET-A", "refresh_token": "SECRET-R"}));
+        let d = format!("{c:?} {:?} {c:#?} {r:#?}", r);
         assert!(!d.contains("SECRET"), "{d}");
+        // The stored record is where they are written.
+        let stored = String::from_utf8(c.to_bytes()).unwrap();
+        assert!(stored.contains("SECRET-A") && stored.contains("SECRET-R"));
         let back = Credentials::from_bytes(&c.to_bytes()).unwrap();
         assert!(back == c);
     }

@@ -27,8 +27,8 @@ pub(super) enum Bearer {
 impl Bearer {
     fn token(&self) -> &str {
         match self {
-            Bearer::OAuth(c) => &c.access_token,
-            Bearer::ApiKey(k) => &k.key,
+            Bearer::OAuth(c) => c.access_token.expose(),
+            Bearer::ApiKey(k) => k.key.expose(),
         }
     }
 
@@ -36,7 +36,7 @@ impl Bearer {
     pub(super) fn secrets(&self) -> Vec<&str> {
         match self {
             Bearer::OAuth(c) => c.secrets(),
-            Bearer::ApiKey(k) => vec![k.key.as_str()],
+            Bearer::ApiKey(k) => vec![k.key.expose()],
         }
     }
 

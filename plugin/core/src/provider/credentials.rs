@@ -156,7 +156,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
                 &self.user_agent(),
                 &[
                     ("grant_type", "refresh_token"),
-                    ("refresh_token", &refresh_token),
+                    ("refresh_token", refresh_token.expose()),
                     ("client_id", &client_id),
                 ],
             );

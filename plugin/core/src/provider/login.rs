@@ -173,14 +173,14 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             &self.user_agent(),
             &[
                 ("grant_type", GRANT_DEVICE_CODE),
-                ("device_code", &flow.device_code),
+                ("device_code", flow.device_code.expose()),
                 ("client_id", &client_id),
             ],
         );
         let reply = read_reply(self.send(req)?, "token endpoint")?;
         flow.last_poll_ms = Some(now);
         let device_code = flow.device_code.clone();
-        match classify_oauth(&reply, "device token poll", &[&device_code]) {
+        match classify_oauth(&reply, "device token poll", &[device_code.expose()]) {
             OAuthReply::Success(v) => {
                 let saved = TokenResponse::parse(&v).and_then(|t| self.store_new_login(t));
                 // A used device code is never polled again, whatever happened above; the

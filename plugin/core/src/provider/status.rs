@@ -1,5 +1,6 @@
 //! What is stored (`status`) and forgetting the login (`logout`).
 
+use provider_redact::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -244,7 +245,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     /// read. A read that fails (the host reports the stored value corrupt or too large, or
     /// any other storage failure) counts as stored credentials without a token: logout
     /// must still be able to delete them, and the delete reports a real storage failure.
-    fn stored_refresh_token(&mut self) -> (bool, Option<String>) {
+    fn stored_refresh_token(&mut self) -> (bool, Option<Secret>) {
         match self.store.get(CREDENTIALS_KEY) {
             Ok(None) => (false, None),
             Ok(Some(bytes)) => (
@@ -258,7 +259,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     }
 
     /// RFC 7009 revocation; `true` only on a 2xx answer.
-    fn revoke(&mut self, refresh_token: &str) -> bool {
+    fn revoke(&mut self, refresh_token: &Secret) -> bool {
         let Ok(endpoints) = self.endpoints() else {
             return false;
         };
@@ -270,7 +271,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
             endpoint,
             &self.user_agent(),
             &[
-                ("token", refresh_token),
+                ("token", refresh_token.expose()),
                 ("token_type_hint", "refresh_token"),
                 ("client_id", &client_id),
             ],

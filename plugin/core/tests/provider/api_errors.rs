@@ -42,11 +42,11 @@ fn unauthorized_refreshes_once_and_retries_once() {
         assert_eq!(urls, vec![CHAT_URL, TOKEN_URL, CHAT_URL]);
         assert_eq!(
             header(&reqs[0], "authorization"),
-            Some(format!("Bearer {old}"))
+            Some(format!("Bearer {}", old.expose()))
         );
         assert_eq!(
             header(&reqs[2], "authorization"),
-            Some(format!("Bearer {}", h.creds().access_token))
+            Some(format!("Bearer {}", h.creds().access_token.expose()))
         );
         assert_ne!(old, h.creds().access_token);
     }
@@ -67,7 +67,10 @@ fn a_refresh_after_401_is_saved_before_the_retry() {
         Err(ProviderError::Network(_))
     ));
     let saved = h.creds();
-    assert_eq!(saved.refresh_token.as_deref(), Some("rt-SECRET-2"));
+    assert_eq!(
+        saved.refresh_token.as_ref().map(|t| t.expose()),
+        Some("rt-SECRET-2")
+    );
     h.t.json(200, chat_ok());
     assert_eq!(ok(h.p.chat(&simple_request("grok-4.3"))).content, "ok");
     let reqs = h.t.requests();
@@ -75,7 +78,7 @@ fn a_refresh_after_401_is_saved_before_the_retry() {
     assert_eq!(last.url, CHAT_URL);
     assert_eq!(
         header(last, "authorization"),
-        Some(format!("Bearer {}", saved.access_token))
+        Some(format!("Bearer {}", saved.access_token.expose()))
     );
     // No second redemption: the next call used the saved access token as it was.
     assert_eq!(reqs.iter().filter(|r| r.url == TOKEN_URL).count(), 1);
@@ -301,7 +304,7 @@ fn no_token_in_errors() {
         json!({"error": format!("invalid token {token} (refresh rt-SECRET-1)")}),
     );
     let e = err(h.p.chat(&simple_request("grok-4.3")));
-    assert!(!e.to_string().contains(&token));
+    assert!(!e.to_string().contains(token.expose()));
     let mut h = H::connected(1);
     h.t.json(400, json!({"error": "invalid_grant", "error_description": "refresh token rt-SECRET-1 is revoked"}));
     err(h.p.refresh());

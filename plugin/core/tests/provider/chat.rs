@@ -94,7 +94,7 @@ fn chat_completions_lane() {
     assert_eq!(r.url, CHAT_URL);
     assert_eq!(
         header(r, "authorization"),
-        Some(format!("Bearer {}", h.creds().access_token))
+        Some(format!("Bearer {}", h.creds().access_token.expose()))
     );
     assert_eq!(
         header(r, "content-type").as_deref(),

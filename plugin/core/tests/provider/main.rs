@@ -144,7 +144,7 @@ impl H {
     pub fn connected(tier: u32) -> H {
         let h = H::new();
         h.set_creds(Credentials {
-            access_token: jwt(tier, NOW + 5 * HOUR, "a1"),
+            access_token: jwt(tier, NOW + 5 * HOUR, "a1").into(),
             refresh_token: Some("rt-SECRET-1".into()),
             expires_at_ms: NOW + 5 * HOUR,
             obtained_at_ms: NOW - HOUR,

@@ -14,7 +14,7 @@ fn fetches_splits_and_caches() {
     assert_eq!(req.url, MODELS_URL);
     assert_eq!(
         header(req, "authorization"),
-        Some(format!("Bearer {}", h.creds().access_token))
+        Some(format!("Bearer {}", h.creds().access_token.expose()))
     );
     assert_eq!(header(req, "accept").as_deref(), Some("application/json"));
     assert_eq!(header(req, "user-agent").as_deref(), Some(UA));

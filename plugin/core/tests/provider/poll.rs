@@ -237,8 +237,11 @@ fn connected_stores_credentials_and_forgets_the_flow() {
     assert_eq!(h.t.count(), 2, "poll sends exactly one request");
 
     let c = h.creds();
-    assert_eq!(c.access_token, access);
-    assert_eq!(c.refresh_token.as_deref(), Some("rt-SECRET-1"));
+    assert_eq!(c.access_token.expose(), access);
+    assert_eq!(
+        c.refresh_token.as_ref().map(|t| t.expose()),
+        Some("rt-SECRET-1")
+    );
     assert_eq!(
         (c.expires_at_ms, c.obtained_at_ms, c.tier, c.generation),
         (NOW + 21_600_000, NOW, Some(3), 1)

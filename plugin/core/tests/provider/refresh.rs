@@ -27,8 +27,11 @@ fn forced_refresh_rotates_and_saves() {
     assert_eq!(header(req, "user-agent").as_deref(), Some(UA));
 
     let c = h.creds();
-    assert_eq!(c.access_token, access);
-    assert_eq!(c.refresh_token.as_deref(), Some("rt-SECRET-2"));
+    assert_eq!(c.access_token.expose(), access);
+    assert_eq!(
+        c.refresh_token.as_ref().map(|t| t.expose()),
+        Some("rt-SECRET-2")
+    );
     assert_eq!(
         (c.generation, c.obtained_at_ms, c.expires_at_ms),
         (2, NOW, NOW + 21_600_000)
@@ -45,7 +48,7 @@ fn missing_refresh_token_and_expiry_fall_back() {
     ok(h.p.refresh());
     let c = h.creds();
     assert_eq!(
-        c.refresh_token.as_deref(),
+        c.refresh_token.as_ref().map(|t| t.expose()),
         Some("rt-SECRET-1"),
         "old refresh token kept"
     );
@@ -66,7 +69,10 @@ fn new_refresh_token_is_saved_before_the_access_token_is_used() {
     let expected = access.clone();
     h.t.push(move |req| {
         let saved = Credentials::from_bytes(&store.raw("credentials").unwrap()).unwrap();
-        assert_eq!(saved.refresh_token.as_deref(), Some("rt-SECRET-2"));
+        assert_eq!(
+            saved.refresh_token.as_ref().map(|t| t.expose()),
+            Some("rt-SECRET-2")
+        );
         assert_eq!(
             header(req, "authorization"),
             Some(format!("Bearer {expected}"))
@@ -191,7 +197,7 @@ fn status_learns_a_revocation_and_stops_saying_connected() {
 fn invalid_grant_adopts_a_newer_record_another_process_wrote() {
     let mut h = H::connected(1);
     let mut newer = h.creds();
-    newer.access_token = jwt(1, NOW + 11 * HOUR, "sibling");
+    newer.access_token = jwt(1, NOW + 11 * HOUR, "sibling").into();
     newer.refresh_token = Some("rt-SECRET-7".into());
     newer.generation = 5;
     let (store, bytes) = (h.s.clone(), newer.to_bytes());
@@ -246,7 +252,10 @@ fn a_temporarily_unavailable_token_endpoint_is_not_a_dead_login() {
         ),
     );
     ok(h.p.refresh());
-    assert_eq!(h.creds().refresh_token.as_deref(), Some("rt-SECRET-2"));
+    assert_eq!(
+        h.creds().refresh_token.as_ref().map(|t| t.expose()),
+        Some("rt-SECRET-2")
+    );
 }
 
 #[test]
@@ -254,7 +263,7 @@ fn invalid_grant_after_a_concurrent_refresh_uses_the_new_record() {
     let mut h = H::connected(1);
     h.travel(NOW + 5 * HOUR - 1_000); // auto refresh before the chat call
     let winner = Credentials {
-        access_token: jwt(1, NOW + 11 * HOUR, "other"),
+        access_token: jwt(1, NOW + 11 * HOUR, "other").into(),
         refresh_token: Some("rt-SECRET-9".into()),
         expires_at_ms: NOW + 11 * HOUR,
         obtained_at_ms: NOW + 5 * HOUR - 2_000,
@@ -281,7 +290,7 @@ fn invalid_grant_after_a_concurrent_refresh_uses_the_new_record() {
     assert_eq!(reply.content, "hi");
     assert_eq!(
         header(&h.t.requests()[1], "authorization"),
-        Some(format!("Bearer {}", winner.access_token))
+        Some(format!("Bearer {}", winner.access_token.expose()))
     );
     assert!(h.creds() == winner);
 }
@@ -291,7 +300,7 @@ fn waiting_on_the_lock_finds_the_refreshed_record() {
     let mut h = H::connected(1);
     h.travel(NOW + 5 * HOUR - 1_000);
     let mut winner = h.creds();
-    winner.access_token = jwt(1, NOW + 11 * HOUR, "other");
+    winner.access_token = jwt(1, NOW + 11 * HOUR, "other").into();
     winner.refresh_token = Some("rt-SECRET-9".into());
     winner.expires_at_ms = NOW + 11 * HOUR;
     winner.generation = 2;
@@ -304,7 +313,7 @@ fn waiting_on_the_lock_finds_the_refreshed_record() {
     assert_eq!(h.t.count(), 1, "no redemption: the other process refreshed");
     assert_eq!(
         header(&h.t.requests()[0], "authorization"),
-        Some(format!("Bearer {}", winner.access_token))
+        Some(format!("Bearer {}", winner.access_token.expose()))
     );
 }
 
@@ -314,7 +323,7 @@ fn forced_refresh_finds_a_record_rotated_while_waiting_for_the_lock() {
     // changed since it was read: another process rotated it meanwhile.
     let mut h = H::connected(1);
     let mut winner = h.creds();
-    winner.access_token = jwt(1, NOW + 6 * HOUR, "other");
+    winner.access_token = jwt(1, NOW + 6 * HOUR, "other").into();
     winner.refresh_token = Some("rt-SECRET-9".into());
     winner.obtained_at_ms = NOW - 10_000;
     winner.generation = 2;

@@ -27,7 +27,7 @@ fn bearer(h: &H, i: usize) -> Option<String> {
 #[test]
 fn the_named_route_else_the_prefix_else_the_default() {
     let mut h = H::connected(1).with_key();
-    let oauth = format!("Bearer {}", h.creds().access_token);
+    let oauth = format!("Bearer {}", h.creds().access_token.expose());
     let key = format!("Bearer {API_KEY}");
 
     // Bare model, no route: the default route (api).

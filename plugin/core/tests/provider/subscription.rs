@@ -63,7 +63,7 @@ fn a_whole_reply_is_streamed_upstream_and_assembled() {
     assert_eq!(req.url, SUB_CHAT_URL);
     assert_eq!(
         header(req, "authorization"),
-        Some(format!("Bearer {}", h.creds().access_token))
+        Some(format!("Bearer {}", h.creds().access_token.expose()))
     );
     assert_eq!(header(req, "accept").as_deref(), Some("text/event-stream"));
     assert_rail_headers(req);

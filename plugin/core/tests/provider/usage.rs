@@ -47,7 +47,7 @@ fn the_rail_reports_its_allowance_as_xais_cli_reads_it() {
     assert_eq!(req.url, SUB_BILLING_URL);
     assert_eq!(
         header(req, "authorization"),
-        Some(format!("Bearer {}", h.creds().access_token))
+        Some(format!("Bearer {}", h.creds().access_token.expose()))
     );
     for (name, value) in [
         ("x-xai-token-auth", "xai-grok-cli"),
