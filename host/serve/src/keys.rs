@@ -9,6 +9,7 @@ use std::sync::Arc;
 use provider_runtime::HostError;
 
 use crate::TenantResolver;
+use provider_redact::Secret;
 use provider_runtime::secrets::{
     KeySource, SecretBackend, SecretStore, StoreConfig, TenantBackend,
 };
@@ -93,8 +94,9 @@ impl ServeKeys {
         self.store.reads_are_local()
     }
 
-    /// A new key for `tenant`: returned once, stored only as a salted hash.
-    pub fn create(&self, tenant: &str) -> Result<(String, KeyInfo), HostError> {
+    /// A new key for `tenant`: returned once (a [`Secret`]: printing it shows `[redacted]`;
+    /// `expose()` gives the key to hand over), stored only as a salted hash.
+    pub fn create(&self, tenant: &str) -> Result<(Secret, KeyInfo), HostError> {
         let mut rng = rand::rng();
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
@@ -102,17 +104,17 @@ impl ServeKeys {
         rng.fill_bytes(&mut id);
         rng.fill_bytes(&mut secret);
         rng.fill_bytes(&mut salt);
-        let (id, secret) = (hex::encode(id), hex::encode(secret));
+        let (id, secret) = (hex::encode(id), Secret::new(hex::encode(secret)));
         let entry = Entry {
             tenant: tenant.to_owned(),
             salt: hex::encode(salt),
-            hash: hex::encode(digest(&salt, &secret)),
+            hash: hex::encode(digest(&salt, secret.expose())),
             created: now(),
         };
         let bytes = serde_json::to_vec(&entry).expect("json");
         self.store.set(&format!("{ENTRY}{id}"), &bytes)?;
         Ok((
-            format!("{PREFIX}{id}_{secret}"),
+            Secret::new(format!("{PREFIX}{id}_{}", secret.expose())),
             KeyInfo {
                 id,
                 tenant: entry.tenant,
@@ -212,8 +214,21 @@ mod tests {
         let keys = ServeKeys::open(dir.path(), None).unwrap();
         let (alice, info) = keys.create("alice").unwrap();
         let (bob, _) = keys.create("bob").unwrap();
-        assert_eq!(keys.tenant_of(&alice).unwrap().as_deref(), Some("alice"));
-        assert_eq!(keys.tenant_of(&bob).unwrap().as_deref(), Some("bob"));
+        // Printing the key never shows it; expose() does.
+        let secret_part = alice.expose().rsplit('_').next().unwrap();
+        for shown in [format!("{alice}"), format!("{alice:?}")] {
+            assert!(
+                !shown.contains(secret_part) && !shown.contains(PREFIX),
+                "{shown}"
+            );
+        }
+        let (alice, bob) = (alice.expose(), bob.expose());
+        assert!(
+            alice.starts_with(&format!("{PREFIX}{}_", info.id)),
+            "{alice}"
+        );
+        assert_eq!(keys.tenant_of(alice).unwrap().as_deref(), Some("alice"));
+        assert_eq!(keys.tenant_of(bob).unwrap().as_deref(), Some("bob"));
         // A wrong secret with a real id, garbage, and another key's id are all refused.
         let forged = format!("{PREFIX}{}_{}", info.id, "0".repeat(64));
         for bad in [forged.as_str(), "", "phk_", "sk-123", "phk_zz_zz"] {
@@ -230,7 +245,7 @@ mod tests {
             );
         }
         assert!(keys.revoke(&info.id).unwrap());
-        assert_eq!(keys.tenant_of(&alice).unwrap(), None);
+        assert_eq!(keys.tenant_of(alice).unwrap(), None);
         assert!(!keys.revoke(&info.id).unwrap());
     }
 

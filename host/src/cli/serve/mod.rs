@@ -32,7 +32,7 @@ pub fn keys_command(cli: &Cli, command: &ServeKeyCommand) -> ExitCode {
     };
     let result = match command {
         ServeKeyCommand::Create => keys.create(&cli.tenant).map(|(key, info)| {
-            json!({"ok": true, "key": key, "id": info.id, "tenant": info.tenant, "created": info.created})
+            json!({"ok": true, "key": key.expose(), "id": info.id, "tenant": info.tenant, "created": info.created})
         }),
         ServeKeyCommand::List => keys
             .list()
