@@ -78,7 +78,11 @@ pub struct Credentials {
     #[serde(serialize_with = "Secret::serialize_exposed")]
     pub access_token: Secret,
     /// Single-use refresh token, when the issuer gave one.
-    #[serde(default, serialize_with = "Secret::serialize_exposed_option")]
+    #[serde(
+        default,
+        serialize_with = "Secret::serialize_exposed_option",
+        deserialize_with = "Secret::deserialize_option"
+    )]
     pub refresh_token: Option<Secret>,
     /// When the access token expires (unix ms).
     pub expires_at_ms: u64,
@@ -274,6 +278,23 @@ mod tests {
             ..c
         };
         assert!(c.needs_refresh(0));
+    }
+
+    #[test]
+    fn stored_records_without_a_refresh_token_read_back() {
+        for stored in [
+            r#"{"access_token":"A","expires_at_ms":5,"obtained_at_ms":1}"#,
+            r#"{"access_token":"A","refresh_token":null,"expires_at_ms":5,"obtained_at_ms":1}"#,
+        ] {
+            let c = Credentials::from_bytes(stored.as_bytes()).unwrap();
+            assert_eq!((c.access_token.expose(), c.refresh_token), ("A", None));
+        }
+        assert!(
+            Credentials::from_bytes(
+                br#"{"access_token":"A","refresh_token":7,"expires_at_ms":5,"obtained_at_ms":1}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serializer};
+use serde::{Deserialize, Deserializer, Serializer};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A secret string: an access or refresh token, a device code, an API key. Its `Debug`
@@ -47,9 +47,17 @@ impl Secret {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         match secret {
-            Some(secret) => s.serialize_some(secret.expose()),
+            // `&String`, as `Option<String>` writes it: the same code serves both.
+            Some(secret) => s.serialize_some(&secret.0),
             None => s.serialize_none(),
         }
+    }
+
+    /// Reads an optional secret (absent with `#[serde(default)]`, or `null`: `None`), for
+    /// `#[serde(deserialize_with = "Secret::deserialize_option")]`: the same as the derived
+    /// `Option<Secret>`, through `Option<String>`'s code (the component's size matters).
+    pub fn deserialize_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Secret))
     }
 }
 
@@ -79,9 +87,16 @@ impl fmt::Display for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Zeroes the whole allocation (spare capacity too), then empties the string.
-        self.0.zeroize();
+        wipe(&mut std::mem::take(&mut self.0).into_bytes());
     }
+}
+
+/// Zeroes the whole allocation of `bytes` (one volatile pass over what is, once emptied,
+/// all spare capacity: smaller in the component than zeroize's `Vec` impl, which makes
+/// two), leaving it empty.
+fn wipe(bytes: &mut Vec<u8>) {
+    bytes.clear();
+    bytes.spare_capacity_mut().zeroize();
 }
 
 impl ZeroizeOnDrop for Secret {}
@@ -94,7 +109,11 @@ mod tests {
     struct Stored {
         #[serde(serialize_with = "Secret::serialize_exposed")]
         token: Secret,
-        #[serde(default, serialize_with = "Secret::serialize_exposed_option")]
+        #[serde(
+            default,
+            serialize_with = "Secret::serialize_exposed_option",
+            deserialize_with = "Secret::deserialize_option"
+        )]
         refresh: Option<Secret>,
     }
 
@@ -141,11 +160,12 @@ mod tests {
 
     #[test]
     fn zeroed_on_drop() {
-        let mut s = Secret::new(String::with_capacity(64) + "tok-SECRET-value");
-        // What Drop does, observed on a live value (after a real drop the memory is freed).
-        s.0.zeroize();
-        assert!(s.0.is_empty());
-        let bytes = unsafe { std::slice::from_raw_parts(s.0.as_ptr(), 16) };
-        assert!(bytes.iter().all(|&b| b == 0), "{bytes:?}");
+        let mut bytes = (String::with_capacity(64) + "tok-SECRET-value").into_bytes();
+        // What Drop does, observed before the memory is freed.
+        wipe(&mut bytes);
+        assert!(bytes.is_empty() && bytes.capacity() >= 64);
+        // SAFETY: the 64 bytes are inside the allocation and were all written by `wipe`.
+        let all = unsafe { std::slice::from_raw_parts(bytes.as_ptr(), 64) };
+        assert!(all.iter().all(|&b| b == 0), "{all:?}");
     }
 }
