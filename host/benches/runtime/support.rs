@@ -63,7 +63,9 @@ impl World {
         let config = HostConfig::new()
             .expect("config")
             .set("oauth-issuer", auth.issuer())
-            .set("api-base", api.base_url());
+            .set("api-base", api.base_url())
+            // The default route is the subscription rail: the reference server's.
+            .set("subscription-base", api.subscription_base());
         let mut options = options(state.path().to_path_buf());
         options.allocation = allocation;
         if cache.is_some() {
@@ -73,6 +75,7 @@ impl World {
         let settings = grok_provider_core::settings::Settings {
             issuer: auth.issuer().to_owned(),
             api_base: api.base_url(),
+            subscription_base: api.subscription_base(),
             ..Default::default()
         };
         World {
@@ -109,7 +112,7 @@ impl World {
         let status = session.status().await.expect("status");
         assert!(
             status.connected && !status.models.is_empty(),
-            "{tenant} not connected"
+            "{tenant} not connected: {status:?}"
         );
         session
     }
