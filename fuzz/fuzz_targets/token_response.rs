@@ -59,18 +59,18 @@ fuzz_target!(|data: &[u8]| {
                 .collect();
             match TokenResponse::parse(&v) {
                 Ok(t) => {
-                    assert!(!t.access_token.is_empty());
+                    assert!(!t.access_token.expose().is_empty());
                     let mut other = t.clone();
                     other.access_token = "x".into();
                     other.refresh_token = None;
                     let (a, b) = (format!("{t:?}"), format!("{other:?}"));
-                    assert_eq!(a.replace("Some(\"[redacted]\")", "None"), b);
+                    assert_eq!(a.replace("Some(Secret([redacted]))", "None"), b);
                     let fresh = t.refresh_token.clone();
                     let c = Credentials::from_token_response(t, NOW_MS, Some(&prev), 42);
                     // A rotated refresh token replaces the old one; none keeps it.
                     assert_eq!(
-                        c.refresh_token.as_deref(),
-                        Some(fresh.as_deref().unwrap_or(OLD_REFRESH_TOKEN))
+                        c.refresh_token.as_ref().map(|t| t.expose()),
+                        Some(fresh.as_ref().map_or(OLD_REFRESH_TOKEN, |t| t.expose()))
                     );
                     assert_eq!((c.obtained_at_ms, c.generation), (NOW_MS, 42));
                     exercise(&c);
