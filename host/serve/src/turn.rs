@@ -11,7 +11,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use provider_runtime::HostError;
 use provider_runtime::bindings::types::{ChatChunk, ChatReply, ChatRequest};
-use serde_json::Value;
 
 use crate::Shared;
 use crate::metrics::CLIENT_CLOSED;
@@ -108,10 +107,10 @@ impl Turn {
         Access::new(&self.tenant, &self.model, self.began, stream)
     }
 
-    /// A complete reply, in the dialect `render` writes. Dropped midway (the client went
+    /// A complete reply, as `render` writes it (its dialect's JSON body). Dropped midway (the client went
     /// away), the call's instance goes with it (the runtime's sessions are cancel-safe)
     /// and the access log says 499.
-    pub(crate) async fn whole(self, render: impl FnOnce(&ChatReply) -> Value) -> Response {
+    pub(crate) async fn whole(self, render: impl FnOnce(&ChatReply) -> Response) -> Response {
         let mut access = self.access(false);
         let answer = match self.state.sessions.lease(&self.tenant).await {
             Ok(mut lease) => lease.session().chat(&self.request).await,
@@ -120,7 +119,7 @@ impl Turn {
         match answer {
             Ok(reply) => {
                 access.answered(200, reply.usage.map(|u| u.total_tokens));
-                axum::Json(render(&reply)).into_response()
+                render(&reply)
             }
             Err(e) => {
                 let response = self.state.host_error(&e, &self.tenant).into_response();

@@ -57,7 +57,10 @@ pub(crate) async fn completions(
     };
     if !stream {
         return turn
-            .whole(|reply| wire::completion(&random_id("chatcmpl-"), unix_now(), reply))
+            .whole(|reply| {
+                let id = random_id("chatcmpl-");
+                axum::Json(wire::completion(&id, unix_now(), reply)).into_response()
+            })
             .await;
     }
     let format = ChatFormat {

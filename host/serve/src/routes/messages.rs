@@ -101,7 +101,7 @@ pub(crate) async fn create(
         turn.streamed(Messages(EventWriter::new(id, asked, estimate)))
             .await
     } else {
-        turn.whole(|reply| anthropic::whole(&id, &asked, reply))
+        turn.whole(|reply| axum::Json(anthropic::whole(&id, &asked, reply)).into_response())
             .await
     };
     reshape(response).await

@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use provider_runtime::bindings::types::ModelList;
 use provider_runtime::{HostError, Session};
-use serde_json::Value;
 
 use crate::Shared;
 use crate::auth::{authenticate, route_header};
@@ -21,14 +20,15 @@ use crate::wire::{self, ApiError};
 
 pub(crate) async fn list(State(state): State<Shared>, headers: HeaderMap) -> Response {
     match listing(&state, &headers).await {
-        Ok(listed) => axum::Json(listed).into_response(),
+        Ok(lists) => axum::Json(wire::models::models(&lists, &state.model_aliases)).into_response(),
         Err(answer) => answer,
     }
 }
 
-/// The tenant's list as `GET /v1/models` answers it (the aliases included), or the answer
-/// for its failure; an access-log line once the tenant is known.
-async fn listing(state: &Shared, headers: &HeaderMap) -> Result<Value, Response> {
+/// The tenant's lists for `GET /v1/models` (rendered with the aliases by
+/// [`wire::models::models`]), or the answer for its failure; an access-log line once the
+/// tenant is known.
+async fn listing(state: &Shared, headers: &HeaderMap) -> Result<Vec<ModelList>, Response> {
     let began = Instant::now();
     let tenant = authenticate(state, headers)
         .await
@@ -42,9 +42,7 @@ async fn listing(state: &Shared, headers: &HeaderMap) -> Result<Value, Response>
     match lists {
         Ok(lists) => {
             access.answered(StatusCode::OK.as_u16(), None);
-            let mut listed = wire::models(&lists);
-            wire::anthropic::list_aliases(&mut listed, &state.model_aliases);
-            Ok(listed)
+            Ok(lists)
         }
         Err(e) => {
             let answer = state.host_error(&e, &tenant).into_response();
@@ -83,55 +81,17 @@ pub(crate) async fn model(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let list = match listing(&state, &headers).await {
-        Ok(list) => list,
+    let lists = match listing(&state, &headers).await {
+        Ok(lists) => lists,
         Err(answer) => return answer,
     };
-    match find(&list, &id) {
-        Some(mut m) => {
-            m["id"] = Value::String(id);
+    let listed = wire::models::models(&lists, &state.model_aliases);
+    match wire::models::find(&listed, &id) {
+        Some(m) => {
+            let mut m = m.clone();
+            m.id = id.into();
             axum::Json(m).into_response()
         }
         None => ApiError::model_not_found(&id).into_response(),
-    }
-}
-
-/// The entry of `list` that `id` names: listed under that id (its own or its slash-free
-/// form), or, for an id without a route prefix, the first route's (the default's) model
-/// of that name, as a chat request would resolve it.
-fn find(list: &Value, id: &str) -> Option<Value> {
-    let data = list["data"].as_array()?;
-    data.iter()
-        .find(|m| m["id"] == id)
-        .or_else(|| {
-            let first = data.first()?["route"].clone();
-            data.iter().find(|m| {
-                m["route"] == first
-                    && m["id"]
-                        .as_str()
-                        .and_then(|listed| listed.split_once('/'))
-                        .is_some_and(|(_, rest)| rest == id)
-            })
-        })
-        .cloned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_model_is_found_by_any_id_a_request_may_use() {
-        let list = json!({"data": [
-            {"id": "p/a", "route": "r"}, {"id": "p--a", "route": "r"},
-            {"id": "q/a", "route": "s"}, {"id": "q/b", "route": "s"},
-        ]});
-        assert_eq!(find(&list, "p/a").unwrap()["id"], "p/a");
-        assert_eq!(find(&list, "p--a").unwrap()["id"], "p--a");
-        assert_eq!(find(&list, "a").unwrap()["id"], "p/a");
-        // Only the default route answers for a bare id.
-        assert!(find(&list, "b").is_none());
-        assert!(find(&list, "nope").is_none());
     }
 }

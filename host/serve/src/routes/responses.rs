@@ -47,7 +47,9 @@ pub(crate) async fn create(
     if !stream {
         let model = turn.model.clone();
         return turn
-            .whole(|reply| responses::whole(&id, unix_now(), &model, reply))
+            .whole(|reply| {
+                axum::Json(responses::whole(&id, unix_now(), &model, reply)).into_response()
+            })
             .await;
     }
     let format = EventWriter::new(id, unix_now(), turn.model.clone());

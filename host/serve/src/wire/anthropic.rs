@@ -219,38 +219,6 @@ pub fn resolve_model(requested: &str, aliases: &Aliases) -> String {
     crate::openai::model_id(id)
 }
 
-/// Appends the aliases to a `GET /v1/models` list (after the models), each as its
-/// model's entry (when listed) under the alias's id, with `alias_for` naming the model.
-pub fn list_aliases(list: &mut Value, aliases: &Aliases) {
-    let Some(data) = list["data"].as_array_mut() else {
-        return;
-    };
-    for (alias, target) in aliases {
-        let model = crate::openai::model_id(target);
-        let base = data
-            .iter()
-            .find(|m| m["id"] == model.as_str())
-            .or_else(|| {
-                // An id without a prefix names the default route's (the first listed).
-                let first = data.first()?["route"].clone();
-                data.iter().find(|m| {
-                    m["route"] == first
-                        && m["id"]
-                            .as_str()
-                            .and_then(|id| id.split_once('/'))
-                            .is_some_and(|(_, rest)| rest == model)
-                })
-            })
-            .cloned();
-        let mut entry = base.unwrap_or_else(
-            || json!({"object": "model", "created": 0, "owned_by": "unknown", "route": null}),
-        );
-        entry["id"] = json!(alias);
-        entry["alias_for"] = json!(model);
-        data.push(entry);
-    }
-}
-
 /// Parse the body's JSON.
 pub fn parse(bytes: &[u8]) -> Result<Body, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("request body: {e}"))

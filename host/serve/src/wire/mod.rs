@@ -4,13 +4,13 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use provider_runtime::bindings::types::{
-    ChatChunk, ChatReply, FinishReason, Model, ModelList, ToolCall, Usage,
-};
+use provider_runtime::bindings::types::{ChatChunk, ChatReply, FinishReason, Usage};
 use provider_runtime::{ErrorCode, HostError};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 pub(crate) mod anthropic;
+pub(crate) mod models;
 pub(crate) mod responses;
 pub(crate) mod usage;
 
@@ -151,31 +151,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// One model as OpenAI's model object; `id` is the id it is listed under (its own or its
-/// slash-free form), `route` an extension field SDKs ignore.
-pub fn model_object(m: &Model, id: &str) -> Value {
-    json!({"id": id, "object": "model", "created": m.created.unwrap_or(0),
-           "owned_by": m.owned_by.as_deref().unwrap_or("unknown"), "route": m.route})
-}
-
-/// `GET /v1/models`: the lists of one or more routes in one OpenAI list. A model whose id
-/// has a route prefix (`xai-grok-sub/grok-4.3`) is listed a second time under its
-/// slash-free form (`xai-grok-sub--grok-4.3`), for clients that read a slash as a
-/// provider prefix of their own (Python `openai-agents`).
-pub fn models(lists: &[ModelList]) -> Value {
-    list(lists.iter().flat_map(|l| &l.models))
-}
-
-fn list<'a>(models: impl Iterator<Item = &'a Model>) -> Value {
-    let data: Vec<Value> = models
-        .flat_map(|m| {
-            std::iter::once(model_object(m, &m.id))
-                .chain(crate::openai::slash_free(&m.id).map(|alias| model_object(m, &alias)))
-        })
-        .collect();
-    json!({"object": "list", "data": data})
-}
-
 /// OpenAI usage: completion tokens include reasoning, as the WIT's output tokens do.
 pub fn usage(u: &Usage) -> Value {
     json!({
@@ -187,38 +162,111 @@ pub fn usage(u: &Usage) -> Value {
     })
 }
 
-fn tool_call(c: &ToolCall) -> Value {
-    json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})
+/// A whole chat completion, serialized straight from the plugin's reply (the hot path of
+/// every non-streamed request: no JSON tree, the content not copied).
+#[derive(Serialize)]
+pub struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [CompletionChoice<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Value>,
 }
 
-pub fn completion(id: &str, created: u64, r: &ChatReply) -> Value {
-    let mut message = json!({"role": "assistant", "content": r.content, "refusal": null});
-    if !r.tool_calls.is_empty() {
-        message["tool_calls"] = r.tool_calls.iter().map(tool_call).collect();
-        if r.content.is_empty() {
-            message["content"] = Value::Null;
-        }
+#[derive(Serialize)]
+struct CompletionChoice<'a> {
+    index: u32,
+    message: CompletionMessage<'a>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct CompletionMessage<'a> {
+    role: &'static str,
+    /// Null when the reply is only tool calls, as OpenAI writes it.
+    content: Option<&'a str>,
+    refusal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCallBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    annotations: Vec<Annotation<'a>>,
+}
+
+#[derive(Serialize)]
+struct ToolCallBody<'a> {
+    id: &'a str,
+    r#type: &'static str,
+    function: FunctionBody<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionBody<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct Annotation<'a> {
+    r#type: &'static str,
+    url_citation: UrlCitation<'a>,
+}
+
+#[derive(Serialize)]
+struct UrlCitation<'a> {
+    url: &'a str,
+    title: Option<&'a str>,
+    start_index: Option<u32>,
+    end_index: Option<u32>,
+}
+
+pub fn completion<'a>(id: &'a str, created: u64, r: &'a ChatReply) -> Completion<'a> {
+    let content = (r.tool_calls.is_empty() || !r.content.is_empty()).then_some(r.content.as_str());
+    Completion {
+        id,
+        object: "chat.completion",
+        created,
+        model: &r.model,
+        choices: [CompletionChoice {
+            index: 0,
+            message: CompletionMessage {
+                role: "assistant",
+                content,
+                refusal: None,
+                tool_calls: r
+                    .tool_calls
+                    .iter()
+                    .map(|c| ToolCallBody {
+                        id: &c.id,
+                        r#type: "function",
+                        function: FunctionBody {
+                            name: &c.name,
+                            arguments: &c.arguments,
+                        },
+                    })
+                    .collect(),
+                reasoning_content: r.reasoning.as_deref(),
+                annotations: r
+                    .citations
+                    .iter()
+                    .map(|c| Annotation {
+                        r#type: "url_citation",
+                        url_citation: UrlCitation {
+                            url: &c.url,
+                            title: c.title.as_deref(),
+                            start_index: c.start_index,
+                            end_index: c.end_index,
+                        },
+                    })
+                    .collect(),
+            },
+            finish_reason: r.finish_reason.as_ref().map(FinishReason::name),
+        }],
+        usage: r.usage.as_ref().map(usage),
     }
-    if let Some(reasoning) = &r.reasoning {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    if !r.citations.is_empty() {
-        message["annotations"] = r
-            .citations
-            .iter()
-            .map(|c| json!({"type": "url_citation", "url_citation": {
-                "url": c.url, "title": c.title, "start_index": c.start_index, "end_index": c.end_index}}))
-            .collect();
-    }
-    let mut v = json!({
-        "id": id, "object": "chat.completion", "created": created, "model": r.model,
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": r.finish_reason.as_ref().map(FinishReason::name)}],
-    });
-    if let Some(u) = &r.usage {
-        v["usage"] = usage(u);
-    }
-    v
 }
 
 /// Builds the `chat.completion.chunk` events of one stream.
@@ -382,24 +430,6 @@ mod tests {
         assert_eq!(text["choices"][0]["delta"]["tool_calls"][0]["id"], "a");
         let finish = w.event(&ChatChunk::Finish(FinishReason::Stop)).unwrap();
         assert!(finish["choices"][0]["delta"].get("tool_calls").is_none());
-    }
-
-    #[test]
-    fn slash_free_ids_are_listed_beside_prefixed_ones() {
-        let m = |id: &str| Model {
-            id: id.into(),
-            lane: provider_runtime::bindings::types::Lane::ChatCompletions,
-            route: "r".into(),
-            owned_by: None,
-            created: None,
-        };
-        let ids: Vec<Value> = list([m("p/a"), m("b")].iter())["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["id"].clone())
-            .collect();
-        assert_eq!(ids, [json!("p/a"), json!("p--a"), json!("b")]);
     }
 
     #[test]
