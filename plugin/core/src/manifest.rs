@@ -1,7 +1,7 @@
 //! What the plugin says about itself (the WIT `manifest` export): its configuration keys
 //! with their defaults, and its routes. This is the one home of those defaults: the
 //! [`Settings`](crate::settings::Settings) take theirs from [`SETTINGS`], and
-//! [`Route`](crate::routes::Route) its names, prefixes and credentials from [`ROUTES`].
+//! [`Route`] its names, prefixes and credentials from [`ROUTES`].
 
 use crate::routes::Route;
 use crate::types::{CredentialKind, PluginManifest, RouteInfo, Setting, SettingKind};

@@ -1,13 +1,13 @@
 //! The orchestration: every exported operation, over the injected effects. One file per
 //! concern:
 //!
-//! * [`login`]: the device login (`start`, `poll`);
-//! * [`credentials`]: the stored OAuth login and its single-flight refresh (`refresh`);
-//! * [`api`]: requests to the model API and their retry policy (`models`, `chat`, streams);
-//! * [`status`]: what is stored, and forgetting it (`status`, `logout`);
-//! * [`routes`]: which route serves a request, the API key (`set-api-key`, ...) and the
+//! * `login.rs`: the device login (`start`, `poll`);
+//! * `credentials.rs`: the stored OAuth login and its single-flight refresh (`refresh`);
+//! * `api.rs`: requests to the model API and their retry policy (`models`, `chat`, streams);
+//! * `status.rs`: what is stored, and forgetting it (`status`, `logout`);
+//! * `routes.rs`: which route serves a request, the API key (`set-api-key`, ...) and the
 //!   routes that could serve instead;
-//! * [`usage`]: what is left of a route's quota (`usage`).
+//! * `usage.rs`: what is left of a route's quota (`usage`).
 //!
 //! Concurrency model: several processes (and component instances) share one tenant's
 //! store. Refresh tokens are single-use, so every redemption happens under the store
