@@ -5,39 +5,15 @@
 //! SDKs' typed exceptions, and a request shaped like Claude Code's. Upstream is the
 //! reference servers; the tenant logs in through the CLI.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use provider_reference::{
-    ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, Fault, Route,
-    ToolStreamStyle,
-};
+use provider_reference::{ApiHandle, AuthConfig, Fault, Route, ToolStreamStyle};
 use serde_json::Value;
 
-use crate::support::{self, cli_to};
+use crate::served::{self, Served};
 
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/serve");
-
-/// `serve` in front of the reference servers, tenant `team` logged in at tier 4, the
-/// developer API enabled beside the rail, Claude Code's default name aliased to the rail's
-/// reasoning model.
-struct Served {
-    _auth: AuthHandle,
-    api: ApiHandle,
-    _state: tempfile::TempDir,
-    child: Child,
-    /// The server's root (the SDKs add `/v1/messages`).
-    root: String,
-    key: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn serve() -> Served {
     serve_aliased(Aliases::Flags)
@@ -51,61 +27,25 @@ enum Aliases {
     Variable,
 }
 
+/// `serve` in front of the reference servers, tenant `team` logged in at tier 4, the
+/// developer API enabled beside the rail, Claude Code's default name aliased to the rail's
+/// reasoning model (and Haiku's to the API's grok-4.3), given as `aliases` says.
 fn serve_aliased(aliases: Aliases) -> Served {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
-    let state = support::state_dir();
-    support::login(state.path(), &auth, &api, "team", 4, "served");
-    let created = support::json_of(
-        &cli_to(state.path(), &auth, &api)
-            .args(["--tenant", "team", "serve-key", "create"])
-            .output()
-            .unwrap(),
-    );
-    let key = created["key"].as_str().unwrap().to_owned();
-    let mut command = cli_to(state.path(), &auth, &api);
-    match aliases {
-        Aliases::Variable => command.env(
-            "PROVIDER_HOST_MODEL_ALIASES",
-            "claude-sonnet-4-5=grok-4.6,claude-haiku-4-5=xai-grok/grok-4.3",
-        ),
-        Aliases::Flags => command.env_remove("PROVIDER_HOST_MODEL_ALIASES"),
-    };
-    let mut child = command
-        .args(["serve", "--listen", "127.0.0.1:0", "--route", "api"])
-        .args(match aliases {
-            Aliases::Flags => &[
+    served::serve_custom(AuthConfig::default(), |command, _, _, _| {
+        command.args(["--route", "api"]);
+        match aliases {
+            Aliases::Variable => command.env(
+                "PROVIDER_HOST_MODEL_ALIASES",
+                "claude-sonnet-4-5=grok-4.6,claude-haiku-4-5=xai-grok/grok-4.3",
+            ),
+            Aliases::Flags => command.env_remove("PROVIDER_HOST_MODEL_ALIASES").args([
                 "--model-alias",
                 "claude-sonnet-4-5=grok-4.6",
                 "--model-alias",
                 "claude-haiku-4-5=xai-grok/grok-4.3",
-            ][..],
-            Aliases::Variable => &[],
-        })
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = support::serve_base(&mut child);
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("serve: {line}");
-        }
-    });
-    Served {
-        _auth: auth,
-        api,
-        _state: state,
-        child,
-        root: base.strip_suffix("/v1").unwrap().to_owned(),
-        key,
-    }
+            ]),
+        };
+    })
 }
 
 /// One step of a client in tests/serve (`program script step`); its JSON on success.
@@ -113,7 +53,7 @@ fn client(s: &Served, program: &str, script: &str, step: &str) -> Value {
     let out = Command::new(program)
         .current_dir(CLIENTS)
         .args([script, step])
-        .env("ANTHROPIC_BASE_URL", &s.root)
+        .env("ANTHROPIC_BASE_URL", s.root())
         .env("ANTHROPIC_API_KEY", &s.key)
         .env_remove("ANTHROPIC_AUTH_TOKEN")
         .output()
@@ -150,7 +90,7 @@ fn python(s: &Served, step: &str) -> Value {
 /// the lane their catalogue names (Responses, whose reasoning items round-trip).
 fn list_models(s: &Served) -> Value {
     use std::io::{Read, Write};
-    let authority = s.root.strip_prefix("http://").unwrap();
+    let authority = s.root().strip_prefix("http://").unwrap();
     let mut conn = std::net::TcpStream::connect(authority).unwrap();
     write!(
         conn,

@@ -5,75 +5,19 @@
 //! Python `openai-agents`, `langchain-openai` and the `llm` CLI. Upstream is the reference
 //! servers; the tenant logs in through the CLI.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use provider_reference::{
-    ApiConfig, ApiHandle, ApiServer, AuthConfig, AuthHandle, AuthServer, ToolStreamStyle,
-};
+use provider_reference::{AuthConfig, ToolStreamStyle};
 use serde_json::Value;
 
-use crate::support::{self, cli_to};
+use crate::served::{self, Served};
 
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/serve");
 
 /// `serve` in front of the reference servers, tenant `team` logged in at tier 4.
-struct Served {
-    _auth: AuthHandle,
-    api: ApiHandle,
-    _state: tempfile::TempDir,
-    child: Child,
-    base: String,
-    key: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve() -> Served {
-    let auth = AuthServer::start_background(AuthConfig {
-        interval: 1,
-        ..AuthConfig::default()
-    })
-    .unwrap();
-    let api = ApiServer::start_background(ApiConfig::for_auth(&auth)).unwrap();
-    let state = support::state_dir();
-    support::login(state.path(), &auth, &api, "team", 4, "served");
-    let created = support::json_of(
-        &cli_to(state.path(), &auth, &api)
-            .args(["--tenant", "team", "serve-key", "create"])
-            .output()
-            .unwrap(),
-    );
-    let key = created["key"].as_str().unwrap().to_owned();
-    let mut child = cli_to(state.path(), &auth, &api)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = support::serve_base(&mut child);
-    // serve's log, drained so it never blocks on a full pipe, echoed for failures.
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("serve: {line}");
-        }
-    });
-    Served {
-        _auth: auth,
-        api,
-        _state: state,
-        child,
-        base,
-        key,
-    }
+    served::serve_custom(AuthConfig::default(), |_, _, _, _| {})
 }
 
 /// Run `program args` in tests/serve with serve's base URL and key; its JSON on success.

@@ -21,6 +21,7 @@ mod peers;
 mod rotation;
 mod routes;
 mod serve;
+mod served;
 mod sessions;
 mod store_hardening;
 mod support;

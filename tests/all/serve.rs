@@ -2,34 +2,16 @@
 //! (tests/serve/sdk_client.py, installed by the test setup) and raw HTTP for what an SDK
 //! hides. The upstream is the reference servers; the tenant logs in through the CLI.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use provider_reference::{ApiHandle, AuthConfig, AuthHandle, Fault, Route};
 use serde_json::Value;
 
+use crate::served::{self, Served};
 use crate::support::{self, cli_to};
-
-struct Served {
-    auth: AuthHandle,
-    api: ApiHandle,
-    _state: tempfile::TempDir,
-    child: Child,
-    base: String,
-    key: String,
-    /// serve's stderr so far (the access log), read by a thread.
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Reference servers, a tenant `team` logged in at tier 4, a serve key for it, and
 /// `serve` on a free loopback port.
@@ -43,88 +25,20 @@ fn serve_with(auth_config: AuthConfig) -> Served {
     serve_custom(auth_config, |_, _, _, _| {})
 }
 
-/// `serve_with`, with `prepare` run on the state directory before `serve` starts and
-/// given its command to add arguments or variables to.
+/// The shared harness's `serve`, with the developer API's route enabled: the default
+/// route is the subscription rail, and the SDK clients also chat with the developer
+/// API's grok-4.3 (`xai-grok/…`). `prepare` as there.
 fn serve_custom(
     auth_config: AuthConfig,
     prepare: impl FnOnce(&mut Command, &std::path::Path, &AuthHandle, &ApiHandle),
 ) -> Served {
-    let (auth, api) = support::servers_with(auth_config);
-    let state = support::state_dir();
-    support::login(state.path(), &auth, &api, "team", 4, "served");
-    let created = support::json_of(
-        &cli_to(state.path(), &auth, &api)
-            .args(["--tenant", "team", "serve-key", "create"])
-            .output()
-            .unwrap(),
-    );
-    let key = created["key"].as_str().unwrap().to_owned();
-    let mut serve = cli_to(state.path(), &auth, &api);
-    // The default route is the subscription rail; the SDK clients also chat with the
-    // developer API's grok-4.3 (`xai-grok/…`), so that route is enabled beside it.
-    serve.args(["serve", "--listen", "127.0.0.1:0", "--route", "api"]);
-    prepare(&mut serve, state.path(), &auth, &api);
-    let mut child = serve
-        .env("RUST_LOG", "access=info,warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = support::serve_base(&mut child);
-    let log = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    Served {
-        auth,
-        api,
-        _state: state,
-        child,
-        base,
-        key,
-        log,
-    }
+    served::serve_custom(auth_config, |cmd, state, auth, api| {
+        cmd.args(["--route", "api"]);
+        prepare(cmd, state, auth, api);
+    })
 }
 
 impl Served {
-    fn addr(&self) -> SocketAddr {
-        let authority = self
-            .base
-            .strip_prefix("http://")
-            .and_then(|r| r.strip_suffix("/v1"))
-            .unwrap();
-        authority.parse().unwrap()
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Wait until serve's log has a line with all of `parts`; that line.
-    fn wait_for_log(&self, parts: &[&str], within: Duration) -> Option<String> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(l) = self
-                .log()
-                .lines()
-                .find(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return Some(l.to_owned());
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Write one HTTP/1.1 request (`Connection: close`) on a new connection.
     fn send(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> TcpStream {
         self.send_with(method, path, key, body, &[])
