@@ -64,8 +64,11 @@ impl World {
             .expect("config")
             .set("oauth-issuer", auth.issuer())
             .set("api-base", api.base_url())
-            // The default route is the subscription rail: the reference server's.
-            .set("subscription-base", api.subscription_base());
+            // The subscription rail is the reference server's; the sessions use the API
+            // route (the reference rail lists no models for the bench's tier, and the
+            // baselines of c and f are calls to the API).
+            .set("subscription-base", api.subscription_base())
+            .set("default-route", "api");
         let mut options = options(state.path().to_path_buf());
         options.allocation = allocation;
         if cache.is_some() {
