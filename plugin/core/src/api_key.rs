@@ -5,6 +5,7 @@ use provider_redact::Secret;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ProviderError;
+use crate::record::{Fields, Record};
 use crate::types::ApiKeyInfo;
 
 /// Store key of the API key record.
@@ -25,6 +26,15 @@ pub struct ApiKey {
     pub key: Secret,
     /// When it was stored (unix ms).
     pub stored_at_ms: u64,
+}
+
+impl Record for ApiKey {
+    fn read(f: &mut Fields) -> Option<Self> {
+        Some(Self {
+            key: Secret::from(f.string("key")?),
+            stored_at_ms: f.u64("stored_at_ms")?,
+        })
+    }
 }
 
 impl ApiKey {
@@ -68,7 +78,7 @@ impl ApiKey {
 
     /// Parse the stored record.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProviderError> {
-        serde_json::from_slice(bytes).map_err(|_| {
+        Self::from_json(bytes).ok_or_else(|| {
             ProviderError::Storage(
                 "the stored API key is unreadable: call delete-api-key, then set-api-key".into(),
             )

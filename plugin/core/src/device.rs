@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::error::ProviderError;
 use crate::json::{str_field, u64_field};
 use crate::origin::Origin;
+use crate::record::{Fields, Record};
 use crate::types::{DevicePrompt, PendingLogin};
 
 /// Store keys of pending flows start with this.
@@ -125,6 +126,21 @@ pub struct PendingFlow {
     pub interval_secs: u64,
     /// When the token endpoint was last asked (unix ms).
     pub last_poll_ms: Option<u64>,
+}
+
+impl Record for PendingFlow {
+    fn read(f: &mut Fields) -> Option<Self> {
+        Some(Self {
+            device_code: Secret::from(f.string("device_code")?),
+            user_code: f.string("user_code")?,
+            verification_uri: f.string("verification_uri")?,
+            verification_uri_complete: f.string("verification_uri_complete")?,
+            created_at_ms: f.u64("created_at_ms")?,
+            expires_at_ms: f.u64("expires_at_ms")?,
+            interval_secs: f.u64("interval_secs")?,
+            last_poll_ms: f.opt_u64("last_poll_ms")?,
+        })
+    }
 }
 
 impl PendingFlow {

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::error::ProviderError;
 use crate::origin::Origin;
+use crate::record::{Fields, Record};
 
 /// Store key of the cached discovery document.
 pub const DISCOVERY_KEY: &str = "discovery";
@@ -32,6 +33,26 @@ pub struct DiscoveryCache {
     pub fetched_at_ms: u64,
     /// The validated endpoints.
     pub endpoints: Endpoints,
+}
+
+impl Record for Endpoints {
+    fn read(f: &mut Fields) -> Option<Self> {
+        Some(Self {
+            device_authorization_endpoint: f.opt_string("device_authorization_endpoint")?,
+            token_endpoint: f.string("token_endpoint")?,
+            revocation_endpoint: f.opt_string("revocation_endpoint")?,
+        })
+    }
+}
+
+impl Record for DiscoveryCache {
+    fn read(f: &mut Fields) -> Option<Self> {
+        Some(Self {
+            issuer: f.string("issuer")?,
+            fetched_at_ms: f.u64("fetched_at_ms")?,
+            endpoints: f.record("endpoints")?,
+        })
+    }
 }
 
 impl DiscoveryCache {

@@ -29,6 +29,7 @@ pub mod oauth;
 pub mod origin;
 pub mod provider;
 pub mod quota;
+pub mod record;
 /// The one redactor (crate `provider-redact`).
 pub use provider_redact as redact;
 pub mod retry_after;

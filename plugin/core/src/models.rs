@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::error::ProviderError;
 use crate::json::u64_field;
+use crate::record::{Fields, Record};
 use crate::routes::Route;
 use crate::types::{Lane, Model, ModelList};
 
@@ -116,6 +117,17 @@ pub struct ModelsCache {
     pub models: Vec<Model>,
     /// Image and video models.
     pub media_models: Vec<Model>,
+}
+
+impl Record for ModelsCache {
+    fn read(f: &mut Fields) -> Option<Self> {
+        Some(Self {
+            fetched_at_ms: f.u64("fetched_at_ms")?,
+            tier: f.opt_u32("tier")?,
+            models: f.list("models")?,
+            media_models: f.list("media_models")?,
+        })
+    }
 }
 
 impl ModelsCache {

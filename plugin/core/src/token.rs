@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::error::ProviderError;
 use crate::json::{str_field, u64_field};
 use crate::jwt::decode_claims;
+use crate::record::{Fields, Record};
 
 /// Lifetime assumed when neither `expires_in` nor the JWT's `exp` says (1 h).
 pub const FALLBACK_LIFETIME_MS: u64 = 60 * 60 * 1000;
@@ -100,6 +101,20 @@ pub struct Credentials {
     pub generation: u64,
 }
 
+impl Record for Credentials {
+    fn read(f: &mut Fields) -> Option<Self> {
+        Some(Self {
+            access_token: Secret::from(f.string("access_token")?),
+            refresh_token: f.opt_string("refresh_token")?.map(Secret::from),
+            expires_at_ms: f.u64("expires_at_ms")?,
+            obtained_at_ms: f.u64("obtained_at_ms")?,
+            tier: f.opt_u32("tier")?,
+            scope: f.opt_string("scope")?,
+            generation: f.u64_or_zero("generation")?,
+        })
+    }
+}
+
 impl Credentials {
     /// Build the record from a token response. The expiry comes from `expires_in`, else
     /// the JWT's `exp`, else one hour. A missing refresh token keeps `previous`'s
@@ -153,7 +168,7 @@ impl Credentials {
 
     /// Parse the stored record.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProviderError> {
-        serde_json::from_slice(bytes).map_err(|_| {
+        Self::from_json(bytes).ok_or_else(|| {
             ProviderError::Storage(
                 "stored credentials are unreadable: logout, then start again".into(),
             )

@@ -10,6 +10,7 @@ use crate::error::ProviderError;
 use crate::http::{post_form, read_reply};
 use crate::io::{Clock, SecretStore, Transport};
 use crate::oauth::{OAuthError, OAuthReply, classify_oauth, describe};
+use crate::record::{Fields, Record};
 use crate::token::{Credentials, TokenResponse};
 use crate::types::ConnectionStatus;
 
@@ -29,6 +30,16 @@ pub struct RevokedMark {
     pub at_ms: u64,
     /// The message callers get (no secret in it).
     pub message: String,
+}
+
+impl Record for RevokedMark {
+    fn read(f: &mut Fields) -> Option<Self> {
+        Some(Self {
+            generation: f.u64("generation")?,
+            at_ms: f.u64("at_ms")?,
+            message: f.string("message")?,
+        })
+    }
 }
 
 /// What a caller is told about a login the token endpoint declared dead.

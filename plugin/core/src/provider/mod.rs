@@ -25,7 +25,6 @@ mod status;
 mod usage;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::discovery::{DISCOVERY_KEY, DiscoveryCache, Endpoints, parse_discovery};
 use crate::error::ProviderError;
@@ -33,6 +32,7 @@ use crate::http::{get_json, parse_json, read_reply};
 use crate::io::{Clock, HttpRequest, HttpResponse, SecretStore, Transport};
 use crate::oauth::{OAuthReply, classify_oauth};
 use crate::origin::Origin;
+use crate::record::Record;
 use crate::settings::Settings;
 
 pub use credentials::{CREDENTIALS_KEY, REVOKED_KEY, RevokedMark};
@@ -105,11 +105,8 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     }
 
     /// A cache record; corrupt ones count as absent.
-    fn load_json<V: DeserializeOwned>(&mut self, key: &str) -> Result<Option<V>, ProviderError> {
-        Ok(self
-            .store
-            .get(key)?
-            .and_then(|b| serde_json::from_slice(&b).ok()))
+    fn load_json<V: Record>(&mut self, key: &str) -> Result<Option<V>, ProviderError> {
+        Ok(self.store.get(key)?.and_then(|b| V::from_json(&b)))
     }
 
     fn save_json<V: Serialize>(&mut self, key: &str, value: &V) -> Result<(), ProviderError> {

@@ -12,6 +12,7 @@ use crate::error::ProviderError;
 use crate::http::{get_json, post_form, read_json};
 use crate::io::{Clock, SecretStore, Transport};
 use crate::models::{LEGACY_MODELS_KEY, MODELS_TTL_MS, ModelsCache, choose_default, models_key};
+use crate::record::{Fields, Record};
 use crate::routes::Route;
 use crate::tier::{subscription_name, tier_name};
 use crate::token::Credentials;
@@ -32,6 +33,16 @@ pub struct SubscriptionCache {
     pub tier: Option<u32>,
     /// Its display name; `None`: the rail named no active subscription.
     pub name: Option<String>,
+}
+
+impl Record for SubscriptionCache {
+    fn read(f: &mut Fields) -> Option<Self> {
+        Some(Self {
+            fetched_at_ms: f.u64("fetched_at_ms")?,
+            tier: f.opt_u32("tier")?,
+            name: f.opt_string("name")?,
+        })
+    }
 }
 
 impl SubscriptionCache {
