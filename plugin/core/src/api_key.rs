@@ -5,6 +5,7 @@ use provider_redact::Secret;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ProviderError;
+use crate::json::written;
 use crate::record::{Fields, Record};
 use crate::types::ApiKeyInfo;
 
@@ -73,7 +74,7 @@ impl ApiKey {
 
     /// Serialize for the store.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("api key serializes")
+        written(serde_json::to_vec(self))
     }
 
     /// Parse the stored record.

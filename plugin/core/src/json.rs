@@ -31,6 +31,14 @@ pub fn u64_field(obj: &Value, name: &str) -> Option<u64> {
     obj.get(name).and_then(as_u64)
 }
 
+/// The JSON that `serde_json::to_vec` wrote. It fails only for a map with non-string keys or
+/// a `Serialize` impl that fails, which the plugin's types and `Value`s never have; the
+/// `unreachable!` keeps serde_json's error formatting out of the component (an `expect`
+/// would print the error's `Debug`).
+pub fn written(r: serde_json::Result<Vec<u8>>) -> Vec<u8> {
+    r.unwrap_or_else(|_| unreachable!("JSON of the plugin's own types always serializes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ProviderError;
-use crate::json::{str_field, u64_field};
+use crate::json::{str_field, u64_field, written};
 use crate::jwt::decode_claims;
 use crate::record::{Fields, Record};
 
@@ -163,7 +163,7 @@ impl Credentials {
 
     /// Serialize for the store.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("credentials serialize")
+        written(serde_json::to_vec(self))
     }
 
     /// Parse the stored record.

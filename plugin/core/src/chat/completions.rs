@@ -15,7 +15,7 @@ use super::{
     response_failure, schema_fields, takes_reasoning_effort,
 };
 use crate::error::ProviderError;
-use crate::json::as_u64;
+use crate::json::{as_u64, written};
 use crate::routes::Route;
 use crate::types::{
     ChatChunk, ChatReply, ChatRequest, Citation, ContentPart, FinishReason, ImageDetail,
@@ -248,7 +248,7 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Vec<u
         stop: req.stop.iter().map(String::as_str).collect(),
         seed: req.seed,
     };
-    Ok(serde_json::to_vec(&body).expect("json body"))
+    Ok(written(serde_json::to_vec(&body)))
 }
 
 fn text_field(v: Option<&Value>, what: &str) -> Result<Option<String>, ProviderError> {

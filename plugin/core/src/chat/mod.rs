@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::ProviderError;
+use crate::json::written;
 use crate::models::lane_for;
 use crate::redact::sanitize;
 use crate::routes::{Route, RoutedModel};
@@ -393,7 +394,7 @@ pub fn request_body(
     }
     merge_extra(&mut body, extra)?;
     Ok(UpstreamRequest {
-        body: serde_json::to_vec(&body).expect("json body"),
+        body: written(serde_json::to_vec(&body)),
         headers,
     })
 }

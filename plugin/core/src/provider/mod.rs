@@ -30,6 +30,7 @@ use crate::discovery::{DISCOVERY_KEY, DiscoveryCache, Endpoints, parse_discovery
 use crate::error::ProviderError;
 use crate::http::{get_json, parse_json, read_reply};
 use crate::io::{Clock, HttpRequest, HttpResponse, SecretStore, Transport};
+use crate::json::written;
 use crate::oauth::{OAuthReply, classify_oauth};
 use crate::origin::Origin;
 use crate::record::Record;
@@ -110,7 +111,7 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
     }
 
     fn save_json<V: Serialize>(&mut self, key: &str, value: &V) -> Result<(), ProviderError> {
-        let bytes = serde_json::to_vec(value).expect("serializable record");
+        let bytes = written(serde_json::to_vec(value));
         Ok(self.store.set(key, &bytes)?)
     }
 

@@ -75,7 +75,8 @@ pub(super) fn reasoning_item(item: &Value) -> Option<ReasoningItem> {
     };
     Some(ReasoningItem {
         lane: Lane::Responses,
-        data: serde_json::to_string(&keep).expect("json"),
+        data: serde_json::to_string(&keep)
+            .unwrap_or_else(|_| unreachable!("JSON of the plugin's own types always serializes")),
     })
 }
 

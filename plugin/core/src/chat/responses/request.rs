@@ -10,6 +10,7 @@ use super::super::{
     schema_fields,
 };
 use crate::error::ProviderError;
+use crate::json::written;
 use crate::types::{ChatRequest, ContentPart, Lane, ResponseFormat, Role};
 
 #[derive(Serialize)]
@@ -220,5 +221,5 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Vec<u
         text: req.response_format.as_ref().map(text_format).transpose()?,
         prompt_cache_key: req.prompt_cache_key.as_deref(),
     };
-    Ok(serde_json::to_vec(&body).expect("json body"))
+    Ok(written(serde_json::to_vec(&body)))
 }
