@@ -53,7 +53,7 @@ pub fn redact_secrets(text: &str, secrets: &[&str]) -> String {
         }
         // Every piece of >= N bytes is a chain of N-byte windows of the secret: mark each
         // window of the text that is one.
-        let windows: std::collections::HashSet<&[u8]> = sb.windows(SECRET_FRAGMENT_MIN).collect();
+        let windows = Windows::of(sb);
         for (i, w) in bytes.windows(SECRET_FRAGMENT_MIN).enumerate() {
             if windows.contains(w) {
                 masked[i..i + SECRET_FRAGMENT_MIN]
@@ -78,6 +78,57 @@ pub fn redact_secrets(text: &str, secrets: &[&str]) -> String {
         in_mask = hit;
     }
     out
+}
+
+/// The [`SECRET_FRAGMENT_MIN`]-byte windows of a secret, as a set: each window read as a
+/// `u128` (the same bytes, the same number) in an open-addressing table at most half full.
+/// The plugin component's size matters: a `HashSet<&[u8]>` linked a general hash table
+/// and SipHash just for this.
+struct Windows {
+    slots: Vec<Option<u128>>,
+}
+
+impl Windows {
+    /// The windows of `secret` (at least [`SECRET_FRAGMENT_MIN`] bytes long).
+    fn of(secret: &[u8]) -> Self {
+        let count = secret.len() + 1 - SECRET_FRAGMENT_MIN;
+        let mut set = Self {
+            slots: vec![None; (2 * count).next_power_of_two()],
+        };
+        for w in secret.windows(SECRET_FRAGMENT_MIN) {
+            let i = set.find(key(w));
+            set.slots[i] = Some(key(w));
+        }
+        set
+    }
+
+    /// Whether `window` is one of them.
+    fn contains(&self, window: &[u8]) -> bool {
+        self.slots[self.find(key(window))].is_some()
+    }
+
+    /// The slot holding `k`, or the empty one where it would go (linear probing: the
+    /// table is never full, so an empty slot ends every search).
+    fn find(&self, k: u128) -> usize {
+        let mask = self.slots.len() - 1;
+        let h = (k as u64 ^ (k >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut i = (h >> 32) as usize & mask;
+        while let Some(x) = self.slots[i] {
+            if x == k {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        i
+    }
+}
+
+/// A window of [`SECRET_FRAGMENT_MIN`] bytes as a number.
+fn key(window: &[u8]) -> u128 {
+    const { assert!(SECRET_FRAGMENT_MIN == 16) };
+    let mut b = [0; 16];
+    b.copy_from_slice(window);
+    u128::from_le_bytes(b)
 }
 
 /// Cut to `max` characters, marking the cut with `…`.
@@ -160,6 +211,30 @@ mod tests {
             redact_secrets("id abc123 ok", &["abc123"]),
             "id [redacted] ok"
         );
+    }
+
+    #[test]
+    fn the_window_set_holds_exactly_the_windows() {
+        let secrets = [
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMjMiLCJ0aWVyIjozfQ.c2lnbmF0dXJl".to_owned(),
+            "s3cr3t-".repeat(60),
+            "a".repeat(40),
+            "0123456789abcdef".to_owned(),
+            "clé-secrète-très-longue-ünïcödé".to_owned(),
+        ];
+        for secret in &secrets {
+            let sb = secret.as_bytes();
+            let set = Windows::of(sb);
+            let text = format!(
+                "{secret} {}{} aaaaaaaaaaaaaaaaaa x",
+                &secrets[1][3..],
+                &secrets[4]
+            );
+            for w in text.as_bytes().windows(SECRET_FRAGMENT_MIN) {
+                let plain = sb.windows(SECRET_FRAGMENT_MIN).any(|s| s == w);
+                assert_eq!(set.contains(w), plain, "{secret} {w:?}");
+            }
+        }
     }
 
     #[test]
