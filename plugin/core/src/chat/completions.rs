@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use serde::Serialize;
-use serde_json::{Number, Value, json};
+use serde_json::{Map, Number, Value};
 
 use super::{
     FunctionFields, SchemaFields, WireToolChoice, decimal, effort, function_tools,
@@ -389,7 +389,11 @@ impl CompletionsAssembler {
             let err = if err.is_object() {
                 err.clone()
             } else {
-                json!({"message": err})
+                // What `json!({"message": err})` builds, without its `to_value(..).unwrap()`
+                // (a `Value` serializer and serde_json's error `Debug` in the component).
+                let mut m = Map::new();
+                m.insert("message".to_owned(), err.clone());
+                Value::Object(m)
             };
             return Err(response_failure(Some(&err)));
         }

@@ -522,6 +522,28 @@ fn completions(events: &[Value]) -> Result<Vec<ChatChunk>, ProviderError> {
     Ok(out.into())
 }
 
+#[test]
+fn completions_stream_errors_as_objects_or_bare_values() {
+    let err = |e: Value| completions(&[json!({"error": e})]).unwrap_err();
+    let object = err(json!({"code": "rate_limit_exceeded", "message": "slow down"}));
+    assert!(
+        matches!(&object, ProviderError::RateLimited { message, .. } if message == "rate_limit_exceeded: slow down"),
+        "{object:?}"
+    );
+    // A bare string is the message.
+    let bare = err(json!("overloaded"));
+    assert!(
+        matches!(&bare, ProviderError::UpstreamUnavailable(m) if m == "overloaded"),
+        "{bare:?}"
+    );
+    // Anything else carries no message.
+    let other = err(json!(5));
+    assert!(
+        matches!(&other, ProviderError::UpstreamUnavailable(m) if m == "the response failed"),
+        "{other:?}"
+    );
+}
+
 fn start(index: u32, id: &str, name: &str) -> ChatChunk {
     ChatChunk::ToolCallStart {
         index,
