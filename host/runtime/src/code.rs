@@ -57,9 +57,11 @@ codes! {
     /// The component is not a usable `model-provider:plugin` component.
     PluginError = "plugin_error", INTERNAL_SERVER_ERROR,
         "Use a component of the model-provider:plugin world.";
-    /// Every instance slot of the process's pool is in use.
-    PoolExhausted = "pool_exhausted", INTERNAL_SERVER_ERROR,
-        "Every instance slot is in use: retry when a session ends, or raise the pool's size.";
+    /// Every instance slot of the process's pool, or the plugins' whole memory budget, is
+    /// in use: the host is loaded, nothing is wrong with the call.
+    PoolExhausted = "pool_exhausted", SERVICE_UNAVAILABLE,
+        "The host is at capacity (instance slots or the plugins' memory budget): retry \
+         shortly, or raise the pool's size or the memory budget.";
     /// Every session of the tenant stayed busy for the pool's bounded wait.
     TenantBusy = "tenant_busy", TOO_MANY_REQUESTS,
         "Every session of this tenant is busy: retry shortly, or raise the host's \

@@ -24,7 +24,9 @@ pub enum HostError {
     /// `model-provider:plugin` world, or describes itself with an unusable manifest.
     #[error("invalid plugin component: {0}")]
     InvalidComponent(String),
-    /// Every instance slot of the process's pool is in use: a session could not get one.
+    /// Every instance slot of the process's pool is in use (a session could not get one), or
+    /// the runtime's whole memory budget ([`crate::limits::MemoryBudget`]) is: try again
+    /// shortly.
     #[error("instance pool exhausted: {0}")]
     PoolExhausted(String),
     /// All of a tenant's sessions in a [`crate::SessionPool`] stayed busy for the pool's
@@ -148,6 +150,8 @@ impl HostError {
             HostError::Provider(ProviderError::RateLimited(r)) => r.retry_after_seconds,
             // A session frees as soon as one of the tenant's calls ends.
             HostError::TenantBusy { .. } => Some(1),
+            // Capacity frees as other calls end.
+            HostError::PoolExhausted(_) => Some(1),
             _ => None,
         }
     }

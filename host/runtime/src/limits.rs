@@ -1,10 +1,12 @@
 //! Per-session resource limits: one memory budget per instance (every linear memory and
 //! table of its store counted together), caps on its core instances, memories, tables and
-//! resource-table entries, and a CPU/wall-time budget per export call, enforced with wasmtime's epoch interruption; and how the instances of live
-//! sessions are allocated ([`InstanceAllocation`]).
+//! resource-table entries, and a CPU/wall-time budget per export call, enforced with
+//! wasmtime's epoch interruption; one memory budget for all instances of a runtime
+//! ([`MemoryBudget`]); and how the instances of live sessions are allocated
+//! ([`InstanceAllocation`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,11 @@ pub struct Limits {
     /// Most bytes all linear memories and tables of an instance may hold together (a table
     /// element counts [`TABLE_ELEMENT_BYTES`]).
     pub memory_bytes: usize,
+    /// Most bytes the instances of all sessions of one [`Runtime`](crate::Runtime) may
+    /// hold together, counted as [`Self::memory_bytes`] is ([`MemoryBudget`]): many
+    /// sessions each under its own cap cannot add up to more. `None`: no bound but the
+    /// per-instance one.
+    pub memory_budget_bytes: Option<usize>,
     /// Most entries of a session's resource table (streams, pollables, `fields`, requests,
     /// ... alive at once); past it the call that would add one traps with
     /// [`HostError::ResourceLimit`](crate::HostError::ResourceLimit).
@@ -46,6 +53,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             memory_bytes: 64 * 1024 * 1024,
+            memory_budget_bytes: Some(DEFAULT_MEMORY_BUDGET_BYTES),
             max_resources: DEFAULT_MAX_RESOURCES,
             call_timeout: Duration::from_secs(300),
             lock_timeout_cap: Duration::from_secs(180),
@@ -62,6 +70,11 @@ impl Limits {
         (self.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
     }
 }
+
+/// Default of [`Limits::memory_budget_bytes`]: six instances at their cap, or a few hundred
+/// sessions of the xAI plugin (about 1.1 MiB each at rest), with a service's own memory
+/// under 512 MiB.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 384 * 1024 * 1024;
 
 /// Default of [`Limits::max_lifted_bytes`]: a reply of the longest text a model writes,
 /// many times over; a chat request's images go the other way (host to plugin) and are not
@@ -140,24 +153,143 @@ pub struct MemoryLimitExceeded {
     pub limit: usize,
 }
 
+/// Raised (as the error of a memory grow) when the instances of a runtime together hold
+/// its whole [`MemoryBudget`]: the host is loaded, the plugin did nothing wrong.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the plugins' memory budget of this host ({limit} bytes) is in use by other calls; {asked} \
+     more bytes were asked"
+)]
+pub struct MemoryBudgetExceeded {
+    /// Bytes the instance asked for on top of what it held.
+    pub asked: usize,
+    /// The budget.
+    pub limit: usize,
+}
+
+/// Bytes of plugin memory that all instances of one [`Runtime`](crate::Runtime) may hold
+/// together ([`Limits::memory_budget_bytes`]). An instance takes its share as it grows and
+/// gives it back when its store is dropped. When a grow does not fit, the budget first
+/// asks its reclaimers (a [`SessionPool`](crate::SessionPool) drops idle sessions, oldest
+/// first) and only then refuses the grow with [`MemoryBudgetExceeded`].
+pub struct MemoryBudget {
+    limit: usize,
+    used: AtomicUsize,
+    reclaimers: Mutex<Vec<Weak<dyn Reclaim>>>,
+}
+
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudget")
+            .field("limit", &self.limit)
+            .field("used", &self.used())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something that can free budget on demand (idle sessions it keeps).
+pub(crate) trait Reclaim: Send + Sync {
+    /// Drops idle sessions until `budget` has `needed` bytes free or none is left.
+    fn reclaim(&self, budget: &MemoryBudget, needed: usize);
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes, none taken.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            used: AtomicUsize::new(0),
+            reclaimers: Mutex::default(),
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes held by live instances now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes free now.
+    pub fn available(&self) -> usize {
+        self.limit.saturating_sub(self.used())
+    }
+
+    pub(crate) fn add_reclaimer(&self, r: Weak<dyn Reclaim>) {
+        let mut list = self
+            .reclaimers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        list.retain(|w| w.strong_count() > 0);
+        list.push(r);
+    }
+
+    fn try_take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&u| u <= self.limit)
+            })
+            .is_ok()
+    }
+
+    /// Takes `bytes`, reclaiming idle sessions when they do not fit.
+    fn take(&self, bytes: usize) -> Result<(), MemoryBudgetExceeded> {
+        if bytes == 0 || self.try_take(bytes) {
+            return Ok(());
+        }
+        // Cloned out of the lock: a reclaimer drops stores, which give back (no lock).
+        let reclaimers: Vec<_> = self
+            .reclaimers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for r in reclaimers {
+            r.reclaim(self, bytes);
+            if self.try_take(bytes) {
+                return Ok(());
+            }
+        }
+        Err(MemoryBudgetExceeded {
+            asked: bytes,
+            limit: self.limit,
+        })
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
 /// Limiter of one store (one instance): every linear memory and table it creates or grows
 /// counts against one budget, and growing past it traps with [`MemoryLimitExceeded`]; it
 /// may hold at most [`MAX_CORE_INSTANCES`] core instances, [`MAX_MEMORIES`] memories and
-/// [`MAX_TABLES`] tables of at most [`MAX_TABLE_ELEMENTS`] elements.
+/// [`MAX_TABLES`] tables of at most [`MAX_TABLE_ELEMENTS`] elements. What it holds is also
+/// taken from the runtime's [`MemoryBudget`], if any, and given back when the store drops.
 pub(crate) struct MemoryCap {
     limit: usize,
     /// Bytes of every memory and table of the store, as last allowed to grow (a store's
     /// memories and tables live as long as it: nothing is subtracted).
     used: usize,
+    budget: Option<Arc<MemoryBudget>>,
 }
 
 impl MemoryCap {
-    pub(crate) fn new(limit: usize) -> Self {
-        Self { limit, used: 0 }
+    pub(crate) fn new(limit: usize, budget: Option<Arc<MemoryBudget>>) -> Self {
+        Self {
+            limit,
+            used: 0,
+            budget,
+        }
     }
 
     fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
-        let asked = self.used.saturating_add(desired.saturating_sub(current));
+        let more = desired.saturating_sub(current);
+        let asked = self.used.saturating_add(more);
         if asked > self.limit {
             return Err(MemoryLimitExceeded {
                 asked,
@@ -165,8 +297,19 @@ impl MemoryCap {
             }
             .into());
         }
+        if let Some(budget) = &self.budget {
+            budget.take(more)?;
+        }
         self.used = asked;
         Ok(true)
+    }
+}
+
+impl Drop for MemoryCap {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.give_back(self.used);
+        }
     }
 }
 
@@ -297,7 +440,7 @@ mod tests {
         config.wasm_component_model(true);
         let engine = Engine::new(&config)?;
         let component = Component::new(&engine, bytes)?;
-        let mut store = Store::new(&engine, MemoryCap::new(limit));
+        let mut store = Store::new(&engine, MemoryCap::new(limit, None));
         store.limiter(|s| s);
         Linker::<MemoryCap>::new(&engine).instantiate(&mut store, &component)?;
         Ok(())
@@ -330,7 +473,7 @@ mod tests {
 
     #[test]
     fn memories_and_tables_share_one_byte_budget() {
-        let mut cap = MemoryCap::new(1 << 20);
+        let mut cap = MemoryCap::new(1 << 20, None);
         assert!(cap.memory_growing(0, 512 << 10, None).unwrap());
         assert!(cap.table_growing(0, 1000, None).unwrap());
         // The memory's second half no longer fits next to the table.
@@ -343,5 +486,42 @@ mod tests {
             !cap.table_growing(1000, MAX_TABLE_ELEMENTS + 1, None)
                 .unwrap()
         );
+    }
+
+    struct DropAll(Mutex<Vec<MemoryCap>>);
+
+    impl Reclaim for DropAll {
+        fn reclaim(&self, budget: &MemoryBudget, needed: usize) {
+            let mut idle = self.0.lock().unwrap();
+            while budget.available() < needed && idle.pop().is_some() {}
+        }
+    }
+
+    #[test]
+    fn instances_share_the_runtime_budget_and_idle_ones_are_reclaimed() {
+        let budget = Arc::new(MemoryBudget::new(3 << 20));
+        let mut a = MemoryCap::new(2 << 20, Some(budget.clone()));
+        let mut b = MemoryCap::new(2 << 20, Some(budget.clone()));
+        assert!(a.memory_growing(0, 2 << 20, None).unwrap());
+        assert!(b.memory_growing(0, 1 << 20, None).unwrap());
+        // Each is under its own cap, but together they would pass the budget.
+        let err = b.memory_growing(1 << 20, 2 << 20, None).unwrap_err();
+        let e = err.downcast_ref::<MemoryBudgetExceeded>().expect("budget");
+        assert_eq!((e.asked, e.limit), (1 << 20, 3 << 20));
+        assert_eq!(budget.used(), 3 << 20);
+        // A dropped instance gives its share back.
+        drop(a);
+        assert_eq!(budget.used(), 1 << 20);
+        assert!(b.memory_growing(1 << 20, 2 << 20, None).unwrap());
+        // An idle instance a reclaimer keeps is dropped to make room.
+        let mut idle = MemoryCap::new(2 << 20, Some(budget.clone()));
+        assert!(idle.memory_growing(0, 1 << 20, None).unwrap());
+        let keeper: Arc<dyn Reclaim> = Arc::new(DropAll(Mutex::new(vec![idle])));
+        budget.add_reclaimer(Arc::downgrade(&keeper));
+        let mut c = MemoryCap::new(2 << 20, Some(budget.clone()));
+        assert!(c.memory_growing(0, 1 << 20, None).unwrap());
+        assert_eq!(budget.used(), 3 << 20);
+        drop((b, c));
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -14,11 +14,12 @@
 //! with a stream left open is discarded here instead of being lent again.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::limits::{MemoryBudget, Reclaim};
 use crate::{HostConfig, HostError, Runtime, Session};
 
 /// How a [`SessionPool`] shares sessions.
@@ -85,8 +86,39 @@ pub struct SessionPool {
     runtime: Runtime,
     config: HostConfig,
     options: PoolOptions,
-    tenants: Mutex<HashMap<String, Arc<TenantPool>>>,
+    tenants: Arc<Tenants>,
     last_sweep: Mutex<Instant>,
+}
+
+/// Every tenant's pool. Also what the runtime's memory budget reclaims from.
+#[derive(Default)]
+struct Tenants(Mutex<HashMap<String, Arc<TenantPool>>>);
+
+impl Reclaim for Tenants {
+    /// Drops idle sessions, the longest idle first, until `needed` bytes are free. Called
+    /// from inside another instance's memory grow: it only tries the locks.
+    fn reclaim(&self, budget: &MemoryBudget, needed: usize) {
+        let tenants = match self.0.try_lock() {
+            Ok(t) => t,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        while budget.available() < needed {
+            let oldest = tenants
+                .values()
+                .filter_map(|p| Some((p.idle.try_lock().ok()?.first()?.since, p)))
+                .min_by_key(|(since, _)| *since)
+                .map(|(_, p)| p);
+            let Some(pool) = oldest else { return };
+            let Ok(mut idle) = pool.idle.try_lock() else {
+                return;
+            };
+            let session = (!idle.is_empty()).then(|| idle.remove(0));
+            drop(idle);
+            // Its store gives its share back as it drops.
+            drop(session);
+        }
+    }
 }
 
 /// A session lent to one call; back to its tenant's pool when dropped (if still fit).
@@ -129,12 +161,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SessionPool {
     /// A pool of sessions of `runtime` opened with `config`.
+    ///
+    /// When the runtime has a memory budget, the pool's idle sessions are dropped (the
+    /// longest idle first) whenever an instance would not fit it otherwise.
     pub fn new(runtime: Runtime, config: HostConfig, options: PoolOptions) -> Self {
+        let tenants = Arc::new(Tenants::default());
+        if let Some(budget) = runtime.memory_budget() {
+            let weak: Weak<dyn Reclaim> = Arc::downgrade(&(tenants.clone() as Arc<dyn Reclaim>));
+            budget.add_reclaimer(weak);
+        }
         Self {
             runtime,
             config,
             options,
-            tenants: Mutex::default(),
+            tenants,
             last_sweep: Mutex::new(Instant::now()),
         }
     }
@@ -153,7 +193,7 @@ impl SessionPool {
         // tenant between finding its pool and taking a slot of it (a waiting caller is
         // behind slots that are taken, which keeps the pool from being forgotten).
         let (pool, slot) = {
-            let mut tenants = lock(&self.tenants);
+            let mut tenants = lock(&self.tenants.0);
             let pool = tenants
                 .entry(tenant.to_owned())
                 .or_insert_with(|| {
@@ -200,7 +240,7 @@ impl SessionPool {
         let now = Instant::now();
         let idle_timeout = self.options.idle_timeout;
         let mut evicted = Vec::new();
-        lock(&self.tenants).retain(|_, pool| {
+        lock(&self.tenants.0).retain(|_, pool| {
             let mut idle = lock(&pool.idle);
             let (stale, fresh): (Vec<Idle>, Vec<Idle>) = idle
                 .drain(..)
@@ -218,7 +258,7 @@ impl SessionPool {
 
     /// Sessions idle now, of every tenant.
     pub fn idle_sessions(&self) -> usize {
-        lock(&self.tenants)
+        lock(&self.tenants.0)
             .values()
             .map(|p| lock(&p.idle).len())
             .sum()

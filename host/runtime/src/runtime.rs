@@ -23,7 +23,7 @@ use crate::engine::{self, SharedEngine};
 use crate::error::HostError;
 use crate::host_config::{HostConfig, ResolvedConfig};
 use crate::http_pool::{ConnectionOptions, HttpClient, HttpPool};
-use crate::limits::{InstanceAllocation, Limits};
+use crate::limits::{InstanceAllocation, Limits, MemoryBudget};
 use crate::secrets::{
     KeySource, SecretBackend, SecretLock, SecretStore, SecretStoreError, StoreConfig, TenantBackend,
 };
@@ -105,6 +105,7 @@ pub struct Runtime {
     tenants: Arc<Mutex<HashMap<String, Arc<dyn TenantBackend>>>>,
     manifest: Arc<tokio::sync::OnceCell<Arc<PluginManifest>>>,
     limits: Limits,
+    budget: Option<Arc<MemoryBudget>>,
     connections: HttpPool,
     max_checked_tenants: usize,
     lock_wait_slice: Duration,
@@ -161,6 +162,10 @@ impl Runtime {
                 ),
             },
             limits: options.limits,
+            budget: options
+                .limits
+                .memory_budget_bytes
+                .map(|b| Arc::new(MemoryBudget::new(b))),
             max_checked_tenants: options.max_checked_tenants,
             lock_wait_slice: options.lock_wait_slice,
         })
@@ -176,6 +181,12 @@ impl Runtime {
     /// runtime's options or could not be reserved).
     pub fn is_pooling(&self) -> bool {
         self.shared.is_pooling()
+    }
+
+    /// The memory budget all sessions of this runtime share
+    /// ([`Limits::memory_budget_bytes`]), if bounded.
+    pub fn memory_budget(&self) -> Option<&Arc<MemoryBudget>> {
+        self.budget.as_ref()
     }
 
     /// The plugin's manifest, asked once per runtime (an instance with no secrets, no
@@ -215,6 +226,7 @@ impl Runtime {
             secrets,
             config,
             self.limits,
+            self.budget.clone(),
             self.lock_wait_slice,
             self.connections.clone(),
         )

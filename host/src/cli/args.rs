@@ -197,6 +197,12 @@ pub struct ServeArgs {
     /// once when the upstream head takes longer than this.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECS")]
     pub keepalive_secs: u64,
+    /// Plugin memory all sessions may hold together, in MiB (each session is capped at 64
+    /// MiB on its own): idle sessions are dropped to make room, and past it a request gets
+    /// 503 `pool_exhausted` with Retry-After instead of the process growing.
+    #[arg(long, default_value_t = 384, value_parser = clap::value_parser!(u32).range(64..=1_048_576),
+          value_name = "MIB", env = "PROVIDER_HOST_PLUGIN_MEMORY_MIB")]
+    pub plugin_memory_mib: u32,
     /// Worker threads answering requests (default: the cores this process may run on, as
     /// its CPU affinity and cgroup quota allow). More threads than cores only add
     /// hand-offs between threads.

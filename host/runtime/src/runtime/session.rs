@@ -23,7 +23,7 @@ use crate::guest_stderr::GuestStderr;
 use crate::host_config::ResolvedConfig;
 use crate::http_pool::HttpPool;
 use crate::http_sandbox::SandboxHooks;
-use crate::limits::{Limits, MemoryCap};
+use crate::limits::{Limits, MemoryBudget, MemoryCap};
 use crate::secrets::TenantBackend;
 
 pub(super) struct Live {
@@ -38,6 +38,8 @@ pub struct Session {
     secrets: Arc<dyn TenantBackend>,
     config: ResolvedConfig,
     limits: Limits,
+    /// The runtime's budget for all its instances.
+    budget: Option<Arc<MemoryBudget>>,
     lock_wait_slice: Duration,
     denied: Arc<AtomicU64>,
     /// Bytes of stderr written in the current export call.
@@ -98,6 +100,7 @@ impl Session {
         secrets: Arc<dyn TenantBackend>,
         config: ResolvedConfig,
         limits: Limits,
+        budget: Option<Arc<MemoryBudget>>,
         lock_wait_slice: Duration,
         connections: HttpPool,
     ) -> Self {
@@ -106,6 +109,7 @@ impl Session {
             secrets,
             config,
             limits,
+            budget,
             lock_wait_slice,
             denied: Arc::new(AtomicU64::new(0)),
             stderr_used: Arc::new(AtomicUsize::new(0)),
@@ -147,7 +151,7 @@ impl Session {
                 table
             },
             hooks,
-            memory: MemoryCap::new(self.limits.memory_bytes),
+            memory: MemoryCap::new(self.limits.memory_bytes, self.budget.clone()),
             provider: ProviderCtx::new(self.secrets.clone(), &self.config)
                 .with_lock_timeout_cap(self.limits.lock_timeout_cap)
                 .with_lock_wait_slice(self.lock_wait_slice),

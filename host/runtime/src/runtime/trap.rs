@@ -8,13 +8,18 @@ use wasmtime::component::ResourceTableError;
 use wasmtime::{PoolConcurrencyLimitError, Trap};
 
 use crate::error::HostError;
-use crate::limits::MemoryLimitExceeded;
+use crate::limits::{MemoryBudgetExceeded, MemoryLimitExceeded};
 
 pub(super) fn classify_trap(e: wasmtime::Error, call_timeout: Duration) -> HostError {
     if let Some(p) = e.downcast_ref::<PoolConcurrencyLimitError>() {
         return HostError::PoolExhausted(format!(
             "too many live sessions in this process ({p}); drop idle sessions or raise \
              InstanceAllocation::Pooling::max_live_instances"
+        ));
+    }
+    if let Some(b) = e.downcast_ref::<MemoryBudgetExceeded>() {
+        return HostError::PoolExhausted(format!(
+            "{b}: retry shortly, or raise Limits::memory_budget_bytes"
         ));
     }
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
@@ -50,4 +55,23 @@ pub(super) fn classify_trap(e: wasmtime::Error, call_timeout: Duration) -> HostE
         return HostError::CallTimeout(call_timeout);
     }
     HostError::PluginTrap(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::ErrorCode;
+
+    #[test]
+    fn a_full_memory_budget_is_the_hosts_capacity_not_the_plugins_fault() {
+        let e = wasmtime::Error::new(MemoryBudgetExceeded {
+            asked: 1 << 20,
+            limit: 384 << 20,
+        });
+        let err = classify_trap(e, Duration::from_secs(1));
+        assert_eq!(err.code(), ErrorCode::PoolExhausted);
+        assert_eq!(err.code().http_status(), 503);
+        assert_eq!(err.retry_after_seconds(), Some(1));
+        assert!(err.to_string().contains("memory budget"), "{err}");
+    }
 }

@@ -22,6 +22,8 @@ fn openai_type(code: ErrorCode) -> &'static str {
         ErrorCode::TierDenied | ErrorCode::AccessDenied => "permission_error",
         ErrorCode::QuotaExhausted => "insufficient_quota",
         ErrorCode::RateLimited | ErrorCode::TenantBusy => "rate_limit_error",
+        // OpenAI answers its own overload with 503 and this type.
+        ErrorCode::PoolExhausted => "server_error",
         ErrorCode::UpstreamUnavailable
         | ErrorCode::Network
         | ErrorCode::InvalidResponse
@@ -30,7 +32,6 @@ fn openai_type(code: ErrorCode) -> &'static str {
         | ErrorCode::ClientOutdated => "api_error",
         ErrorCode::ConfigError
         | ErrorCode::PluginError
-        | ErrorCode::PoolExhausted
         | ErrorCode::HostError
         | ErrorCode::Storage
         | ErrorCode::MemoryLimit

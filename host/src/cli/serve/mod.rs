@@ -77,6 +77,7 @@ pub async fn run(cli: &Cli, config: HostConfig, args: &ServeArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
+    options.limits.memory_budget_bytes = Some((args.plugin_memory_mib as usize) << 20);
     // The plugin's requests, with its token refreshes counted for /metrics.
     let metrics = Metrics::new();
     let client = options.http_client.take().unwrap_or_else(|| {

@@ -4,7 +4,11 @@
 //! - `status`: `tier-name` is the configuration it was given (`wasi:config/store`
 //!   `get-all`, sorted, `key=value` joined by `;`);
 //! - `models`: a GET of `{acme-base}/models`, answering one model named after the status
-//!   upstream sent (`acme/status-<n>`), or `denied-by-sandbox` naming the URL;
+//!   upstream sent (`acme/status-<n>`), or `denied-by-sandbox` naming the URL. Two more
+//!   routes test the host's memory bounds with a plugin an operator can trust: `bulk`
+//!   answers a catalogue of 600,000 tiny models built in the instance, and `cached` fills a
+//!   48 MiB cache the instance keeps (as a plugin caching catalogues would) and answers
+//!   one model;
 //! - `chat`: a GET of the URL in the first message's text, answered as `invalid-input`
 //!   `allowed:<status>` or `denied` (a test fixture, not an API).
 
@@ -35,6 +39,21 @@ mod component {
     use bindings::wasi::config::store;
 
     const DEFAULT_BASE: &str = "https://api.acme.example/v1";
+
+    /// The `cached` route's cache, kept as long as the instance.
+    static CACHE: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+    fn list(route: &str, models: Vec<Model>) -> ModelList {
+        ModelList {
+            route: route.into(),
+            default_model_id: models.first().map(|m| m.id.clone()).unwrap_or_default(),
+            models,
+            media_models: Vec::new(),
+            bills: "Acme's invoice".into(),
+            cached: false,
+            fetched_at: 0,
+        }
+    }
 
     struct Acme;
 
@@ -115,12 +134,26 @@ mod component {
                         route: None,
                     },
                 ],
-                routes: vec![RouteInfo {
-                    name: "standard".into(),
-                    description: "Acme's only route".into(),
-                    credential: CredentialKind::ApiKey,
-                    model_prefix: "acme/".into(),
-                }],
+                routes: vec![
+                    RouteInfo {
+                        name: "standard".into(),
+                        description: "Acme's main route".into(),
+                        credential: CredentialKind::ApiKey,
+                        model_prefix: "acme/".into(),
+                    },
+                    RouteInfo {
+                        name: "bulk".into(),
+                        description: "a catalogue of 600,000 models".into(),
+                        credential: CredentialKind::ApiKey,
+                        model_prefix: "acme-bulk/".into(),
+                    },
+                    RouteInfo {
+                        name: "cached".into(),
+                        description: "a 48 MiB cache kept in the instance".into(),
+                        credential: CredentialKind::ApiKey,
+                        model_prefix: "acme-cached/".into(),
+                    },
+                ],
             }
         }
 
@@ -156,7 +189,33 @@ mod component {
             nothing()
         }
 
-        fn models(_force: bool, _route: Option<String>) -> Result<ModelList, ProviderError> {
+        fn models(_force: bool, route: Option<String>) -> Result<ModelList, ProviderError> {
+            match route.as_deref() {
+                Some("bulk") => {
+                    let model = |i: usize| Model {
+                        id: format!("acme-bulk/m{i}"),
+                        route: "bulk".into(),
+                        lane: Lane::ChatCompletions,
+                        owned_by: None,
+                        created: None,
+                    };
+                    return Ok(list("bulk", (0..600_000).map(model).collect()));
+                }
+                Some("cached") => {
+                    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+                    // Written, so that every page is really held.
+                    cache.resize(48 << 20, 0xac);
+                    let one = Model {
+                        id: "acme-cached/one".into(),
+                        route: "cached".into(),
+                        lane: Lane::ChatCompletions,
+                        owned_by: None,
+                        created: None,
+                    };
+                    return Ok(list("cached", vec![one]));
+                }
+                _ => {}
+            }
             let base = store::get("acme-base")
                 .ok()
                 .flatten()
