@@ -87,7 +87,6 @@ fn three_replicas_on_one_database_redeem_an_expired_login_once() {
         .collect();
 
     // One login, through the first replica's CLI: the credentials land in the database.
-    let logged_in = std::time::Instant::now();
     let start = support::json_of(
         &command(replicas[0].state.path(), support::TEST_KEY_HEX)
             .arg("start")
@@ -102,6 +101,9 @@ fn three_replicas_on_one_database_redeem_an_expired_login_once() {
             .unwrap(),
     );
     assert_eq!(poll["status"], "connected", "{poll}");
+    // The token was issued before `poll` returned: it expires within 4 s of now (timed
+    // from here, not from `start`, which may take a while on a loaded machine).
+    let logged_in = std::time::Instant::now();
     // Another replica sees it at once.
     let status = support::json_of(
         &command(replicas[2].state.path(), support::TEST_KEY_HEX)
