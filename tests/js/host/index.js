@@ -163,7 +163,7 @@ export async function loadPlugin(wasmPath, { outDir, limits: pluginLimits = {} }
      * @param {boolean} [o.grantDefaultRoute] the plugin's own default route opens its
      *   route-bound endpoint (grant it to a component you trust; otherwise only `routes`
      *   and an operator's override of the route setting do)
-     * @param {{memoryBytes?: number, callTimeoutMs?: number, maxLiftedBytes?: number,
+     * @param {{memoryBytes?: number, callTimeoutMs?: number, instantiateTimeoutMs?: number, maxLiftedBytes?: number,
      *   heapBytes?: number, maxFieldsBytes?: number, maxFields?: number}} [o.limits] this
      *   instance's budgets, over the plugin's: its linear memory (64 MiB), one call
      *   (300,000 ms), what one call hands back (8 MiB serialised), its worker's JavaScript

@@ -38,7 +38,8 @@ const now = () => performance.now();
 /**
  * A plugin instance in a worker. `call(op, args)` runs one export (`chat`, `models`, …, or
  * `streamOpen`/`streamNext`/`streamDrop`) within `limits.callTimeoutMs`, instantiating
- * first when there is no live instance (the instantiation counts against that call).
+ * first when there is no live instance (within `limits.instantiateTimeoutMs`, before the
+ * call's budget starts).
  */
 export class Isolate {
   #spawnData;
@@ -82,7 +83,7 @@ export class Isolate {
 
   /** Starts an instance now, if none is live (a call would otherwise start it). */
   start() {
-    this.#ensure(now() + this.#limits.callTimeoutMs);
+    this.#ensure(now() + this.#limits.instantiateTimeoutMs);
     return this.#live.generation;
   }
 
@@ -98,8 +99,8 @@ export class Isolate {
   /** Runs one export call within the budget; see the class comment. */
   call(op, args = []) {
     if (this.#disposed) throw new HostError('plugin_trap', 'the instance was disposed');
+    const live = this.#ensure(now() + this.#limits.instantiateTimeoutMs);
     const deadline = now() + this.#limits.callTimeoutMs;
-    const live = this.#ensure(deadline);
     try {
       live.worker.postMessage({ op, args });
       for (;;) {
@@ -134,7 +135,11 @@ export class Isolate {
   #ensure(deadline) {
     const live = this.#live ?? this.#spawn();
     if (live.ready) return live;
-    const m = this.#next(live, deadline);
+    const m = this.#next(
+      live,
+      deadline,
+      `the plugin instance took longer than ${this.#limits.instantiateTimeoutMs} ms to start and was stopped`,
+    );
     if (m.t === 'ready') {
       live.ready = true;
       return live;
@@ -189,7 +194,7 @@ export class Isolate {
   }
 
   /** The worker's next message; past the deadline, or if it died, discards it and throws. */
-  #next(live, deadline) {
+  #next(live, deadline, late = `the plugin call ran past its budget of ${this.#limits.callTimeoutMs} ms and was stopped`) {
     for (;;) {
       const seen = Atomics.load(live.bell, 0);
       const m = receiveMessageOnPort(live.up);
@@ -201,10 +206,7 @@ export class Isolate {
       const left = deadline - now();
       if (left <= 0) {
         this.#discard(live);
-        throw new HostError(
-          'call_timeout',
-          `the plugin call ran past its budget of ${this.#limits.callTimeoutMs} ms and was stopped`,
-        );
+        throw new HostError('call_timeout', late);
       }
       const waited = Atomics.wait(live.bell, 0, seen, Math.min(left, SLICE_MS));
       if (waited === 'timed-out' && (live.exited || stopped(live.worker))) {

@@ -7,6 +7,12 @@
 export const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
 /** Longest one export call may run, host waits included (the Rust host's default). */
 export const DEFAULT_CALL_TIMEOUT_MS = 300_000;
+/**
+ * Longest an instance may take to start: its worker's boot, the component's compile and its
+ * start functions (a host cost of 250–500 ms, more on a loaded machine). Counted apart from
+ * the call that needed the instance, so a short call budget is not eaten by the start.
+ */
+export const DEFAULT_INSTANTIATE_TIMEOUT_MS = 30_000;
 /** Most bytes one call may hand the host: its result (or error) as serialised. */
 export const DEFAULT_MAX_LIFTED_BYTES = 8 * 1024 * 1024;
 /**
@@ -48,6 +54,7 @@ export function resolveLimits(limits = {}) {
   const out = {
     memoryBytes: limits.memoryBytes ?? DEFAULT_MEMORY_BYTES,
     callTimeoutMs: limits.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+    instantiateTimeoutMs: limits.instantiateTimeoutMs ?? DEFAULT_INSTANTIATE_TIMEOUT_MS,
     maxLiftedBytes: limits.maxLiftedBytes ?? DEFAULT_MAX_LIFTED_BYTES,
     heapBytes: limits.heapBytes ?? DEFAULT_HEAP_BYTES,
     maxFieldsBytes: limits.maxFieldsBytes ?? DEFAULT_MAX_FIELDS_BYTES,
