@@ -5,6 +5,7 @@ use provider_runtime::bindings::types::{
     ApiKeyInfo, ChatReply, Citation, ConnectionStatus, DevicePrompt, FinishReason, Lane,
     LogoutReport, Model, ModelList, PollOutcome, QuotaReport, ReasoningItem, Usage,
 };
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 /// A lane's spelling.
@@ -16,14 +17,50 @@ pub fn lane(l: Lane) -> &'static str {
     }
 }
 
-fn model(m: &Model) -> Value {
-    json!({
-        "id": m.id,
-        "route": m.route,
-        "lane": lane(m.lane),
-        "owned_by": m.owned_by,
-        "created": m.created,
-    })
+/// One model, serialised with its keys in the order `json!` gives them (sorted).
+struct ModelJson<'a>(&'a Model);
+
+impl Serialize for ModelJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.0;
+        let mut map = s.serialize_map(Some(5))?;
+        map.serialize_entry("created", &m.created)?;
+        map.serialize_entry("id", &m.id)?;
+        map.serialize_entry("lane", lane(m.lane))?;
+        map.serialize_entry("owned_by", &m.owned_by)?;
+        map.serialize_entry("route", &m.route)?;
+        map.end()
+    }
+}
+
+/// A list of models, each serialised as it is written.
+struct ModelsJsonList<'a>(&'a [Model]);
+
+impl Serialize for ModelsJsonList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(ModelJson))
+    }
+}
+
+/// `models`, serialised straight from the WIT record: the CLI writes it out with no
+/// `Value` per model (a catalogue of tens of thousands is not held twice); the same keys, in
+/// the same (sorted) order, as [`models`].
+pub struct ModelsJson<'a>(pub &'a ModelList);
+
+impl Serialize for ModelsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.0;
+        let mut map = s.serialize_map(Some(8))?;
+        map.serialize_entry("bills", &m.bills)?;
+        map.serialize_entry("cached", &m.cached)?;
+        map.serialize_entry("default_model_id", &m.default_model_id)?;
+        map.serialize_entry("fetched_at", &m.fetched_at)?;
+        map.serialize_entry("media_models", &ModelsJsonList(&m.media_models))?;
+        map.serialize_entry("models", &ModelsJsonList(&m.models))?;
+        map.serialize_entry("ok", &true)?;
+        map.serialize_entry("route", &m.route)?;
+        map.end()
+    }
 }
 
 fn status_fields(s: &ConnectionStatus) -> Value {
@@ -34,7 +71,7 @@ fn status_fields(s: &ConnectionStatus) -> Value {
         "subscription": s.subscription,
         "expires_at": s.expires_at,
         "default_model_id": s.default_model_id,
-        "models": s.models.iter().map(model).collect::<Vec<_>>(),
+        "models": ModelsJsonList(&s.models),
         "default_route": s.default_route,
         "api_key_stored": s.api_key_stored,
         "routes": s.routes.iter().map(|r| json!({
@@ -100,18 +137,9 @@ pub fn logout(r: &LogoutReport) -> Value {
     json!({ "ok": true, "was_connected": r.was_connected, "revoked": r.revoked })
 }
 
-/// `models`.
+/// `models` (as a `Value`, for the Python package's dicts; see [`ModelsJson`]).
 pub fn models(m: &ModelList) -> Value {
-    json!({
-        "ok": true,
-        "route": m.route,
-        "models": m.models.iter().map(model).collect::<Vec<_>>(),
-        "media_models": m.media_models.iter().map(model).collect::<Vec<_>>(),
-        "default_model_id": m.default_model_id,
-        "bills": m.bills,
-        "cached": m.cached,
-        "fetched_at": m.fetched_at,
-    })
+    serde_json::to_value(ModelsJson(m)).expect("a model list serialises")
 }
 
 /// A turn's token usage (`null` when upstream gave none).
@@ -179,7 +207,46 @@ pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use provider_runtime::bindings::types::{QuotaPeriod, QuotaReport};
+    use provider_runtime::bindings::types::{Lane, Model, ModelList, QuotaPeriod, QuotaReport};
+    use serde_json::json;
+
+    /// The CLI writes `ModelsJson` straight out: byte for byte what a `json!` object of the
+    /// same keys gave (and the Python package's dict keeps its keys).
+    #[test]
+    fn a_model_list_is_written_as_the_json_object_was() {
+        let model = |id: &str, owned_by: Option<&str>, created: Option<u64>| Model {
+            id: id.into(),
+            route: "api".into(),
+            lane: Lane::Responses,
+            owned_by: owned_by.map(Into::into),
+            created,
+        };
+        let m = ModelList {
+            route: "api".into(),
+            models: vec![model("a", Some("xai"), Some(7)), model("b\"q", None, None)],
+            media_models: vec![model("img", None, Some(1))],
+            default_model_id: "a".into(),
+            bills: "the key".into(),
+            cached: true,
+            fetched_at: 9,
+        };
+        let old = |m: &Model| {
+            json!({"id": m.id, "route": m.route, "lane": super::lane(m.lane),
+                   "owned_by": m.owned_by, "created": m.created})
+        };
+        let before = json!({
+            "ok": true, "route": m.route,
+            "models": m.models.iter().map(old).collect::<Vec<_>>(),
+            "media_models": m.media_models.iter().map(old).collect::<Vec<_>>(),
+            "default_model_id": m.default_model_id, "bills": m.bills,
+            "cached": m.cached, "fetched_at": m.fetched_at,
+        });
+        assert_eq!(
+            serde_json::to_string(&super::ModelsJson(&m)).unwrap(),
+            serde_json::to_string(&before).unwrap()
+        );
+        assert_eq!(super::models(&m), before);
+    }
 
     #[test]
     fn usage_shows_the_allowance_in_dollars() {

@@ -186,10 +186,14 @@ async fn run(cli: Cli, config: HostConfig) -> ExitCode {
             .map(|o| render::poll(&o)),
         Command::Logout => session.logout().await.map(|r| render::logout(&r)),
         Command::Refresh => session.refresh().await.map(|s| render::status(&s)),
-        Command::Models { force, route } => session
-            .models(*force, route.as_deref())
-            .await
-            .map(|m| render::models(&m)),
+        // Written straight out, with no `Value` per model.
+        Command::Models { force, route } => match session.models(*force, route.as_deref()).await {
+            Ok(m) => {
+                print_json(&render::ModelsJson(&m));
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => Err(e),
+        },
         Command::Usage { route } => session
             .usage(route.as_deref())
             .await
@@ -248,7 +252,7 @@ pub(crate) fn fail_with(e: &HostError, vars: &PluginVars) -> ExitCode {
     ExitCode::FAILURE
 }
 
-pub(crate) fn print_json(v: &Value) {
+pub(crate) fn print_json<T: serde::Serialize + ?Sized>(v: &T) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer(&mut out, v);
     let _ = writeln!(out);
