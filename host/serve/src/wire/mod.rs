@@ -456,7 +456,7 @@ mod tests {
         let table = [
             ("config_error", 500, "server_error"),
             ("plugin_error", 500, "server_error"),
-            ("pool_exhausted", 500, "server_error"),
+            ("pool_exhausted", 503, "server_error"),
             ("tenant_busy", 429, "rate_limit_error"),
             ("host_error", 500, "server_error"),
             ("storage", 500, "server_error"),
