@@ -20,12 +20,18 @@ const RSS_BOUND: u64 = 300 << 20;
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    process_status_kib("self", field)
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`pid` may be `self`).
+fn process_status_kib(pid: &str, field: &str) -> u64 {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+        .unwrap_or_else(|| panic!("no {field} in {path}"))
 }
 
 /// Runs `flood` and returns its result with how far the peak RSS rose above the RSS
@@ -235,7 +241,6 @@ async fn a_result_far_over_the_lift_bound_is_refused_before_the_host_holds_it() 
 /// their instance: `--plugin-memory-mib budget_mib` (None: the default). The answers'
 /// statuses and serve's peak RSS in bytes.
 fn serve_cached_tenants(budget_mib: Option<&str>) -> (Vec<u16>, u64) {
-    use std::io::{Read, Write};
     let acme = env!("ACME_GUEST_COMPONENT");
     let mut keys = Vec::new();
     let served = crate::served::serve_custom(Default::default(), |cmd, state, _, _| {
@@ -261,32 +266,18 @@ fn serve_cached_tenants(budget_mib: Option<&str>) -> (Vec<u16>, u64) {
         }
     });
     let ask = |key: &str| {
-        let mut conn = std::net::TcpStream::connect(served.addr()).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        write!(
-            conn,
-            "GET /v1/models HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-             Authorization: Bearer {key}\r\nX-Provider-Route: cached\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).unwrap();
-        let status: u16 = raw
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {raw:?}"));
-        assert!(status != 200 || raw.contains("acme-cached/one"), "{raw}");
+        let (status, body) = served.request_with(
+            "GET",
+            "/v1/models",
+            Some(key),
+            None,
+            &[("X-Provider-Route", "cached")],
+        );
+        assert!(status != 200 || body.contains("acme-cached/one"), "{body}");
         status
     };
     let statuses: Vec<u16> = keys.iter().map(|k| ask(k)).collect();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", served.child.id())).unwrap();
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("serve's VmHWM");
+    let peak_kib = process_status_kib(&served.child.id().to_string(), "VmHWM:");
     (statuses, peak_kib << 10)
 }
 

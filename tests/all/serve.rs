@@ -45,7 +45,7 @@ impl Served {
     }
 
     /// `send` with more request headers.
-    fn send_with(
+    pub(crate) fn send_with(
         &self,
         method: &str,
         path: &str,
@@ -84,7 +84,19 @@ impl Served {
         key: Option<&str>,
         body: Option<&str>,
     ) -> (u16, String) {
-        let mut conn = self.send(method, path, key, body);
+        self.request_with(method, path, key, body, &[])
+    }
+
+    /// `request` with more request headers.
+    pub(crate) fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut conn = self.send_with(method, path, key, body, headers);
         let mut raw = Vec::new();
         conn.read_to_end(&mut raw).unwrap();
         parse_response(&raw)

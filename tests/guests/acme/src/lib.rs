@@ -224,21 +224,16 @@ mod component {
             match get(&url) {
                 Err(()) => Err(ProviderError::DeniedBySandbox(url)),
                 Ok(Err(e)) => Err(ProviderError::Network(e)),
-                Ok(Ok(status)) => Ok(ModelList {
-                    route: "standard".into(),
-                    models: vec![Model {
+                Ok(Ok(status)) => Ok(list(
+                    "standard",
+                    vec![Model {
                         id: format!("acme/status-{status}"),
                         route: "standard".into(),
                         lane: Lane::ChatCompletions,
                         owned_by: Some("acme".into()),
                         created: None,
                     }],
-                    media_models: Vec::new(),
-                    default_model_id: format!("acme/status-{status}"),
-                    bills: "Acme's invoice".into(),
-                    cached: false,
-                    fetched_at: 0,
-                }),
+                )),
             }
         }
 
