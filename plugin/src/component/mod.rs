@@ -40,9 +40,27 @@ mod bindings {
 
 type WasiProvider = Provider<WasiTransport, HostSecrets, WasiClock>;
 
-/// The settings of this call: the manifest's defaults overridden by the host's
-/// `wasi:config/store` (read once per export call).
+thread_local! {
+    /// This instance's settings, read by the first export call that succeeds in reading them.
+    /// A host hands an instance its `wasi:config/store` when it creates it and never
+    /// changes it (both hosts do so; the WIT says so): reading and checking it on every
+    /// call took 7 % of `serve`'s CPU per request.
+    static SETTINGS: std::cell::OnceCell<Settings> = const { std::cell::OnceCell::new() };
+}
+
+/// The settings of this instance: the manifest's defaults overridden by the host's
+/// `wasi:config/store`. A failed read is not kept: the next call reads again.
 fn settings() -> Result<Settings, ProviderError> {
+    SETTINGS.with(|cell| {
+        if let Some(s) = cell.get() {
+            return Ok(s.clone());
+        }
+        let read = read_settings()?;
+        Ok(cell.get_or_init(|| read).clone())
+    })
+}
+
+fn read_settings() -> Result<Settings, ProviderError> {
     let pairs = bindings::wasi::config::store::get_all().map_err(|e| {
         use bindings::wasi::config::store::Error;
         let (Error::Upstream(m) | Error::Io(m)) = e;
