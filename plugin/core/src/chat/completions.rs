@@ -22,6 +22,7 @@ use crate::types::{
     ImageSource, Lane, Message, ResponseFormat, Role, ToolCall, Usage,
 };
 
+use super::chunk_event::ChunkEvent;
 use super::usage::chat_completions_usage;
 
 #[derive(Serialize)]
@@ -384,8 +385,20 @@ impl CompletionsAssembler {
             self.finish_stream(out)?;
             return Ok(true);
         }
-        let v = super::responses::parse_event(data)?;
-        if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        // A typed view, not a `Value`: most events are one token of text (see `chunk_event`).
+        let event = ChunkEvent::parse(data).ok_or_else(|| {
+            ProviderError::InvalidResponse("unparsable event in the reply stream".into())
+        })?;
+        self.apply(&event, out)?;
+        Ok(false)
+    }
+
+    fn apply(
+        &mut self,
+        event: &ChunkEvent<'_>,
+        out: &mut VecDeque<ChatChunk>,
+    ) -> Result<(), ProviderError> {
+        if let Some(err) = &event.error {
             let err = if err.is_object() {
                 err.clone()
             } else {
@@ -397,24 +410,21 @@ impl CompletionsAssembler {
             };
             return Err(response_failure(Some(&err)));
         }
-        if let Some(choice) = v
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|c| c.first())
-        {
-            let delta = choice.get("delta").unwrap_or(&Value::Null);
-            if let Some(r) = delta.get("reasoning_content").and_then(Value::as_str)
+        if let Some(choice) = &event.choice {
+            let delta = &choice.delta;
+            if let Some(r) = delta.reasoning_content.as_deref()
                 && !r.is_empty()
             {
                 out.push_back(ChatChunk::Reasoning(r.to_owned()));
             }
-            if let Some(t) = delta.get("content").and_then(Value::as_str)
+            if let Some(t) = delta.content.as_deref()
                 && !t.is_empty()
             {
                 out.push_back(ChatChunk::Text(t.to_owned()));
             }
             for (pos, call) in delta
-                .get("tool_calls")
+                .tool_calls
+                .as_ref()
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -422,20 +432,20 @@ impl CompletionsAssembler {
             {
                 self.tool_call_delta(pos, call, out)?;
             }
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            if let Some(reason) = choice.finish_reason.as_deref() {
                 self.finish = Some(FinishReason::from_upstream(reason));
             }
-            for c in citations(None, delta.get("annotations")) {
+            for c in citations(None, delta.annotations.as_ref()) {
                 self.cite(c, out);
             }
         }
-        for c in citations(v.get("citations"), None) {
+        for c in citations(event.citations.as_ref(), None) {
             self.cite(c, out);
         }
-        if let Some(u) = v.get("usage").and_then(chat_completions_usage) {
+        if let Some(u) = event.usage.as_ref().and_then(chat_completions_usage) {
             self.usage = Some(u);
         }
-        Ok(false)
+        Ok(())
     }
 
     fn cite(&mut self, c: Citation, out: &mut VecDeque<ChatChunk>) {

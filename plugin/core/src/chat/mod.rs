@@ -9,6 +9,7 @@
 //! plan keeps it because the subscription rail has rules of its own (streamed upstream,
 //! nothing stored upstream).
 
+mod chunk_event;
 pub mod collect;
 pub mod completions;
 pub mod responses;

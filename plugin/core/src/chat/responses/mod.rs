@@ -14,6 +14,6 @@ mod request;
 mod stream;
 
 pub use reply::finish_reason;
-pub(crate) use reply::{citation, parse_event, parse_reply};
+pub(crate) use reply::{citation, parse_reply};
 pub(crate) use request::body;
 pub use stream::ResponsesAssembler;

@@ -26,7 +26,7 @@ pub(crate) fn citation(a: &Value) -> Option<Citation> {
 }
 
 /// An event's JSON.
-pub(crate) fn parse_event(data: &str) -> Result<Value, ProviderError> {
+pub(super) fn parse_event(data: &str) -> Result<Value, ProviderError> {
     // From bytes, as every JSON the plugin reads: one reader type, so one copy of serde_json's
     // parser in the component (`from_str` would instantiate a second).
     serde_json::from_slice(data.as_bytes())
