@@ -29,12 +29,17 @@ pub struct World {
 
 impl World {
     pub async fn start() -> World {
-        Self::start_with(InstanceAllocation::default(), None).await
+        Self::start_with(InstanceAllocation::default(), None, false).await
     }
 
     /// With a given allocation strategy and, optionally, another state's compile cache
-    /// (so that a child process does not compile again).
-    pub async fn start_with(allocation: InstanceAllocation, cache: Option<PathBuf>) -> World {
+    /// (so that a child process does not compile again); `unbudgeted` lifts the runtime's
+    /// memory budget (the memory section holds thousands of live sessions).
+    pub async fn start_with(
+        allocation: InstanceAllocation,
+        cache: Option<PathBuf>,
+        unbudgeted: bool,
+    ) -> World {
         let lifetime = Lifetime {
             idle: Duration::from_secs(1800),
             max: Duration::from_secs(7200),
@@ -71,6 +76,9 @@ impl World {
             .set("default-route", "api");
         let mut options = options(state.path().to_path_buf());
         options.allocation = allocation;
+        if unbudgeted {
+            options.limits.memory_budget_bytes = None;
+        }
         if cache.is_some() {
             options.compile_cache = cache;
         }
