@@ -58,6 +58,12 @@
 //! (`max_value_bytes` plus the format's overhead) is [`SecretStoreError::TooLarge`] and is
 //! never read, and no more than that is ever read from a file that grows meanwhile.
 //!
+//! A store keeps the values it decrypted (small ones, a few MiB in all, wiped when dropped)
+//! and returns one again while its file is unchanged, which costs one `stat` of the path
+//! instead of an open, reads and a decryption: a write from any process replaces the file,
+//! so it is seen at the next `get`. A file changed within the last two seconds is read
+//! again every time (a replacement within the same timestamp tick could look unchanged).
+//!
 //! # Errors and plugins
 //!
 //! Errors display file-system paths for the host's log and CLI;
@@ -112,6 +118,7 @@ mod fs_util;
 mod key;
 mod lock;
 pub mod names;
+mod read_cache;
 pub mod rotation;
 mod store;
 

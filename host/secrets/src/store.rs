@@ -20,6 +20,7 @@ use super::fs_util::{
 use super::key::{KeySource, derive_from_root};
 use super::lock::{self, LOCK_SUFFIX, LockFile, LockGuard, acquire};
 use super::names::{is_valid_key, validate_key, validate_tenant};
+use super::read_cache::{FileStamp, RACY_MARGIN, ReadCache};
 
 /// Default cap on one value's size: 1 MiB.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
@@ -45,9 +46,6 @@ pub(super) const WRITE_LOCK_FILE: &str = ".store.lock";
 /// Internal lock (in `tenants/`, beside the tenant directories) serialising the writes that
 /// grow the store, so the store-wide byte bound holds across tenants and processes.
 pub(super) const STORE_LOCK_FILE: &str = ".store.lock";
-/// A tenant directory changed this recently before a scan may change again within the same
-/// file-system timestamp tick: its cached size is not trusted (see `StoreInner::usage`).
-const RACY_MARGIN: Duration = Duration::from_secs(2);
 /// How long `set` waits for the internal write lock.
 pub(super) const WRITE_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -177,6 +175,8 @@ struct StoreInner {
     /// Stored bytes of each tenant as last scanned, for the store-wide bound (see
     /// [`StoreInner::usage`]).
     usage: Mutex<HashMap<String, ScannedUsage>>,
+    /// Values decrypted by `get`, kept while their files are unchanged.
+    read_cache: ReadCache,
 }
 
 /// A tenant's stored bytes as scanned, and the state of its `secrets` directory then.
@@ -237,8 +237,15 @@ impl SecretStore {
                 max_tenant_bytes: config.max_tenant_bytes,
                 max_total_bytes: config.max_total_bytes,
                 usage: Mutex::default(),
+                read_cache: ReadCache::default(),
             }),
         })
+    }
+
+    /// How many decrypted values the store keeps (tests of `read_cache`'s use).
+    #[cfg(test)]
+    pub(crate) fn cached_values(&self) -> usize {
+        self.inner.read_cache.len()
     }
 
     /// A 32-byte key for `purpose` (e.g. authenticating the compile cache), derived from
@@ -310,6 +317,18 @@ impl TenantSecrets {
         let t = &self.inner;
         let path = self.value_path(key);
         let reading = || format!("reading the value of key {key:?}");
+        // One `stat` of the path: a value read before from the same, unchanged file is
+        // returned as it was decrypted then (see `read_cache`).
+        match fs::metadata(&path) {
+            Ok(meta) => {
+                if let Some(value) = t.store.read_cache.get(&path, FileStamp::of(&meta)) {
+                    return Ok(Some(value));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // Reported below, by the open that would meet the same error.
+            Err(_) => {}
+        }
         let mut file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -345,7 +364,13 @@ impl TenantSecrets {
         if bytes.len() > limit {
             return Err(too_large(bytes.len() as u64));
         }
-        file_format::open(&t.store.cipher, &t.tenant_id, key, &bytes).map(Some)
+        let value = file_format::open(&t.store.cipher, &t.tenant_id, key, &bytes)?;
+        // The stamp of the file as opened: a change after it was taken gives the path
+        // another stamp, so the value is never kept for a version it was not read from.
+        t.store
+            .read_cache
+            .insert(&path, FileStamp::of(&meta), &value);
+        Ok(Some(value))
     }
 
     /// Replaces a value atomically (see the module docs). Fails with
@@ -398,6 +423,7 @@ impl TenantSecrets {
         } else {
             None
         };
+        t.store.read_cache.forget(&t.secrets_dir.join(&file_name));
         write_atomic(&t.secrets_dir, &file_name, &sealed)
     }
 
@@ -470,6 +496,7 @@ impl TenantSecrets {
     pub fn delete(&self, key: &str) -> Result<(), SecretStoreError> {
         validate_key(key, "key")?;
         let path = self.value_path(key);
+        self.inner.store.read_cache.forget(&path);
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.inner.secrets_dir),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -1037,3 +1037,72 @@ fn io_errors_keep_their_source() {
     // Re-opening the tenant recreates its directories.
     fx.store.tenant(TENANT).unwrap().set("k", b"v").unwrap();
 }
+
+/// `get` keeps what it decrypted while the file is unchanged; a write by another process
+/// (another store on the same directory, with a cache of its own) is seen at once.
+#[test]
+fn values_read_again_come_from_the_cache_until_their_file_changes() {
+    let f = fixture();
+    let other = SecretStore::open(StoreConfig::new(
+        &f.state,
+        KeySource::File(f.key_file.clone()),
+    ))
+    .unwrap();
+    let (ours, theirs) = (
+        f.store.tenant(TENANT).unwrap(),
+        other.tenant(TENANT).unwrap(),
+    );
+    theirs.set("credentials", b"first").unwrap();
+    // Read within the margin of the write: not kept (a replacement in the same timestamp
+    // tick could look the same).
+    assert_eq!(
+        ours.get("credentials").unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    assert_eq!(f.store.cached_values(), 0);
+    thread::sleep(crate::read_cache::RACY_MARGIN + Duration::from_millis(100));
+    assert_eq!(
+        ours.get("credentials").unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    assert_eq!(f.store.cached_values(), 1);
+    assert_eq!(
+        ours.get("credentials").unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+
+    // Replaced, deleted, written again, tampered with: each seen at the next read.
+    theirs.set("credentials", b"later").unwrap();
+    assert_eq!(
+        ours.get("credentials").unwrap().as_deref(),
+        Some(&b"later"[..])
+    );
+    theirs.delete("credentials").unwrap();
+    assert_eq!(ours.get("credentials").unwrap(), None);
+    theirs.set("credentials", b"first").unwrap();
+    assert_eq!(
+        ours.get("credentials").unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    thread::sleep(crate::read_cache::RACY_MARGIN + Duration::from_millis(100));
+    assert_eq!(
+        ours.get("credentials").unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    assert_eq!(f.store.cached_values(), 1);
+    let path = secrets_dir(&f.state, TENANT).join("credentials.sec");
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    fs::write(&path, &bytes).unwrap();
+    // Even with its modification time put back, the status-change time moved.
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_corrupt(ours.get("credentials"));
+    assert_eq!(f.store.cached_values(), 0);
+}

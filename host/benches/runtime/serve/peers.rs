@@ -123,6 +123,10 @@ pub fn start_serve(world: &World, state: &Path, pin: Option<Pinning>) -> Gateway
     assert_eq!(poll["status"], "connected", "{poll}");
     let created = json_of(cli(world, state).args(["--tenant", TENANT, "serve-key", "create"]));
     let key = created["key"].as_str().expect("serve key").to_owned();
+    // In service a tenant's login and serve key were written long before: the secret store
+    // reads a file changed in the last 2 s again on every request (its read cache skips
+    // "racily" recent files), so let them age past that before measuring.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
     let log = state.join("serve.log");
     let mut cmd = cli(world, state);
     cmd.args(["serve", "--listen", "127.0.0.1:0"])
