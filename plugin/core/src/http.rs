@@ -35,6 +35,12 @@ pub fn read_capped<B: ResponseBody>(
 
 /// Read and parse a successful response's JSON body (capped at [`JSON_BODY_CAP`]).
 pub fn read_json<B: ResponseBody>(body: &mut B, what: &str) -> Result<Value, ProviderError> {
+    parse_json(&read_json_body(body, what)?, what)
+}
+
+/// The bytes of a JSON body, within the same cap as [`read_json`], for a caller that reads
+/// them through a typed view.
+pub fn read_json_body<B: ResponseBody>(body: &mut B, what: &str) -> Result<Vec<u8>, ProviderError> {
     let (bytes, over) = read_capped(body, JSON_BODY_CAP)?;
     if over {
         return Err(ProviderError::InvalidResponse(format!(
@@ -42,13 +48,17 @@ pub fn read_json<B: ResponseBody>(body: &mut B, what: &str) -> Result<Value, Pro
             JSON_BODY_CAP / (1024 * 1024)
         )));
     }
-    parse_json(&bytes, what)
+    Ok(bytes)
 }
 
 /// Parse bytes as JSON, naming `what` on failure (never quoting the body).
 pub fn parse_json(bytes: &[u8], what: &str) -> Result<Value, ProviderError> {
-    serde_json::from_slice(bytes)
-        .map_err(|_| ProviderError::InvalidResponse(format!("{what}: body is not valid JSON")))
+    serde_json::from_slice(bytes).map_err(|_| not_json(what))
+}
+
+/// The error of a body that is not JSON.
+pub fn not_json(what: &str) -> ProviderError {
+    ProviderError::InvalidResponse(format!("{what}: body is not valid JSON"))
 }
 
 /// A response whose body was read completely (within caps).

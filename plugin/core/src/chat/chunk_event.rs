@@ -1,10 +1,12 @@
-//! What the chat-completions assembler reads of one `chat.completion.chunk` event.
+//! What the plugin reads of one chat-completions object: a `chat.completion.chunk` event
+//! of a stream, or a whole `chat.completion` reply.
 //!
 //! Most events of a stream are one token of text, wrapped in an id, an object type, a
 //! timestamp and a model name the assembler never reads. Building a `serde_json::Value`
 //! for each (a map, and a string for every field) was a sixth of `serve`'s CPU per
-//! streamed reply; this view keeps the text (borrowed from the event when it has no
-//! escapes) and the rarer parts as `Value`s, and skips the rest unbuilt.
+//! streamed reply, and for a whole reply a third of the plugin's work on it; this view
+//! keeps the text (borrowed when it has no escapes) and the rarer parts as `Value`s, and
+//! skips the rest unbuilt.
 //!
 //! It reads as leniently as `Value` accessors do: a field of another type than expected
 //! counts as absent, a field named twice keeps its last value. One visitor reads every
@@ -22,6 +24,7 @@ use serde_json::Value;
 #[derive(Debug, Default)]
 pub(super) struct ChunkEvent<'a> {
     pub(super) error: Option<Value>,
+    pub(super) model: Option<Cow<'a, str>>,
     /// The first of `choices` (the only one a request for one answer gets).
     pub(super) choice: Option<ChunkChoice<'a>>,
     pub(super) citations: Option<Value>,
@@ -32,14 +35,21 @@ pub(super) struct ChunkEvent<'a> {
 #[derive(Debug, Default)]
 pub(super) struct ChunkChoice<'a> {
     pub(super) delta: ChunkDelta<'a>,
+    /// A whole reply's `message`, when it is an object.
+    pub(super) message: Option<ChunkDelta<'a>>,
     pub(super) finish_reason: Option<Cow<'a, str>>,
 }
 
-/// A choice's `delta`.
+/// A choice's `delta` (or a whole reply's `message`).
 #[derive(Debug, Default)]
 pub(super) struct ChunkDelta<'a> {
     pub(super) reasoning_content: Option<Cow<'a, str>>,
     pub(super) content: Option<Cow<'a, str>>,
+    /// Whether `reasoning_content` held neither text nor `null` (a stream skips such a
+    /// field; a whole reply is refused for it).
+    pub(super) reasoning_not_text: bool,
+    /// Whether `content` held neither text nor `null`.
+    pub(super) content_not_text: bool,
     pub(super) tool_calls: Option<Value>,
     pub(super) annotations: Option<Value>,
 }
@@ -47,9 +57,14 @@ pub(super) struct ChunkDelta<'a> {
 impl<'a> ChunkEvent<'a> {
     /// `data` read; `None` when it is not JSON.
     pub(super) fn parse(data: &'a str) -> Option<Self> {
+        Self::parse_bytes(data.as_bytes())
+    }
+
+    /// [`ChunkEvent::parse`] of bytes (a whole reply's body).
+    pub(super) fn parse_bytes(data: &'a [u8]) -> Option<Self> {
         let mut event = ChunkEvent::default();
         // From bytes, as every JSON the plugin reads (one reader type in the component).
-        let mut reader = serde_json::Deserializer::from_slice(data.as_bytes());
+        let mut reader = serde_json::Deserializer::from_slice(data);
         Slot::Event(&mut event).deserialize(&mut reader).ok()?;
         reader.end().ok()?;
         Some(event)
@@ -63,7 +78,11 @@ enum Slot<'t, 'a> {
     Choices(&'t mut Option<ChunkChoice<'a>>),
     Choice(&'t mut ChunkChoice<'a>),
     Delta(&'t mut ChunkDelta<'a>),
+    /// A whole reply's `message`: kept only when it is an object.
+    Message(&'t mut Option<ChunkDelta<'a>>),
     Text(&'t mut Option<Cow<'a, str>>),
+    /// Text whose other kinds (but `null`) are noted in the flag.
+    StrictText(&'t mut Option<Cow<'a, str>>, &'t mut bool),
     Key(&'t mut Cow<'a, str>),
     Skip,
 }
@@ -71,9 +90,16 @@ enum Slot<'t, 'a> {
 impl<'a> Slot<'_, 'a> {
     fn text(self, s: Cow<'a, str>) {
         match self {
-            Slot::Text(t) => *t = Some(s),
+            Slot::Text(t) | Slot::StrictText(t, _) => *t = Some(s),
             Slot::Key(k) => *k = s,
             _ => {}
+        }
+    }
+
+    /// A value of a kind other than text or `null`.
+    fn other(self) {
+        if let Slot::StrictText(_, not_text) = self {
+            *not_text = true;
         }
     }
 }
@@ -98,15 +124,19 @@ impl<'de: 'a, 'a> Visitor<'de> for Slot<'_, 'a> {
         f.write_str("any JSON value")
     }
     fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.other();
         Ok(())
     }
     fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.other();
         Ok(())
     }
     fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.other();
         Ok(())
     }
     fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.other();
         Ok(())
     }
     fn visit_unit<E>(self) -> Result<(), E> {
@@ -129,23 +159,40 @@ impl<'de: 'a, 'a> Visitor<'de> for Slot<'_, 'a> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if let Slot::Choices(choice) = self {
-            let mut first = ChunkChoice::default();
-            if seq.next_element_seed(Slot::Choice(&mut first))?.is_some() {
-                *choice = Some(first);
+        match self {
+            Slot::Choices(choice) => {
+                let mut first = ChunkChoice::default();
+                if seq.next_element_seed(Slot::Choice(&mut first))?.is_some() {
+                    *choice = Some(first);
+                }
             }
+            other => other.other(),
         }
         while seq.next_element_seed(Slot::Skip)?.is_some() {}
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        match self {
+            Slot::Message(message) => {
+                let mut read = ChunkDelta::default();
+                Slot::Delta(&mut read).visit_map(map)?;
+                *message = Some(read);
+                return Ok(());
+            }
+            Slot::StrictText(_, ref mut not_text) => **not_text = true,
+            _ => {}
+        }
         let mut key = Cow::Borrowed("");
         while map.next_key_seed(Slot::Key(&mut key))?.is_some() {
             // A field named twice: the last one counts, whatever its kind, so each slot
             // starts empty.
             match (&mut self, &*key) {
                 (Slot::Event(e), "error") => e.error = value(&mut map)?,
+                (Slot::Event(e), "model") => {
+                    e.model = None;
+                    map.next_value_seed(Slot::Text(&mut e.model))?;
+                }
                 (Slot::Event(e), "choices") => {
                     e.choice = None;
                     map.next_value_seed(Slot::Choices(&mut e.choice))?;
@@ -156,17 +203,24 @@ impl<'de: 'a, 'a> Visitor<'de> for Slot<'_, 'a> {
                     c.delta = ChunkDelta::default();
                     map.next_value_seed(Slot::Delta(&mut c.delta))?;
                 }
+                (Slot::Choice(c), "message") => {
+                    c.message = None;
+                    map.next_value_seed(Slot::Message(&mut c.message))?;
+                }
                 (Slot::Choice(c), "finish_reason") => {
                     c.finish_reason = None;
                     map.next_value_seed(Slot::Text(&mut c.finish_reason))?;
                 }
                 (Slot::Delta(d), "reasoning_content") => {
-                    d.reasoning_content = None;
-                    map.next_value_seed(Slot::Text(&mut d.reasoning_content))?;
+                    (d.reasoning_content, d.reasoning_not_text) = (None, false);
+                    map.next_value_seed(Slot::StrictText(
+                        &mut d.reasoning_content,
+                        &mut d.reasoning_not_text,
+                    ))?;
                 }
                 (Slot::Delta(d), "content") => {
-                    d.content = None;
-                    map.next_value_seed(Slot::Text(&mut d.content))?;
+                    (d.content, d.content_not_text) = (None, false);
+                    map.next_value_seed(Slot::StrictText(&mut d.content, &mut d.content_not_text))?;
                 }
                 (Slot::Delta(d), "tool_calls") => d.tool_calls = value(&mut map)?,
                 (Slot::Delta(d), "annotations") => d.annotations = value(&mut map)?,

@@ -252,6 +252,7 @@ pub(crate) fn body(model: &str, req: &ChatRequest, stream: bool) -> Result<Vec<u
     Ok(written(serde_json::to_vec(&body)))
 }
 
+#[cfg(test)]
 fn text_field(v: Option<&Value>, what: &str) -> Result<Option<String>, ProviderError> {
     match v {
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -310,6 +311,9 @@ fn tool_call(v: &Value) -> Result<ToolCall, ProviderError> {
     Ok(call)
 }
 
+/// A whole reply read from a `Value`, as before the typed view of [`parse_reply_body`]:
+/// kept as the oracle the view is tested against.
+#[cfg(test)]
 pub(crate) fn parse_reply(
     v: &Value,
     model: String,
@@ -347,6 +351,63 @@ pub(crate) fn parse_reply(
         finish_reason: choice
             .get("finish_reason")
             .and_then(Value::as_str)
+            .map(FinishReason::from_upstream),
+    })
+}
+
+/// [`parse_reply`] of the reply's body read through the typed view (see `chunk_event`):
+/// the same answer and the same errors, without building a `Value` of the whole reply.
+/// `None` when the body is not JSON.
+pub(crate) fn parse_reply_body(
+    body: &[u8],
+    model: impl FnOnce(Option<&str>) -> String,
+    route: Route,
+) -> Option<Result<ChatReply, ProviderError>> {
+    let event = ChunkEvent::parse_bytes(body)?;
+    Some(reply_of(&event, model(event.model.as_deref()), route))
+}
+
+fn reply_of(e: &ChunkEvent<'_>, model: String, route: Route) -> Result<ChatReply, ProviderError> {
+    let choice = e
+        .choice
+        .as_ref()
+        .ok_or_else(|| ProviderError::InvalidResponse("chat completion without choices".into()))?;
+    let message = choice.message.as_ref().ok_or_else(|| {
+        ProviderError::InvalidResponse("chat completion choice without message".into())
+    })?;
+    let tool_calls = message
+        .tool_calls
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(tool_call)
+        .collect::<Result<Vec<_>, _>>()?;
+    let not_text =
+        |what: &str| ProviderError::InvalidResponse(format!("chat completion {what} is not text"));
+    if message.content_not_text {
+        return Err(not_text("content"));
+    }
+    if message.reasoning_not_text {
+        return Err(not_text("reasoning"));
+    }
+    Ok(ChatReply {
+        content: message.content.as_deref().unwrap_or_default().to_owned(),
+        tool_calls,
+        reasoning: message
+            .reasoning_content
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        reasoning_items: Vec::new(),
+        citations: citations(e.citations.as_ref(), message.annotations.as_ref()),
+        model,
+        lane: Lane::ChatCompletions,
+        route: route.name().to_owned(),
+        usage: e.usage.as_ref().and_then(chat_completions_usage),
+        finish_reason: choice
+            .finish_reason
+            .as_deref()
             .map(FinishReason::from_upstream),
     })
 }
@@ -541,5 +602,76 @@ impl CompletionsAssembler {
             out.push_back(ChatChunk::Finish(f));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod reply_tests {
+    use serde_json::Value;
+
+    use super::{parse_reply, parse_reply_body};
+    use crate::routes::Route;
+
+    /// The view and the `Value` reading give the same reply or the same error for every
+    /// kind in every place, fields named twice, escapes, and bodies that are not replies.
+    #[test]
+    fn the_typed_view_reads_what_the_value_reading_read() {
+        let cases = [
+            r#"{"id":"x","object":"chat.completion","created":1,"model":"grok-4.3-0101",
+                "choices":[{"index":0,"message":{"role":"assistant","content":"Hi!","reasoning_content":"hmm",
+                "refusal":null},"finish_reason":"stop"}],"citations":["https://a.example/"],
+                "usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":15,
+                "prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":3}},
+                "system_fingerprint":"fp"}"#,
+            r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"c1","type":"function",
+                "function":{"name":"f","arguments":"{}"}},{"id":"c2","function":{"name":"g","arguments":{"a":1}}}]},
+                "finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[{"message":{"tool_calls":[{"function":{"name":"f"}}]}}]}"#,
+            r#"{"choices":[{"message":{"tool_calls":"none","content":"a"}}]}"#,
+            r#"{"choices":[{"message":{"content":5}}]}"#,
+            r#"{"choices":[{"message":{"content":[{"type":"text"}]}}]}"#,
+            r#"{"choices":[{"message":{"content":{"a":1}}}]}"#,
+            r#"{"choices":[{"message":{"content":true,"content":"fine"}}]}"#,
+            r#"{"choices":[{"message":{"content":"a","content":false}}]}"#,
+            r#"{"choices":[{"message":{"content":"a","reasoning_content":7}}]}"#,
+            r#"{"choices":[{"message":{"content":"a","reasoning_content":""}}]}"#,
+            r#"{"choices":[{"message":{"content":"a"},"message":null}]}"#,
+            r#"{"choices":[{"message":null,"message":{"content":"b"}}]}"#,
+            r#"{"choices":[{"message":"text"}]}"#,
+            r#"{"choices":[{"message":{"content":"a"},"finish_reason":7}]}"#,
+            r#"{"choices":[{"message":{"content":"a"},"finish_reason":"length"}],"model":""}"#,
+            r#"{"choices":[{"message":{"content":"a"}}],"model":7}"#,
+            r#"{"choices":[{"message":{"content":"a"}}],"model":"xai-grok/grok-4.3","model":"grok-5"}"#,
+            r#"{"choices":[{"message":{"content":"a","annotations":[{"type":"url_citation",
+                "url_citation":{"url":"https://b.example/","title":"B","start_index":1,"end_index":2}}]}}],
+                "citations":[{"url":"https://c.example/"},"https://d.example/",7]}"#,
+            r#"{"choices":[{"message":{"content":"\ud83d\ude00\n\"\\ é"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}]}"#,
+            r#"{"choices":[{}]}"#,
+            r#"{"choices":[]}"#,
+            r#"{"choices":[7,{"message":{"content":"a"}}]}"#,
+            r#"{"choices":{"0":{"message":{"content":"a"}}}}"#,
+            r#"{"choices":[{"message":{"content":"a"}}],"choices":null}"#,
+            r#"{"choices":[{"message":{"content":"a"}}],"usage":{"prompt_tokens":"5"}}"#,
+            r#"{"choices":[{"message":{"content":"a"}}],"usage":[1]}"#,
+            r#"{"error":{"message":"boom"}}"#,
+            r#"[{"choices":[]}]"#,
+            r#""text""#,
+            "12.5",
+            "null",
+            r#"{"choices":[{"message":{"content":"a"}}]} trailing"#,
+            r#"{"choices":[{"message":{"content":"a"}}]"#,
+            "",
+            "not json",
+        ];
+        for body in cases {
+            let model = |named: Option<&str>| named.unwrap_or("asked").to_owned();
+            let by_view = parse_reply_body(body.as_bytes(), model, Route::Api);
+            let by_value = serde_json::from_str::<Value>(body).ok().map(|v| {
+                let named = v.get("model").and_then(Value::as_str);
+                parse_reply(&v, model(named), Route::Api)
+            });
+            assert_eq!(by_view, by_value, "{body}");
+        }
     }
 }

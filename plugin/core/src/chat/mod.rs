@@ -451,18 +451,27 @@ pub fn takes_reasoning_effort(upstream_model: &str) -> bool {
     !(m.starts_with("grok-4.20") || m.starts_with("grok-build") || m.starts_with("grok-code"))
 }
 
-/// Read a complete (non-streamed) reply.
-pub fn parse_reply(plan: &Plan, v: &Value) -> Result<ChatReply, ProviderError> {
-    let route = plan.route();
-    let model = v
-        .get("model")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| plan.model.id(), |m| route.prefixed(route.unprefixed(m)));
+/// The reply of a non-streamed request, from its body (`what` names it when it is not JSON).
+/// A chat completion is read through a typed view (`chunk_event`) rather than a `Value` of
+/// the whole body; a Responses reply, with its many item kinds, as a `Value`.
+pub fn parse_reply_body(plan: &Plan, body: &[u8], what: &str) -> Result<ChatReply, ProviderError> {
     match plan.lane {
-        Lane::Responses => responses::parse_reply(v, model, route),
-        _ => completions::parse_reply(v, model, route),
+        Lane::Responses => {
+            let v = crate::http::parse_json(body, what)?;
+            let model = reply_model(plan, v.get("model").and_then(Value::as_str));
+            responses::parse_reply(&v, model, plan.route())
+        }
+        _ => completions::parse_reply_body(body, |m| reply_model(plan, m), plan.route())
+            .unwrap_or_else(|| Err(crate::http::not_json(what))),
     }
+}
+
+/// The model a reply names (prefixed with the route), else the one asked for.
+fn reply_model(plan: &Plan, named: Option<&str>) -> String {
+    let route = plan.route();
+    named
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| plan.model.id(), |m| route.prefixed(route.unprefixed(m)))
 }
 
 /// The error of a failed response or `error` event (`{code?, message?}`): rate limits

@@ -4,6 +4,11 @@ use super::completions::CompletionsAssembler;
 use super::responses::ResponsesAssembler;
 use super::*;
 use crate::routes::{Route, resolve};
+
+/// A reply read from its body, given as JSON.
+fn parse_reply(plan: &Plan, v: &Value) -> Result<ChatReply, ProviderError> {
+    parse_reply_body(plan, &serde_json::to_vec(v).unwrap(), "reply")
+}
 use crate::types::{
     ChatChunk, Citation, FinishReason, FunctionTool, Image, ImageDetail, JsonSchemaFormat,
     ReasoningItem, ToolCall, Usage,

@@ -6,9 +6,11 @@ use super::routes::no_api_key;
 use super::{GENERIC_RETRY_WAIT_CAP_SECONDS, Provider, SERVER_ERROR_BACKOFF_MS};
 use crate::api_error::{ApiFailure, classify_api_error};
 use crate::api_key::{API_KEY_CONSOLE, ApiKey};
-use crate::chat::{Plan, UpstreamRequest, explain_refusal, parse_reply, plan_listed, request_body};
+use crate::chat::{
+    Plan, UpstreamRequest, explain_refusal, parse_reply_body, plan_listed, request_body,
+};
 use crate::error::ProviderError;
-use crate::http::{get_json, post_json, read_json, read_reply};
+use crate::http::{get_json, post_json, read_json, read_json_body, read_reply};
 use crate::io::{Clock, HttpRequest, HttpResponse, SecretStore, Transport};
 use crate::models::{ModelsCache, models_key, parse_models};
 use crate::routes::{Route, RoutedModel};
@@ -240,9 +242,9 @@ impl<T: Transport, S: SecretStore, C: Clock> Provider<T, S, C> {
                 chat_post(&url, &ua, token, &upstream, "application/json")
             })
             .map_err(|e| explain_refusal(e, plan, request))?;
-        let v = read_json(&mut resp.body, "chat reply")?;
+        let body = read_json_body(&mut resp.body, "chat reply")?;
         // A failed response may echo what it was sent: mask the credentials in its error.
-        parse_reply(plan, &v).map_err(|e| e.redacted(&bearer.secrets()))
+        parse_reply_body(plan, &body, "chat reply").map_err(|e| e.redacted(&bearer.secrets()))
     }
 
     /// Send a streaming chat request and wait for the response head. The returned
