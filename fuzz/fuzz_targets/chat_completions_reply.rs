@@ -1,8 +1,8 @@
-//! A complete (non-streamed) chat-completions reply body.
+//! A complete (non-streamed) chat-completions reply body, read as the plugin reads it
+//! (through the typed view, not a `Value`).
 #![no_main]
 
-use grok_provider_core::chat::{Plan, parse_reply};
-use grok_provider_core::http::parse_json;
+use grok_provider_core::chat::{Plan, parse_reply_body};
 use grok_provider_core::{Lane, Route, RoutedModel};
 use grok_provider_fuzz::check_error;
 use libfuzzer_sys::fuzz_target;
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         },
         lane: Lane::ChatCompletions,
     };
-    match parse_json(data, "chat reply").and_then(|v| parse_reply(&route, &v)) {
+    match parse_reply_body(&route, data, "chat reply") {
         Ok(r) => {
             assert_eq!(r.lane, Lane::ChatCompletions);
             assert!(r.model.starts_with(Route::Api.prefix()), "{r:?}");

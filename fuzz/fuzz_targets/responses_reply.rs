@@ -1,7 +1,7 @@
 //! A complete (non-streamed) Responses-API reply body.
 #![no_main]
 
-use grok_provider_core::chat::{Plan, parse_reply};
+use grok_provider_core::chat::{Plan, parse_reply_body};
 use grok_provider_core::http::parse_json;
 use grok_provider_core::{Lane, Route, RoutedModel};
 use grok_provider_fuzz::check_error;
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         lane: Lane::Responses,
     };
     let parsed = parse_json(data, "chat reply");
-    match parsed.clone().and_then(|v| parse_reply(&route, &v)) {
+    match parse_reply_body(&route, data, "chat reply") {
         Ok(r) => {
             assert_eq!(r.lane, Lane::Responses);
             assert!(r.model.starts_with(Route::Api.prefix()), "{r:?}");

@@ -355,9 +355,9 @@ pub(crate) fn parse_reply(
     })
 }
 
-/// [`parse_reply`] of the reply's body read through the typed view (see `chunk_event`):
-/// the same answer and the same errors, without building a `Value` of the whole reply.
-/// `None` when the body is not JSON.
+/// A whole reply read from its body through the typed view (see `chunk_event`): the same
+/// answer and the same errors as the `Value` reading it replaced (kept as the tests' oracle),
+/// without building a `Value` of the whole reply. `None` when the body is not JSON.
 pub(crate) fn parse_reply_body(
     body: &[u8],
     model: impl FnOnce(Option<&str>) -> String,
