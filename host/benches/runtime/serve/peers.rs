@@ -110,8 +110,9 @@ fn json_of(cmd: &mut Command) -> serde_json::Value {
     })
 }
 
-/// `start`, approval on the reference server, `poll`, `serve-key create`, then `serve` on a
-/// free loopback port (on the gateway core when pinned), routed to the developer API.
+/// `start`, approval on the reference server, `poll`, `models`, `serve-key create`, then
+/// `serve` on a free loopback port (on the gateway core when pinned), routed to the
+/// developer API.
 pub fn start_serve(world: &World, state: &Path, pin: Option<Pinning>) -> Gateway {
     let start = json_of(cli(world, state).args(["--tenant", TENANT, "start"]));
     let code = start["user_code"].as_str().expect("user_code");
@@ -121,6 +122,13 @@ pub fn start_serve(world: &World, state: &Path, pin: Option<Pinning>) -> Gateway
         .expect("approve");
     let poll = json_of(cli(world, state).args(["--tenant", TENANT, "poll"]));
     assert_eq!(poll["status"], "connected", "{poll}");
+    // The route's model catalogue, as a tenant in service has one (any model listing
+    // writes it): every turn looks its model up there for the lane.
+    let models = json_of(cli(world, state).args(["--tenant", TENANT, "models", "--route", "api"]));
+    assert!(
+        models["models"].as_array().is_some_and(|m| !m.is_empty()),
+        "{models}"
+    );
     let created = json_of(cli(world, state).args(["--tenant", TENANT, "serve-key", "create"]));
     let key = created["key"].as_str().expect("serve key").to_owned();
     // In service a tenant's login and serve key were written long before: the secret store

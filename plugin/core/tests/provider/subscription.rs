@@ -393,4 +393,14 @@ fn the_catalogue_decides_the_lane_and_the_default() {
     stream_reply(&h, CC);
     let r = ok(h.p.chat(&simple_request("xai-grok-sub/grok-4.3")));
     assert_eq!(r.lane, Lane::ChatCompletions);
+    // A new catalogue (the lanes of the last one read are kept by its stored bytes) is
+    // the one the next turn follows.
+    h.t.json(
+        200,
+        json!({"data": [{"id": "grok-4.6", "apiBackend": "chat_completions"}]}),
+    );
+    ok(h.p.models(true, Some("subscription")));
+    stream_reply(&h, CC);
+    let r = ok(h.p.chat(&simple_request("xai-grok-sub/grok-4.6")));
+    assert_eq!(r.lane, Lane::ChatCompletions);
 }
