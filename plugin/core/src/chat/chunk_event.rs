@@ -1,5 +1,6 @@
-//! What the plugin reads of one chat-completions object: a `chat.completion.chunk` event
-//! of a stream, or a whole `chat.completion` reply.
+//! What the plugin reads of one chat-completions object (a `chat.completion.chunk` event
+//! of a stream, or a whole `chat.completion` reply), and of the Responses stream's token
+//! events ([`DeltaEvent`]: 0.25 µs per event natively against 0.69 µs as a `Value`).
 //!
 //! Most events of a stream are one token of text, wrapped in an id, an object type, a
 //! timestamp and a model name the assembler never reads. Building a `serde_json::Value`
@@ -71,9 +72,34 @@ impl<'a> ChunkEvent<'a> {
     }
 }
 
+/// What the Responses assembler reads of its most frequent events, a token of text or of
+/// reasoning (`response.output_text.delta`, `response.reasoning_*text.delta`); it reads any
+/// other event as a `Value`.
+#[derive(Debug, Default)]
+pub(super) struct DeltaEvent<'a> {
+    pub(super) kind: Option<Cow<'a, str>>,
+    pub(super) item_id: Option<Cow<'a, str>>,
+    pub(super) delta: Option<Cow<'a, str>>,
+    pub(super) summary_index: Option<u64>,
+}
+
+impl<'a> DeltaEvent<'a> {
+    /// `data` read; `None` when it is not JSON.
+    pub(super) fn parse(data: &'a str) -> Option<Self> {
+        let mut event = DeltaEvent::default();
+        let mut reader = serde_json::Deserializer::from_slice(data.as_bytes());
+        Slot::DeltaEvent(&mut event).deserialize(&mut reader).ok()?;
+        reader.end().ok()?;
+        Some(event)
+    }
+}
+
 /// Where a JSON value goes; a value of a kind its slot does not take is skipped.
 enum Slot<'t, 'a> {
     Event(&'t mut ChunkEvent<'a>),
+    DeltaEvent(&'t mut DeltaEvent<'a>),
+    /// A non-negative integer (as `Value::as_u64` reads it).
+    Count(&'t mut Option<u64>),
     /// `choices`: its first element.
     Choices(&'t mut Option<ChunkChoice<'a>>),
     Choice(&'t mut ChunkChoice<'a>),
@@ -131,8 +157,11 @@ impl<'de: 'a, 'a> Visitor<'de> for Slot<'_, 'a> {
         self.other();
         Ok(())
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        self.other();
+    fn visit_u64<E>(self, n: u64) -> Result<(), E> {
+        match self {
+            Slot::Count(c) => *c = Some(n),
+            other => other.other(),
+        }
         Ok(())
     }
     fn visit_f64<E>(self, _: f64) -> Result<(), E> {
@@ -198,6 +227,22 @@ impl<'de: 'a, 'a> Visitor<'de> for Slot<'_, 'a> {
                     map.next_value_seed(Slot::Choices(&mut e.choice))?;
                 }
                 (Slot::Event(e), "citations") => e.citations = value(&mut map)?,
+                (Slot::DeltaEvent(e), "type") => {
+                    e.kind = None;
+                    map.next_value_seed(Slot::Text(&mut e.kind))?;
+                }
+                (Slot::DeltaEvent(e), "item_id") => {
+                    e.item_id = None;
+                    map.next_value_seed(Slot::Text(&mut e.item_id))?;
+                }
+                (Slot::DeltaEvent(e), "delta") => {
+                    e.delta = None;
+                    map.next_value_seed(Slot::Text(&mut e.delta))?;
+                }
+                (Slot::DeltaEvent(e), "summary_index") => {
+                    e.summary_index = None;
+                    map.next_value_seed(Slot::Count(&mut e.summary_index))?;
+                }
                 (Slot::Event(e), "usage") => e.usage = value(&mut map)?,
                 (Slot::Choice(c), "delta") => {
                     c.delta = ChunkDelta::default();
@@ -304,6 +349,51 @@ mod tests {
             c.and_then(|c| c.delta.annotations.clone()),
             c.and_then(|c| text(&c.finish_reason)),
         ])
+    }
+
+    /// The Responses token view against the `Value` accessors the assembler used.
+    #[test]
+    fn the_responses_delta_view_reads_what_value_accessors_read() {
+        use super::DeltaEvent;
+        let cases = [
+            r#"{"type":"response.output_text.delta","sequence_number":7,"item_id":"msg_1",
+                "output_index":1,"content_index":0,"delta":"Hel","obfuscation":"x"}"#,
+            r#"{"type":"response.reasoning_summary_text.delta","item_id":"rs_1","summary_index":2,"delta":"a\"bé"}"#,
+            r#"{"type":7,"item_id":["x"],"delta":{"a":1},"summary_index":-1}"#,
+            r#"{"summary_index":1.5,"delta":null,"item_id":null,"type":null}"#,
+            r#"{"summary_index":"1","summary_index":3,"delta":"a","delta":5}"#,
+            r#"{"type":"a","type":"b","item_id":"i","item_id":false}"#,
+            r#"{"nested":{"type":"no","delta":"no"},"delta":"yes"}"#,
+            r#"{"summary_index":18446744073709551615}"#,
+            r#"[{"type":"x"}]"#,
+            r#""text""#,
+            "12",
+            "null",
+            r#"{"delta":"a"} trailing"#,
+            r#"{"delta":"a""#,
+            "",
+        ];
+        for data in cases {
+            let by_value = serde_json::from_str::<Value>(data).ok().map(|v| {
+                let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+                (
+                    text("type"),
+                    text("item_id"),
+                    text("delta"),
+                    v.get("summary_index").and_then(Value::as_u64),
+                )
+            });
+            let by_view = DeltaEvent::parse(data).map(|e| {
+                let owned = |t: Option<Cow<'_, str>>| t.map(Cow::into_owned);
+                (
+                    owned(e.kind),
+                    owned(e.item_id),
+                    owned(e.delta),
+                    e.summary_index,
+                )
+            });
+            assert_eq!(by_view, by_value, "{data}");
+        }
     }
 
     /// Every kind in every place, fields named twice, escapes, not JSON: the view and the

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use serde_json::Value;
 
+use super::super::chunk_event::DeltaEvent;
 use super::super::response_failure;
 use super::super::usage::responses_usage;
 use super::reply::{
@@ -122,6 +123,28 @@ impl ResponsesAssembler {
         event: Option<&str>,
         out: &mut VecDeque<ChatChunk>,
     ) -> Result<bool, ProviderError> {
+        // Most events are one token of text or of reasoning: read through a typed view (as
+        // `chunk_event` explains), every other kind as a `Value`.
+        if let Some(e) = DeltaEvent::parse(data) {
+            let kind = e.kind.as_deref().or(event).unwrap_or_default();
+            let item_id = e.item_id.as_deref().unwrap_or("");
+            let delta = e.delta.as_deref().unwrap_or("");
+            // An empty delta says nothing.
+            if !delta.is_empty() {
+                match kind {
+                    "response.output_text.delta" => {
+                        self.streamed_text.insert(item_id.to_owned());
+                        out.push_back(ChatChunk::Text(delta.to_owned()));
+                        return Ok(false);
+                    }
+                    "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
+                        self.on_reasoning(item_id, e.summary_index, delta, out);
+                        return Ok(false);
+                    }
+                    _ => {}
+                }
+            }
+        }
         let v = parse_event(data)?;
         let kind = v
             .get("type")
@@ -129,33 +152,9 @@ impl ResponsesAssembler {
             .or(event)
             .unwrap_or_default()
             .to_owned();
-        let item_id = v
-            .get("item_id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
         let delta = v.get("delta").and_then(Value::as_str).unwrap_or("");
         match kind.as_str() {
-            // An empty delta says nothing (the `_` arm).
-            "response.output_text.delta" if !delta.is_empty() => {
-                self.streamed_text.insert(item_id);
-                out.push_back(ChatChunk::Text(delta.to_owned()));
-            }
-            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta"
-                if !delta.is_empty() =>
-            {
-                // Parts (and items) are separated as `chat` joins them: a blank line.
-                let part = (
-                    item_id.clone(),
-                    v.get("summary_index").and_then(Value::as_u64),
-                );
-                if self.reasoning_part.as_ref().is_some_and(|p| *p != part) {
-                    out.push_back(ChatChunk::Reasoning("\n\n".into()));
-                }
-                self.reasoning_part = Some(part);
-                self.streamed_reasoning.insert(item_id);
-                out.push_back(ChatChunk::Reasoning(delta.to_owned()));
-            }
+            // Text and reasoning deltas were handled above (an empty one says nothing).
             "response.output_text.annotation.added" => {
                 if let Some(c) = v.get("annotation").and_then(citation) {
                     self.cite(c, out);
@@ -212,6 +211,23 @@ impl ResponsesAssembler {
             _ => {} // created, in_progress, content_part.*, server tool progress, ...
         }
         Ok(false)
+    }
+
+    fn on_reasoning(
+        &mut self,
+        item_id: &str,
+        summary_index: Option<u64>,
+        delta: &str,
+        out: &mut VecDeque<ChatChunk>,
+    ) {
+        // Parts (and items) are separated as `chat` joins them: a blank line.
+        let part = (item_id.to_owned(), summary_index);
+        if self.reasoning_part.as_ref().is_some_and(|p| *p != part) {
+            out.push_back(ChatChunk::Reasoning("\n\n".into()));
+        }
+        self.reasoning_part = Some(part);
+        self.streamed_reasoning.insert(item_id.to_owned());
+        out.push_back(ChatChunk::Reasoning(delta.to_owned()));
     }
 
     fn cite(&mut self, c: Citation, out: &mut VecDeque<ChatChunk>) {
