@@ -122,6 +122,21 @@ impl<'a> Slot<'_, 'a> {
         }
     }
 
+    /// Empties the target before its value is read: a field named twice counts as its last
+    /// occurrence, whatever the kind of either.
+    fn clear(&mut self) {
+        match self {
+            Slot::Count(c) => **c = None,
+            Slot::Choices(c) => **c = None,
+            Slot::Delta(d) => **d = ChunkDelta::default(),
+            Slot::Message(m) => **m = None,
+            Slot::Text(t) => **t = None,
+            Slot::StrictText(t, not_text) => (**t, **not_text) = (None, false),
+            // Read fresh each time (the event, a choice) or overwritten (a key).
+            Slot::Event(_) | Slot::DeltaEvent(_) | Slot::Choice(_) | Slot::Key(_) | Slot::Skip => {}
+        }
+    }
+
     /// A value of a kind other than text or `null`.
     fn other(self) {
         if let Slot::StrictText(_, not_text) = self {
@@ -138,7 +153,8 @@ fn value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Value>, A::Error>
 impl<'de: 'a, 'a> DeserializeSeed<'de> for Slot<'_, 'a> {
     type Value = ();
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(mut self, d: D) -> Result<(), D::Error> {
+        self.clear();
         d.deserialize_any(self)
     }
 }
@@ -214,57 +230,34 @@ impl<'de: 'a, 'a> Visitor<'de> for Slot<'_, 'a> {
         }
         let mut key = Cow::Borrowed("");
         while map.next_key_seed(Slot::Key(&mut key))?.is_some() {
-            // A field named twice: the last one counts, whatever its kind, so each slot
-            // starts empty.
+            // A field named twice: the last one counts (each slot is emptied before it is
+            // read, in `deserialize`).
             match (&mut self, &*key) {
                 (Slot::Event(e), "error") => e.error = value(&mut map)?,
-                (Slot::Event(e), "model") => {
-                    e.model = None;
-                    map.next_value_seed(Slot::Text(&mut e.model))?;
-                }
-                (Slot::Event(e), "choices") => {
-                    e.choice = None;
-                    map.next_value_seed(Slot::Choices(&mut e.choice))?;
-                }
+                (Slot::Event(e), "model") => map.next_value_seed(Slot::Text(&mut e.model))?,
+                (Slot::Event(e), "choices") => map.next_value_seed(Slot::Choices(&mut e.choice))?,
                 (Slot::Event(e), "citations") => e.citations = value(&mut map)?,
-                (Slot::DeltaEvent(e), "type") => {
-                    e.kind = None;
-                    map.next_value_seed(Slot::Text(&mut e.kind))?;
-                }
+                (Slot::Event(e), "usage") => e.usage = value(&mut map)?,
+                (Slot::DeltaEvent(e), "type") => map.next_value_seed(Slot::Text(&mut e.kind))?,
                 (Slot::DeltaEvent(e), "item_id") => {
-                    e.item_id = None;
                     map.next_value_seed(Slot::Text(&mut e.item_id))?;
                 }
-                (Slot::DeltaEvent(e), "delta") => {
-                    e.delta = None;
-                    map.next_value_seed(Slot::Text(&mut e.delta))?;
-                }
+                (Slot::DeltaEvent(e), "delta") => map.next_value_seed(Slot::Text(&mut e.delta))?,
                 (Slot::DeltaEvent(e), "summary_index") => {
-                    e.summary_index = None;
                     map.next_value_seed(Slot::Count(&mut e.summary_index))?;
                 }
-                (Slot::Event(e), "usage") => e.usage = value(&mut map)?,
-                (Slot::Choice(c), "delta") => {
-                    c.delta = ChunkDelta::default();
-                    map.next_value_seed(Slot::Delta(&mut c.delta))?;
-                }
+                (Slot::Choice(c), "delta") => map.next_value_seed(Slot::Delta(&mut c.delta))?,
                 (Slot::Choice(c), "message") => {
-                    c.message = None;
                     map.next_value_seed(Slot::Message(&mut c.message))?;
                 }
                 (Slot::Choice(c), "finish_reason") => {
-                    c.finish_reason = None;
                     map.next_value_seed(Slot::Text(&mut c.finish_reason))?;
                 }
-                (Slot::Delta(d), "reasoning_content") => {
-                    (d.reasoning_content, d.reasoning_not_text) = (None, false);
-                    map.next_value_seed(Slot::StrictText(
-                        &mut d.reasoning_content,
-                        &mut d.reasoning_not_text,
-                    ))?;
-                }
+                (Slot::Delta(d), "reasoning_content") => map.next_value_seed(Slot::StrictText(
+                    &mut d.reasoning_content,
+                    &mut d.reasoning_not_text,
+                ))?,
                 (Slot::Delta(d), "content") => {
-                    (d.content, d.content_not_text) = (None, false);
                     map.next_value_seed(Slot::StrictText(&mut d.content, &mut d.content_not_text))?;
                 }
                 (Slot::Delta(d), "tool_calls") => d.tool_calls = value(&mut map)?,
