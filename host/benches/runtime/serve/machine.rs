@@ -3,6 +3,8 @@
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The cores of this process's affinity mask.
 fn cores() -> Vec<usize> {
@@ -95,6 +97,64 @@ impl Pinning {
                 }
             });
         }
+    }
+}
+
+/// Keeps a core from idling while alive: a thread of the lowest scheduling class
+/// (`SCHED_IDLE`) spinning there, which any runnable task preempts at once. It takes no
+/// time from the gateway; it spares the core the halt and the wake-up a virtual machine
+/// pays each time the gateway waits for a peer (an exit to the hypervisor and back, after
+/// which caches and branch predictors are cold), so that a figure taken with it shows the
+/// gateway's own work.
+pub struct Awake {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Awake {
+    /// `None` when the spinner cannot be made `SCHED_IDLE` (it would then compete).
+    pub fn keep(core: usize) -> Option<Awake> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready, started) = std::sync::mpsc::channel();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let set = set_of(core);
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: both act on the calling thread (id 0) with valid arguments.
+            let ok = unsafe {
+                libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
+                    && libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0
+            };
+            let _ = ready.send(ok);
+            if ok {
+                while !flag.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        let mut awake = Awake {
+            stop,
+            thread: Some(thread),
+        };
+        if started.recv().unwrap_or(false) {
+            Some(awake)
+        } else {
+            awake.finish();
+            None
+        }
+    }
+
+    fn finish(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

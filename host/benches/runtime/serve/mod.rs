@@ -10,6 +10,12 @@
 //!   next, round after round (the order rotating), so that no peer's leftover work (a
 //!   garbage collection, a log flush) lands in another's sample, and all see the same
 //!   machine over time;
+//! - **the machine's share of c=1**: the same requests again, direct and through `serve`,
+//!   with the gateway's core kept from idling by a `SCHED_IDLE` spinner (which yields to
+//!   the gateway at once). On a virtual machine every wait of the gateway halts its vCPU,
+//!   and each wake-up is an exit to the hypervisor and back with cold caches and branch
+//!   predictors; the difference between the two figures is that cost, not the gateway's
+//!   work (an informational row; the target is checked on the plain figure);
 //! - **CPU per request** at concurrency 64: the gateway process's user + system time from
 //!   `/proc/PID/stat` across the run, divided by its requests; with the requests/s;
 //! - **the time to the first streamed text delta**, in interleaved blocks too;
@@ -173,6 +179,7 @@ async fn dialect(
     direct: Arc<Target>,
     gateways: &[&Gateway],
     counts: &Counts,
+    pin: Option<Pinning>,
     report: &mut Report,
 ) {
     println!("   -- {dialect:?} ({})", dialect.path());
@@ -225,6 +232,20 @@ async fn dialect(
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    // The same c=1 requests, direct and through serve only, with the gateway's core kept
+    // from idling between the hops: the part of the added latency that is the machine's
+    // (a virtual CPU's halt and wake-up), not the gateway's work.
+    let awake = match pin.and_then(|p| machine::Awake::keep(p.gateway)) {
+        Some(spinner) => {
+            let pair = &mut conns[..2];
+            let s = interleaved(pair, counts.sequential, BLOCK, async |c| c.whole().await)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            drop(spinner);
+            Some(s)
+        }
+        None => None,
+    };
     let measured: Vec<Arc<Target>> = conns.iter().map(|c| c.target.clone()).collect();
     drop(conns);
 
@@ -258,6 +279,18 @@ async fn dialect(
             f.one.summary(),
             dur(added(f.one.p50(), direct.one.p50()))
         );
+    }
+    if let Some(s) = &awake {
+        println!(
+            "      non-streamed, c=1, the gateway's core kept from idling (SCHED_IDLE spinner):"
+        );
+        for (name, one) in names.iter().zip(s) {
+            println!(
+                "        {name:<8}: {} · added {}",
+                one.summary(),
+                dur(added(one.p50(), s[0].p50()))
+            );
+        }
     }
     println!("      non-streamed, c={WIDE} (req/s; p50 / p99; gateway CPU per request):");
     for (name, f) in names.iter().zip(&figures) {
@@ -322,6 +355,18 @@ async fn dialect(
         "≤ 200 µs",
         ADDED_P50,
     ));
+    if let Some(s) = &awake {
+        report.add(Row {
+            bench: leak(format!(
+                "f) serve /v1/{label}: added p50, c=1, gateway core kept awake"
+            )),
+            figure: dur(added(s[1].p50(), s[0].p50())),
+            baseline: format!("direct p50 {}", dur(s[0].p50())),
+            ratio: "–".into(),
+            target: "(the machine's idle wake-ups left out)",
+            met: None,
+        });
+    }
     let serve_cpu = serve.cpu.unwrap_or_default();
     report.add(Row {
         bench: leak(format!(
@@ -401,7 +446,7 @@ pub async fn run(world: &World, counts: Counts, report: &mut Report) {
             bearer.clone(),
         ))
     };
-    dialect(Dialect::Chat, chat_direct(), &refs, &counts, report).await;
+    dialect(Dialect::Chat, chat_direct(), &refs, &counts, pin, report).await;
     let responses_direct = Arc::new(Target::new(
         "direct",
         Dialect::Responses,
@@ -409,8 +454,24 @@ pub async fn run(world: &World, counts: Counts, report: &mut Report) {
         "grok-4.3",
         bearer.clone(),
     ));
-    dialect(Dialect::Responses, responses_direct, &refs, &counts, report).await;
-    dialect(Dialect::Messages, chat_direct(), &refs, &counts, report).await;
+    dialect(
+        Dialect::Responses,
+        responses_direct,
+        &refs,
+        &counts,
+        pin,
+        report,
+    )
+    .await;
+    dialect(
+        Dialect::Messages,
+        chat_direct(),
+        &refs,
+        &counts,
+        pin,
+        report,
+    )
+    .await;
 
     let serve_pid = gateways[0].proc.pid();
     if let Some((now, peak)) = machine::rss(serve_pid) {
