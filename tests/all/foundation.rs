@@ -118,3 +118,53 @@ async fn the_compile_cache_is_keyed_by_the_component_file_and_follows_its_change
     both.sort();
     assert_eq!(digests_of(&first), both);
 }
+
+/// The manifest is asked of one instance per component and remembered beside the compiled
+/// artifact: the next runtime reads it there instead of instantiating the plugin (the
+/// file is not written again), and a file that no longer verifies is asked again and
+/// replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifest_is_asked_once_per_component_and_kept_in_the_compile_cache() {
+    use std::os::unix::fs::MetadataExt;
+    let state = support::state_dir();
+    let cache = state.path().join("cache");
+    let open = || {
+        let mut options =
+            provider_runtime::RuntimeOptions::new(env!("PROVIDER_PLUGIN_COMPONENT"), state.path());
+        options.key = provider_runtime::secrets::KeySource::File(state.path().join("k"));
+        options.allocation = provider_runtime::limits::InstanceAllocation::OnDemand;
+        options.compile_cache = Some(cache.clone());
+        provider_runtime::Runtime::new(options).unwrap()
+    };
+    let kept = || {
+        let files: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "manifest"))
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    };
+    let asked = open().manifest().await.unwrap();
+    let file = kept();
+    let written = std::fs::metadata(&file).unwrap().ino();
+
+    let read = open().manifest().await.unwrap();
+    assert_eq!(format!("{read:?}"), format!("{asked:?}"));
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().ino(),
+        written,
+        "asked again"
+    );
+
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let again = open().manifest().await.unwrap();
+    assert_eq!(format!("{again:?}"), format!("{asked:?}"));
+    assert_ne!(
+        std::fs::metadata(&file).unwrap().ino(),
+        written,
+        "not replaced"
+    );
+}

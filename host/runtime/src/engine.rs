@@ -77,11 +77,12 @@ impl SharedEngine {
 
     /// The component at `path`, compiled for this engine and pre-linked against the host's
     /// imports: from this process's registry, else from the disk cache, else compiled.
+    /// The pre-linked plugin of `source`, and the SHA-256 of its bytes.
     pub(crate) fn plugin(
         &self,
         source: &PluginSource,
         cache: Option<&CompileCache>,
-    ) -> Result<ProviderPluginPre<TenantState>, HostError> {
+    ) -> Result<(ProviderPluginPre<TenantState>, [u8; 32]), HostError> {
         let component = match source {
             PluginSource::File(path) => self.component_file(path, cache)?,
             PluginSource::Bytes(bytes) => {
@@ -92,11 +93,10 @@ impl SharedEngine {
                 self.component(source, sha256, cache, || Ok(bytes.to_vec()))?
             }
         };
-        let component = match component {
-            Loaded::Known(pre) => return Ok(*pre),
-            Loaded::New(digest, c) => (digest, c),
-        };
-        self.link(source, component)
+        match component {
+            Loaded::Known(digest, pre) => Ok((*pre, digest)),
+            Loaded::New(digest, c) => Ok((self.link(source, (digest, c))?, digest)),
+        }
     }
 
     /// The compiled component of `digest`: this process's, else the cache's, else compiled
@@ -109,7 +109,7 @@ impl SharedEngine {
         bytes: impl FnOnce() -> Result<Vec<u8>, HostError>,
     ) -> Result<Loaded, HostError> {
         if let Some(pre) = lock(&self.plugins).get(digest) {
-            return Ok(Loaded::Known(Box::new(pre.clone())));
+            return Ok(Loaded::Known(*digest, Box::new(pre.clone())));
         }
         // Loaded outside the lock: a slow compile must not stall other runtimes. Two
         // threads racing here both compile; the registry keeps one.
@@ -404,7 +404,7 @@ fn protect(ptr: *const u8, len: usize, prot: libc::c_int) -> wasmtime::Result<()
 /// A component this process already linked, or one just loaded.
 enum Loaded {
     // Boxed: a pre-linked component is far larger than a digest and a `Component`.
-    Known(Box<ProviderPluginPre<TenantState>>),
+    Known([u8; 32], Box<ProviderPluginPre<TenantState>>),
     New([u8; 32], Component),
 }
 

@@ -27,7 +27,9 @@ use crate::limits::{InstanceAllocation, Limits, MemoryBudget};
 use crate::secrets::{
     KeySource, SecretBackend, SecretLock, SecretStore, SecretStoreError, StoreConfig, TenantBackend,
 };
+use manifest_cache::ManifestCache;
 
+mod manifest_cache;
 mod session;
 mod source;
 mod state;
@@ -104,6 +106,8 @@ pub struct Runtime {
     secrets: Arc<dyn SecretBackend>,
     tenants: Arc<Mutex<HashMap<String, Arc<dyn TenantBackend>>>>,
     manifest: Arc<tokio::sync::OnceCell<Arc<PluginManifest>>>,
+    /// Where the manifest of this component is remembered (with a compile cache).
+    manifest_cache: Option<Arc<ManifestCache>>,
     limits: Limits,
     budget: Option<Arc<MemoryBudget>>,
     connections: HttpPool,
@@ -146,13 +150,14 @@ impl Runtime {
             CompileCache::open(dir, CacheKey(secrets.derive_key(b"compile-cache")))
         });
         let shared = engine::shared(options.allocation, &options.limits)?;
-        let pre = shared.plugin(&options.plugin, cache.as_ref())?;
+        let (pre, digest) = shared.plugin(&options.plugin, cache.as_ref())?;
         Ok(Self {
             shared,
             pre,
             secrets,
             tenants: Arc::default(),
             manifest: Arc::default(),
+            manifest_cache: cache.map(|c| Arc::new(ManifestCache::new(c, &digest))),
             connections: match &options.http_client {
                 Some(client) => HttpPool::over(client.clone()),
                 None => HttpPool::over(
@@ -189,14 +194,22 @@ impl Runtime {
         self.budget.as_ref()
     }
 
-    /// The plugin's manifest, asked once per runtime (an instance with no secrets, no
-    /// configuration and no network; the export may call no import).
+    /// The plugin's manifest, asked once per component (an instance with no secrets, no
+    /// configuration and no network; the export may call no import) and remembered in
+    /// the compile cache, when there is one, for the next runtime (see `manifest_cache`).
     pub async fn manifest(&self) -> Result<Arc<PluginManifest>, HostError> {
         self.manifest
             .get_or_try_init(|| async {
+                if let Some(manifest) = self.manifest_cache.as_ref().and_then(|c| c.get()) {
+                    check_manifest(&manifest)?;
+                    return Ok(Arc::new(manifest));
+                }
                 let mut probe = self.new_session(Arc::new(NoSecrets), ResolvedConfig::default());
                 let manifest = probe.call_manifest().await?;
                 check_manifest(&manifest)?;
+                if let Some(cache) = &self.manifest_cache {
+                    cache.put(&manifest);
+                }
                 Ok(Arc::new(manifest))
             })
             .await
