@@ -448,7 +448,7 @@ mod tests {
     }
 
     /// A plugin-sized image goes the huge-page way: at a huge-page boundary, read back
-    /// whole, sealed read-only, and still verified by its MAC.
+    /// whole, and still verified by its MAC.
     #[cfg(target_os = "linux")]
     #[test]
     fn a_large_image_is_mapped_for_huge_pages() {

@@ -75,9 +75,9 @@ impl SharedEngine {
         self.pool.is_some()
     }
 
-    /// The component at `path`, compiled for this engine and pre-linked against the host's
-    /// imports: from this process's registry, else from the disk cache, else compiled.
-    /// The pre-linked plugin of `source`, and the SHA-256 of its bytes.
+    /// The component of `source`, compiled for this engine and pre-linked against the
+    /// host's imports (from this process's registry, else from the disk cache, else
+    /// compiled), and the SHA-256 of its bytes.
     pub(crate) fn plugin(
         &self,
         source: &PluginSource,
